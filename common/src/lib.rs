@@ -1,0 +1,10 @@
+//! Protocol formats shared by the minitorrent tracker and peer.
+//!
+//! Nothing in this crate opens a socket, starts a thread or reads the clock, so
+//! every rule here is unit-tested with plain byte strings. Each format is a type
+//! with `encode`/`decode` (or `parse`) and an error type that says what was wrong.
+
+pub mod bencode;
+pub mod magnet;
+pub mod metainfo;
+pub mod wire;

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("minitorrent-tracker: not built yet");
+    std::process::exit(2);
+}
