@@ -781,10 +781,11 @@ impl Registry {
     }
 
     /// BEP 15 `announce`: joins, refreshes or (on `stopped`) leaves one swarm,
-    /// then fills `out` with up to `max` other peers of `family`. A swarm first
+    /// then calls `visit` with the swarm's counts and up to `max` other peers
+    /// of `family` (none after `stopped`), under the shard lock. A swarm first
     /// created here has no name or size until a JSON peer registers it.
     #[allow(clippy::too_many_arguments)]
-    pub fn announce(
+    pub fn announce<R>(
         &self,
         addr: SocketAddr,
         peer_id: PeerId,
@@ -795,28 +796,26 @@ impl Registry {
         family: Family,
         rng: &mut fastrand::Rng,
         now: Instant,
-        out: &mut PeerList,
-    ) {
+        visit: impl FnOnce(SwarmCounts, Picks<'_>) -> R,
+    ) -> R {
         let now_ms = self.ms(now);
         let ip = ip16(addr.ip());
         let phash = peer_hash(&self.hasher, &ip, &peer_id);
         let shash = self.swarm_hash(info_hash);
         let mut shard = self.swarm_shard(shash);
-        out.info_hash = *info_hash;
-        out.peers.clear();
         if event == AnnounceEvent::Stopped {
+            let mut counts = SwarmCounts::default();
             if let Some(swarm) = shard.find_mut(shash, info_hash) {
                 if let Some(i) = swarm.position(phash, &ip, &peer_id) {
                     swarm.remove_at(&self.hasher, i);
                 }
-                out.seeders = swarm.seeders;
-                out.leechers = swarm.leechers();
-            } else {
-                out.seeders = 0;
-                out.leechers = 0;
+                counts = SwarmCounts {
+                    seeders: swarm.seeders,
+                    leechers: swarm.leechers(),
+                };
             }
             shard.drop_if_empty(shash, info_hash);
-            return;
+            return visit(counts, Picks::none(self.timeout_ms));
         }
         let swarm = shard.get_or_create(shash, info_hash, "", 0);
         match swarm.position(phash, &ip, &peer_id) {
@@ -838,16 +837,16 @@ impl Registry {
                 },
             ),
         }
-        out.seeders = swarm.seeders;
-        out.leechers = swarm.leechers();
         let swarm = &*swarm;
+        let counts = SwarmCounts {
+            seeders: swarm.seeders,
+            leechers: swarm.leechers(),
+        };
         let me = (ip, peer_id);
-        let picks = self.picks(swarm, Some(&me), max, family, rng, now_ms);
-        out.peers.extend(picks.map(|p| ListedPeer {
-            addr: p.addr,
-            peer_id: PeerId::new(p.peer_id),
-            complete: p.complete,
-        }));
+        visit(
+            counts,
+            self.picks(swarm, Some(&me), max, family, rng, now_ms),
+        )
     }
 
     /// BEP 15 `scrape`: counts of one swarm (zeros when unknown).
@@ -964,6 +963,22 @@ pub struct Picks<'a> {
     family: Family,
     now_ms: u32,
     timeout_ms: u32,
+}
+
+impl Picks<'_> {
+    fn none(timeout_ms: u32) -> Picks<'static> {
+        Picks {
+            peers: &[],
+            idx: 0,
+            step: 1,
+            visits_left: 0,
+            wanted: 0,
+            exclude: None,
+            family: Family::Any,
+            now_ms: 0,
+            timeout_ms,
+        }
+    }
 }
 
 impl<'a> Iterator for Picks<'a> {
@@ -1422,8 +1437,26 @@ mod tests {
         let mut f = Fixture::new();
         f.reg
             .register(ip("10.0.0.1"), "json", 7001, &[file(1, "a", true)], f.at(0));
-        let mut out = PeerList::default();
         let (t1, t2) = (f.at(1), f.at(2));
+        struct Out {
+            seeders: u32,
+            leechers: u32,
+            peers: Vec<SocketAddr>,
+        }
+        let mut out = Out {
+            seeders: 0,
+            leechers: 0,
+            peers: vec![],
+        };
+        fn collect(out: &mut Out) -> impl FnOnce(SwarmCounts, Picks<'_>) + '_ {
+            move |c, picks| {
+                *out = Out {
+                    seeders: c.seeders,
+                    leechers: c.leechers,
+                    peers: picks.map(|p| p.addr).collect(),
+                };
+            }
+        }
         f.reg.announce(
             "10.0.0.2:6881".parse().unwrap(),
             PeerId::new("-qB0001-abcdefghijkl"),
@@ -1434,11 +1467,11 @@ mod tests {
             Family::V4,
             &mut f.rng,
             t1,
-            &mut out,
+            collect(&mut out),
         );
         assert_eq!((out.seeders, out.leechers), (1, 1));
         assert_eq!(out.peers.len(), 1);
-        assert_eq!(out.peers[0].addr, "10.0.0.1:7001".parse().unwrap());
+        assert_eq!(out.peers[0], "10.0.0.1:7001".parse::<SocketAddr>().unwrap());
         assert_eq!(f.ids(1, 1), ["-qB0001-abcdefghijkl", "json"]);
         assert_eq!(
             f.reg.counts(&h(1)),
@@ -1458,7 +1491,7 @@ mod tests {
             Family::V6,
             &mut f.rng,
             t1,
-            &mut out,
+            collect(&mut out),
         );
         assert!(out.peers.is_empty());
         assert_eq!(out.seeders, 2);
@@ -1473,7 +1506,7 @@ mod tests {
             Family::V4,
             &mut f.rng,
             t2,
-            &mut out,
+            collect(&mut out),
         );
         assert_eq!(
             f.reg.counts(&h(1)),
@@ -1492,7 +1525,7 @@ mod tests {
             Family::V4,
             &mut f.rng,
             t2,
-            &mut out,
+            collect(&mut out),
         );
         assert_eq!(f.list(9, None, 50, 2).unwrap().name, "");
         f.reg.register(

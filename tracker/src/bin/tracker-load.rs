@@ -419,7 +419,10 @@ fn run_handler(args: &Args) -> anyhow::Result<()> {
     let (peers, files) = (args.peers.max(1), args.files.max(1));
     let config = Config::default();
     let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
-    let mut handler = Handler::new(registry, &config);
+    let conn_ids = Arc::new(minitorrent_tracker::connection_id::ConnectionIds::new(
+        Instant::now(),
+    ));
+    let mut handler = Handler::new(registry, conn_ids, &config);
     let src: SocketAddr = "127.0.0.1:40000".parse()?;
     let mut out = Vec::with_capacity(65536);
     for i in 0..peers {
