@@ -3,6 +3,7 @@
 //! `minitorrent-tracker` binary is a thin command line over [`server`].
 
 pub mod connection_id;
+mod indexed;
 pub mod io_batch;
 pub mod peer_id;
 pub mod registry;

@@ -27,6 +27,7 @@ use hashbrown::HashTable;
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{FileInfo, FileRef, PeerView};
 
+use crate::indexed::IndexedVec;
 use crate::peer_id::PeerId;
 
 /// Longest `--peer-timeout` the registry accepts.
@@ -178,7 +179,7 @@ struct SwarmShard {
 
 #[derive(Default)]
 struct PeerShard {
-    records: HashTable<PeerRecord>,
+    records: IndexedVec<PeerRecord>,
 }
 
 struct Swarm {
@@ -187,10 +188,8 @@ struct Swarm {
     name: Box<str>,
     size: u64,
     seeders: u32,
-    peers: Vec<SwarmPeer>,
-    /// Positions in `peers`, found by the keyed hash of (IP, peer_id). Keeping
-    /// only a u32 here (not the key again) is what keeps a peer entry small.
-    table: HashTable<u32>,
+    /// Found by the keyed hash of (IP, peer_id).
+    peers: IndexedVec<SwarmPeer>,
 }
 
 struct SwarmPeer {
@@ -205,7 +204,6 @@ struct SwarmPeer {
 struct PeerRecord {
     ip: Ip16,
     id: PeerId,
-    hash: u64,
     port: u16,
     last_seen: u32,
     files: FileList,
@@ -279,36 +277,24 @@ impl Swarm {
             name: name.into(),
             size,
             seeders: 0,
-            peers: Vec::new(),
-            table: HashTable::new(),
+            peers: IndexedVec::default(),
         }
     }
 
     fn position(&self, phash: u64, ip: &Ip16, id: &PeerId) -> Option<usize> {
-        let peers = &self.peers;
-        self.table
-            .find(phash, |&i| {
-                let p = &peers[i as usize];
-                p.ip == *ip && p.id == *id
-            })
-            .map(|&i| i as usize)
+        self.peers.position(phash, |p| p.ip == *ip && p.id == *id)
     }
 
     fn insert(&mut self, hasher: &RandomState, phash: u64, peer: SwarmPeer) {
-        let idx = self.peers.len() as u32;
         if peer.complete {
             self.seeders += 1;
         }
-        self.peers.push(peer);
-        let peers = &self.peers;
-        self.table.insert_unique(phash, idx, |&i| {
-            let p = &peers[i as usize];
-            peer_hash(hasher, &p.ip, &p.id)
-        });
+        self.peers
+            .push(phash, peer, |p| peer_hash(hasher, &p.ip, &p.id));
     }
 
     fn set_complete(&mut self, idx: usize, complete: bool) {
-        let p = &mut self.peers[idx];
+        let p = &mut self.peers.items_mut()[idx];
         if p.complete != complete {
             p.complete = complete;
             if complete {
@@ -320,18 +306,9 @@ impl Swarm {
     }
 
     fn remove_at(&mut self, hasher: &RandomState, idx: usize) -> SwarmPeer {
-        let h = peer_hash(hasher, &self.peers[idx].ip, &self.peers[idx].id);
-        if let Ok(slot) = self.table.find_entry(h, |&i| i as usize == idx) {
-            slot.remove();
-        }
-        let last = self.peers.len() - 1;
-        if idx != last {
-            let hl = peer_hash(hasher, &self.peers[last].ip, &self.peers[last].id);
-            if let Some(slot) = self.table.find_mut(hl, |&i| i as usize == last) {
-                *slot = idx as u32;
-            }
-        }
-        let p = self.peers.swap_remove(idx);
+        let p = self
+            .peers
+            .swap_remove(idx, |p| peer_hash(hasher, &p.ip, &p.id));
         if p.complete {
             self.seeders -= 1;
         }
@@ -468,36 +445,28 @@ impl Registry {
         let phash = peer_hash(&self.hasher, &ip, &id);
         let mut shard = self.peer_shard(phash);
         let mut new_peer = false;
-        if let Ok(entry) = shard
-            .records
-            .find_entry(phash, |r| r.ip == ip && r.id == id)
-        {
-            if self.expired(entry.get().last_seen, now_ms) {
-                let (old, _) = entry.remove();
+        let rehash = |r: &PeerRecord| peer_hash(&self.hasher, &r.ip, &r.id);
+        if let Some(pos) = shard.records.position(phash, |r| r.ip == ip && r.id == id) {
+            if self.expired(shard.records.items()[pos].last_seen, now_ms) {
+                let old = shard.records.swap_remove(pos, rehash);
                 self.purge(&old.ip, &old.id, phash, old.files.as_slice());
             }
         }
-        let record = match shard.records.find_mut(phash, |r| r.ip == ip && r.id == id) {
-            Some(r) => r,
+        let pos = match shard.records.position(phash, |r| r.ip == ip && r.id == id) {
+            Some(pos) => pos,
             None => {
                 new_peer = true;
-                shard
-                    .records
-                    .insert_unique(
-                        phash,
-                        PeerRecord {
-                            ip,
-                            id: id.clone(),
-                            hash: phash,
-                            port,
-                            last_seen: now_ms,
-                            files: FileList::empty(),
-                        },
-                        |r| r.hash,
-                    )
-                    .into_mut()
+                let record = PeerRecord {
+                    ip,
+                    id: id.clone(),
+                    port,
+                    last_seen: now_ms,
+                    files: FileList::empty(),
+                };
+                shard.records.push(phash, record, rehash)
             }
         };
+        let record = &mut shard.records.items_mut()[pos];
         record.port = port;
         record.last_seen = now_ms;
         let mut joined = 0;
@@ -529,7 +498,7 @@ impl Registry {
             };
             match swarm.position(phash, &ip, &id) {
                 Some(i) => {
-                    let p = &mut swarm.peers[i];
+                    let p = &mut swarm.peers.items_mut()[i];
                     p.port = port;
                     p.last_seen = now_ms;
                     if let Some(f) = given {
@@ -568,26 +537,25 @@ impl Registry {
         let id = PeerId::new(peer_id);
         let phash = peer_hash(&self.hasher, &ip, &id);
         let mut shard = self.peer_shard(phash);
-        let Ok(entry) = shard
-            .records
-            .find_entry(phash, |r| r.ip == ip && r.id == id)
-        else {
+        let Some(pos) = shard.records.position(phash, |r| r.ip == ip && r.id == id) else {
             return Err(UnknownPeer);
         };
-        if self.expired(entry.get().last_seen, now_ms) {
+        if self.expired(shard.records.items()[pos].last_seen, now_ms) {
             // Expired but not swept yet: same answer as after the sweep.
-            let (old, _) = entry.remove();
+            let old = shard
+                .records
+                .swap_remove(pos, |r| peer_hash(&self.hasher, &r.ip, &r.id));
             self.purge(&old.ip, &old.id, phash, old.files.as_slice());
             return Err(UnknownPeer);
         }
-        let record = entry.into_mut();
+        let record = &mut shard.records.items_mut()[pos];
         record.last_seen = now_ms;
         for h in record.files.as_slice() {
             let shash = self.swarm_hash(h);
             let mut sshard = self.swarm_shard(shash);
             if let Some(swarm) = sshard.find_mut(shash, h) {
                 if let Some(i) = swarm.position(phash, &ip, &id) {
-                    swarm.peers[i].last_seen = now_ms;
+                    swarm.peers.items_mut()[i].last_seen = now_ms;
                 }
             }
         }
@@ -601,13 +569,12 @@ impl Registry {
         let id = PeerId::new(peer_id);
         let phash = peer_hash(&self.hasher, &ip, &id);
         let mut shard = self.peer_shard(phash);
-        let Ok(entry) = shard
-            .records
-            .find_entry(phash, |r| r.ip == ip && r.id == id)
-        else {
+        let Some(pos) = shard.records.position(phash, |r| r.ip == ip && r.id == id) else {
             return Err(UnknownPeer);
         };
-        let (old, _) = entry.remove();
+        let old = shard
+            .records
+            .swap_remove(pos, |r| peer_hash(&self.hasher, &r.ip, &r.id));
         self.purge(&old.ip, &old.id, phash, old.files.as_slice());
         if self.expired(old.last_seen, now_ms) {
             return Err(UnknownPeer);
@@ -746,7 +713,7 @@ impl Registry {
             (rng.usize(0..n), step)
         };
         Picks {
-            peers: &swarm.peers,
+            peers: swarm.peers.items(),
             idx,
             step,
             visits_left: n,
@@ -820,7 +787,7 @@ impl Registry {
         let swarm = shard.get_or_create(shash, info_hash, "", 0);
         match swarm.position(phash, &ip, &peer_id) {
             Some(i) => {
-                let p = &mut swarm.peers[i];
+                let p = &mut swarm.peers.items_mut()[i];
                 p.port = addr.port();
                 p.last_seen = now_ms;
                 swarm.set_complete(i, complete);
@@ -879,16 +846,19 @@ impl Registry {
                 continue;
             }
             let mut shard = lock(shard);
-            shard.records.retain(|r| {
+            let records = &mut shard.records;
+            let mut j = 0;
+            while j < records.len() {
+                let r = &records.items()[j];
                 if self.expired(r.last_seen, now_ms) {
                     report
                         .expired
                         .push((ip_from16(&r.ip), r.id.clone(), r.port));
-                    false
+                    records.swap_remove(j, |r| peer_hash(&self.hasher, &r.ip, &r.id));
                 } else {
-                    true
+                    j += 1;
                 }
-            });
+            }
         }
         let mut gone = Vec::new();
         for (i, shard) in self.swarm_shards.iter().enumerate() {
@@ -899,7 +869,7 @@ impl Registry {
             shard.swarms.retain(|s| {
                 let mut j = 0;
                 while j < s.peers.len() {
-                    if self.expired(s.peers[j].last_seen, now_ms) {
+                    if self.expired(s.peers.items()[j].last_seen, now_ms) {
                         s.remove_at(&self.hasher, j);
                         report.entries_removed += 1;
                     } else {
