@@ -404,7 +404,7 @@ impl Message {
             Message::Interested => "INTERESTED".into(),
             Message::NotInterested => "NOT INTERESTED".into(),
             Message::Have(index) => format!("HAVE {index}"),
-            Message::Bitfield(bits) => format!("BITFIELD ({} bytes)", bits.len()),
+            Message::Bitfield(bits) => format!("BITFIELD ({})", n_bytes(bits.len())),
             Message::Request {
                 index,
                 begin,
@@ -416,16 +416,24 @@ impl Message {
                 length,
             } => format!("CANCEL piece {index} offset {begin} length {length}"),
             Message::Piece { index, begin, data } => {
-                format!("PIECE {index} offset {begin} ({} bytes)", data.len())
+                format!("PIECE {index} offset {begin} ({})", n_bytes(data.len()))
             }
             Message::Port(port) => format!("PORT {port}"),
             Message::Extended { id: 0, payload } => {
-                format!("EXTENDED handshake ({} bytes)", payload.len())
+                format!("EXTENDED handshake ({})", n_bytes(payload.len()))
             }
             Message::Extended { id, payload } => {
-                format!("EXTENDED id {id} ({} bytes)", payload.len())
+                format!("EXTENDED id {id} ({})", n_bytes(payload.len()))
             }
         }
+    }
+}
+
+fn n_bytes(n: usize) -> String {
+    if n == 1 {
+        "1 byte".into()
+    } else {
+        format!("{n} bytes")
     }
 }
 
@@ -760,8 +768,8 @@ impl MetadataMsg {
                 total_size,
                 data,
             } => format!(
-                "METADATA DATA piece {piece} of {total_size} ({} bytes)",
-                data.len()
+                "METADATA DATA piece {piece} of {total_size} ({})",
+                n_bytes(data.len())
             ),
             MetadataMsg::Reject { piece } => format!("METADATA REJECT piece {piece}"),
         }

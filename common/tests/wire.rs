@@ -416,6 +416,7 @@ fn summaries() {
             "CANCEL piece 3 offset 0 length 10",
         ),
         (Message::Port(6881), "PORT 6881"),
+        (Message::Bitfield(vec![0xc0]), "BITFIELD (1 byte)"),
         (
             Message::Extended {
                 id: 0,
