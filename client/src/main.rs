@@ -120,10 +120,27 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("minitorrent: error: {e:#}");
+            eprintln!("minitorrent: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, leaving out a cause whose text an outer
+/// message already includes.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if out.contains(&c) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&c);
+    }
+    out
 }
 
 fn config(cli: &Cli) -> Config {
@@ -251,12 +268,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
             let s = start(&cli, tracker)?;
             let ctrlc = ctrlc_channel();
-            let r = share::share_dir(&s, dir, print_seeding);
-            if let Err(e) = r {
-                s.shutdown();
-                return Err(e);
+            match share::share_dir(&s, dir, print_seeding) {
+                Ok(0) => println!(
+                    "nothing to share yet in {}; watching for new files",
+                    dir.display()
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    s.shutdown();
+                    return Err(e);
+                }
             }
-            let _ = ctrlc.recv();
+            // Files added to the folder later are picked up by a rescan.
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                ctrlc.recv_timeout(share::RESCAN_EVERY)
+            {
+                if let Err(e) = share::share_dir(&s, dir, print_seeding) {
+                    log::warn!("share: {e:#}");
+                }
+            }
             eprintln!("minitorrent: shutting down");
             s.shutdown();
             Ok(ExitCode::SUCCESS)

@@ -7,4 +7,5 @@
 pub mod bencode;
 pub mod magnet;
 pub mod metainfo;
+pub mod tracker_proto;
 pub mod wire;

@@ -1,4 +1,92 @@
-fn main() {
-    eprintln!("minitorrent-tracker: not built yet");
-    std::process::exit(2);
+//! `minitorrent-tracker`: the command line over the tracker library.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use log::info;
+use minitorrent_tracker::server::{Config, Tracker};
+
+/// The minitorrent UDP tracker: knows which peer shares which file.
+///
+/// Peers talk to it with JSON datagrams (REGISTER, REQUEST, SEARCH, HEARTBEAT,
+/// EXIT); see docs/PROTOCOL.md. On start it prints one line to stdout,
+/// `minitorrent-tracker listening on ADDR:PORT`, with the port actually bound.
+/// Logs go to stderr (level info; set RUST_LOG=debug for every datagram, or
+/// RUST_LOG=warn for quiet). Ctrl-C stops it.
+#[derive(Parser, Debug)]
+#[command(name = "minitorrent-tracker", version)]
+struct Cli {
+    /// IP address and UDP port to listen on (e.g. 127.0.0.1:6969 or [::]:6969).
+    /// Port 0 picks a free port; the chosen one is printed.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6969")]
+    bind: SocketAddr,
+
+    /// Forget a peer that sent no REGISTER or HEARTBEAT for this many seconds
+    /// (1 to 86400). Peers are told to heartbeat every min(10, SECS/3) seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    peer_timeout: u64,
+
+    /// Most peers listed in one PEERS reply (1 to 1000); when a swarm has more,
+    /// a random subset is sent.
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    max_peers: u64,
+
+    /// Print every datagram decoded and every reply sent, one line each, to
+    /// stderr: `HH:MM:SS.mmm tracker ← ADDR  MESSAGE` (UTC; → for replies).
+    #[arg(long)]
+    trace: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let config = Config {
+        bind: cli.bind,
+        peer_timeout: Duration::from_secs(cli.peer_timeout),
+        max_peers: cli.max_peers as usize,
+        trace: cli.trace,
+    };
+    let tracker = match Tracker::bind(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("minitorrent-tracker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = tracker.stop_handle();
+    if let Err(e) = ctrlc::set_handler(move || stop.stop()) {
+        eprintln!("minitorrent-tracker: cannot install the Ctrl-C handler: {e}");
+        return ExitCode::FAILURE;
+    }
+    // The one line scripts and tests wait for; stdout so it survives RUST_LOG.
+    println!("minitorrent-tracker listening on {}", tracker.local_addr());
+    let _ = std::io::stdout().flush();
+    info!(
+        "peer timeout {} s, heartbeat interval {} s, at most {} peers per reply{}",
+        config.timeout_secs(),
+        config.interval_secs(),
+        config.max_peers,
+        if config.trace { ", tracing" } else { "" }
+    );
+    let registry = tracker.registry();
+    match tracker.run(&config) {
+        Ok(()) => {
+            let st = registry.stats();
+            println!(
+                "minitorrent-tracker stopped (interrupted) with {} peers in {} swarms",
+                st.registered, st.swarms
+            );
+            let _ = std::io::stdout().flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("minitorrent-tracker: stopped on an error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,479 @@
+//! `tracker-load`: a load generator for minitorrent-tracker. A benchmark tool,
+//! not a test: it registers thousands of simulated peers, then keeps a window
+//! of requests in flight from one thread over loopback for a fixed time and
+//! prints replies per second and how many requests went unanswered.
+//!
+//! Run it through `scripts/bench-tracker.sh`, which pins the tracker and this
+//! tool to different cores.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::tracker_proto::{FileInfo, FileRef, Reply, Request};
+use socket2::{Domain, Protocol, Socket, Type};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tracker-load",
+    about = "Load generator for minitorrent-tracker (benchmark)"
+)]
+struct Args {
+    /// The tracker's address (its "listening on" line).
+    #[arg(long)]
+    tracker: SocketAddr,
+    /// What to send.
+    #[arg(long, value_enum, default_value_t = Mode::Json)]
+    mode: Mode,
+    /// Simulated peers.
+    #[arg(long, default_value_t = 10_000)]
+    peers: usize,
+    /// Distinct files (swarms); each peer registers one.
+    #[arg(long, default_value_t = 1_000)]
+    files: usize,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Requests kept in flight.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// The tracker's process id: report its CPU time per reply (from /proc).
+    #[arg(long)]
+    tracker_pid: Option<u32>,
+    /// Percent of REQUEST, HEARTBEAT and REGISTER in the json mix.
+    #[arg(long, default_value = "60,30,10")]
+    mix: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// The JSON protocol: REQUEST / HEARTBEAT / REGISTER mix.
+    Json,
+    /// The JSON mix fed straight to the tracker's request handler in this
+    /// process, without sockets: the user-space cost per request. `--tracker`
+    /// is ignored.
+    Handler,
+}
+
+fn hash_of(file: usize) -> InfoHash {
+    let mut h = [0u8; 20];
+    h[..8].copy_from_slice(&(file as u64).to_be_bytes());
+    h[8..16].copy_from_slice(
+        &(file as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .to_le_bytes(),
+    );
+    InfoHash(h)
+}
+
+fn peer_id(i: usize) -> String {
+    format!("-LD0001-{i:012}")
+}
+
+fn open_socket(tracker: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(tracker),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    let _ = socket.set_send_buffer_size(8 << 20);
+    let local: SocketAddr = if tracker.is_ipv4() {
+        "127.0.0.1:0".parse()?
+    } else {
+        "[::1]:0".parse()?
+    };
+    socket.bind(&local.into())?;
+    socket.connect(&tracker.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Sends each of `reqs` until every one has a reply (by tid), a window at a
+/// time, resending what got lost.
+fn send_all_reliably(sock: &UdpSocket, reqs: &[Request], window: usize) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; 70_000];
+    let mut done = vec![false; reqs.len()];
+    let mut remaining = reqs.len();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let tid_base = reqs.first().map_or(0, |r| r.tid());
+    while remaining > 0 {
+        if Instant::now() > deadline {
+            bail!("setup timed out with {remaining} requests unanswered");
+        }
+        let pending: Vec<usize> = (0..reqs.len()).filter(|&i| !done[i]).collect();
+        for chunk in pending.chunks(window) {
+            for &i in chunk {
+                send_blocking(sock, &reqs[i].encode())?;
+            }
+            let wait_until = Instant::now() + Duration::from_millis(200);
+            let mut got = 0;
+            while got < chunk.len() && Instant::now() < wait_until {
+                match sock.recv(&mut buf) {
+                    Ok(n) => {
+                        if let Ok(Reply::Ok { tid, .. }) = Reply::decode(&buf[..n]) {
+                            let i = tid.wrapping_sub(tid_base) as usize;
+                            if i < done.len() && !done[i] {
+                                done[i] = true;
+                                remaining -= 1;
+                                got += 1;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn send_blocking(sock: &UdpSocket, bytes: &[u8]) -> io::Result<()> {
+    loop {
+        match sock.send(bytes) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+struct Outcome {
+    sent: u64,
+    received: u64,
+    elapsed: Duration,
+    /// CPU seconds the tracker spent during the run, when its pid is known.
+    tracker_cpu: Option<f64>,
+}
+
+const BATCH: usize = 32;
+const REPLY_SLOT: usize = 4096;
+
+/// Sends `pool[next..]` (wrapping) with one `sendmmsg`, at most `max`.
+/// Returns how many the kernel took.
+fn send_batch(
+    sock: &UdpSocket,
+    pool: &[Vec<u8>],
+    next: &mut usize,
+    max: usize,
+) -> io::Result<usize> {
+    let count = max.min(BATCH);
+    if count == 0 {
+        return Ok(0);
+    }
+    // SAFETY: all-zero iovec/mmsghdr are valid; the pointers target `pool`,
+    // which outlives the call and is only read by the kernel.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut j = *next;
+    for i in 0..count {
+        iovs[i].iov_base = pool[j].as_ptr() as *mut libc::c_void;
+        iovs[i].iov_len = pool[j].len();
+        hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+        j = (j + 1) % pool.len();
+    }
+    let n = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            count as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    *next = (*next + n as usize) % pool.len();
+    Ok(n as usize)
+}
+
+/// Receives up to BATCH replies with one `recvmmsg`; returns how many.
+fn recv_batch(sock: &UdpSocket, bufs: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: as in send_batch; the pointers target `bufs` (BATCH slots).
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for i in 0..BATCH {
+        iovs[i].iov_base = bufs[i * REPLY_SLOT..].as_mut_ptr().cast();
+        iovs[i].iov_len = REPLY_SLOT;
+        hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            BATCH as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(n as usize)
+}
+
+/// Cycles through `pool` keeping up to `window` requests unanswered, for
+/// `duration`; then waits a moment for stragglers.
+fn blast(
+    sock: &UdpSocket,
+    pool: &[Vec<u8>],
+    window: usize,
+    duration: Duration,
+) -> io::Result<Outcome> {
+    let mut bufs = vec![0u8; BATCH * REPLY_SLOT];
+    let (mut sent, mut received, mut written_off) = (0u64, 0u64, 0u64);
+    let mut next = 0;
+    let start = Instant::now();
+    let mut last_progress = start;
+    loop {
+        let now = Instant::now();
+        if now - start >= duration {
+            break;
+        }
+        let room = (window as u64).saturating_sub(sent - received - written_off) as usize;
+        sent += send_batch(sock, pool, &mut next, room)? as u64;
+        let got = recv_batch(sock, &mut bufs)?;
+        if got > 0 {
+            received += got as u64;
+            last_progress = now;
+        } else if now - last_progress > Duration::from_millis(50) {
+            // A full window with no reply for a while: the rest was lost.
+            written_off = sent - received;
+            last_progress = now;
+        }
+    }
+    let elapsed = start.elapsed();
+    let tail = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < tail {
+        match recv_batch(sock, &mut bufs)? {
+            0 => std::thread::sleep(Duration::from_millis(1)),
+            n => received += n as u64,
+        }
+    }
+    Ok(Outcome {
+        sent,
+        received,
+        elapsed,
+        tracker_cpu: None,
+    })
+}
+
+/// CPU seconds this thread has used (excludes time other processes had the core).
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// CPU seconds (user + system) the process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 12th and 13th of those.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / if hz > 0.0 { hz } else { 100.0 })
+}
+
+fn report(what: &str, o: &Outcome) {
+    let secs = o.elapsed.as_secs_f64();
+    let lost = o.sent.saturating_sub(o.received);
+    println!(
+        "{what}: {} requests, {} replies in {:.2} s = {:.0} replies/s; lost {} ({:.3}%)",
+        o.sent,
+        o.received,
+        secs,
+        o.received as f64 / secs,
+        lost,
+        if o.sent > 0 {
+            lost as f64 * 100.0 / o.sent as f64
+        } else {
+            0.0
+        }
+    );
+    if let Some(cpu) = o.tracker_cpu {
+        if o.received > 0 && cpu > 0.0 {
+            let per = cpu / o.received as f64;
+            println!(
+                "  tracker CPU: {:.2} s busy of {:.2} s ({:.0}%), {:.2} us per reply = {:.0} replies/s per fully used core",
+                cpu,
+                secs,
+                cpu * 100.0 / secs,
+                per * 1e6,
+                1.0 / per
+            );
+        }
+    }
+}
+
+fn register_request(tid: u32, i: usize, files: usize) -> Request {
+    let file = i % files;
+    Request::Register {
+        tid,
+        peer_id: peer_id(i),
+        port: 10_000 + (i % 50_000) as u16,
+        files: vec![FileInfo {
+            info_hash: hash_of(file),
+            name: format!("file-{file:06}.bin"),
+            size: 1 << 20,
+            complete: i % 3 == 1,
+        }],
+    }
+}
+
+fn run_json(args: &Args, sock: &UdpSocket) -> anyhow::Result<()> {
+    let mix = parse_mix(&args.mix)?;
+    let (peers, files) = (args.peers.max(1), args.files.max(1));
+    let t0 = Instant::now();
+    let regs: Vec<Request> = (0..peers)
+        .map(|i| register_request(i as u32, i, files))
+        .collect();
+    send_all_reliably(sock, &regs, args.window)?;
+    println!(
+        "registered {peers} peers in {files} swarms in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let pool = json_pool(&mix, peers, files);
+    let o = measured(args, || {
+        blast(
+            sock,
+            &pool,
+            args.window,
+            Duration::from_secs_f64(args.duration),
+        )
+    })?;
+    report(&format!("json mix {}", args.mix), &o);
+    Ok(())
+}
+
+fn parse_mix(mix: &str) -> anyhow::Result<Vec<u32>> {
+    let mix: Vec<u32> = mix
+        .split(',')
+        .map(|s| s.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .context("--mix must be three numbers, e.g. 60,30,10")?;
+    if mix.len() != 3 || mix.iter().sum::<u32>() == 0 {
+        bail!("--mix must be three numbers with a positive sum, e.g. 60,30,10");
+    }
+    Ok(mix)
+}
+
+/// 65536 pre-encoded requests in the proportions of `mix`.
+fn json_pool(mix: &[u32], peers: usize, files: usize) -> Vec<Vec<u8>> {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let total: u32 = mix.iter().sum();
+    (0..65_536u32)
+        .map(|k| {
+            let tid = 1_000_000 + k;
+            let i = rng.usize(0..peers);
+            let roll = rng.u32(0..total);
+            let req = if roll < mix[0] {
+                Request::Request {
+                    tid,
+                    file: FileRef::InfoHash(hash_of(rng.usize(0..files))),
+                    peer_id: Some(peer_id(i)),
+                }
+            } else if roll < mix[0] + mix[1] {
+                Request::Heartbeat {
+                    tid,
+                    peer_id: peer_id(i),
+                }
+            } else {
+                register_request(tid, i, files)
+            };
+            req.encode()
+        })
+        .collect()
+}
+
+fn run_handler(args: &Args) -> anyhow::Result<()> {
+    use minitorrent_tracker::registry::Registry;
+    use minitorrent_tracker::server::{Config, Handler};
+    use std::sync::Arc;
+    let mix = parse_mix(&args.mix)?;
+    let (peers, files) = (args.peers.max(1), args.files.max(1));
+    let config = Config::default();
+    let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
+    let mut handler = Handler::new(registry, &config);
+    let src: SocketAddr = "127.0.0.1:40000".parse()?;
+    let mut out = Vec::with_capacity(65536);
+    for i in 0..peers {
+        handler.handle(
+            src,
+            &register_request(i as u32, i, files).encode(),
+            Instant::now(),
+            &mut out,
+        );
+    }
+    let pool = json_pool(&mix, peers, files);
+    let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
+    let mut n = 0u64;
+    let mut bytes = 0u64;
+    while start.elapsed().as_secs_f64() < args.duration {
+        let now = Instant::now();
+        for d in pool.iter().take(4096) {
+            handler.handle(src, d, now, &mut out);
+            bytes += out.len() as u64;
+        }
+        n += 4096;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = thread_cpu_seconds() - cpu_start;
+    println!(
+        "handler only, json mix {}: {n} requests in {secs:.2} s ({cpu:.2} s CPU) = {:.2} us CPU each, {:.0} reply bytes avg",
+        args.mix,
+        cpu * 1e6 / n as f64,
+        bytes as f64 / n as f64
+    );
+    Ok(())
+}
+
+/// Runs `f`, adding the tracker's CPU time over the measured part.
+fn measured(args: &Args, f: impl FnOnce() -> io::Result<Outcome>) -> io::Result<Outcome> {
+    let before = args.tracker_pid.and_then(cpu_seconds);
+    let mut o = f()?;
+    // The 300 ms tail after the run is idle for the tracker; fine to include.
+    let after = args.tracker_pid.and_then(cpu_seconds);
+    if let (Some(b), Some(a)) = (before, after) {
+        o.tracker_cpu = Some(a - b);
+    }
+    Ok(o)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.mode == Mode::Handler {
+        return run_handler(&args);
+    }
+    let sock = open_socket(args.tracker)?;
+    match args.mode {
+        Mode::Json => run_json(&args, &sock),
+        Mode::Handler => Ok(()),
+    }
+}

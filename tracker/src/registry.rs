@@ -1,0 +1,1525 @@
+//! The swarm registry: which peer is in which swarm, and since when.
+//!
+//! A peer is identified by (source IP, peer_id). Its entry in a swarm holds
+//! everything a reply needs (address, id, complete) plus the time it was last
+//! heard from, so a reply is built from one swarm alone. Peers that registered
+//! through the JSON protocol also have a *peer record* listing their swarms, so
+//! that `HEARTBEAT` and `EXIT`, which name no file, can find them.
+//!
+//! The registry is plain data: every operation takes `now` as an argument, so
+//! expiry is tested by passing a later instant. It is shared by the worker
+//! threads without a global lock: swarms are sharded by a keyed hash of the info
+//! hash, peer records by a keyed hash of (IP, peer_id), each shard behind its own
+//! mutex. Lock order: a peer-record shard, then swarm shards one at a time; no
+//! code holds two swarm shards or two peer-record shards at once.
+//!
+//! Times are stored as `u32` milliseconds since the registry was created
+//! (wrapping); ages are compared as signed 32-bit differences, which is exact as
+//! long as the timeout is under 24 days ([`MAX_PEER_TIMEOUT`] is one day).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
+use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::tracker_proto::{FileInfo, FileRef, PeerView};
+
+use crate::peer_id::PeerId;
+
+/// Longest `--peer-timeout` the registry accepts.
+pub const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// An IP address as 16 bytes (IPv4 as IPv4-mapped IPv6), so peer entries have
+/// one fixed size whatever the family.
+type Ip16 = [u8; 16];
+
+fn ip16(ip: IpAddr) -> Ip16 {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+fn ip_from16(b: &Ip16) -> IpAddr {
+    Ipv6Addr::from(*b).to_canonical()
+}
+
+fn is_v4(b: &Ip16) -> bool {
+    b[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
+}
+
+/// Which peers a listing may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    fn admits(self, ip: &Ip16) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => is_v4(ip),
+            Family::V6 => !is_v4(ip),
+        }
+    }
+}
+
+/// One peer of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPeer {
+    pub addr: SocketAddr,
+    pub peer_id: PeerId,
+    pub complete: bool,
+}
+
+/// A swarm and some of its peers: what `REQUEST` and BEP 15 `announce` answer.
+/// Reused between calls so answering does not allocate.
+#[derive(Debug, Clone)]
+pub struct PeerList {
+    pub info_hash: InfoHash,
+    /// Empty while the swarm is known only from BEP 15 announces.
+    pub name: String,
+    pub size: u64,
+    pub seeders: u32,
+    pub leechers: u32,
+    pub peers: Vec<ListedPeer>,
+}
+
+impl Default for PeerList {
+    fn default() -> PeerList {
+        PeerList {
+            info_hash: InfoHash([0; 20]),
+            name: String::new(),
+            size: 0,
+            seeders: 0,
+            leechers: 0,
+            peers: Vec::new(),
+        }
+    }
+}
+
+/// One swarm in a `SEARCH` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub size: u64,
+    pub seeders: u32,
+    pub leechers: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterOutcome {
+    /// False when this (IP, peer_id) was already registered.
+    pub new_peer: bool,
+    /// Swarms the peer joined with this call.
+    pub joined: usize,
+}
+
+/// The (IP, peer_id) is not registered (never was, expired, or left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownPeer;
+
+/// What one sweep removed.
+#[derive(Debug, Default, Clone)]
+pub struct SweepReport {
+    /// Registered (JSON) peers that expired: IP, peer_id, port.
+    pub expired: Vec<(IpAddr, PeerId, u16)>,
+    /// Swarm entries removed (a peer in three swarms counts three times).
+    pub entries_removed: usize,
+    pub swarms_removed: usize,
+}
+
+/// Counts for logs and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryStats {
+    pub swarms: usize,
+    /// Swarm entries (peer × swarm).
+    pub entries: usize,
+    /// Peers with a JSON registration record.
+    pub registered: usize,
+}
+
+/// A BEP 15 announce event, as far as the registry cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceEvent {
+    /// `none`, `started` or `completed`: join or refresh.
+    Update,
+    /// `stopped`: leave the swarm.
+    Stopped,
+}
+
+/// Seeders, leechers and downloads-completed of one swarm (BEP 15 scrape).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwarmCounts {
+    pub seeders: u32,
+    pub leechers: u32,
+}
+
+pub struct Registry {
+    epoch: Instant,
+    timeout_ms: u32,
+    hasher: RandomState,
+    swarm_shards: Box<[Mutex<SwarmShard>]>,
+    peer_shards: Box<[Mutex<PeerShard>]>,
+}
+
+#[derive(Default)]
+struct SwarmShard {
+    swarms: HashTable<Swarm>,
+    /// Exact name → swarms of that name, for `REQUEST` by name.
+    names: HashMap<Box<str>, Vec<InfoHash>>,
+}
+
+#[derive(Default)]
+struct PeerShard {
+    records: HashTable<PeerRecord>,
+}
+
+struct Swarm {
+    info_hash: InfoHash,
+    hash: u64,
+    name: Box<str>,
+    size: u64,
+    seeders: u32,
+    peers: Vec<SwarmPeer>,
+    /// Positions in `peers`, found by the keyed hash of (IP, peer_id). Keeping
+    /// only a u32 here (not the key again) is what keeps a peer entry small.
+    table: HashTable<u32>,
+}
+
+struct SwarmPeer {
+    ip: Ip16,
+    id: PeerId,
+    port: u16,
+    last_seen: u32,
+    complete: bool,
+}
+
+/// A JSON-registered peer: which swarms it joined, for HEARTBEAT and EXIT.
+struct PeerRecord {
+    ip: Ip16,
+    id: PeerId,
+    hash: u64,
+    port: u16,
+    last_seen: u32,
+    files: FileList,
+}
+
+/// The info hashes of one peer; a single file (the common case) needs no heap.
+enum FileList {
+    One(InfoHash),
+    Many(Box<[InfoHash]>),
+}
+
+impl FileList {
+    fn empty() -> FileList {
+        FileList::Many(Box::new([]))
+    }
+    fn as_slice(&self) -> &[InfoHash] {
+        match self {
+            FileList::One(h) => std::slice::from_ref(h),
+            FileList::Many(v) => v,
+        }
+    }
+    fn extend(&mut self, more: &[InfoHash]) {
+        let next = match (self.as_slice(), more) {
+            ([], [one]) => FileList::One(*one),
+            (have, _) => {
+                let mut v = Vec::with_capacity(have.len() + more.len());
+                v.extend_from_slice(have);
+                v.extend_from_slice(more);
+                FileList::Many(v.into_boxed_slice())
+            }
+        };
+        *self = next;
+    }
+    fn remove(&mut self, h: &InfoHash) {
+        let v: Vec<InfoHash> = self
+            .as_slice()
+            .iter()
+            .filter(|x| *x != h)
+            .copied()
+            .collect();
+        *self = match v.len() {
+            1 => FileList::One(v[0]),
+            _ => FileList::Many(v.into_boxed_slice()),
+        };
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not stop the tracker serving everyone else; the
+    // shard's data stays structurally valid between operations.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Shard index from bits the hash tables do not use for bucket positions.
+fn shard_of(hash: u64, n: usize) -> usize {
+    ((hash >> 32) as usize) % n
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl Swarm {
+    fn new(info_hash: InfoHash, hash: u64, name: &str, size: u64) -> Swarm {
+        Swarm {
+            info_hash,
+            hash,
+            name: name.into(),
+            size,
+            seeders: 0,
+            peers: Vec::new(),
+            table: HashTable::new(),
+        }
+    }
+
+    fn position(&self, phash: u64, ip: &Ip16, id: &PeerId) -> Option<usize> {
+        let peers = &self.peers;
+        self.table
+            .find(phash, |&i| {
+                let p = &peers[i as usize];
+                p.ip == *ip && p.id == *id
+            })
+            .map(|&i| i as usize)
+    }
+
+    fn insert(&mut self, hasher: &RandomState, phash: u64, peer: SwarmPeer) {
+        let idx = self.peers.len() as u32;
+        if peer.complete {
+            self.seeders += 1;
+        }
+        self.peers.push(peer);
+        let peers = &self.peers;
+        self.table.insert_unique(phash, idx, |&i| {
+            let p = &peers[i as usize];
+            peer_hash(hasher, &p.ip, &p.id)
+        });
+    }
+
+    fn set_complete(&mut self, idx: usize, complete: bool) {
+        let p = &mut self.peers[idx];
+        if p.complete != complete {
+            p.complete = complete;
+            if complete {
+                self.seeders += 1;
+            } else {
+                self.seeders -= 1;
+            }
+        }
+    }
+
+    fn remove_at(&mut self, hasher: &RandomState, idx: usize) -> SwarmPeer {
+        let h = peer_hash(hasher, &self.peers[idx].ip, &self.peers[idx].id);
+        if let Ok(slot) = self.table.find_entry(h, |&i| i as usize == idx) {
+            slot.remove();
+        }
+        let last = self.peers.len() - 1;
+        if idx != last {
+            let hl = peer_hash(hasher, &self.peers[last].ip, &self.peers[last].id);
+            if let Some(slot) = self.table.find_mut(hl, |&i| i as usize == last) {
+                *slot = idx as u32;
+            }
+        }
+        let p = self.peers.swap_remove(idx);
+        if p.complete {
+            self.seeders -= 1;
+        }
+        p
+    }
+
+    fn leechers(&self) -> u32 {
+        self.peers.len() as u32 - self.seeders
+    }
+}
+
+fn peer_hash(hasher: &RandomState, ip: &Ip16, id: &PeerId) -> u64 {
+    hasher.hash_one((ip, id.as_bytes()))
+}
+
+impl SwarmShard {
+    fn find_mut(&mut self, hash: u64, info_hash: &InfoHash) -> Option<&mut Swarm> {
+        self.swarms.find_mut(hash, |s| s.info_hash == *info_hash)
+    }
+
+    fn find(&self, hash: u64, info_hash: &InfoHash) -> Option<&Swarm> {
+        self.swarms.find(hash, |s| s.info_hash == *info_hash)
+    }
+
+    fn get_or_create(
+        &mut self,
+        hash: u64,
+        info_hash: &InfoHash,
+        name: &str,
+        size: u64,
+    ) -> &mut Swarm {
+        let SwarmShard { swarms, names } = self;
+        let swarm = match swarms.entry(hash, |s| s.info_hash == *info_hash, |s| s.hash) {
+            hashbrown::hash_table::Entry::Occupied(e) => e.into_mut(),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(Swarm::new(*info_hash, hash, "", size)).into_mut()
+            }
+        };
+        // A swarm first seen through BEP 15 has no name until a JSON peer names
+        // it; after that the first name given wins.
+        if swarm.name.is_empty() && !name.is_empty() {
+            swarm.name = name.into();
+            swarm.size = size;
+            names.entry(name.into()).or_default().push(*info_hash);
+        }
+        swarm
+    }
+
+    /// Removes the swarm if it has no peers left.
+    fn drop_if_empty(&mut self, hash: u64, info_hash: &InfoHash) -> bool {
+        let Ok(entry) = self.swarms.find_entry(hash, |s| s.info_hash == *info_hash) else {
+            return false;
+        };
+        if !entry.get().peers.is_empty() {
+            return false;
+        }
+        let (swarm, _) = entry.remove();
+        self.forget_name(&swarm.name, info_hash);
+        true
+    }
+
+    fn forget_name(&mut self, name: &str, info_hash: &InfoHash) {
+        if name.is_empty() {
+            return;
+        }
+        if let Some(list) = self.names.get_mut(name) {
+            list.retain(|h| h != info_hash);
+            if list.is_empty() {
+                self.names.remove(name);
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// `shards` is rounded up to at least 1; a few per worker thread keeps lock
+    /// contention low.
+    pub fn new(peer_timeout: Duration, shards: usize, epoch: Instant) -> Registry {
+        let shards = shards.max(1);
+        let timeout = peer_timeout
+            .min(MAX_PEER_TIMEOUT)
+            .max(Duration::from_millis(1));
+        Registry {
+            epoch,
+            timeout_ms: timeout.as_millis() as u32,
+            hasher: RandomState::new(),
+            swarm_shards: (0..shards).map(|_| Mutex::default()).collect(),
+            peer_shards: (0..shards).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    pub fn peer_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.timeout_ms))
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.swarm_shards.len()
+    }
+
+    fn ms(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+
+    fn expired(&self, last_seen: u32, now_ms: u32) -> bool {
+        expired(last_seen, now_ms, self.timeout_ms)
+    }
+
+    fn swarm_hash(&self, info_hash: &InfoHash) -> u64 {
+        self.hasher.hash_one(info_hash.0)
+    }
+
+    fn swarm_shard(&self, hash: u64) -> MutexGuard<'_, SwarmShard> {
+        lock(&self.swarm_shards[shard_of(hash, self.swarm_shards.len())])
+    }
+
+    fn peer_shard(&self, hash: u64) -> MutexGuard<'_, PeerShard> {
+        lock(&self.peer_shards[shard_of(hash, self.peer_shards.len())])
+    }
+
+    /// `REGISTER`: adds `files` to the peer's swarms (creating swarms as
+    /// needed), updates `complete` for files it had, and refreshes every swarm
+    /// the peer is in with `port` and `now`.
+    pub fn register(
+        &self,
+        ip: IpAddr,
+        peer_id: &str,
+        port: u16,
+        files: &[FileInfo],
+        now: Instant,
+    ) -> RegisterOutcome {
+        let now_ms = self.ms(now);
+        let ip = ip16(ip);
+        let id = PeerId::new(peer_id);
+        let phash = peer_hash(&self.hasher, &ip, &id);
+        let mut shard = self.peer_shard(phash);
+        let mut new_peer = false;
+        if let Ok(entry) = shard
+            .records
+            .find_entry(phash, |r| r.ip == ip && r.id == id)
+        {
+            if self.expired(entry.get().last_seen, now_ms) {
+                let (old, _) = entry.remove();
+                self.purge(&old.ip, &old.id, phash, old.files.as_slice());
+            }
+        }
+        let record = match shard.records.find_mut(phash, |r| r.ip == ip && r.id == id) {
+            Some(r) => r,
+            None => {
+                new_peer = true;
+                shard
+                    .records
+                    .insert_unique(
+                        phash,
+                        PeerRecord {
+                            ip,
+                            id: id.clone(),
+                            hash: phash,
+                            port,
+                            last_seen: now_ms,
+                            files: FileList::empty(),
+                        },
+                        |r| r.hash,
+                    )
+                    .into_mut()
+            }
+        };
+        record.port = port;
+        record.last_seen = now_ms;
+        let mut joined = 0;
+        let mut added: Vec<InfoHash> = Vec::new();
+        for f in files {
+            if !record.files.as_slice().contains(&f.info_hash) && !added.contains(&f.info_hash) {
+                added.push(f.info_hash);
+            }
+        }
+        if !added.is_empty() {
+            record.files.extend(&added);
+        }
+        let mut lost = Vec::new();
+        for h in record.files.as_slice() {
+            // The last mention of a file in this REGISTER wins.
+            let given = files.iter().rev().find(|f| f.info_hash == *h);
+            let shash = self.swarm_hash(h);
+            let mut sshard = self.swarm_shard(shash);
+            let swarm = match given {
+                Some(f) => sshard.get_or_create(shash, h, &f.name, f.size),
+                None => match sshard.find_mut(shash, h) {
+                    Some(s) => s,
+                    None => {
+                        // Left through a BEP 15 `stopped`; nothing to refresh.
+                        lost.push(*h);
+                        continue;
+                    }
+                },
+            };
+            match swarm.position(phash, &ip, &id) {
+                Some(i) => {
+                    let p = &mut swarm.peers[i];
+                    p.port = port;
+                    p.last_seen = now_ms;
+                    if let Some(f) = given {
+                        swarm.set_complete(i, f.complete);
+                    }
+                }
+                None => match given {
+                    Some(f) => {
+                        joined += 1;
+                        swarm.insert(
+                            &self.hasher,
+                            phash,
+                            SwarmPeer {
+                                ip,
+                                id: id.clone(),
+                                port,
+                                last_seen: now_ms,
+                                complete: f.complete,
+                            },
+                        );
+                    }
+                    None => lost.push(*h),
+                },
+            }
+        }
+        for h in &lost {
+            record.files.remove(h);
+        }
+        RegisterOutcome { new_peer, joined }
+    }
+
+    /// `HEARTBEAT`: refreshes every swarm of the peer.
+    pub fn heartbeat(&self, ip: IpAddr, peer_id: &str, now: Instant) -> Result<(), UnknownPeer> {
+        let now_ms = self.ms(now);
+        let ip = ip16(ip);
+        let id = PeerId::new(peer_id);
+        let phash = peer_hash(&self.hasher, &ip, &id);
+        let mut shard = self.peer_shard(phash);
+        let Ok(entry) = shard
+            .records
+            .find_entry(phash, |r| r.ip == ip && r.id == id)
+        else {
+            return Err(UnknownPeer);
+        };
+        if self.expired(entry.get().last_seen, now_ms) {
+            // Expired but not swept yet: same answer as after the sweep.
+            let (old, _) = entry.remove();
+            self.purge(&old.ip, &old.id, phash, old.files.as_slice());
+            return Err(UnknownPeer);
+        }
+        let record = entry.into_mut();
+        record.last_seen = now_ms;
+        for h in record.files.as_slice() {
+            let shash = self.swarm_hash(h);
+            let mut sshard = self.swarm_shard(shash);
+            if let Some(swarm) = sshard.find_mut(shash, h) {
+                if let Some(i) = swarm.position(phash, &ip, &id) {
+                    swarm.peers[i].last_seen = now_ms;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `EXIT`: the peer leaves every swarm now. Returns the port it had.
+    pub fn exit(&self, ip: IpAddr, peer_id: &str, now: Instant) -> Result<u16, UnknownPeer> {
+        let now_ms = self.ms(now);
+        let ip = ip16(ip);
+        let id = PeerId::new(peer_id);
+        let phash = peer_hash(&self.hasher, &ip, &id);
+        let mut shard = self.peer_shard(phash);
+        let Ok(entry) = shard
+            .records
+            .find_entry(phash, |r| r.ip == ip && r.id == id)
+        else {
+            return Err(UnknownPeer);
+        };
+        let (old, _) = entry.remove();
+        self.purge(&old.ip, &old.id, phash, old.files.as_slice());
+        if self.expired(old.last_seen, now_ms) {
+            return Err(UnknownPeer);
+        }
+        Ok(old.port)
+    }
+
+    /// Removes the peer from the given swarms, dropping swarms left empty.
+    fn purge(&self, ip: &Ip16, id: &PeerId, phash: u64, files: &[InfoHash]) {
+        for h in files {
+            let shash = self.swarm_hash(h);
+            let mut sshard = self.swarm_shard(shash);
+            if let Some(swarm) = sshard.find_mut(shash, h) {
+                if let Some(i) = swarm.position(phash, ip, id) {
+                    swarm.remove_at(&self.hasher, i);
+                }
+            }
+            sshard.drop_if_empty(shash, h);
+        }
+    }
+
+    /// The swarm with exactly this name; when several swarms share it, the one
+    /// with the most seeders, then the most peers, then the lowest info hash.
+    pub fn find_by_name(&self, name: &str) -> Option<InfoHash> {
+        let mut best: Option<((u32, usize), InfoHash)> = None;
+        for shard in self.swarm_shards.iter() {
+            let shard = lock(shard);
+            let Some(hashes) = shard.names.get(name) else {
+                continue;
+            };
+            for h in hashes {
+                let Some(s) = shard.find(self.swarm_hash(h), h) else {
+                    continue;
+                };
+                let score = (s.seeders, s.peers.len());
+                let better = match &best {
+                    None => true,
+                    Some((bs, bh)) => score > *bs || (score == *bs && h < bh),
+                };
+                if better {
+                    best = Some((score, *h));
+                }
+            }
+        }
+        best.map(|(_, h)| h)
+    }
+
+    /// `REQUEST`: calls `visit` with the swarm and an iterator over up to
+    /// `max` of its peers, picked at random when there are more, without
+    /// `asker` and without peers past their timeout. `visit` runs under the
+    /// swarm's shard lock, so the tracker encodes its reply straight from the
+    /// registry without copying. `None` when no swarm matches.
+    #[allow(clippy::too_many_arguments)]
+    pub fn visit_peers<R>(
+        &self,
+        file: &FileRef,
+        asker: Option<(IpAddr, &str)>,
+        max: usize,
+        family: Family,
+        rng: &mut fastrand::Rng,
+        now: Instant,
+        visit: impl FnOnce(SwarmHeader<'_>, Picks<'_>) -> R,
+    ) -> Option<R> {
+        let info_hash = match file {
+            FileRef::InfoHash(h) => *h,
+            FileRef::Name(n) => self.find_by_name(n)?,
+        };
+        let asker = asker.map(|(ip, id)| (ip16(ip), PeerId::new(id)));
+        let shash = self.swarm_hash(&info_hash);
+        let shard = self.swarm_shard(shash);
+        let swarm = shard.find(shash, &info_hash)?;
+        let header = SwarmHeader {
+            info_hash: &swarm.info_hash,
+            name: &swarm.name,
+            size: swarm.size,
+            seeders: swarm.seeders,
+            leechers: swarm.leechers(),
+        };
+        let picks = self.picks(swarm, asker.as_ref(), max, family, rng, self.ms(now));
+        Some(visit(header, picks))
+    }
+
+    /// [`visit_peers`](Self::visit_peers) into an owned [`PeerList`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn list_peers(
+        &self,
+        file: &FileRef,
+        asker: Option<(IpAddr, &str)>,
+        max: usize,
+        family: Family,
+        rng: &mut fastrand::Rng,
+        now: Instant,
+        out: &mut PeerList,
+    ) -> bool {
+        self.visit_peers(file, asker, max, family, rng, now, |h, picks| {
+            out.info_hash = *h.info_hash;
+            out.name.clear();
+            out.name.push_str(h.name);
+            out.size = h.size;
+            out.seeders = h.seeders;
+            out.leechers = h.leechers;
+            out.peers.clear();
+            out.peers.extend(picks.map(|p| ListedPeer {
+                addr: p.addr,
+                peer_id: PeerId::new(p.peer_id),
+                complete: p.complete,
+            }));
+        })
+        .is_some()
+    }
+
+    fn picks<'a>(
+        &self,
+        swarm: &'a Swarm,
+        exclude: Option<&'a (Ip16, PeerId)>,
+        max: usize,
+        family: Family,
+        rng: &mut fastrand::Rng,
+        now_ms: u32,
+    ) -> Picks<'a> {
+        let n = swarm.peers.len();
+        // Walk the peers from a random start with a random stride coprime to
+        // n: visits every peer once, in an order that differs per call, and
+        // costs O(max) when few peers are filtered out.
+        let (idx, step) = if n <= max || n < 2 {
+            (0, 1)
+        } else {
+            let mut step = 1;
+            for _ in 0..8 {
+                let s = rng.usize(1..n);
+                if gcd(s, n) == 1 {
+                    step = s;
+                    break;
+                }
+            }
+            (rng.usize(0..n), step)
+        };
+        Picks {
+            peers: &swarm.peers,
+            idx,
+            step,
+            visits_left: n,
+            wanted: max,
+            exclude,
+            family,
+            now_ms,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
+    /// `SEARCH`: swarms whose name contains `query`, ignoring case (an empty
+    /// query matches all), sorted by name then info hash.
+    pub fn search(&self, query: &str, out: &mut Vec<SearchHit>) {
+        out.clear();
+        let needle = query.to_lowercase();
+        for shard in self.swarm_shards.iter() {
+            let shard = lock(shard);
+            for s in shard.swarms.iter() {
+                if contains_ignore_case(&s.name, &needle) {
+                    out.push(SearchHit {
+                        info_hash: s.info_hash,
+                        name: s.name.to_string(),
+                        size: s.size,
+                        seeders: s.seeders,
+                        leechers: s.leechers(),
+                    });
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash)));
+    }
+
+    /// BEP 15 `announce`: joins, refreshes or (on `stopped`) leaves one swarm,
+    /// then fills `out` with up to `max` other peers of `family`. A swarm first
+    /// created here has no name or size until a JSON peer registers it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn announce(
+        &self,
+        addr: SocketAddr,
+        peer_id: PeerId,
+        info_hash: &InfoHash,
+        complete: bool,
+        event: AnnounceEvent,
+        max: usize,
+        family: Family,
+        rng: &mut fastrand::Rng,
+        now: Instant,
+        out: &mut PeerList,
+    ) {
+        let now_ms = self.ms(now);
+        let ip = ip16(addr.ip());
+        let phash = peer_hash(&self.hasher, &ip, &peer_id);
+        let shash = self.swarm_hash(info_hash);
+        let mut shard = self.swarm_shard(shash);
+        out.info_hash = *info_hash;
+        out.peers.clear();
+        if event == AnnounceEvent::Stopped {
+            if let Some(swarm) = shard.find_mut(shash, info_hash) {
+                if let Some(i) = swarm.position(phash, &ip, &peer_id) {
+                    swarm.remove_at(&self.hasher, i);
+                }
+                out.seeders = swarm.seeders;
+                out.leechers = swarm.leechers();
+            } else {
+                out.seeders = 0;
+                out.leechers = 0;
+            }
+            shard.drop_if_empty(shash, info_hash);
+            return;
+        }
+        let swarm = shard.get_or_create(shash, info_hash, "", 0);
+        match swarm.position(phash, &ip, &peer_id) {
+            Some(i) => {
+                let p = &mut swarm.peers[i];
+                p.port = addr.port();
+                p.last_seen = now_ms;
+                swarm.set_complete(i, complete);
+            }
+            None => swarm.insert(
+                &self.hasher,
+                phash,
+                SwarmPeer {
+                    ip,
+                    id: peer_id.clone(),
+                    port: addr.port(),
+                    last_seen: now_ms,
+                    complete,
+                },
+            ),
+        }
+        out.seeders = swarm.seeders;
+        out.leechers = swarm.leechers();
+        let swarm = &*swarm;
+        let me = (ip, peer_id);
+        let picks = self.picks(swarm, Some(&me), max, family, rng, now_ms);
+        out.peers.extend(picks.map(|p| ListedPeer {
+            addr: p.addr,
+            peer_id: PeerId::new(p.peer_id),
+            complete: p.complete,
+        }));
+    }
+
+    /// BEP 15 `scrape`: counts of one swarm (zeros when unknown).
+    pub fn counts(&self, info_hash: &InfoHash) -> SwarmCounts {
+        let shash = self.swarm_hash(info_hash);
+        let shard = self.swarm_shard(shash);
+        match shard.find(shash, info_hash) {
+            Some(s) => SwarmCounts {
+                seeders: s.seeders,
+                leechers: s.leechers(),
+            },
+            None => SwarmCounts::default(),
+        }
+    }
+
+    /// Removes every peer past its timeout and every swarm left empty.
+    pub fn sweep(&self, now: Instant) -> SweepReport {
+        let mut report = SweepReport::default();
+        self.sweep_part(0, 1, now, &mut report);
+        report
+    }
+
+    /// Sweeps the shards `i` with `i % parts == part`, so that each of `parts`
+    /// worker threads can sweep its own share.
+    pub fn sweep_part(&self, part: usize, parts: usize, now: Instant, report: &mut SweepReport) {
+        let now_ms = self.ms(now);
+        let parts = parts.max(1);
+        for (i, shard) in self.peer_shards.iter().enumerate() {
+            if i % parts != part {
+                continue;
+            }
+            let mut shard = lock(shard);
+            shard.records.retain(|r| {
+                if self.expired(r.last_seen, now_ms) {
+                    report
+                        .expired
+                        .push((ip_from16(&r.ip), r.id.clone(), r.port));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let mut gone = Vec::new();
+        for (i, shard) in self.swarm_shards.iter().enumerate() {
+            if i % parts != part {
+                continue;
+            }
+            let mut shard = lock(shard);
+            shard.swarms.retain(|s| {
+                let mut j = 0;
+                while j < s.peers.len() {
+                    if self.expired(s.peers[j].last_seen, now_ms) {
+                        s.remove_at(&self.hasher, j);
+                        report.entries_removed += 1;
+                    } else {
+                        j += 1;
+                    }
+                }
+                if s.peers.is_empty() {
+                    gone.push((std::mem::take(&mut s.name), s.info_hash));
+                    false
+                } else {
+                    true
+                }
+            });
+            report.swarms_removed += gone.len();
+            for (name, h) in gone.drain(..) {
+                shard.forget_name(&name, &h);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> RegistryStats {
+        let mut st = RegistryStats::default();
+        for shard in self.swarm_shards.iter() {
+            let shard = lock(shard);
+            st.swarms += shard.swarms.len();
+            st.entries += shard.swarms.iter().map(|s| s.peers.len()).sum::<usize>();
+        }
+        for shard in self.peer_shards.iter() {
+            st.registered += lock(shard).records.len();
+        }
+        st
+    }
+}
+
+fn expired(last_seen: u32, now_ms: u32, timeout_ms: u32) -> bool {
+    // Signed: an entry refreshed by another thread with a slightly later `now`
+    // must not look 49 days old.
+    (now_ms.wrapping_sub(last_seen) as i32) >= timeout_ms as i32
+}
+
+/// The swarm fields of a listing, borrowed from the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct SwarmHeader<'a> {
+    pub info_hash: &'a InfoHash,
+    /// Empty while the swarm is known only from BEP 15 announces.
+    pub name: &'a str,
+    pub size: u64,
+    pub seeders: u32,
+    pub leechers: u32,
+}
+
+/// The peers of one listing, borrowed from the registry (see
+/// [`Registry::visit_peers`]).
+pub struct Picks<'a> {
+    peers: &'a [SwarmPeer],
+    idx: usize,
+    step: usize,
+    visits_left: usize,
+    wanted: usize,
+    exclude: Option<&'a (Ip16, PeerId)>,
+    family: Family,
+    now_ms: u32,
+    timeout_ms: u32,
+}
+
+impl<'a> Iterator for Picks<'a> {
+    type Item = PeerView<'a>;
+
+    fn next(&mut self) -> Option<PeerView<'a>> {
+        while self.wanted > 0 && self.visits_left > 0 {
+            let p = &self.peers[self.idx];
+            self.visits_left -= 1;
+            self.idx += self.step;
+            if self.idx >= self.peers.len() {
+                self.idx -= self.peers.len();
+            }
+            if !self.family.admits(&p.ip) || expired(p.last_seen, self.now_ms, self.timeout_ms) {
+                continue;
+            }
+            if let Some((ip, id)) = self.exclude {
+                if p.ip == *ip && p.id == *id {
+                    continue;
+                }
+            }
+            self.wanted -= 1;
+            return Some(PeerView {
+                addr: SocketAddr::new(ip_from16(&p.ip), p.port),
+                peer_id: p.id.as_str(),
+                complete: p.complete,
+            });
+        }
+        None
+    }
+}
+
+fn contains_ignore_case(hay: &str, needle_lower: &str) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    if hay.is_ascii() && needle_lower.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle_lower.as_bytes());
+        return h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    hay.to_lowercase().contains(needle_lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    const T: Duration = Duration::from_secs(30);
+
+    fn h(b: u8) -> InfoHash {
+        InfoHash([b; 20])
+    }
+
+    fn file(b: u8, name: &str, complete: bool) -> FileInfo {
+        FileInfo {
+            info_hash: h(b),
+            name: name.into(),
+            size: 1000 + u64::from(b),
+            complete,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    struct Fixture {
+        reg: Registry,
+        t0: Instant,
+        rng: fastrand::Rng,
+        out: PeerList,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture::with_shards(4)
+        }
+        fn with_shards(shards: usize) -> Fixture {
+            let t0 = Instant::now();
+            Fixture {
+                reg: Registry::new(T, shards, t0),
+                t0,
+                rng: fastrand::Rng::with_seed(7),
+                out: PeerList::default(),
+            }
+        }
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + Duration::from_millis(ms)
+        }
+        fn list(
+            &mut self,
+            b: u8,
+            asker: Option<(&str, &str)>,
+            max: usize,
+            ms: u64,
+        ) -> Option<PeerList> {
+            let now = self.at(ms);
+            let asker = asker.map(|(i, id)| (ip(i), id));
+            self.reg
+                .list_peers(
+                    &FileRef::InfoHash(h(b)),
+                    asker,
+                    max,
+                    Family::Any,
+                    &mut self.rng,
+                    now,
+                    &mut self.out,
+                )
+                .then(|| self.out.clone())
+        }
+        fn ids(&mut self, b: u8, ms: u64) -> Vec<String> {
+            let mut v: Vec<String> = self
+                .list(b, None, 1000, ms)
+                .map(|l| l.peers.iter().map(|p| p.peer_id.to_string()).collect())
+                .unwrap_or_default();
+            v.sort();
+            v
+        }
+    }
+
+    #[test]
+    fn register_then_list_by_hash_and_name() {
+        let mut f = Fixture::new();
+        let o = f.reg.register(
+            ip("10.0.0.1"),
+            "seed",
+            7001,
+            &[file(1, "report.pdf", true)],
+            f.at(0),
+        );
+        assert_eq!(
+            o,
+            RegisterOutcome {
+                new_peer: true,
+                joined: 1
+            }
+        );
+        f.reg.register(
+            ip("10.0.0.2"),
+            "leech",
+            7002,
+            &[file(1, "report.pdf", false)],
+            f.at(0),
+        );
+        let l = f.list(1, None, 50, 1).unwrap();
+        assert_eq!(
+            (l.seeders, l.leechers, l.size, l.name.as_str()),
+            (1, 1, 1001, "report.pdf")
+        );
+        let mut addrs: Vec<String> = l.peers.iter().map(|p| p.addr.to_string()).collect();
+        addrs.sort();
+        assert_eq!(addrs, ["10.0.0.1:7001", "10.0.0.2:7002"]);
+        assert_eq!(f.reg.find_by_name("report.pdf"), Some(h(1)));
+        assert_eq!(f.reg.find_by_name("REPORT.PDF"), None);
+        assert!(f.list(2, None, 50, 1).is_none());
+        let by_name = f.reg.list_peers(
+            &FileRef::Name("report.pdf".into()),
+            None,
+            50,
+            Family::Any,
+            &mut f.rng,
+            f.t0,
+            &mut f.out,
+        );
+        assert!(by_name);
+        assert_eq!(f.out.info_hash, h(1));
+    }
+
+    #[test]
+    fn the_asker_is_left_out_only_from_its_own_ip() {
+        let mut f = Fixture::new();
+        f.reg
+            .register(ip("10.0.0.1"), "a", 1, &[file(1, "x", true)], f.at(0));
+        f.reg
+            .register(ip("10.0.0.2"), "b", 2, &[file(1, "x", false)], f.at(0));
+        let l = f.list(1, Some(("10.0.0.2", "b")), 50, 0).unwrap();
+        assert_eq!(l.peers.len(), 1);
+        assert_eq!(l.peers[0].peer_id.as_str(), "a");
+        // Counts still include the asker.
+        assert_eq!((l.seeders, l.leechers), (1, 1));
+        // Same peer_id from another IP is not the asker.
+        let l = f.list(1, Some(("10.0.0.9", "b")), 50, 0).unwrap();
+        assert_eq!(l.peers.len(), 2);
+    }
+
+    #[test]
+    fn register_is_additive_and_updates_complete() {
+        let mut f = Fixture::new();
+        f.reg
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", false)], f.at(0));
+        let o = f
+            .reg
+            .register(ip("10.0.0.1"), "p", 1, &[file(2, "b", true)], f.at(10));
+        assert_eq!(
+            o,
+            RegisterOutcome {
+                new_peer: false,
+                joined: 1
+            }
+        );
+        assert_eq!(f.ids(1, 10), ["p"]);
+        assert_eq!(f.ids(2, 10), ["p"]);
+        assert_eq!(f.list(1, None, 50, 10).unwrap().leechers, 1);
+        f.reg
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(20));
+        let l = f.list(1, None, 50, 20).unwrap();
+        assert_eq!((l.seeders, l.leechers), (1, 0));
+        assert!(l.peers[0].complete);
+        // A new port applies to every swarm of the peer.
+        f.reg.register(ip("10.0.0.1"), "p", 9, &[], f.at(30));
+        assert_eq!(f.list(2, None, 50, 30).unwrap().peers[0].addr.port(), 9);
+        assert_eq!(
+            f.reg.stats(),
+            RegistryStats {
+                swarms: 2,
+                entries: 2,
+                registered: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_peer_is_ip_plus_peer_id() {
+        let mut f = Fixture::new();
+        f.reg
+            .register(ip("127.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0));
+        assert_eq!(
+            f.reg.heartbeat(ip("127.0.0.2"), "p", f.at(1)),
+            Err(UnknownPeer)
+        );
+        assert_eq!(f.reg.exit(ip("127.0.0.2"), "p", f.at(1)), Err(UnknownPeer));
+        assert_eq!(f.ids(1, 1), ["p"]);
+        // The same peer_id from another IP is another peer.
+        f.reg
+            .register(ip("127.0.0.2"), "p", 2, &[file(1, "a", true)], f.at(2));
+        assert_eq!(f.list(1, None, 50, 2).unwrap().peers.len(), 2);
+        assert_eq!(f.reg.exit(ip("127.0.0.1"), "p", f.at(3)), Ok(1));
+        let l = f.list(1, None, 50, 3).unwrap();
+        assert_eq!(l.peers.len(), 1);
+        assert_eq!(l.peers[0].addr, "127.0.0.2:2".parse().unwrap());
+    }
+
+    #[test]
+    fn exit_leaves_every_swarm_and_empty_swarms_vanish() {
+        let mut f = Fixture::new();
+        f.reg.register(
+            ip("10.0.0.1"),
+            "p",
+            1,
+            &[file(1, "a", true), file(2, "b", true)],
+            f.at(0),
+        );
+        f.reg
+            .register(ip("10.0.0.2"), "q", 1, &[file(2, "b", true)], f.at(0));
+        assert_eq!(f.reg.exit(ip("10.0.0.1"), "p", f.at(1)), Ok(1));
+        assert!(f.list(1, None, 50, 1).is_none());
+        assert_eq!(f.ids(2, 1), ["q"]);
+        let mut hits = Vec::new();
+        f.reg.search("", &mut hits);
+        assert_eq!(
+            hits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(f.reg.find_by_name("a"), None);
+        assert_eq!(f.reg.exit(ip("10.0.0.1"), "p", f.at(2)), Err(UnknownPeer));
+        assert_eq!(
+            f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(2)),
+            Err(UnknownPeer)
+        );
+    }
+
+    #[test]
+    fn peers_expire_after_the_timeout_unless_heard_from() {
+        let mut f = Fixture::new();
+        f.reg
+            .register(ip("10.0.0.1"), "quiet", 1, &[file(1, "a", true)], f.at(0));
+        f.reg.register(
+            ip("10.0.0.2"),
+            "chatty",
+            2,
+            &[file(1, "a", true), file(2, "b", true)],
+            f.at(0),
+        );
+        // Just before the timeout nothing expires.
+        let r = f.reg.sweep(f.at(29_999));
+        assert!(r.expired.is_empty());
+        assert_eq!(
+            f.reg.heartbeat(ip("10.0.0.2"), "chatty", f.at(29_999)),
+            Ok(())
+        );
+        // At the timeout the quiet one goes; a listing skips it even before the sweep.
+        assert_eq!(f.ids(1, 30_000), ["chatty"]);
+        let r = f.reg.sweep(f.at(30_000));
+        assert_eq!(r.expired.len(), 1);
+        assert_eq!(r.expired[0].1.as_str(), "quiet");
+        assert_eq!(r.entries_removed, 1);
+        assert_eq!(
+            f.reg.heartbeat(ip("10.0.0.1"), "quiet", f.at(30_001)),
+            Err(UnknownPeer)
+        );
+        // The heartbeat kept the other alive in both swarms until 29_999 + 30_000.
+        assert_eq!(f.ids(2, 59_998), ["chatty"]);
+        let r = f.reg.sweep(f.at(59_999));
+        assert_eq!(
+            (r.expired.len(), r.entries_removed, r.swarms_removed),
+            (1, 2, 2)
+        );
+        let mut hits = Vec::new();
+        f.reg.search("", &mut hits);
+        assert!(hits.is_empty());
+        assert_eq!(f.reg.stats(), RegistryStats::default());
+    }
+
+    #[test]
+    fn heartbeat_after_the_timeout_is_unknown_even_before_a_sweep() {
+        let f = Fixture::new();
+        f.reg
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0));
+        assert_eq!(
+            f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(30_000)),
+            Err(UnknownPeer)
+        );
+        assert_eq!(f.reg.stats(), RegistryStats::default());
+        // Re-registering brings it back.
+        let o = f
+            .reg
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(30_001));
+        assert!(o.new_peer);
+        assert_eq!(f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(30_002)), Ok(()));
+    }
+
+    #[test]
+    fn register_after_expiry_starts_afresh() {
+        let mut f = Fixture::new();
+        f.reg
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0));
+        let o = f
+            .reg
+            .register(ip("10.0.0.1"), "p", 1, &[file(2, "b", true)], f.at(40_000));
+        assert!(o.new_peer);
+        assert!(f.list(1, None, 50, 40_000).is_none());
+        assert_eq!(f.ids(2, 40_000), ["p"]);
+    }
+
+    #[test]
+    fn max_peers_picks_a_random_subset() {
+        let mut f = Fixture::new();
+        for i in 0..100u16 {
+            f.reg.register(
+                ip("10.0.0.1"),
+                &format!("p{i}"),
+                1000 + i,
+                &[file(1, "a", true)],
+                f.at(0),
+            );
+        }
+        let mut seen = HashSet::new();
+        let mut first_sets = HashSet::new();
+        for _ in 0..200 {
+            let l = f.list(1, Some(("10.0.0.1", "p0")), 10, 1).unwrap();
+            assert_eq!(l.peers.len(), 10);
+            let ids: HashSet<String> = l.peers.iter().map(|p| p.peer_id.to_string()).collect();
+            assert_eq!(ids.len(), 10, "no duplicates");
+            assert!(!ids.contains("p0"), "asker excluded");
+            let mut sorted: Vec<_> = ids.iter().cloned().collect();
+            sorted.sort();
+            first_sets.insert(sorted);
+            seen.extend(ids);
+        }
+        // Every other peer shows up sometimes, and the sets vary.
+        assert_eq!(seen.len(), 99);
+        assert!(first_sets.len() > 50, "{}", first_sets.len());
+        assert_eq!(f.list(1, None, 100, 1).unwrap().peers.len(), 100);
+        assert_eq!(f.list(1, None, 0, 1).unwrap().peers.len(), 0);
+    }
+
+    #[test]
+    fn search_ignores_case_and_sorts() {
+        let f = Fixture::new();
+        f.reg.register(
+            ip("10.0.0.1"),
+            "p",
+            1,
+            &[
+                file(1, "Report.pdf", true),
+                file(2, "notes.txt", true),
+                file(3, "ÉTÉ report", false),
+            ],
+            f.at(0),
+        );
+        let mut hits = Vec::new();
+        f.reg.search("REP", &mut hits);
+        assert_eq!(
+            hits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["Report.pdf", "ÉTÉ report"]
+        );
+        f.reg.search("été", &mut hits);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(
+            (hits[0].seeders, hits[0].leechers, hits[0].size),
+            (0, 1, 1003)
+        );
+        f.reg.search("", &mut hits);
+        assert_eq!(hits.len(), 3);
+        f.reg.search("zzz", &mut hits);
+        assert!(hits.is_empty());
+    }
+
+    #[test]
+    fn same_name_prefers_the_better_seeded_swarm() {
+        let f = Fixture::new();
+        f.reg
+            .register(ip("10.0.0.1"), "a", 1, &[file(1, "same", false)], f.at(0));
+        f.reg
+            .register(ip("10.0.0.2"), "b", 1, &[file(2, "same", true)], f.at(0));
+        assert_eq!(f.reg.find_by_name("same"), Some(h(2)));
+        f.reg.exit(ip("10.0.0.2"), "b", f.at(1)).unwrap();
+        assert_eq!(f.reg.find_by_name("same"), Some(h(1)));
+    }
+
+    #[test]
+    fn many_peers_across_shards_stay_consistent() {
+        // Exercise swap_remove bookkeeping: add, remove every third, re-find all.
+        let mut f = Fixture::with_shards(3);
+        for i in 0..300u16 {
+            f.reg.register(
+                ip("10.0.0.1"),
+                &format!("p{i}"),
+                i + 1,
+                &[file((i % 5) as u8, "n", i % 2 == 0)],
+                f.at(0),
+            );
+        }
+        for i in (0..300u16).step_by(3) {
+            f.reg
+                .exit(ip("10.0.0.1"), &format!("p{i}"), f.at(1))
+                .unwrap();
+        }
+        for i in 0..300u16 {
+            let r = f.reg.heartbeat(ip("10.0.0.1"), &format!("p{i}"), f.at(2));
+            assert_eq!(r.is_ok(), i % 3 != 0, "p{i}");
+        }
+        let total: usize = (0..5).map(|b| f.ids(b, 2).len()).sum();
+        assert_eq!(total, 200);
+        for b in 0..5 {
+            let l = f.list(b, None, 1000, 2).unwrap();
+            let seeders = l.peers.iter().filter(|p| p.complete).count() as u32;
+            assert_eq!(l.seeders, seeders);
+            assert_eq!(l.seeders + l.leechers, l.peers.len() as u32);
+        }
+    }
+
+    #[test]
+    fn announce_shares_swarms_with_json_peers() {
+        let mut f = Fixture::new();
+        f.reg
+            .register(ip("10.0.0.1"), "json", 7001, &[file(1, "a", true)], f.at(0));
+        let mut out = PeerList::default();
+        let (t1, t2) = (f.at(1), f.at(2));
+        f.reg.announce(
+            "10.0.0.2:6881".parse().unwrap(),
+            PeerId::new("-qB0001-abcdefghijkl"),
+            &h(1),
+            false,
+            AnnounceEvent::Update,
+            50,
+            Family::V4,
+            &mut f.rng,
+            t1,
+            &mut out,
+        );
+        assert_eq!((out.seeders, out.leechers), (1, 1));
+        assert_eq!(out.peers.len(), 1);
+        assert_eq!(out.peers[0].addr, "10.0.0.1:7001".parse().unwrap());
+        assert_eq!(f.ids(1, 1), ["-qB0001-abcdefghijkl", "json"]);
+        assert_eq!(
+            f.reg.counts(&h(1)),
+            SwarmCounts {
+                seeders: 1,
+                leechers: 1
+            }
+        );
+        // IPv6 listings hold only IPv6 peers.
+        f.reg.announce(
+            "[2001:db8::1]:6881".parse().unwrap(),
+            PeerId::new("v6"),
+            &h(1),
+            true,
+            AnnounceEvent::Update,
+            50,
+            Family::V6,
+            &mut f.rng,
+            t1,
+            &mut out,
+        );
+        assert!(out.peers.is_empty());
+        assert_eq!(out.seeders, 2);
+        // Stopped leaves; a swarm created by announce has no name until registered.
+        f.reg.announce(
+            "10.0.0.2:6881".parse().unwrap(),
+            PeerId::new("-qB0001-abcdefghijkl"),
+            &h(1),
+            false,
+            AnnounceEvent::Stopped,
+            50,
+            Family::V4,
+            &mut f.rng,
+            t2,
+            &mut out,
+        );
+        assert_eq!(
+            f.reg.counts(&h(1)),
+            SwarmCounts {
+                seeders: 2,
+                leechers: 0
+            }
+        );
+        f.reg.announce(
+            "10.0.0.3:1".parse().unwrap(),
+            PeerId::new("x"),
+            &h(9),
+            false,
+            AnnounceEvent::Update,
+            50,
+            Family::V4,
+            &mut f.rng,
+            t2,
+            &mut out,
+        );
+        assert_eq!(f.list(9, None, 50, 2).unwrap().name, "");
+        f.reg.register(
+            ip("10.0.0.4"),
+            "namer",
+            1,
+            &[file(9, "named", true)],
+            f.at(3),
+        );
+        assert_eq!(f.list(9, None, 50, 3).unwrap().name, "named");
+        assert_eq!(f.reg.find_by_name("named"), Some(h(9)));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_ipv4() {
+        let mut f = Fixture::new();
+        f.reg.register(
+            ip("::ffff:10.0.0.1"),
+            "p",
+            1,
+            &[file(1, "a", true)],
+            f.at(0),
+        );
+        assert_eq!(
+            f.list(1, None, 50, 0).unwrap().peers[0].addr,
+            "10.0.0.1:1".parse().unwrap()
+        );
+        assert_eq!(f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(1)), Ok(()));
+    }
+}

@@ -1,0 +1,241 @@
+//! Helpers for the integration tests: start the real tracker binary on
+//! 127.0.0.1 port 0 and talk to it over plain UDP sockets with timeouts.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use minitorrent_common::tracker_proto::{Reply, Request};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_minitorrent-tracker");
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running tracker process, killed when dropped.
+pub struct TrackerProc {
+    child: Child,
+    pub addr: SocketAddr,
+    stdout: Receiver<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl TrackerProc {
+    /// Starts `minitorrent-tracker --bind BIND ARGS...` and waits for its
+    /// "listening on" line.
+    pub fn start_on(bind: &str, args: &[&str]) -> TrackerProc {
+        let mut child = Command::new(BIN)
+            .arg("--bind")
+            .arg(bind)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tracker");
+        let (tx, stdout) = channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let line = match stdout.recv_timeout(WAIT) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "tracker printed no listening line; stderr: {:?}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        let addr = line
+            .strip_prefix("minitorrent-tracker listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        TrackerProc {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn start(args: &[&str]) -> TrackerProc {
+        TrackerProc::start_on("127.0.0.1:0", args)
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until some stderr line contains `needle`.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(l) = self.stderr().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stderr line with {needle:?} in {:?}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn next_stdout(&self) -> Option<String> {
+        self.stdout.recv_timeout(WAIT).ok()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "tracker did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TrackerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary with `args` to completion (bounded), returning status and stderr.
+pub fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tracker");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tracker {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut text = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    (status, text)
+}
+
+/// A UDP client of the JSON protocol.
+pub struct Client {
+    pub sock: UdpSocket,
+    tracker: SocketAddr,
+}
+
+impl Client {
+    pub fn new(tracker: SocketAddr) -> Client {
+        Client::bound("127.0.0.1:0", tracker)
+    }
+
+    pub fn bound(local: &str, tracker: SocketAddr) -> Client {
+        let sock = UdpSocket::bind(local).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        Client { sock, tracker }
+    }
+
+    /// Sends raw bytes and returns the decoded reply (retrying on loss).
+    pub fn ask_raw(&self, bytes: &[u8]) -> Reply {
+        let mut buf = vec![0u8; 70_000];
+        for _ in 0..10 {
+            self.sock.send_to(bytes, self.tracker).unwrap();
+            if let Ok((n, from)) = self.sock.recv_from(&mut buf) {
+                assert_eq!(from, self.tracker);
+                return Reply::decode(&buf[..n]).expect("tracker reply decodes");
+            }
+        }
+        panic!(
+            "no reply to {:?}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        );
+    }
+
+    /// Sends a request and returns the reply with the same tid.
+    pub fn ask(&self, req: &Request) -> Reply {
+        let bytes = req.encode();
+        let mut buf = vec![0u8; 70_000];
+        for _ in 0..10 {
+            self.sock.send_to(&bytes, self.tracker).unwrap();
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < deadline {
+                if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                    let reply = Reply::decode(&buf[..n]).expect("tracker reply decodes");
+                    if reply.tid() == Some(req.tid()) {
+                        return reply;
+                    }
+                }
+            }
+        }
+        panic!("no reply to {}", req.summary());
+    }
+
+    /// True when nothing arrives within `wait`.
+    pub fn silent_for(&self, wait: Duration) -> bool {
+        let mut buf = [0u8; 2048];
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        let got = self.sock.recv_from(&mut buf).is_ok();
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        !got
+    }
+}
+
+/// Polls `cond` until it holds or the deadline passes.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
