@@ -249,11 +249,10 @@ impl Parser<'_> {
             Some((b'-', body)) => (true, body),
             _ => (false, digits),
         };
-        let canonical = !body.is_empty()
-            && body.iter().all(u8::is_ascii_digit)
-            && !(body.len() > 1 && body[0] == b'0')
-            && !(neg && body == b"0");
-        if !canonical {
+        let leading_zero = body.len() > 1 && body[0] == b'0';
+        let negative_zero = neg && body == b"0";
+        let all_digits = !body.is_empty() && body.iter().all(u8::is_ascii_digit);
+        if !all_digits || leading_zero || negative_zero {
             return Err(BencodeError::BadInt(start));
         }
         let s = std::str::from_utf8(digits).map_err(|_| BencodeError::BadInt(start))?;

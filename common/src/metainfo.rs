@@ -1,13 +1,51 @@
 //! BitTorrent v1 metainfo (`.torrent`): strict parsing, creation from a file or a
 //! directory, and the info hash.
-// STUB: the signatures below are the agreed API; bodies are filled in by the metainfo work.
-#![allow(unused_variables)]
+//!
+//! Parsing is strict because a `.torrent` decides where bytes land on disk: every
+//! field is type-checked, sizes must agree with the piece hashes, and every path
+//! component is checked so that nothing can be written outside the download
+//! directory. Limits (accepted when parsing):
+//!
+//! - `piece length`: a power of two from 16 KiB to 64 MiB (real clients create
+//!   up to 16 MiB; a few use 32/64 MiB for huge torrents). [`create`] only makes
+//!   16 KiB..=16 MiB.
+//! - total length at most 1 TiB and at most 2^20 pieces; total length 0 is
+//!   rejected.
+//! - names must be UTF-8 (`name.utf-8`/`path.utf-8` are ignored).
+//!
+//! [`create`] shares a regular file or a directory. Inside a directory, files are
+//! taken in byte order of their `/`-joined relative path (the order `mktorrent`
+//! uses, so both produce the same info hash); empty files are included, empty
+//! directories cannot be represented in v1 and leave no trace. Symbolic links and
+//! special files (sockets, FIFOs, devices) inside a directory are an error rather
+//! than being skipped or followed: following could leave the shared tree or loop,
+//! and skipping would share less than the user asked for. The path given to
+//! [`create`] itself may be a symlink; it is followed because the user named it.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use crate::bencode::{self, BencodeError, Value};
 
 /// Size of one block on the wire (BEP 3 convention).
 pub const BLOCK_SIZE: u32 = 16 * 1024;
+
+/// Smallest piece length accepted (parsing and creation).
+pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;
+/// Largest piece length [`create`] makes or accepts as an option.
+pub const MAX_CREATE_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
+/// Largest piece length accepted when parsing a torrent.
+pub const MAX_PARSE_PIECE_LENGTH: u64 = 64 * 1024 * 1024;
+/// Largest total length accepted (1 TiB).
+pub const MAX_TOTAL_LENGTH: u64 = 1 << 40;
+/// Largest number of pieces accepted.
+pub const MAX_PIECES: usize = 1 << 20;
+
+/// Read buffer used while hashing; files are streamed, never held whole.
+const HASH_BUF_SIZE: usize = 64 * 1024;
 
 /// SHA-1 of the bencoded `info` dictionary.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,15 +54,26 @@ pub struct InfoHash(pub [u8; 20]);
 impl InfoHash {
     /// 40 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        todo!()
+        hex(&self.0)
     }
     /// Parses 40 hex digits (either case).
     pub fn from_hex(s: &str) -> Result<InfoHash, MetainfoError> {
-        todo!()
+        let bad = || MetainfoError::BadInfoHash(shorten(s));
+        let b = s.as_bytes();
+        if b.len() != 40 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 20];
+        for (i, pair) in b.chunks_exact(2).enumerate() {
+            let hi = hex_val(pair[0]).ok_or_else(bad)?;
+            let lo = hex_val(pair[1]).ok_or_else(bad)?;
+            out[i] = hi << 4 | lo;
+        }
+        Ok(InfoHash(out))
     }
     /// SHA-1 of `info_bytes`.
     pub fn of(info_bytes: &[u8]) -> InfoHash {
-        todo!()
+        InfoHash(sha1_smol::Sha1::from(info_bytes).digest().bytes())
     }
 }
 
@@ -39,11 +88,119 @@ impl fmt::Debug for InfoHash {
     }
 }
 
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+pub(crate) fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Keeps error messages readable when the offending input is huge.
+fn shorten(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(MAX).collect();
+        t.push('…');
+        t
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetainfoError {
-    /// Placeholder; the real variants name each problem.
-    #[error("{0}")]
-    Invalid(String),
+    #[error("malformed bencode: {0}")]
+    Bencode(#[from] BencodeError),
+    #[error("{0} is not a dictionary")]
+    NotADict(&'static str),
+    #[error("missing field {0}")]
+    Missing(String),
+    #[error("field {field} is not {expected}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+    },
+    #[error("field {0} is not valid UTF-8")]
+    NotUtf8(String),
+    #[error("info has both length and files; a torrent is either one file or a directory")]
+    LengthAndFiles,
+    #[error("info has neither length nor files")]
+    NoLengthOrFiles,
+    #[error("info.files is empty")]
+    NoFiles,
+    #[error("{field} is negative ({value})")]
+    NegativeLength { field: String, value: i64 },
+    #[error("info.piece length {0} is not a power of two between 16 KiB and 64 MiB")]
+    BadPieceLength(i64),
+    #[error("piece length {0} is not a power of two between 16 KiB and 16 MiB")]
+    BadCreatePieceLength(u64),
+    #[error("info.pieces length {0} is not a multiple of 20")]
+    PiecesNotMultipleOf20(usize),
+    #[error("torrent has {0} pieces; the limit is 1048576 (2^20)")]
+    TooManyPieces(usize),
+    #[error(
+        "info.pieces holds {actual} hashes but {total_length} bytes in pieces of \
+         {piece_length} bytes need {expected}"
+    )]
+    PieceCountMismatch {
+        actual: usize,
+        expected: u64,
+        total_length: u64,
+        piece_length: u64,
+    },
+    #[error("total length {0} bytes exceeds the 1 TiB limit")]
+    TooLarge(u64),
+    #[error("torrent holds no data (total length 0)")]
+    EmptyTorrent,
+    #[error("info.private is {0}; it must be 0 or 1")]
+    BadPrivate(i64),
+    #[error("{field} '{}' {reason}", .component.escape_debug())]
+    UnsafePath {
+        /// `info.name` or `file path component`.
+        field: &'static str,
+        component: String,
+        reason: &'static str,
+    },
+    #[error("file path in info.files[{0}] is an empty list")]
+    EmptyPath(usize),
+    #[error("file path '{}' appears more than once in info.files", .0.escape_debug())]
+    DuplicatePath(String),
+    #[error("file path '{}' is both a file and a directory in info.files", .0.escape_debug())]
+    FileDirConflict(String),
+    #[error("info hash '{0}' is not 40 hex digits")]
+    BadInfoHash(String),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{0} holds no data (0 bytes); there is nothing to share")]
+    NothingToShare(String),
+    #[error("{path} is a {kind}; only regular files and directories can be shared")]
+    UnsupportedFileType { path: String, kind: &'static str },
+    #[error("file name {0} is not valid UTF-8")]
+    NonUtf8FileName(String),
+    #[error("{path} changed while it was being hashed (expected {expected} bytes)")]
+    FileChanged { path: String, expected: u64 },
+}
+
+impl MetainfoError {
+    fn io(path: &Path, e: std::io::Error) -> MetainfoError {
+        MetainfoError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
 }
 
 /// One file of the torrent, in torrent order.
@@ -73,22 +230,270 @@ pub struct Info {
 impl Info {
     /// Parses a raw bencoded info dictionary (as fetched with BEP 9).
     pub fn from_bytes(info_bytes: &[u8]) -> Result<Info, MetainfoError> {
-        todo!()
+        Info::from_value(&bencode::decode(info_bytes)?)
     }
+
+    fn from_value(v: &Value) -> Result<Info, MetainfoError> {
+        if v.as_dict().is_none() {
+            return Err(MetainfoError::NotADict("info"));
+        }
+        let name = req_str(v, "name", "info.name")?.to_string();
+        check_component("info.name", &name)?;
+
+        let pl = req_int(v, "piece length", "info.piece length")?;
+        let piece_length = u64::try_from(pl)
+            .ok()
+            .filter(|&p| {
+                p.is_power_of_two() && (MIN_PIECE_LENGTH..=MAX_PARSE_PIECE_LENGTH).contains(&p)
+            })
+            .ok_or(MetainfoError::BadPieceLength(pl))?;
+
+        let private = match v.get("private") {
+            None => false,
+            Some(p) => match p.as_int() {
+                Some(0) => false,
+                Some(1) => true,
+                Some(n) => return Err(MetainfoError::BadPrivate(n)),
+                None => return Err(wrong("info.private", "an integer")),
+            },
+        };
+
+        let (files, multi_file) = match (v.get("length"), v.get("files")) {
+            (Some(_), Some(_)) => return Err(MetainfoError::LengthAndFiles),
+            (None, None) => return Err(MetainfoError::NoLengthOrFiles),
+            (Some(_), None) => {
+                let length = req_len(v, "length", "info.length")?;
+                let entry = FileEntry {
+                    path: vec![name.clone()],
+                    length,
+                    offset: 0,
+                };
+                (vec![entry], false)
+            }
+            (None, Some(list)) => (parse_files(list)?, true),
+        };
+
+        let total_length = files
+            .last()
+            .map_or(0, |f| f.offset.saturating_add(f.length));
+        if total_length > MAX_TOTAL_LENGTH {
+            return Err(MetainfoError::TooLarge(total_length));
+        }
+        if total_length == 0 {
+            return Err(MetainfoError::EmptyTorrent);
+        }
+
+        let raw = req_bytes(v, "pieces", "info.pieces")?;
+        if raw.len() % 20 != 0 {
+            return Err(MetainfoError::PiecesNotMultipleOf20(raw.len()));
+        }
+        let actual = raw.len() / 20;
+        if actual > MAX_PIECES {
+            return Err(MetainfoError::TooManyPieces(actual));
+        }
+        let expected = total_length.div_ceil(piece_length);
+        if actual as u64 != expected {
+            return Err(MetainfoError::PieceCountMismatch {
+                actual,
+                expected,
+                total_length,
+                piece_length,
+            });
+        }
+        let pieces = raw
+            .chunks_exact(20)
+            .map(|c| {
+                let mut h = [0u8; 20];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect();
+
+        Ok(Info {
+            name,
+            piece_length,
+            pieces,
+            files,
+            multi_file,
+            private,
+        })
+    }
+
     pub fn total_length(&self) -> u64 {
-        todo!()
+        self.files.iter().map(|f| f.length).sum()
     }
     pub fn num_pieces(&self) -> usize {
         self.pieces.len()
     }
-    /// Length of piece `index` (the last one may be shorter).
+    /// Length of piece `index` (the last one may be shorter); 0 when `index` is
+    /// out of range, so a bad index from the network cannot panic here.
     pub fn piece_size(&self, index: usize) -> u64 {
-        todo!()
+        let n = self.pieces.len();
+        if index >= n {
+            return 0;
+        }
+        if index + 1 < n {
+            return self.piece_length;
+        }
+        let before = self.piece_length.saturating_mul(n as u64 - 1);
+        self.total_length().saturating_sub(before)
     }
     /// Where file `i` lives below a download directory: `dir/name` for a single
     /// file, `dir/name/a/b` for a multi-file torrent.
     pub fn file_path(&self, dir: &Path, i: usize) -> PathBuf {
-        todo!()
+        let mut p = dir.to_path_buf();
+        if self.multi_file {
+            p.push(&self.name);
+            if let Some(f) = self.files.get(i) {
+                p.extend(&f.path);
+            }
+        } else {
+            p.push(&self.name);
+        }
+        p
+    }
+}
+
+fn wrong(field: &str, expected: &'static str) -> MetainfoError {
+    MetainfoError::WrongType {
+        field: field.to_string(),
+        expected,
+    }
+}
+
+fn req<'a>(v: &'a Value, key: &str, field: &str) -> Result<&'a Value, MetainfoError> {
+    v.get(key)
+        .ok_or_else(|| MetainfoError::Missing(field.to_string()))
+}
+
+fn req_int(v: &Value, key: &str, field: &str) -> Result<i64, MetainfoError> {
+    req(v, key, field)?
+        .as_int()
+        .ok_or_else(|| wrong(field, "an integer"))
+}
+
+fn req_len(v: &Value, key: &str, field: &str) -> Result<u64, MetainfoError> {
+    let n = req_int(v, key, field)?;
+    u64::try_from(n).map_err(|_| MetainfoError::NegativeLength {
+        field: field.to_string(),
+        value: n,
+    })
+}
+
+fn req_bytes<'a>(v: &'a Value, key: &str, field: &str) -> Result<&'a [u8], MetainfoError> {
+    req(v, key, field)?
+        .as_bytes()
+        .ok_or_else(|| wrong(field, "a byte string"))
+}
+
+fn as_utf8<'a>(v: &'a Value, field: &str) -> Result<&'a str, MetainfoError> {
+    let b = v.as_bytes().ok_or_else(|| wrong(field, "a byte string"))?;
+    std::str::from_utf8(b).map_err(|_| MetainfoError::NotUtf8(field.to_string()))
+}
+
+fn req_str<'a>(v: &'a Value, key: &str, field: &str) -> Result<&'a str, MetainfoError> {
+    as_utf8(req(v, key, field)?, field)
+}
+
+fn opt_str(v: &Value, key: &str) -> Result<Option<String>, MetainfoError> {
+    v.get(key)
+        .map(|s| as_utf8(s, key).map(str::to_string))
+        .transpose()
+}
+
+fn parse_files(list: &Value) -> Result<Vec<FileEntry>, MetainfoError> {
+    let list = list
+        .as_list()
+        .ok_or_else(|| wrong("info.files", "a list"))?;
+    if list.is_empty() {
+        return Err(MetainfoError::NoFiles);
+    }
+    let mut files = Vec::with_capacity(list.len());
+    let mut offset: u64 = 0;
+    for (i, f) in list.iter().enumerate() {
+        if f.as_dict().is_none() {
+            return Err(wrong(&format!("info.files[{i}]"), "a dictionary"));
+        }
+        let length = req_len(f, "length", &format!("info.files[{i}].length"))?;
+        let path_field = format!("info.files[{i}].path");
+        let comps = req(f, "path", &path_field)?
+            .as_list()
+            .ok_or_else(|| wrong(&path_field, "a list"))?;
+        if comps.is_empty() {
+            return Err(MetainfoError::EmptyPath(i));
+        }
+        let mut path = Vec::with_capacity(comps.len());
+        for c in comps {
+            let c = as_utf8(c, &path_field)?;
+            check_component("file path component", c)?;
+            path.push(c.to_string());
+        }
+        files.push(FileEntry {
+            path,
+            length,
+            offset,
+        });
+        // Each length fits in i64, so checking after every step cannot overflow.
+        offset = offset.saturating_add(length);
+        if offset > MAX_TOTAL_LENGTH {
+            return Err(MetainfoError::TooLarge(offset));
+        }
+    }
+    check_unique(&files)?;
+    Ok(files)
+}
+
+/// Two entries writing the same file, or a file where another entry needs a
+/// directory, would overwrite each other's data on disk.
+fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
+    let mut seen = HashSet::with_capacity(files.len());
+    let mut dirs = HashSet::new();
+    for f in files {
+        let joined = f.path.join("/");
+        if !seen.insert(joined.clone()) {
+            return Err(MetainfoError::DuplicatePath(joined));
+        }
+        for k in 1..f.path.len() {
+            dirs.insert(f.path[..k].join("/"));
+        }
+    }
+    if let Some(p) = files
+        .iter()
+        .map(|f| f.path.join("/"))
+        .find(|p| dirs.contains(p))
+    {
+        return Err(MetainfoError::FileDirConflict(p));
+    }
+    Ok(())
+}
+
+/// Rejects anything that could make a path leave the download directory or
+/// mean something different on another operating system.
+fn check_component(field: &'static str, c: &str) -> Result<(), MetainfoError> {
+    let reason = if c.is_empty() {
+        Some("is empty")
+    } else if c == "." {
+        Some("refers to the directory itself")
+    } else if c == ".." {
+        Some("escapes the download directory")
+    } else if c.starts_with('/') || c.starts_with('\\') {
+        Some("is an absolute path")
+    } else if c.contains('/') || c.contains('\\') {
+        Some("contains a path separator")
+    } else if c.contains('\0') {
+        Some("contains a NUL byte")
+    } else if c.len() >= 2 && c.as_bytes()[0].is_ascii_alphabetic() && c.as_bytes()[1] == b':' {
+        Some("starts with a Windows drive prefix")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(MetainfoError::UnsafePath {
+            field,
+            component: c.to_string(),
+            reason,
+        }),
     }
 }
 
@@ -109,23 +514,155 @@ pub struct Metainfo {
 impl Metainfo {
     /// Strictly parses a `.torrent` file's bytes.
     pub fn from_bytes(buf: &[u8]) -> Result<Metainfo, MetainfoError> {
-        todo!()
+        let top = bencode::decode(buf)?;
+        if top.as_dict().is_none() {
+            return Err(MetainfoError::NotADict("the torrent file"));
+        }
+        let span = bencode::dict_value_span(buf, b"info")?
+            .ok_or_else(|| MetainfoError::Missing("info".to_string()))?;
+        let info = Info::from_value(req(&top, "info", "info")?)?;
+        let info_bytes = buf[span].to_vec();
+
+        let announce = opt_str(&top, "announce")?;
+        let announce_list = match top.get("announce-list") {
+            None => Vec::new(),
+            Some(l) => {
+                let tiers = l
+                    .as_list()
+                    .ok_or_else(|| wrong("announce-list", "a list of lists"))?;
+                tiers
+                    .iter()
+                    .map(|tier| {
+                        tier.as_list()
+                            .ok_or_else(|| wrong("announce-list", "a list of lists"))?
+                            .iter()
+                            .map(|u| as_utf8(u, "announce-list").map(str::to_string))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        let creation_date = match top.get("creation date") {
+            None => None,
+            Some(d) => Some(
+                d.as_int()
+                    .ok_or_else(|| wrong("creation date", "an integer"))?,
+            ),
+        };
+        Ok(Metainfo {
+            announce,
+            announce_list,
+            comment: opt_str(&top, "comment")?,
+            created_by: opt_str(&top, "created by")?,
+            creation_date,
+            info,
+            info_hash: InfoHash::of(&info_bytes),
+            info_bytes,
+        })
     }
+
     /// Builds a metainfo around an info dictionary fetched from peers (BEP 9).
     pub fn from_info_bytes(
         info_bytes: Vec<u8>,
         announce: Option<String>,
     ) -> Result<Metainfo, MetainfoError> {
-        todo!()
+        let info = Info::from_bytes(&info_bytes)?;
+        Ok(Metainfo {
+            announce,
+            announce_list: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            info,
+            info_hash: InfoHash::of(&info_bytes),
+            info_bytes,
+        })
     }
+
     /// Bencodes the whole torrent (the info dictionary byte for byte as held).
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!()
+        // Built by hand because the info dictionary must be copied verbatim,
+        // not re-encoded; keys are written in sorted order.
+        let mut out = Vec::with_capacity(self.info_bytes.len() + 256);
+        out.push(b'd');
+        let field = |key: &str, v: Value, out: &mut Vec<u8>| {
+            bencode::bytes(key).encode_into(out);
+            v.encode_into(out);
+        };
+        if let Some(a) = &self.announce {
+            field("announce", bencode::bytes(a.as_str()), &mut out);
+        }
+        if !self.announce_list.is_empty() {
+            let tiers = self
+                .announce_list
+                .iter()
+                .map(|t| Value::List(t.iter().map(|u| bencode::bytes(u.as_str())).collect()))
+                .collect();
+            field("announce-list", Value::List(tiers), &mut out);
+        }
+        if let Some(c) = &self.comment {
+            field("comment", bencode::bytes(c.as_str()), &mut out);
+        }
+        if let Some(c) = &self.created_by {
+            field("created by", bencode::bytes(c.as_str()), &mut out);
+        }
+        if let Some(d) = self.creation_date {
+            field("creation date", Value::Int(d), &mut out);
+        }
+        bencode::bytes("info").encode_into(&mut out);
+        out.extend_from_slice(&self.info_bytes);
+        out.push(b'e');
+        out
     }
+
     /// A JSON view for `minitorrent info --json` (hashes as hex).
     pub fn to_json(&self) -> serde_json::Value {
-        todo!()
+        let info = &self.info;
+        let files: Vec<serde_json::Value> = info
+            .files
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "path": f.path.join("/"),
+                    "length": f.length,
+                    "offset": f.offset,
+                })
+            })
+            .collect();
+        let pieces: Vec<String> = info.pieces.iter().map(|p| hex(p)).collect();
+        serde_json::json!({
+            "name": info.name,
+            "info_hash": self.info_hash.to_hex(),
+            "announce": self.announce,
+            "announce_list": self.announce_list,
+            "comment": self.comment,
+            "created_by": self.created_by,
+            "creation_date": self.creation_date,
+            "private": info.private,
+            "multi_file": info.multi_file,
+            "piece_length": info.piece_length,
+            "num_pieces": info.num_pieces(),
+            "total_length": info.total_length(),
+            "files": files,
+            "pieces": pieces,
+        })
     }
+}
+
+/// Human-readable size with binary units: "512 B", "4.0 MiB", "1.5 GiB".
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up while one decimal would round to 1024.0 or more.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// Options for [`create`].
@@ -143,12 +680,228 @@ pub struct CreateOptions {
 
 /// Piece length for `total` bytes: a power of two from 16 KiB to 16 MiB giving
 /// about 1,000–2,000 pieces.
+///
+/// It is the smallest such power of two giving at most 2,000 pieces, so unless
+/// clamped at either end the count lands in 1,001..=2,000.
 pub fn choose_piece_length(total: u64) -> u64 {
-    todo!()
+    const TARGET_MAX_PIECES: u64 = 2000;
+    let mut pl = MIN_PIECE_LENGTH;
+    while pl < MAX_CREATE_PIECE_LENGTH && total.div_ceil(pl) > TARGET_MAX_PIECES {
+        pl *= 2;
+    }
+    pl
+}
+
+/// A file found by [`create`], in torrent order.
+struct Source {
+    path: PathBuf,
+    components: Vec<String>,
+    length: u64,
 }
 
 /// Hashes a file or a directory (multi-file, files in sorted path order) into a
 /// metainfo.
 pub fn create(path: &Path, opts: &CreateOptions) -> Result<Metainfo, MetainfoError> {
-    todo!()
+    if let Some(pl) = opts.piece_length {
+        if !pl.is_power_of_two() || !(MIN_PIECE_LENGTH..=MAX_CREATE_PIECE_LENGTH).contains(&pl) {
+            return Err(MetainfoError::BadCreatePieceLength(pl));
+        }
+    }
+    let meta = fs::metadata(path).map_err(|e| MetainfoError::io(path, e))?;
+    let name = torrent_name(path)?;
+    check_component("info.name", &name)?;
+
+    let multi_file = meta.is_dir();
+    let mut sources = Vec::new();
+    if meta.is_file() {
+        sources.push(Source {
+            path: path.to_path_buf(),
+            components: vec![name.clone()],
+            length: meta.len(),
+        });
+    } else if multi_file {
+        walk(path, &mut Vec::new(), &mut sources)?;
+        // Byte order of the '/'-joined path, as mktorrent sorts, so both tools
+        // give the same info hash for the same directory.
+        sources.sort_by_cached_key(|s| s.components.join("/"));
+    } else {
+        return Err(MetainfoError::UnsupportedFileType {
+            path: path.display().to_string(),
+            kind: file_kind(&meta.file_type()),
+        });
+    }
+
+    let mut total: u64 = 0;
+    for s in &sources {
+        total = total.saturating_add(s.length);
+    }
+    if total == 0 {
+        return Err(MetainfoError::NothingToShare(path.display().to_string()));
+    }
+    if total > MAX_TOTAL_LENGTH {
+        return Err(MetainfoError::TooLarge(total));
+    }
+    let piece_length = opts
+        .piece_length
+        .unwrap_or_else(|| choose_piece_length(total));
+
+    let pieces = hash_pieces(&sources, piece_length)?;
+
+    let mut entries: Vec<(&str, Value)> = Vec::new();
+    if multi_file {
+        let files = sources
+            .iter()
+            .map(|s| {
+                bencode::dict([
+                    ("length", Value::Int(s.length as i64)),
+                    (
+                        "path",
+                        Value::List(
+                            s.components
+                                .iter()
+                                .map(|c| bencode::bytes(c.as_str()))
+                                .collect(),
+                        ),
+                    ),
+                ])
+            })
+            .collect();
+        entries.push(("files", Value::List(files)));
+    } else {
+        entries.push(("length", Value::Int(total as i64)));
+    }
+    entries.push(("name", bencode::bytes(name.as_str())));
+    entries.push(("piece length", Value::Int(piece_length as i64)));
+    entries.push(("pieces", bencode::bytes(pieces)));
+    if opts.private {
+        entries.push(("private", Value::Int(1)));
+    }
+    let info_bytes = bencode::dict(entries).encode();
+
+    // Parsing our own output applies every rule a downloader will apply.
+    let mut m = Metainfo::from_info_bytes(info_bytes, opts.announce.clone())?;
+    m.comment = opts.comment.clone();
+    m.created_by = opts.created_by.clone();
+    m.creation_date = opts.creation_date;
+    Ok(m)
+}
+
+fn torrent_name(path: &Path) -> Result<String, MetainfoError> {
+    // "." or "dir/.." have no file name of their own; use the real directory's.
+    let owned;
+    let base = match path.file_name() {
+        Some(n) => n,
+        None => {
+            owned = fs::canonicalize(path).map_err(|e| MetainfoError::io(path, e))?;
+            owned
+                .file_name()
+                .ok_or_else(|| MetainfoError::UnsupportedFileType {
+                    path: path.display().to_string(),
+                    kind: "file system root",
+                })?
+        }
+    };
+    base.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| MetainfoError::NonUtf8FileName(path.display().to_string()))
+}
+
+fn file_kind(ft: &fs::FileType) -> &'static str {
+    if ft.is_symlink() {
+        return "symbolic link";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "FIFO";
+        }
+        if ft.is_socket() {
+            return "socket";
+        }
+        if ft.is_block_device() || ft.is_char_device() {
+            return "device";
+        }
+    }
+    "special file"
+}
+
+fn walk(dir: &Path, prefix: &mut Vec<String>, out: &mut Vec<Source>) -> Result<(), MetainfoError> {
+    let rd = fs::read_dir(dir).map_err(|e| MetainfoError::io(dir, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| MetainfoError::io(dir, e))?;
+        let p = entry.path();
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| MetainfoError::NonUtf8FileName(p.display().to_string()))?;
+        check_component("file path component", &name)?;
+        // symlink_metadata: a link is reported as a link, never followed.
+        let meta = fs::symlink_metadata(&p).map_err(|e| MetainfoError::io(&p, e))?;
+        let ft = meta.file_type();
+        prefix.push(name);
+        if ft.is_dir() {
+            walk(&p, prefix, out)?;
+        } else if ft.is_file() {
+            out.push(Source {
+                path: p,
+                components: prefix.clone(),
+                length: meta.len(),
+            });
+        } else {
+            return Err(MetainfoError::UnsupportedFileType {
+                path: p.display().to_string(),
+                kind: file_kind(&ft),
+            });
+        }
+        prefix.pop();
+    }
+    Ok(())
+}
+
+/// SHA-1 of every piece of the concatenated files, streamed through one
+/// fixed buffer.
+fn hash_pieces(sources: &[Source], piece_length: u64) -> Result<Vec<u8>, MetainfoError> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; HASH_BUF_SIZE];
+    let mut hasher = sha1_smol::Sha1::new();
+    let mut in_piece: u64 = 0;
+    for s in sources {
+        let mut f = fs::File::open(&s.path).map_err(|e| MetainfoError::io(&s.path, e))?;
+        let mut read_total: u64 = 0;
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(MetainfoError::io(&s.path, e)),
+            };
+            read_total += n as u64;
+            if read_total > s.length {
+                break;
+            }
+            let mut chunk = &buf[..n];
+            while !chunk.is_empty() {
+                let room = (piece_length - in_piece).min(chunk.len() as u64) as usize;
+                hasher.update(&chunk[..room]);
+                in_piece += room as u64;
+                chunk = &chunk[room..];
+                if in_piece == piece_length {
+                    out.extend_from_slice(&hasher.digest().bytes());
+                    hasher.reset();
+                    in_piece = 0;
+                }
+            }
+        }
+        if read_total != s.length {
+            return Err(MetainfoError::FileChanged {
+                path: s.path.display().to_string(),
+                expected: s.length,
+            });
+        }
+    }
+    if in_piece > 0 {
+        out.extend_from_slice(&hasher.digest().bytes());
+    }
+    Ok(out)
 }

@@ -1,0 +1,508 @@
+//! Where the torrent's bytes live on disk: the file layout (a piece or block at
+//! a torrent offset maps to segments of one or more files), positioned reads and
+//! writes (`pread`/`pwrite` through `FileExt`, so connection threads share the
+//! open files without locks), `.part` names for unfinished files, verifying what
+//! is already on disk, and the rename that marks a download complete.
+//!
+//! Invariant: a file carries its final name only when every piece of the
+//! torrent has been verified (or it was given to us as a seed). While a
+//! download runs its files are `NAME.part`; [`Storage::finish`] syncs them and
+//! renames them.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use minitorrent_common::metainfo::Info;
+
+use crate::geometry::{Block, Geometry, PieceIndex};
+use crate::hash::sha1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is missing (looked for the torrent's data here)")]
+    Missing { path: PathBuf },
+    #[error("{path} has {actual} bytes but the torrent says {expected}")]
+    WrongSize {
+        path: PathBuf,
+        actual: u64,
+        expected: u64,
+    },
+    #[error("{path} is not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("{path} already exists and does not match the torrent; move it away or choose another --dir")]
+    Mismatch { path: PathBuf },
+    #[error("torrent layout: {0}")]
+    Layout(String),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The final path of file `i` below `dir` (same rule as `Info::file_path`).
+pub fn file_path(info: &Info, dir: &Path, i: usize) -> PathBuf {
+    let mut p = dir.to_path_buf();
+    if info.multi_file {
+        p.push(&info.name);
+    }
+    if let Some(f) = info.files.get(i) {
+        for c in &f.path {
+            p.push(c);
+        }
+    }
+    p
+}
+
+/// `x.bin` → `x.bin.part`
+pub fn part_path(final_path: &Path) -> PathBuf {
+    let mut s = final_path.as_os_str().to_os_string();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+#[derive(Debug)]
+struct StoreFile {
+    final_path: PathBuf,
+    offset: u64,
+    length: u64,
+    file: File,
+    /// `Some(part path)` while the file still has its `.part` name.
+    part: Mutex<Option<PathBuf>>,
+}
+
+impl StoreFile {
+    fn current_path(&self) -> PathBuf {
+        match self.part.lock() {
+            Ok(p) => p.clone().unwrap_or_else(|| self.final_path.clone()),
+            Err(_) => self.final_path.clone(),
+        }
+    }
+}
+
+/// What [`Storage::open_download`] found on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Nothing existed: every piece is missing, no need to hash.
+    Nothing,
+    /// Some data exists (final or `.part` files): hash it to see what is there.
+    Something,
+}
+
+#[derive(Debug)]
+pub struct Storage {
+    files: Vec<StoreFile>,
+    geometry: Geometry,
+}
+
+impl Storage {
+    fn layout(info: &Info) -> Result<Geometry, StorageError> {
+        let mut off = 0u64;
+        for f in &info.files {
+            if f.offset != off {
+                return Err(StorageError::Layout(format!(
+                    "file {:?} starts at {} instead of {}",
+                    f.path, f.offset, off
+                )));
+            }
+            off = off
+                .checked_add(f.length)
+                .ok_or_else(|| StorageError::Layout("total length overflows".into()))?;
+        }
+        Geometry::from_info(info).map_err(|e| StorageError::Layout(e.to_string()))
+    }
+
+    /// Opens the data of a complete torrent for seeding, read-only: every file
+    /// must exist below `root` with its exact size. Pieces are not checked here
+    /// (see [`Storage::verify`]).
+    pub fn open_seed(info: &Info, root: &Path) -> Result<Storage, StorageError> {
+        let geometry = Self::layout(info)?;
+        let mut files = Vec::with_capacity(info.files.len());
+        for (i, f) in info.files.iter().enumerate() {
+            let path = file_path(info, root, i);
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(StorageError::Missing { path })
+                }
+                Err(e) => return Err(io_err("stat", &path)(e)),
+            };
+            if !meta.is_file() {
+                return Err(StorageError::NotAFile { path });
+            }
+            if meta.len() != f.length {
+                return Err(StorageError::WrongSize {
+                    path,
+                    actual: meta.len(),
+                    expected: f.length,
+                });
+            }
+            let file = File::open(&path).map_err(io_err("open", &path))?;
+            files.push(StoreFile {
+                final_path: path,
+                offset: f.offset,
+                length: f.length,
+                file,
+                part: Mutex::new(None),
+            });
+        }
+        Ok(Storage { files, geometry })
+    }
+
+    /// Opens (creating where needed) the files of a download below `dir`. A
+    /// file that already has its final name and size is reused (a finished or
+    /// half-renamed earlier run); otherwise its `.part` file is opened or
+    /// created at full (sparse) size.
+    pub fn open_download(info: &Info, dir: &Path) -> Result<(Storage, Found), StorageError> {
+        let geometry = Self::layout(info)?;
+        let mut files = Vec::with_capacity(info.files.len());
+        let mut found = Found::Nothing;
+        for (i, f) in info.files.iter().enumerate() {
+            let final_path = file_path(info, dir, i);
+            let part = part_path(&final_path);
+            if let Some(parent) = final_path.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+            }
+            let (file, part) = match std::fs::metadata(&final_path) {
+                Ok(meta) => {
+                    if !meta.is_file() {
+                        return Err(StorageError::NotAFile { path: final_path });
+                    }
+                    if meta.len() != f.length {
+                        return Err(StorageError::WrongSize {
+                            path: final_path,
+                            actual: meta.len(),
+                            expected: f.length,
+                        });
+                    }
+                    found = Found::Something;
+                    let file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&final_path)
+                        .map_err(io_err("open", &final_path))?;
+                    (file, None)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if part.exists() {
+                        found = Found::Something;
+                    }
+                    let file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&part)
+                        .map_err(io_err("open", &part))?;
+                    let len = file.metadata().map_err(io_err("stat", &part))?.len();
+                    if len != f.length {
+                        file.set_len(f.length).map_err(io_err("resize", &part))?;
+                    }
+                    (file, Some(part))
+                }
+                Err(e) => return Err(io_err("stat", &final_path)(e)),
+            };
+            files.push(StoreFile {
+                final_path,
+                offset: f.offset,
+                length: f.length,
+                file,
+                part: Mutex::new(part),
+            });
+        }
+        Ok((Storage { files, geometry }, found))
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Final paths of the files, in torrent order.
+    pub fn final_paths(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|f| f.final_path.clone()).collect()
+    }
+
+    /// Calls `f(file, offset in file, range of buf)` for each file segment of
+    /// the torrent range `[offset, offset + len)`.
+    fn segments(
+        &self,
+        offset: u64,
+        len: usize,
+        mut f: impl FnMut(&StoreFile, u64, std::ops::Range<usize>) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let end = offset + len as u64;
+        let first = self
+            .files
+            .partition_point(|sf| sf.offset + sf.length <= offset);
+        let mut done = 0usize;
+        for sf in &self.files[first..] {
+            if sf.offset >= end {
+                break;
+            }
+            if sf.length == 0 {
+                continue;
+            }
+            let start = offset + done as u64;
+            let in_file = start - sf.offset;
+            let n = (sf.length - in_file).min(end - start) as usize;
+            f(sf, in_file, done..done + n)?;
+            done += n;
+            if done == len {
+                break;
+            }
+        }
+        if done != len {
+            return Err(StorageError::Layout(format!(
+                "range {offset}+{len} is beyond the torrent's {} bytes",
+                self.geometry.total_len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        let len = buf.len();
+        self.segments(offset, len, |sf, at, r| {
+            sf.file
+                .read_exact_at(&mut buf[r], at)
+                .map_err(|e| io_err("read", &sf.current_path())(e))
+        })
+    }
+
+    pub fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), StorageError> {
+        self.segments(offset, buf.len(), |sf, at, r| {
+            sf.file
+                .write_all_at(&buf[r], at)
+                .map_err(|e| io_err("write", &sf.current_path())(e))
+        })
+    }
+
+    /// Reads one block into `buf` (which must be `block.len` long).
+    pub fn read_block(&self, block: Block, buf: &mut [u8]) -> Result<(), StorageError> {
+        let off = self.geometry.piece_offset(block.piece) + block.begin as u64;
+        self.read_at(off, &mut buf[..block.len as usize])
+    }
+
+    pub fn read_piece(&self, p: PieceIndex, buf: &mut Vec<u8>) -> Result<(), StorageError> {
+        buf.resize(self.geometry.piece_len(p) as usize, 0);
+        self.read_at(self.geometry.piece_offset(p), buf)
+    }
+
+    pub fn write_piece(&self, p: PieceIndex, data: &[u8]) -> Result<(), StorageError> {
+        self.write_at(self.geometry.piece_offset(p), data)
+    }
+
+    /// Hashes every piece on disk and returns which ones match `hashes`.
+    /// Pieces that cannot be read (short file, I/O error) count as missing.
+    /// `progress(done, total)` is called now and then.
+    pub fn verify(&self, hashes: &[[u8; 20]], mut progress: impl FnMut(u32, u32)) -> Vec<bool> {
+        let n = self.geometry.num_pieces();
+        let mut have = vec![false; n as usize];
+        let mut buf = Vec::new();
+        for p in self.geometry.pieces() {
+            if self.read_piece(p, &mut buf).is_ok() {
+                have[p.usize()] = hashes.get(p.usize()).is_some_and(|h| *h == sha1(&buf));
+            }
+            if p.get() % 64 == 63 {
+                progress(p.get() + 1, n);
+            }
+        }
+        progress(n, n);
+        have
+    }
+
+    /// Files that carry their final name while some piece overlapping them is
+    /// not verified: data we did not write ourselves, which we must not
+    /// overwrite or present as complete.
+    pub fn unverified_final_files(&self, have: &[bool]) -> Vec<PathBuf> {
+        let plen = self.geometry.nominal_piece_len();
+        let mut out = Vec::new();
+        for sf in &self.files {
+            let is_final = sf.part.lock().map(|p| p.is_none()).unwrap_or(false);
+            if !is_final || sf.length == 0 {
+                continue;
+            }
+            let first = sf.offset / plen;
+            let last = (sf.offset + sf.length - 1) / plen;
+            if (first..=last).any(|i| !have.get(i as usize).copied().unwrap_or(false)) {
+                out.push(sf.final_path.clone());
+            }
+        }
+        out
+    }
+
+    /// True when every file has its final name.
+    pub fn is_final(&self) -> bool {
+        self.files
+            .iter()
+            .all(|f| f.part.lock().map(|p| p.is_none()).unwrap_or(false))
+    }
+
+    /// Flushes written data to disk.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        for sf in &self.files {
+            sf.file
+                .sync_data()
+                .map_err(|e| io_err("sync", &sf.current_path())(e))?;
+        }
+        Ok(())
+    }
+
+    /// Marks the download complete: syncs every file, then renames each
+    /// `.part` file to its final name. Only call when every piece is verified.
+    pub fn finish(&self) -> Result<(), StorageError> {
+        self.sync()?;
+        for sf in &self.files {
+            let mut part = sf
+                .part
+                .lock()
+                .map_err(|_| StorageError::Layout("storage lock poisoned".into()))?;
+            if let Some(p) = part.as_ref() {
+                if sf.final_path.exists() {
+                    return Err(StorageError::Mismatch {
+                        path: sf.final_path.clone(),
+                    });
+                }
+                std::fs::rename(p, &sf.final_path).map_err(io_err("rename", p))?;
+                *part = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minitorrent_common::metainfo::FileEntry;
+
+    pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "mt-storage-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn info_for(files: &[(&str, u64)], piece_length: u64, data: &[u8], multi: bool) -> Info {
+        let mut off = 0;
+        let files: Vec<FileEntry> = files
+            .iter()
+            .map(|(n, l)| {
+                let e = FileEntry {
+                    path: n.split('/').map(String::from).collect(),
+                    length: *l,
+                    offset: off,
+                };
+                off += l;
+                e
+            })
+            .collect();
+        let pieces = data.chunks(piece_length as usize).map(sha1).collect();
+        Info {
+            name: if multi {
+                "dir".into()
+            } else {
+                files[0].path[0].clone()
+            },
+            piece_length,
+            pieces,
+            files,
+            multi_file: multi,
+            private: false,
+        }
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|_| fastrand::u8(..)).collect()
+    }
+
+    #[test]
+    fn multi_file_roundtrip_and_finish() {
+        let dir = temp_dir("multi");
+        let d = data(100_000);
+        let info = info_for(&[("a/x", 30_000), ("e", 0), ("b", 70_000)], 16384, &d, true);
+        let (st, found) = Storage::open_download(&info, &dir).unwrap();
+        assert_eq!(found, Found::Nothing);
+        let g = *st.geometry();
+        for p in g.pieces() {
+            let off = g.piece_offset(p) as usize;
+            st.write_piece(p, &d[off..off + g.piece_len(p) as usize])
+                .unwrap();
+        }
+        let have = st.verify(&info.pieces, |_, _| {});
+        assert!(have.iter().all(|h| *h));
+        assert!(dir.join("dir/a/x.part").exists());
+        assert!(!dir.join("dir/a/x").exists());
+        st.finish().unwrap();
+        assert!(st.is_final());
+        let mut got = std::fs::read(dir.join("dir/a/x")).unwrap();
+        got.extend(std::fs::read(dir.join("dir/e")).unwrap());
+        got.extend(std::fs::read(dir.join("dir/b")).unwrap());
+        assert_eq!(got, d);
+        // Reading a block that spans two files.
+        let mut buf = vec![0u8; 16384];
+        let b = g.check_block(1, 0, 16384).unwrap();
+        st.read_block(b, &mut buf).unwrap();
+        assert_eq!(&buf[..], &d[16384..32768]);
+        // Seeding the finished data.
+        let seed = Storage::open_seed(&info, &dir).unwrap();
+        assert!(seed.verify(&info.pieces, |_, _| {}).iter().all(|h| *h));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resume_sees_partial_data() {
+        let dir = temp_dir("resume");
+        let d = data(50_000);
+        let info = info_for(&[("f.bin", 50_000)], 16384, &d, false);
+        {
+            let (st, _) = Storage::open_download(&info, &dir).unwrap();
+            let p = st.geometry().piece(1).unwrap();
+            st.write_piece(p, &d[16384..32768]).unwrap();
+            let p = st.geometry().piece(3).unwrap();
+            st.write_piece(p, &d[49152..]).unwrap();
+        }
+        let (st, found) = Storage::open_download(&info, &dir).unwrap();
+        assert_eq!(found, Found::Something);
+        assert_eq!(
+            st.verify(&info.pieces, |_, _| {}),
+            vec![false, true, false, true]
+        );
+        assert!(st.unverified_final_files(&[false; 4]).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn seed_errors_name_the_file() {
+        let dir = temp_dir("seed");
+        let d = data(1000);
+        let info = info_for(&[("f.bin", 1000)], 16384, &d, false);
+        let e = Storage::open_seed(&info, &dir).unwrap_err();
+        assert!(e.to_string().contains("f.bin"), "{e}");
+        std::fs::write(dir.join("f.bin"), &d[..10]).unwrap();
+        let e = Storage::open_seed(&info, &dir).unwrap_err();
+        assert!(matches!(e, StorageError::WrongSize { .. }), "{e}");
+        // A foreign file under the final name is not trusted.
+        std::fs::write(dir.join("f.bin"), vec![0u8; 1000]).unwrap();
+        let (st, _) = Storage::open_download(&info, &dir).unwrap();
+        let have = st.verify(&info.pieces, |_, _| {});
+        assert_eq!(st.unverified_final_files(&have).len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,1379 @@
+//! One torrent: the state shared with its connection threads
+//! ([`TorrentShared`], [`MetaCtx`]), the messages between them ([`Event`],
+//! [`Command`]) and the coordinator thread that owns the piece picker and the
+//! peer set. The coordinator decides which piece each connection fetches,
+//! which peers to connect to, when to ask the tracker again, and when the
+//! download is complete; it never touches a socket.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use log::{debug, info, warn};
+use minitorrent_common::metainfo::{Info, InfoHash};
+use minitorrent_common::wire::Bitfield;
+use mio::Waker;
+
+use crate::geometry::Geometry;
+use crate::metadata::{MetadataError, MetadataFetch};
+use crate::peer::{self, MAX_UNCHOKED};
+use crate::picker::{ConnId, Picker};
+use crate::ratelimit::RateLimit;
+use crate::storage::{Found, Storage};
+use crate::tracker_client::{PeerEntry, TrackerClient};
+
+/// The set of verified pieces, readable by every connection thread without a
+/// lock. Only the coordinator sets bits, and only after the piece is written.
+#[derive(Debug)]
+pub struct HaveSet {
+    words: Vec<AtomicU64>,
+    len: usize,
+    count: AtomicUsize,
+}
+
+impl HaveSet {
+    pub fn new(have: &[bool]) -> HaveSet {
+        let words: Vec<AtomicU64> = (0..have.len().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let s = HaveSet {
+            words,
+            len: have.len(),
+            count: AtomicUsize::new(0),
+        };
+        for (i, h) in have.iter().enumerate() {
+            if *h {
+                s.set(i);
+            }
+        }
+        s
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn get(&self, i: usize) -> bool {
+        i < self.len && self.words[i / 64].load(Ordering::Acquire) & (1 << (i % 64)) != 0
+    }
+    /// Returns true if the bit was newly set.
+    pub fn set(&self, i: usize) -> bool {
+        if i >= self.len {
+            return false;
+        }
+        let old = self.words[i / 64].fetch_or(1 << (i % 64), Ordering::AcqRel);
+        let new = old & (1 << (i % 64)) == 0;
+        if new {
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
+        new
+    }
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+    /// BEP 3 bitfield bytes (piece 0 is the high bit of byte 0).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.len.div_ceil(8)];
+        for i in 0..self.len {
+            if self.get(i) {
+                out[i / 8] |= 0x80 >> (i % 8);
+            }
+        }
+        out
+    }
+}
+
+/// Everything known once the info dictionary is known.
+#[derive(Debug)]
+pub struct MetaCtx {
+    pub info: Info,
+    pub info_bytes: Vec<u8>,
+    pub geometry: Geometry,
+    pub storage: Storage,
+    pub have: HaveSet,
+}
+
+/// State shared between a torrent's coordinator and its connection threads.
+#[derive(Debug)]
+pub struct TorrentShared {
+    pub info_hash: InfoHash,
+    pub peer_id: [u8; 20],
+    pub listen_port: u16,
+    /// Set once, by the coordinator, when the metadata is known.
+    pub meta: OnceLock<Arc<MetaCtx>>,
+    pub events: Sender<Event>,
+    pub rate: Arc<RateLimit>,
+    downloaded: AtomicU64,
+    uploaded: AtomicU64,
+    wasted: AtomicU64,
+    upload_slots: AtomicUsize,
+}
+
+impl TorrentShared {
+    pub fn new(
+        info_hash: InfoHash,
+        peer_id: [u8; 20],
+        listen_port: u16,
+        events: Sender<Event>,
+        rate: Arc<RateLimit>,
+    ) -> TorrentShared {
+        TorrentShared {
+            info_hash,
+            peer_id,
+            listen_port,
+            meta: OnceLock::new(),
+            events,
+            rate,
+            downloaded: AtomicU64::new(0),
+            uploaded: AtomicU64::new(0),
+            wasted: AtomicU64::new(0),
+            upload_slots: AtomicUsize::new(0),
+        }
+    }
+    pub fn add_downloaded(&self, n: u64) {
+        self.downloaded.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_uploaded(&self, n: u64) {
+        self.uploaded.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_wasted(&self) {
+        self.wasted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn downloaded(&self) -> u64 {
+        self.downloaded.load(Ordering::Relaxed)
+    }
+    pub fn uploaded(&self) -> u64 {
+        self.uploaded.load(Ordering::Relaxed)
+    }
+    /// Takes one of the torrent's upload slots if one is free.
+    pub fn take_upload_slot(&self) -> bool {
+        self.upload_slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_UNCHOKED).then_some(n + 1)
+            })
+            .is_ok()
+    }
+    pub fn give_upload_slot(&self) {
+        let _ = self
+            .upload_slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// Connection (and session) → coordinator.
+pub enum Event {
+    Connected {
+        conn: ConnId,
+        addr: SocketAddr,
+        peer_id: [u8; 20],
+        outbound: bool,
+        cmd: Sender<Command>,
+        waker: Arc<Waker>,
+    },
+    ConnectFailed {
+        conn: ConnId,
+        addr: SocketAddr,
+        reason: String,
+    },
+    Ext {
+        conn: ConnId,
+        metadata_size: Option<u64>,
+        ut_metadata: bool,
+        listen_port: Option<u16>,
+    },
+    Bitfield {
+        conn: ConnId,
+        bits: Bitfield,
+    },
+    Have {
+        conn: ConnId,
+        index: u32,
+    },
+    Unchoked {
+        conn: ConnId,
+    },
+    Choked {
+        conn: ConnId,
+    },
+    /// Verified and written to disk.
+    PieceDone {
+        conn: ConnId,
+        index: u32,
+    },
+    /// Arrived with the wrong SHA-1; nothing was written.
+    PieceBad {
+        conn: ConnId,
+        index: u32,
+    },
+    /// The connection gives an assigned piece back.
+    Released {
+        conn: ConnId,
+        index: u32,
+    },
+    WriteFailed {
+        conn: ConnId,
+        index: u32,
+        error: String,
+    },
+    MetadataData {
+        conn: ConnId,
+        piece: u32,
+        total_size: u64,
+        data: Vec<u8>,
+    },
+    MetadataReject {
+        conn: ConnId,
+        piece: u32,
+    },
+    Gone {
+        conn: ConnId,
+        reason: String,
+        violation: bool,
+    },
+    /// A tracker lookup finished.
+    Lookup(Result<Vec<PeerEntry>, String>),
+    /// Peer addresses learnt elsewhere (magnet `x.pe`, an earlier lookup).
+    AddPeers(Vec<SocketAddr>),
+    Status(Sender<TorrentStatus>),
+    Shutdown(Sender<()>),
+}
+
+/// Coordinator → connection.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Download this piece.
+    Fetch(u32),
+    /// Stop fetching this piece (it arrived from someone else).
+    Cancel(u32),
+    /// Tell the peer we have this piece.
+    Have(u32),
+    Interested(bool),
+    MetadataRequest(u32),
+    /// `TorrentShared::meta` is now set.
+    MetadataReady,
+    Close(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Metadata,
+    Downloading,
+    Seeding,
+    Failed(String),
+    Stopped,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Metadata => f.write_str("fetching metadata"),
+            Phase::Downloading => f.write_str("downloading"),
+            Phase::Seeding => f.write_str("seeding"),
+            Phase::Failed(e) => write!(f, "failed: {e}"),
+            Phase::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// A snapshot for progress display and the menu.
+#[derive(Debug, Clone)]
+pub struct TorrentStatus {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub size: Option<u64>,
+    pub pieces_total: u32,
+    pub pieces_have: u32,
+    pub bytes_have: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub peers: usize,
+    pub down_rate: f64,
+    pub up_rate: f64,
+    pub phase: Phase,
+    pub paths: Vec<PathBuf>,
+}
+
+/// What a finished download reports.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub size: u64,
+    pub elapsed: Duration,
+    pub peers_used: usize,
+    pub pieces_total: u32,
+    pub pieces_fetched: u32,
+    pub pieces_on_disk: u32,
+    /// Verified bytes received from each peer (its listening address when known).
+    pub from_peers: Vec<(String, u64)>,
+    pub paths: Vec<PathBuf>,
+}
+
+impl Summary {
+    pub fn to_json(&self) -> serde_json::Value {
+        let peers: serde_json::Map<String, serde_json::Value> = self
+            .from_peers
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(*v)))
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "info_hash": self.info_hash.to_hex(),
+            "size": self.size,
+            "seconds": self.elapsed.as_secs_f64(),
+            "mb_per_s": mb_per_s(self.size, self.elapsed),
+            "peers_used": self.peers_used,
+            "pieces_total": self.pieces_total,
+            "pieces_fetched": self.pieces_fetched,
+            "pieces_verified_on_disk": self.pieces_on_disk,
+            "bytes_from_peers": peers,
+        })
+    }
+}
+
+pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64().max(1e-6) / 1e6
+}
+
+/// What the coordinator tells the session.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    MetadataReceived {
+        info_hash: InfoHash,
+        name: String,
+        size: u64,
+        pieces_on_disk: u32,
+        pieces_total: u32,
+    },
+    Completed(Summary),
+    Failed {
+        info_hash: InfoHash,
+        name: String,
+        error: String,
+    },
+}
+
+/// A file the tracker should list for us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub size: u64,
+    pub complete: bool,
+}
+
+/// How the coordinator reaches the rest of the session.
+#[derive(Clone)]
+pub struct SessionLink {
+    pub tracker: Option<SocketAddr>,
+    pub tracker_updates: Sender<crate::session::TrackerMsg>,
+    pub notices: Sender<Notice>,
+    pub torrents: Arc<Mutex<HashMap<InfoHash, crate::session::TorrentHandle>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TorrentOpts {
+    pub max_peers: usize,
+    pub dir: PathBuf,
+    pub name_hint: Option<String>,
+    /// A download (reports completion) rather than a seed.
+    pub download: bool,
+}
+
+/// Ask the tracker again this often while no peer is connected...
+const LOOKUP_EMPTY: Duration = Duration::from_secs(3);
+/// ...and this often while downloading with fewer peers than allowed.
+const LOOKUP_MORE: Duration = Duration::from_secs(15);
+/// Bad pieces after which a peer is dropped for good.
+pub const MAX_STRIKES: u32 = 3;
+const TICK: Duration = Duration::from_millis(250);
+
+struct Peer {
+    addr: SocketAddr,
+    key: String,
+    key_id: u64,
+    peer_id: [u8; 20],
+    outbound: bool,
+    cmd: Sender<Command>,
+    waker: Arc<Waker>,
+    bits: Option<Bitfield>,
+    /// Pieces this peer has that we lack.
+    missing: u32,
+    am_interested: bool,
+    unchoked_us: bool,
+    assigned: HashSet<u32>,
+    ut_metadata: bool,
+    metadata_size: Option<u64>,
+}
+
+impl Peer {
+    fn send(&self, c: Command) {
+        if self.cmd.send(c).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+    fn has(&self, i: usize) -> bool {
+        self.bits.as_ref().is_some_and(|b| b.get(i))
+    }
+}
+
+struct Known {
+    conn: Option<ConnId>,
+    failures: u32,
+    next_try: Instant,
+    peer_id: Option<String>,
+}
+
+pub struct Coordinator {
+    t: Arc<TorrentShared>,
+    rx: Receiver<Event>,
+    link: SessionLink,
+    opts: TorrentOpts,
+    meta: Option<Arc<MetaCtx>>,
+    picker: Option<Picker>,
+    fetch: MetadataFetch,
+    peers: HashMap<ConnId, Peer>,
+    known: HashMap<SocketAddr, Known>,
+    connecting: HashMap<ConnId, SocketAddr>,
+    key_ids: HashMap<String, u64>,
+    strikes: HashMap<u64, u32>,
+    banned: HashSet<u64>,
+    from_peers: HashMap<String, u64>,
+    status: Arc<Mutex<TorrentStatus>>,
+    phase: Phase,
+    name: String,
+    started: Instant,
+    pieces_on_disk: u32,
+    pieces_fetched: u32,
+    lookup_running: bool,
+    last_lookup: Option<Instant>,
+    lookup_ok: bool,
+    last_rate: (Instant, u64, u64),
+}
+
+impl Coordinator {
+    /// `meta` is given when the metainfo is known up front (a .torrent or a
+    /// seed); `have` is what is verified on disk.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        t: Arc<TorrentShared>,
+        rx: Receiver<Event>,
+        link: SessionLink,
+        opts: TorrentOpts,
+        meta: Option<Arc<MetaCtx>>,
+        pieces_on_disk: u32,
+        status: Arc<Mutex<TorrentStatus>>,
+    ) -> Coordinator {
+        let name = meta
+            .as_ref()
+            .map(|m| m.info.name.clone())
+            .or_else(|| opts.name_hint.clone())
+            .unwrap_or_else(|| t.info_hash.to_hex());
+        let picker = meta.as_ref().map(|m| {
+            let have: Vec<bool> = (0..m.have.len()).map(|i| m.have.get(i)).collect();
+            Picker::new(&have)
+        });
+        let phase = match &picker {
+            None => Phase::Metadata,
+            Some(p) if p.is_complete() => Phase::Seeding,
+            Some(_) => Phase::Downloading,
+        };
+        let now = Instant::now();
+        Coordinator {
+            fetch: MetadataFetch::new(t.info_hash),
+            t,
+            rx,
+            link,
+            opts,
+            meta,
+            picker,
+            peers: HashMap::new(),
+            known: HashMap::new(),
+            connecting: HashMap::new(),
+            key_ids: HashMap::new(),
+            strikes: HashMap::new(),
+            banned: HashSet::new(),
+            from_peers: HashMap::new(),
+            status,
+            phase,
+            name,
+            started: now,
+            pieces_on_disk,
+            pieces_fetched: 0,
+            lookup_running: false,
+            last_lookup: None,
+            lookup_ok: false,
+            last_rate: (now, 0, 0),
+        }
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Runs until shutdown or a fatal error.
+    pub fn run(mut self) {
+        if self.meta.is_some() {
+            if self.opts.download && self.phase == Phase::Seeding {
+                // Everything was already on disk: finish (rename) and report.
+                self.phase = Phase::Downloading;
+                self.complete();
+            } else if self.opts.download {
+                self.track(false);
+            }
+        }
+        self.maybe_lookup();
+        self.publish_status();
+        let ticker = crossbeam_channel::tick(TICK);
+        loop {
+            crossbeam_channel::select! {
+                recv(self.rx) -> ev => match ev {
+                    Ok(Event::Shutdown(ack)) => {
+                        self.stop(Phase::Stopped);
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Ok(ev) => self.on_event(ev),
+                    Err(_) => return,
+                },
+                recv(ticker) -> _ => self.on_tick(),
+            }
+            if matches!(self.phase, Phase::Failed(_)) {
+                self.link
+                    .torrents
+                    .lock()
+                    .map(|mut m| m.remove(&self.t.info_hash))
+                    .ok();
+                self.publish_status();
+                return;
+            }
+        }
+    }
+
+    fn stop(&mut self, phase: Phase) {
+        for p in self.peers.values() {
+            p.send(Command::Close("torrent stopped".into()));
+        }
+        if let Some(m) = &self.meta {
+            if let Err(e) = m.storage.sync() {
+                warn!("{}: {e}", self.name);
+            }
+        }
+        if !matches!(self.phase, Phase::Failed(_)) {
+            self.phase = phase;
+        }
+        self.publish_status();
+    }
+
+    fn fail(&mut self, error: String) {
+        warn!("{}: {error}", self.name);
+        let _ = self.link.notices.send(Notice::Failed {
+            info_hash: self.t.info_hash,
+            name: self.name.clone(),
+            error: error.clone(),
+        });
+        self.stop(Phase::Failed(error.clone()));
+        self.phase = Phase::Failed(error);
+    }
+
+    fn track(&self, complete: bool) {
+        if let Some(m) = &self.meta {
+            let _ = self
+                .link
+                .tracker_updates
+                .send(crate::session::TrackerMsg::Update(
+                    Tracked {
+                        info_hash: self.t.info_hash,
+                        name: m.info.name.clone(),
+                        size: m.geometry.total_len(),
+                        complete,
+                    },
+                    None,
+                ));
+        }
+    }
+
+    fn key_id(&mut self, key: &str) -> u64 {
+        let n = self.key_ids.len() as u64;
+        *self.key_ids.entry(key.to_string()).or_insert(n)
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Connected {
+                conn,
+                addr,
+                peer_id,
+                outbound,
+                cmd,
+                waker,
+            } => self.on_connected(conn, addr, peer_id, outbound, cmd, waker),
+            Event::ConnectFailed { conn, addr, reason } => {
+                self.connecting.remove(&conn);
+                if let Some(k) = self.known.get_mut(&addr) {
+                    k.conn = None;
+                    k.failures += 1;
+                    k.next_try = Instant::now() + Duration::from_secs(2u64 << k.failures.min(5));
+                }
+                debug!("{}: connect to {addr} failed: {reason}", self.name);
+            }
+            Event::Ext {
+                conn,
+                metadata_size,
+                ut_metadata,
+                listen_port,
+            } => {
+                let Some(p) = self.peers.get_mut(&conn) else {
+                    return;
+                };
+                p.ut_metadata = ut_metadata;
+                p.metadata_size = metadata_size;
+                if let (false, Some(port)) = (p.outbound, listen_port) {
+                    let key = SocketAddr::new(p.addr.ip(), port).to_string();
+                    p.key = key.clone();
+                    let id = self.key_id(&key);
+                    if let Some(p) = self.peers.get_mut(&conn) {
+                        p.key_id = id;
+                    }
+                    if self.banned.contains(&id) {
+                        self.close(conn, "banned peer");
+                        return;
+                    }
+                }
+                if self.meta.is_none() {
+                    if let Some(size) = metadata_size {
+                        if let Err(e) = self.fetch.offer_size(size) {
+                            debug!("{}: {e}", self.name);
+                        }
+                    }
+                    self.request_metadata(conn);
+                }
+            }
+            Event::Bitfield { conn, bits } => self.on_bitfield(conn, bits),
+            Event::Have { conn, index } => self.on_have(conn, index),
+            Event::Unchoked { conn } => {
+                if let Some(p) = self.peers.get_mut(&conn) {
+                    p.unchoked_us = true;
+                }
+                self.assign(conn);
+            }
+            Event::Choked { conn } => {
+                if let Some(p) = self.peers.get_mut(&conn) {
+                    p.unchoked_us = false;
+                }
+            }
+            Event::PieceDone { conn, index } => self.on_piece_done(conn, index),
+            Event::PieceBad { conn, index } => self.on_piece_bad(conn, index),
+            Event::Released { conn, index } => {
+                if let Some(p) = self.peers.get_mut(&conn) {
+                    p.assigned.remove(&index);
+                }
+                if let Some(pk) = &mut self.picker {
+                    pk.release(index, conn);
+                }
+                self.assign_all();
+            }
+            Event::WriteFailed { error, .. } => {
+                self.fail(format!(
+                    "download stopped, nothing marked complete: {error}"
+                ));
+            }
+            Event::MetadataData {
+                conn,
+                piece,
+                total_size,
+                data,
+            } => self.on_metadata_data(conn, piece, total_size, data),
+            Event::MetadataReject { conn, .. } => {
+                self.fetch.forget(conn);
+                if let Some(p) = self.peers.get_mut(&conn) {
+                    p.ut_metadata = false;
+                }
+                self.request_metadata_all();
+            }
+            Event::Gone {
+                conn,
+                reason,
+                violation,
+            } => self.on_gone(conn, &reason, violation),
+            Event::Lookup(r) => self.on_lookup(r),
+            Event::AddPeers(addrs) => {
+                for a in addrs {
+                    self.add_known(a, None);
+                }
+                self.maybe_connect();
+            }
+            Event::Status(reply) => {
+                self.publish_status();
+                if let Ok(s) = self.status.lock() {
+                    let _ = reply.send(s.clone());
+                }
+            }
+            Event::Shutdown(_) => {}
+        }
+    }
+
+    fn on_connected(
+        &mut self,
+        conn: ConnId,
+        addr: SocketAddr,
+        peer_id: [u8; 20],
+        outbound: bool,
+        cmd: Sender<Command>,
+        waker: Arc<Waker>,
+    ) {
+        self.connecting.remove(&conn);
+        let key = addr.to_string();
+        let key_id = self.key_id(&key);
+        let peer = Peer {
+            addr,
+            key,
+            key_id,
+            peer_id,
+            outbound,
+            cmd,
+            waker,
+            bits: None,
+            missing: 0,
+            am_interested: false,
+            unchoked_us: false,
+            assigned: HashSet::new(),
+            ut_metadata: false,
+            metadata_size: None,
+        };
+        let reject = |why: &str| {
+            debug!("peer {addr}: {why}");
+            peer.send(Command::Close(why.to_string()));
+        };
+        if self.banned.contains(&key_id) {
+            return reject("banned after bad pieces");
+        }
+        if matches!(self.phase, Phase::Failed(_) | Phase::Stopped) {
+            return reject("torrent stopped");
+        }
+        if self.peers.len() >= self.opts.max_peers.max(1) * 2 {
+            return reject("too many peers");
+        }
+        // Two peers that dial each other at once keep the connection opened
+        // by the smaller peer id; both ends apply the same rule.
+        if let Some((&other, old)) = self.peers.iter().find(|(_, p)| p.peer_id == peer_id) {
+            let keep_new = old.outbound != outbound && (self.t.peer_id < peer_id) == outbound;
+            if keep_new {
+                debug!("peer {addr}: duplicate connection, keeping the new one");
+                self.close(other, "duplicate connection");
+                self.on_gone(other, "duplicate connection", false);
+            } else {
+                return reject("duplicate connection");
+            }
+        }
+        if outbound {
+            if let Some(k) = self.known.get_mut(&addr) {
+                k.conn = Some(conn);
+                k.failures = 0;
+            }
+        }
+        info!(
+            "{}: connected to {} {addr} ({})",
+            self.name,
+            if outbound { "outbound" } else { "inbound" },
+            String::from_utf8_lossy(&peer_id)
+        );
+        self.peers.insert(conn, peer);
+    }
+
+    fn close(&mut self, conn: ConnId, why: &str) {
+        if let Some(p) = self.peers.get(&conn) {
+            p.send(Command::Close(why.to_string()));
+        }
+    }
+
+    fn on_gone(&mut self, conn: ConnId, reason: &str, violation: bool) {
+        self.fetch.forget(conn);
+        let Some(p) = self.peers.remove(&conn) else {
+            return;
+        };
+        debug!("{}: peer {} gone: {reason}", self.name, p.addr);
+        if violation {
+            // A peer that broke the protocol is not dialled again.
+            self.banned.insert(p.key_id);
+        }
+        if let Some(k) = self.known.get_mut(&p.addr) {
+            if k.conn == Some(conn) {
+                k.conn = None;
+                k.next_try = Instant::now() + Duration::from_secs(5);
+            }
+        }
+        if let Some(pk) = &mut self.picker {
+            if let Some(b) = &p.bits {
+                pk.peer_removed(|i| b.get(i));
+            }
+            for i in &p.assigned {
+                pk.release(*i, conn);
+            }
+        }
+        self.assign_all();
+        self.request_metadata_all();
+    }
+
+    fn on_bitfield(&mut self, conn: ConnId, bits: Bitfield) {
+        let Some(pk) = &mut self.picker else { return };
+        let Some(p) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        if let Some(old) = &p.bits {
+            pk.peer_removed(|i| old.get(i));
+        }
+        pk.peer_added(|i| bits.get(i));
+        p.missing = (0..bits.len())
+            .filter(|&i| bits.get(i) && !pk.have(i as u32))
+            .count() as u32;
+        let seeder = bits.all();
+        p.bits = Some(bits);
+        if seeder && self.phase == Phase::Seeding {
+            self.close(conn, "both of us are seeders");
+            return;
+        }
+        self.update_interest(conn);
+        self.assign(conn);
+    }
+
+    fn on_have(&mut self, conn: ConnId, index: u32) {
+        let Some(pk) = &mut self.picker else { return };
+        let Some(p) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        let n = pk.num_pieces() as usize;
+        let bits = p.bits.get_or_insert_with(|| Bitfield::new(n));
+        if bits.get(index as usize) {
+            return;
+        }
+        bits.set(index as usize);
+        pk.peer_has(index);
+        if !pk.have(index) {
+            p.missing += 1;
+        }
+        let seeder = bits.all();
+        if seeder && self.phase == Phase::Seeding {
+            self.close(conn, "both of us are seeders");
+            return;
+        }
+        self.update_interest(conn);
+        self.assign(conn);
+    }
+
+    fn update_interest(&mut self, conn: ConnId) {
+        let downloading = self.phase == Phase::Downloading;
+        let Some(p) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        let want = downloading && p.missing > 0;
+        if want != p.am_interested {
+            p.am_interested = want;
+            p.send(Command::Interested(want));
+        }
+    }
+
+    /// Hands pieces to `conn` until it holds as many as it should.
+    fn assign(&mut self, conn: ConnId) {
+        if self.phase != Phase::Downloading {
+            return;
+        }
+        let (Some(pk), Some(m)) = (&mut self.picker, &self.meta) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        if !p.unchoked_us || p.bits.is_none() {
+            return;
+        }
+        let cap = peer::pieces_per_peer(m.geometry.nominal_piece_len());
+        while p.assigned.len() < cap {
+            let Some(i) = pk.pick(conn, p.key_id, |i| p.has(i)) else {
+                break;
+            };
+            p.assigned.insert(i);
+            p.send(Command::Fetch(i));
+        }
+    }
+
+    fn assign_all(&mut self) {
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            self.assign(c);
+        }
+    }
+
+    fn on_piece_done(&mut self, conn: ConnId, index: u32) {
+        let (Some(pk), Some(m)) = (&mut self.picker, self.meta.clone()) else {
+            return;
+        };
+        let (new, others) = pk.completed(index, conn);
+        if let Some(p) = self.peers.get_mut(&conn) {
+            p.assigned.remove(&index);
+        }
+        for o in others {
+            if let Some(op) = self.peers.get_mut(&o) {
+                op.assigned.remove(&index);
+                op.send(Command::Cancel(index));
+            }
+        }
+        if !new {
+            self.assign(conn);
+            return;
+        }
+        m.have.set(index as usize);
+        self.pieces_fetched += 1;
+        let bytes = m
+            .geometry
+            .piece(index)
+            .map(|p| m.geometry.piece_len(p) as u64)
+            .unwrap_or(0);
+        if let Some(p) = self.peers.get(&conn) {
+            *self.from_peers.entry(p.key.clone()).or_default() += bytes;
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in &conns {
+            if let Some(p) = self.peers.get_mut(c) {
+                if p.has(index as usize) {
+                    p.missing = p.missing.saturating_sub(1);
+                } else {
+                    p.send(Command::Have(index));
+                }
+            }
+        }
+        if pk.is_complete() {
+            self.complete();
+            return;
+        }
+        for c in conns {
+            self.update_interest(c);
+        }
+        self.assign(conn);
+    }
+
+    fn on_piece_bad(&mut self, conn: ConnId, index: u32) {
+        let Some(pk) = &mut self.picker else { return };
+        let Some(p) = self.peers.get_mut(&conn) else {
+            pk.release(index, conn);
+            return;
+        };
+        p.assigned.remove(&index);
+        pk.failed_piece(index, conn, p.key_id);
+        let strikes = self.strikes.entry(p.key_id).or_default();
+        *strikes += 1;
+        warn!(
+            "{}: piece {index} from {} failed the SHA-1 check ({} of {MAX_STRIKES})",
+            self.name, p.key, strikes
+        );
+        if *strikes >= MAX_STRIKES {
+            warn!(
+                "{}: dropping {} after {MAX_STRIKES} bad pieces",
+                self.name, p.key
+            );
+            self.banned.insert(p.key_id);
+            self.close(conn, "too many bad pieces");
+        } else {
+            self.assign(conn);
+        }
+        self.assign_all();
+    }
+
+    fn complete(&mut self) {
+        let Some(m) = self.meta.clone() else { return };
+        if let Err(e) = m.storage.finish() {
+            self.fail(format!("could not finish the download: {e}"));
+            return;
+        }
+        self.phase = Phase::Seeding;
+        let mut from: Vec<(String, u64)> = self
+            .from_peers
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        from.sort();
+        let summary = Summary {
+            info_hash: self.t.info_hash,
+            name: m.info.name.clone(),
+            size: m.geometry.total_len(),
+            elapsed: self.started.elapsed(),
+            peers_used: from.iter().filter(|(_, b)| *b > 0).count(),
+            pieces_total: m.geometry.num_pieces(),
+            pieces_fetched: self.pieces_fetched,
+            pieces_on_disk: self.pieces_on_disk,
+            from_peers: from,
+            paths: m.storage.final_paths(),
+        };
+        info!("{}: complete, seeding", self.name);
+        self.track(true);
+        let _ = self.link.notices.send(Notice::Completed(summary));
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            let seeder = self
+                .peers
+                .get(&c)
+                .is_some_and(|p| p.bits.as_ref().is_some_and(|b| b.all()));
+            if seeder {
+                self.close(c, "both of us are seeders");
+            } else {
+                self.update_interest(c);
+            }
+        }
+        self.publish_status();
+    }
+
+    fn request_metadata(&mut self, conn: ConnId) {
+        if self.meta.is_some() {
+            return;
+        }
+        let Some(p) = self.peers.get(&conn) else {
+            return;
+        };
+        if !p.ut_metadata {
+            return;
+        }
+        if self.fetch.size().is_none() {
+            if let Some(s) = p.metadata_size {
+                let _ = self.fetch.offer_size(s);
+            }
+        }
+        if self.fetch.is_asking(conn) {
+            return;
+        }
+        if let Some(piece) = self.fetch.next_request(conn, Instant::now()) {
+            p.send(Command::MetadataRequest(piece));
+        }
+    }
+
+    fn request_metadata_all(&mut self) {
+        if self.meta.is_some() {
+            return;
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            self.request_metadata(c);
+        }
+    }
+
+    fn on_metadata_data(&mut self, conn: ConnId, piece: u32, total: u64, data: Vec<u8>) {
+        if self.meta.is_some() {
+            return;
+        }
+        match self.fetch.received(piece, total, data) {
+            Ok(Some(bytes)) => self.on_metadata(bytes),
+            Ok(None) => self.request_metadata(conn),
+            Err(MetadataError::HashMismatch) => {
+                warn!(
+                    "{}: metadata did not match the info hash; asking again",
+                    self.name
+                );
+                if let Some(p) = self.peers.get_mut(&conn) {
+                    p.ut_metadata = false;
+                }
+                self.request_metadata_all();
+            }
+            Err(e) => {
+                warn!("{}: bad metadata from a peer: {e}", self.name);
+                self.close(conn, "bad metadata");
+            }
+        }
+    }
+
+    fn on_metadata(&mut self, bytes: Vec<u8>) {
+        let info = match Info::from_bytes(&bytes) {
+            Ok(i) => i,
+            Err(e) => {
+                self.fail(format!(
+                    "the metadata from peers is not a valid info dictionary: {e}"
+                ));
+                return;
+            }
+        };
+        let (meta, on_disk) = match open_download(info, bytes, &self.opts.dir) {
+            Ok(x) => x,
+            Err(e) => {
+                self.fail(e);
+                return;
+            }
+        };
+        self.name = meta.info.name.clone();
+        self.pieces_on_disk = on_disk;
+        let have: Vec<bool> = (0..meta.have.len()).map(|i| meta.have.get(i)).collect();
+        let picker = Picker::new(&have);
+        let meta = Arc::new(meta);
+        let _ = self.t.meta.set(meta.clone());
+        info!(
+            "{}: metadata received: {} bytes in {} pieces",
+            self.name,
+            meta.geometry.total_len(),
+            meta.geometry.num_pieces()
+        );
+        let _ = self.link.notices.send(Notice::MetadataReceived {
+            info_hash: self.t.info_hash,
+            name: self.name.clone(),
+            size: meta.geometry.total_len(),
+            pieces_on_disk: on_disk,
+            pieces_total: meta.geometry.num_pieces(),
+        });
+        self.phase = Phase::Downloading;
+        let complete = picker.is_complete();
+        self.picker = Some(picker);
+        self.meta = Some(meta);
+        self.track(false);
+        for p in self.peers.values() {
+            p.send(Command::MetadataReady);
+        }
+        if complete {
+            self.complete();
+        }
+        self.publish_status();
+    }
+
+    fn add_known(&mut self, addr: SocketAddr, peer_id: Option<String>) {
+        let k = self.known.entry(addr).or_insert(Known {
+            conn: None,
+            failures: 0,
+            next_try: Instant::now(),
+            peer_id: None,
+        });
+        if peer_id.is_some() {
+            k.peer_id = peer_id;
+        }
+        // Listed again by the tracker: worth another try soon.
+        if k.failures > 0 && k.conn.is_none() {
+            k.next_try = k.next_try.min(Instant::now() + Duration::from_secs(2));
+        }
+    }
+
+    fn on_lookup(&mut self, r: Result<Vec<PeerEntry>, String>) {
+        self.lookup_running = false;
+        match r {
+            Ok(list) => {
+                self.lookup_ok = true;
+                let me = crate::peer_id_str(&self.t.peer_id);
+                for e in list {
+                    if e.peer_id == me {
+                        continue;
+                    }
+                    self.add_known(e.addr, Some(e.peer_id));
+                }
+                self.maybe_connect();
+            }
+            Err(e) => {
+                if !self.lookup_ok && self.peers.is_empty() && self.known.is_empty() {
+                    self.fail(e);
+                } else {
+                    warn!("{}: {e}", self.name);
+                }
+            }
+        }
+    }
+
+    fn wants_peers(&self) -> bool {
+        matches!(self.phase, Phase::Metadata | Phase::Downloading)
+    }
+
+    fn maybe_connect(&mut self) {
+        if !self.wants_peers() {
+            return;
+        }
+        let now = Instant::now();
+        let connected_ids: HashSet<String> = self
+            .peers
+            .values()
+            .map(|p| crate::peer_id_str(&p.peer_id))
+            .collect();
+        let mut candidates: Vec<SocketAddr> = self
+            .known
+            .iter()
+            .filter(|(a, k)| {
+                k.conn.is_none()
+                    && k.next_try <= now
+                    && k.failures < 6
+                    && !k
+                        .peer_id
+                        .as_ref()
+                        .is_some_and(|id| connected_ids.contains(id))
+                    && !self
+                        .banned
+                        .contains(self.key_ids.get(&a.to_string()).unwrap_or(&u64::MAX))
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        fastrand::shuffle(&mut candidates);
+        for addr in candidates {
+            if self.peers.len() + self.connecting.len() >= self.opts.max_peers {
+                break;
+            }
+            let conn = peer::next_conn_id();
+            if let Some(k) = self.known.get_mut(&addr) {
+                k.conn = Some(conn);
+                k.next_try = now + Duration::from_secs(5);
+            }
+            self.connecting.insert(conn, addr);
+            let t = self.t.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("peer {addr}"))
+                .spawn(move || peer::run_outbound(t, conn, addr));
+            if let Err(e) = spawned {
+                warn!("cannot start a connection thread: {e}");
+                self.connecting.remove(&conn);
+            }
+        }
+    }
+
+    fn maybe_lookup(&mut self) {
+        if !self.wants_peers() || self.lookup_running {
+            return;
+        }
+        let Some(tracker) = self.link.tracker else {
+            return;
+        };
+        let every = if self.peers.is_empty() {
+            LOOKUP_EMPTY
+        } else if self.peers.len() < self.opts.max_peers {
+            LOOKUP_MORE
+        } else {
+            return;
+        };
+        if self.last_lookup.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        self.last_lookup = Some(Instant::now());
+        self.lookup_running = true;
+        let events = self.t.events.clone();
+        let info_hash = self.t.info_hash;
+        let me = crate::peer_id_str(&self.t.peer_id);
+        let spawned = std::thread::Builder::new()
+            .name("tracker lookup".into())
+            .spawn(move || {
+                let r = TrackerClient::new(tracker)
+                    .and_then(|mut c| c.request_peers(Some(&info_hash), None, Some(&me)))
+                    .map(|reply| reply.peers)
+                    .map_err(|e| e.to_string());
+                let _ = events.send(Event::Lookup(r));
+            });
+        if spawned.is_err() {
+            self.lookup_running = false;
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.maybe_lookup();
+        self.maybe_connect();
+        self.request_metadata_all();
+        self.publish_status();
+    }
+
+    fn publish_status(&mut self) {
+        let now = Instant::now();
+        let down = self.t.downloaded();
+        let up = self.t.uploaded();
+        let (t0, d0, u0) = self.last_rate;
+        let dt = now.duration_since(t0).as_secs_f64();
+        let Ok(mut s) = self.status.lock() else {
+            return;
+        };
+        if dt >= 1.0 {
+            s.down_rate = (down - d0) as f64 / dt;
+            s.up_rate = (up - u0) as f64 / dt;
+            self.last_rate = (now, down, up);
+        }
+        s.name = self.name.clone();
+        s.phase = self.phase.clone();
+        s.peers = self.peers.len();
+        s.downloaded = down;
+        s.uploaded = up;
+        if let (Some(m), Some(pk)) = (&self.meta, &self.picker) {
+            s.size = Some(m.geometry.total_len());
+            s.pieces_total = m.geometry.num_pieces();
+            s.pieces_have = pk.have_count();
+            let full = pk.have_count() as u64 * m.geometry.nominal_piece_len();
+            s.bytes_have = if pk.is_complete() {
+                m.geometry.total_len()
+            } else {
+                full.min(m.geometry.total_len())
+            };
+            if s.paths.is_empty() {
+                s.paths = m.storage.final_paths();
+            }
+        }
+    }
+}
+
+/// Opens the download's storage below `dir` and checks what is already
+/// there. Returns the context and how many pieces were verified on disk.
+pub fn open_download(
+    info: Info,
+    info_bytes: Vec<u8>,
+    dir: &std::path::Path,
+) -> Result<(MetaCtx, u32), String> {
+    let geometry = Geometry::from_info(&info).map_err(|e| format!("{}: {e}", info.name))?;
+    let (storage, found) = Storage::open_download(&info, dir).map_err(|e| e.to_string())?;
+    let have = match found {
+        Found::Nothing => vec![false; geometry.num_pieces() as usize],
+        Found::Something => {
+            let have = storage.verify(&info.pieces, |_, _| {});
+            let bad = storage.unverified_final_files(&have);
+            if let Some(p) = bad.first() {
+                return Err(crate::storage::StorageError::Mismatch { path: p.clone() }.to_string());
+            }
+            have
+        }
+    };
+    let on_disk = have.iter().filter(|h| **h).count() as u32;
+    if on_disk > 0 {
+        info!(
+            "{}: resume: {on_disk} of {} pieces already verified on disk",
+            info.name,
+            geometry.num_pieces()
+        );
+    }
+    Ok((
+        MetaCtx {
+            have: HaveSet::new(&have),
+            info,
+            info_bytes,
+            geometry,
+            storage,
+        },
+        on_disk,
+    ))
+}
+
+/// Opens complete data for seeding below `root`, hashing it when `check`.
+pub fn open_seed(
+    info: Info,
+    info_bytes: Vec<u8>,
+    root: &std::path::Path,
+    check: bool,
+) -> Result<MetaCtx, String> {
+    let geometry = Geometry::from_info(&info).map_err(|e| format!("{}: {e}", info.name))?;
+    let storage = Storage::open_seed(&info, root).map_err(|e| e.to_string())?;
+    let have = if check {
+        let have = storage.verify(&info.pieces, |_, _| {});
+        let bad = have.iter().filter(|h| !**h).count();
+        if bad > 0 {
+            return Err(format!(
+                "{}: {bad} of {} pieces do not match the torrent's hashes (run `minitorrent get` to repair it)",
+                storage.final_paths().first().map(|p| p.display().to_string()).unwrap_or_default(),
+                have.len()
+            ));
+        }
+        have
+    } else {
+        vec![true; geometry.num_pieces() as usize]
+    };
+    Ok(MetaCtx {
+        have: HaveSet::new(&have),
+        info,
+        info_bytes,
+        geometry,
+        storage,
+    })
+}

@@ -1,0 +1,376 @@
+//! Talking to the minitorrent tracker: JSON datagrams over UDP (the shared
+//! `tracker_proto` codecs), one request and one reply matched by `tid`,
+//! retried with a doubling timeout, then a clear "unreachable" error.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::tracker_proto::{FileRef, Reply, Request, MAX_DATAGRAM_SIZE};
+
+use crate::trace;
+
+/// Default tracker when neither `--tracker` nor the torrent names one.
+pub const DEFAULT_TRACKER: &str = "127.0.0.1:6969";
+const TRIES: u32 = 4;
+const FIRST_TIMEOUT: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error("tracker {addr} is unreachable: no answer after {tries} tries")]
+    Unreachable { addr: SocketAddr, tries: u32 },
+    #[error("tracker {addr} says {code}: {message}")]
+    Refused {
+        addr: SocketAddr,
+        code: String,
+        message: String,
+    },
+    #[error("tracker {addr} sent a bad reply: {why}")]
+    BadReply { addr: SocketAddr, why: String },
+    #[error("tracker {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("tracker address {0:?}: {1}")]
+    BadAddress(String, String),
+}
+
+impl TrackerError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            TrackerError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// `udp://host:port[/announce]` or `host:port` → a socket address.
+pub fn resolve(tracker: &str) -> Result<SocketAddr, TrackerError> {
+    let t = tracker.trim();
+    let rest = t.strip_prefix("udp://").unwrap_or(t);
+    if rest.contains("://") {
+        return Err(TrackerError::BadAddress(
+            tracker.into(),
+            "only udp:// trackers (or HOST:PORT) are supported".into(),
+        ));
+    }
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let mut addrs = hostport
+        .to_socket_addrs()
+        .map_err(|e| TrackerError::BadAddress(tracker.into(), e.to_string()))?;
+    addrs
+        .find(|a| a.is_ipv4())
+        .or_else(|| hostport.to_socket_addrs().ok().and_then(|mut a| a.next()))
+        .ok_or_else(|| TrackerError::BadAddress(tracker.into(), "no address".into()))
+}
+
+pub use minitorrent_common::tracker_proto::{FileInfo as RegisterFile, FileSummary, PeerEntry};
+
+/// A `PEERS` reply.
+#[derive(Debug, Clone)]
+pub struct PeersReply {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub size: u64,
+    pub seeders: u32,
+    pub leechers: u32,
+    pub peers: Vec<PeerEntry>,
+}
+
+/// Timers the tracker hands out in its OK to REGISTER.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+pub struct TrackerClient {
+    sock: UdpSocket,
+    addr: SocketAddr,
+    local: SocketAddr,
+    tid: u32,
+    tries: u32,
+    first_timeout: Duration,
+}
+
+impl TrackerClient {
+    pub fn new(addr: SocketAddr) -> Result<TrackerClient, TrackerError> {
+        let io = |source| TrackerError::Io { addr, source };
+        let bind: SocketAddr = if addr.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(bind).map_err(io)?;
+        sock.connect(addr).map_err(io)?;
+        let local = sock.local_addr().map_err(io)?;
+        Ok(TrackerClient {
+            sock,
+            addr,
+            local,
+            tid: fastrand::u32(1..1 << 30),
+            tries: TRIES,
+            first_timeout: FIRST_TIMEOUT,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn bad(&self, why: impl Into<String>) -> TrackerError {
+        TrackerError::BadReply {
+            addr: self.addr,
+            why: why.into(),
+        }
+    }
+
+    fn next_tid(&mut self) -> u32 {
+        self.tid = self.tid.wrapping_add(1).max(1);
+        self.tid
+    }
+
+    /// Sends `req` and waits for the reply with the same `tid`, retrying
+    /// with a doubling timeout. An `ERROR` reply becomes `Refused`.
+    fn call(&mut self, req: Request) -> Result<Reply, TrackerError> {
+        let tid = req.tid();
+        let bytes = req.encode();
+        let mut timeout = self.first_timeout;
+        let mut buf = vec![0u8; MAX_DATAGRAM_SIZE + 1];
+        for _ in 0..self.tries {
+            trace::tracker(self.local, self.addr, || req.summary());
+            let deadline = Instant::now() + timeout;
+            if let Err(e) = self.sock.send(&bytes) {
+                if e.kind() != io::ErrorKind::ConnectionRefused {
+                    return Err(TrackerError::Io {
+                        addr: self.addr,
+                        source: e,
+                    });
+                }
+            }
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let _ = self.sock.set_read_timeout(Some(left));
+                let n = match self.sock.recv(&mut buf) {
+                    Ok(n) => n,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                        // Nobody listens (yet): wait out this try.
+                        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(TrackerError::Io {
+                            addr: self.addr,
+                            source: e,
+                        })
+                    }
+                };
+                let reply = match Reply::decode(&buf[..n]) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::debug!("tracker {}: undecodable datagram ignored: {e}", self.addr);
+                        continue;
+                    }
+                };
+                if reply.tid() != Some(tid) {
+                    continue;
+                }
+                trace::tracker(self.addr, self.local, || reply.summary());
+                if let Reply::Error { code, message, .. } = reply {
+                    return Err(TrackerError::Refused {
+                        addr: self.addr,
+                        code: code.as_str().to_string(),
+                        message,
+                    });
+                }
+                return Ok(reply);
+            }
+            timeout *= 2;
+        }
+        Err(TrackerError::Unreachable {
+            addr: self.addr,
+            tries: self.tries,
+        })
+    }
+
+    fn unexpected(&self, r: &Reply, wanted: &str) -> TrackerError {
+        self.bad(format!("expected {wanted}, got {}", r.type_name()))
+    }
+
+    pub fn register(
+        &mut self,
+        peer_id: &str,
+        port: u16,
+        files: &[RegisterFile],
+    ) -> Result<Timers, TrackerError> {
+        let tid = self.next_tid();
+        let r = self.call(Request::Register {
+            tid,
+            peer_id: peer_id.to_string(),
+            port,
+            files: files.to_vec(),
+        })?;
+        match r {
+            Reply::Ok {
+                interval, timeout, ..
+            } => Ok(Timers {
+                interval: Duration::from_secs(u64::from(interval.max(1))),
+                timeout: Duration::from_secs(u64::from(timeout.max(1))),
+            }),
+            other => Err(self.unexpected(&other, "OK")),
+        }
+    }
+
+    /// HEARTBEAT; `Ok(false)` when the tracker forgot us (re-REGISTER).
+    pub fn heartbeat(&mut self, peer_id: &str) -> Result<bool, TrackerError> {
+        let tid = self.next_tid();
+        match self.call(Request::Heartbeat {
+            tid,
+            peer_id: peer_id.to_string(),
+        }) {
+            Ok(Reply::Ok { .. }) => Ok(true),
+            Ok(other) => Err(self.unexpected(&other, "OK")),
+            Err(e) if e.code() == Some("unknown_peer") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn exit(&mut self, peer_id: &str) -> Result<(), TrackerError> {
+        let tid = self.next_tid();
+        match self.call(Request::Exit {
+            tid,
+            peer_id: peer_id.to_string(),
+        })? {
+            Reply::Ok { .. } => Ok(()),
+            other => Err(self.unexpected(&other, "OK")),
+        }
+    }
+
+    /// REQUEST by info hash, else by name.
+    pub fn request_peers(
+        &mut self,
+        info_hash: Option<&InfoHash>,
+        name: Option<&str>,
+        asker: Option<&str>,
+    ) -> Result<PeersReply, TrackerError> {
+        let file = match (info_hash, name) {
+            (Some(ih), _) => FileRef::InfoHash(*ih),
+            (None, Some(n)) => FileRef::Name(n.to_string()),
+            (None, None) => return Err(self.bad("REQUEST needs an info hash or a name")),
+        };
+        let tid = self.next_tid();
+        match self.call(Request::Request {
+            tid,
+            file,
+            peer_id: asker.map(str::to_string),
+        })? {
+            Reply::Peers {
+                info_hash,
+                name,
+                size,
+                seeders,
+                leechers,
+                peers,
+                ..
+            } => Ok(PeersReply {
+                info_hash,
+                name,
+                size,
+                seeders,
+                leechers,
+                peers,
+            }),
+            other => Err(self.unexpected(&other, "PEERS")),
+        }
+    }
+
+    pub fn search(&mut self, query: &str) -> Result<Vec<FileSummary>, TrackerError> {
+        let tid = self.next_tid();
+        match self.call(Request::Search {
+            tid,
+            query: query.to_string(),
+        })? {
+            Reply::Files { files, .. } => Ok(files),
+            other => Err(self.unexpected(&other, "FILES")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn resolves_forms() {
+        assert_eq!(
+            resolve("udp://127.0.0.1:6969/announce").unwrap(),
+            "127.0.0.1:6969".parse().unwrap()
+        );
+        assert_eq!(
+            resolve("127.0.0.1:7000").unwrap(),
+            "127.0.0.1:7000".parse().unwrap()
+        );
+        assert!(resolve("http://x:1/announce").is_err());
+        assert!(resolve("nonsense").is_err());
+    }
+
+    #[test]
+    fn talks_to_a_fake_tracker() {
+        let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = srv.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // First datagram is dropped to exercise the retry.
+            let _ = srv.recv_from(&mut buf).unwrap();
+            let (n, from) = srv.recv_from(&mut buf).unwrap();
+            let req: Value = serde_json::from_slice(&buf[..n]).unwrap();
+            assert_eq!(req["type"], "REQUEST");
+            assert_eq!(req["name"], "a.txt");
+            let reply = json!({"type": "PEERS", "tid": req["tid"], "info_hash": "ab".repeat(20),
+                "name": "a.txt", "size": 5, "seeders": 1, "leechers": 0,
+                "peers": [{"addr": "127.0.0.1:7001", "peer_id": "x", "complete": true}]});
+            // A stale reply first: must be ignored.
+            srv.send_to(br#"{"type":"OK","tid":1}"#, from).unwrap();
+            srv.send_to(reply.to_string().as_bytes(), from).unwrap();
+            let (n, from) = srv.recv_from(&mut buf).unwrap();
+            let req: Value = serde_json::from_slice(&buf[..n]).unwrap();
+            let reply = json!({"type": "ERROR", "tid": req["tid"], "code": "unknown_peer", "message": "who?"});
+            srv.send_to(reply.to_string().as_bytes(), from).unwrap();
+        });
+        let mut c = TrackerClient::new(addr).unwrap();
+        let r = c.request_peers(None, Some("a.txt"), None).unwrap();
+        assert_eq!(r.peers.len(), 1);
+        assert_eq!(r.info_hash.0, [0xab; 20]);
+        assert!(!c.heartbeat("me").unwrap());
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn unreachable_is_bounded() {
+        let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = dead.local_addr().unwrap();
+        drop(dead);
+        let mut c = TrackerClient::new(addr).unwrap();
+        c.first_timeout = Duration::from_millis(20);
+        let t = Instant::now();
+        let e = c.search("x").unwrap_err();
+        assert!(matches!(e, TrackerError::Unreachable { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
