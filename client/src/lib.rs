@@ -19,6 +19,7 @@ pub mod storage;
 pub mod torrent;
 pub mod trace;
 pub mod tracker_client;
+pub mod udp_announce;
 
 /// Our client's prefix in the peer id (Azureus style) and in `v` of the
 /// extension handshake.

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use crossbeam_channel::Receiver;
 use minitorrent::session::{self, Added, Config, Session};
 use minitorrent::torrent::{mb_per_s, Notice, Summary};
+use minitorrent::udp_announce::TrackerProtocol;
 use minitorrent::{menu, progress, share};
 use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{format_size, InfoHash};
@@ -48,6 +49,9 @@ struct Cli {
     /// Write a JSON summary of each finished download (bytes per peer) here
     #[arg(long, global = true, value_name = "FILE")]
     stats: Option<PathBuf>,
+    /// Tracker protocol: auto probes a udp:// tracker (JSON if it answers JSON, else BEP 15); a bare HOST:PORT is JSON
+    #[arg(long, global = true, value_enum, default_value_t = TrackerProtocol::Auto, value_name = "PROTO")]
+    tracker_protocol: TrackerProtocol,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -143,8 +147,13 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-fn config(cli: &Cli) -> Config {
+fn config(cli: &Cli, announce: Option<&str>) -> Config {
     Config {
+        tracker_protocol: session::effective_protocol(
+            cli.tracker_protocol,
+            cli.tracker.as_deref(),
+            announce,
+        ),
         bind: cli.bind,
         port: cli.port.unwrap_or(0),
         dir: cli.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
@@ -157,7 +166,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.cmd {
         None => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let s = start(&cli, tracker)?;
+            let s = start(&cli, tracker, None)?;
             let ctrlc = ctrlc_channel();
             menu::run(&s, ctrlc, cli.stats.clone())?;
             Ok(ExitCode::SUCCESS)
@@ -215,8 +224,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Cmd::Search { query }) => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let mut c = minitorrent::tracker_client::TrackerClient::new(tracker)?;
-            let files = c.search(query)?;
+            let files = session::search(tracker, config(&cli, None).tracker_protocol, query)?;
             if files.is_empty() {
                 println!("no files match {query:?}");
             }
@@ -244,11 +252,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .iter()
                 .find_map(|(_, m)| m.as_ref().and_then(|m| m.announce.clone()));
             let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
-            let s = start(&cli, tracker)?;
+            let s = start(&cli, tracker, announce.as_deref())?;
             let ctrlc = ctrlc_channel();
             for (p, m) in torrents {
                 let added = match m {
-                    Some(m) => s.seed_metainfo(m, &config(&cli).dir, true),
+                    Some(m) => s.seed_metainfo(m, &config(&cli, None).dir, true),
                     None => s.seed_path(&p, *piece_length),
                 };
                 match added {
@@ -266,7 +274,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Cmd::Share { dir }) => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let s = start(&cli, tracker)?;
+            let s = start(&cli, tracker, None)?;
             let ctrlc = ctrlc_channel();
             match share::share_dir(&s, dir, print_seeding) {
                 Ok(0) => println!(
@@ -300,8 +308,8 @@ fn is_torrent_file(p: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("torrent"))
 }
 
-fn start(cli: &Cli, tracker: std::net::SocketAddr) -> Result<Session> {
-    let cfg = config(cli);
+fn start(cli: &Cli, tracker: std::net::SocketAddr, announce: Option<&str>) -> Result<Session> {
+    let cfg = config(cli, announce);
     if !cfg.dir.is_dir() {
         bail!("--dir {}: not a directory", cfg.dir.display());
     }
@@ -394,7 +402,7 @@ fn get(cli: &Cli, source: &str, no_seed: bool) -> Result<ExitCode> {
         _ => (None, None),
     };
     let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
-    let s = start(cli, tracker)?;
+    let s = start(cli, tracker, announce.as_deref())?;
     let ctrlc = ctrlc_channel();
     let added = match src {
         Source::Torrent(_) => match metainfo {

@@ -24,6 +24,7 @@ use crate::torrent::{
     TorrentStatus, Tracked,
 };
 use crate::tracker_client::{self, FileSummary, PeersReply, RegisterFile, TrackerClient};
+use crate::udp_announce::{self, Protocol, TrackerProtocol};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,6 +35,8 @@ pub struct Config {
     pub max_peers: usize,
     /// Bytes per second for all uploads together; 0: unlimited.
     pub max_upload_rate: u64,
+    /// JSON, BEP 15, or find out (see `udp_announce`).
+    pub tracker_protocol: TrackerProtocol,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             dir: PathBuf::from("."),
             max_peers: 8,
             max_upload_rate: 0,
+            tracker_protocol: TrackerProtocol::Auto,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Session {
     notices_rx: Receiver<Notice>,
     rate: Arc<RateLimit>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The BEP 15 announcer, started when the tracker turns out to need it.
+    bep15_tx: Mutex<Option<Sender<TrackerMsg>>>,
 }
 
 impl Session {
@@ -130,6 +136,7 @@ impl Session {
             notices_rx,
             rate,
             threads: Mutex::new(vec![tracker_thread]),
+            bep15_tx: Mutex::new(None),
         })
     }
 
@@ -207,9 +214,16 @@ impl Session {
             paths: Vec::new(),
         }));
         let magnet = self.magnet_for(info_hash, name.clone());
+        // A BEP 15 tracker is asked for peers by the announcer, not by the
+        // torrent's own JSON REQUESTs.
+        let bep15 = self.protocol_for(info_hash) == Protocol::Bep15;
         let link = SessionLink {
-            tracker: Some(self.tracker),
-            tracker_updates: self.tracker_tx.clone(),
+            tracker: (!bep15).then_some(self.tracker),
+            tracker_updates: if bep15 {
+                self.bep15_announcer()?
+            } else {
+                self.tracker_tx.clone()
+            },
             notices: self.notices_tx.clone(),
             torrents: self.torrents.clone(),
         };
@@ -253,7 +267,11 @@ impl Session {
 
     fn register_now(&self, added: &Added) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let _ = self.tracker_tx.send(TrackerMsg::Update(
+        let updates = match self.bep15_tx.lock().ok().and_then(|t| t.clone()) {
+            Some(t) => t,
+            None => self.tracker_tx.clone(),
+        };
+        let _ = updates.send(TrackerMsg::Update(
             Tracked {
                 info_hash: added.info_hash,
                 name: added.name.clone(),
@@ -262,7 +280,8 @@ impl Session {
             },
             Some(tx),
         ));
-        match rx.recv_timeout(Duration::from_secs(30)) {
+        // A BEP 15 announce may take 45 s before giving up.
+        match rx.recv_timeout(Duration::from_secs(50)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => bail!("{e}"),
             Err(_) => bail!("tracker thread did not answer"),
@@ -349,12 +368,67 @@ impl Session {
 
     /// Asks the tracker which file is called `name` and who has it.
     pub fn lookup_name(&self, name: &str) -> Result<PeersReply> {
+        if self.cfg.tracker_protocol == TrackerProtocol::Bep15 {
+            return Err(udp_announce::no_names_error(
+                self.tracker,
+                "a download by name",
+            ));
+        }
         let mut c = TrackerClient::new(self.tracker)?;
         c.request_peers(None, Some(name), Some(&self.peer_id()))
             .map_err(|e| match e.code() {
                 Some("not_found") => anyhow!("the tracker knows no file called {name:?}"),
-                _ => anyhow!(e),
+                _ => self.json_error(e, "a download by name"),
             })
+    }
+
+    /// The protocol for this session's tracker, probed with `info_hash`.
+    fn protocol_for(&self, info_hash: InfoHash) -> Protocol {
+        udp_announce::decide(
+            self.tracker,
+            self.cfg.tracker_protocol,
+            info_hash,
+            &self.peer_id(),
+        )
+    }
+
+    /// A JSON request that got no answer may have gone to a BEP 15 tracker:
+    /// say so rather than "unreachable".
+    fn json_error(&self, e: tracker_client::TrackerError, what: &str) -> anyhow::Error {
+        let silent = matches!(e, tracker_client::TrackerError::Unreachable { .. });
+        if silent && udp_announce::answers_bep15(self.tracker) {
+            return udp_announce::no_names_error(self.tracker, what);
+        }
+        anyhow!(e)
+    }
+
+    /// The sender to the BEP 15 announcer thread, started on first use.
+    fn bep15_announcer(&self) -> Result<Sender<TrackerMsg>> {
+        let mut slot = self
+            .bep15_tx
+            .lock()
+            .map_err(|_| anyhow!("session poisoned"))?;
+        if let Some(tx) = slot.as_ref() {
+            return Ok(tx.clone());
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let cfg = udp_announce::AnnouncerConfig {
+            tracker: self.tracker,
+            peer_id: self.peer_id,
+            port: self.listen.port(),
+            max_peers: self.cfg.max_peers,
+            schedule: udp_announce::Schedule::BEP15,
+        };
+        let swarms = self.torrents.clone();
+        let h = std::thread::Builder::new()
+            .name("bep15 announcer".into())
+            .spawn(move || udp_announce::run_announcer(cfg, swarms, rx))
+            .context("starting the BEP 15 announcer thread")?;
+        if let Ok(mut t) = self.threads.lock() {
+            t.push(h);
+        }
+        *slot = Some(tx.clone());
+        Ok(tx)
     }
 
     /// Downloads a file by its name on the tracker.
@@ -371,8 +445,7 @@ impl Session {
     }
 
     pub fn search(&self, query: &str) -> Result<Vec<FileSummary>> {
-        let mut c = TrackerClient::new(self.tracker)?;
-        Ok(c.search(query)?)
+        search(self.tracker, self.cfg.tracker_protocol, query)
     }
 
     pub fn handles(&self) -> Vec<TorrentHandle> {
@@ -431,6 +504,13 @@ impl Session {
         let (tx, rx) = crossbeam_channel::bounded(1);
         if self.tracker_tx.send(TrackerMsg::Shutdown(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+        let bep15 = self.bep15_tx.lock().ok().and_then(|mut t| t.take());
+        if let Some(b) = bep15 {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if b.send(TrackerMsg::Shutdown(tx)).is_ok() {
+                let _ = rx.recv_timeout(Duration::from_secs(10));
+            }
         }
     }
 }
@@ -591,6 +671,45 @@ fn tracker_loop(addr: SocketAddr, peer_id: String, port: u16, rx: Receiver<Track
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// SEARCH at `tracker`; a BEP 15 tracker gets a clear "no names" error.
+pub fn search(
+    tracker: SocketAddr,
+    proto: TrackerProtocol,
+    query: &str,
+) -> Result<Vec<FileSummary>> {
+    if proto == TrackerProtocol::Bep15 {
+        return Err(udp_announce::no_names_error(tracker, "SEARCH"));
+    }
+    let mut c = TrackerClient::new(tracker)?;
+    c.search(query).map_err(|e| {
+        if matches!(e, tracker_client::TrackerError::Unreachable { .. })
+            && udp_announce::answers_bep15(tracker)
+        {
+            udp_announce::no_names_error(tracker, "SEARCH")
+        } else {
+            anyhow!(e)
+        }
+    })
+}
+
+/// `--tracker-protocol auto` probes a tracker given as a `udp://` URL (in
+/// `--tracker`, a .torrent's announce or a magnet's `tr`); a bare
+/// `HOST:PORT` is minitorrent's own notation for its JSON tracker.
+pub fn effective_protocol(
+    choice: TrackerProtocol,
+    flag: Option<&str>,
+    announce: Option<&str>,
+) -> TrackerProtocol {
+    if choice != TrackerProtocol::Auto {
+        return choice;
+    }
+    let given = flag.or(announce.filter(|a| tracker_client::resolve(a).is_ok()));
+    match given {
+        Some(t) if t.trim().starts_with("udp://") => TrackerProtocol::Auto,
+        _ => TrackerProtocol::Json,
     }
 }
 
