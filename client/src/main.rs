@@ -302,6 +302,11 @@ fn is_torrent_file(p: &Path) -> bool {
 
 fn start(cli: &Cli, tracker: std::net::SocketAddr) -> Result<Session> {
     let cfg = config(cli);
+    // Downloads may go to a directory that does not exist yet.
+    if matches!(cli.cmd, None | Some(Cmd::Get { .. })) && !cfg.dir.exists() {
+        std::fs::create_dir_all(&cfg.dir)
+            .with_context(|| format!("creating --dir {}", cfg.dir.display()))?;
+    }
     if !cfg.dir.is_dir() {
         bail!("--dir {}: not a directory", cfg.dir.display());
     }

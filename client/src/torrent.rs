@@ -391,6 +391,8 @@ const LOOKUP_EMPTY: Duration = Duration::from_secs(3);
 const LOOKUP_MORE: Duration = Duration::from_secs(15);
 /// Bad pieces after which a peer is dropped for good.
 pub const MAX_STRIKES: u32 = 3;
+/// Failed dials after which an address is left alone until listed again.
+const MAX_CONNECT_FAILURES: u32 = 6;
 const TICK: Duration = Duration::from_millis(250);
 
 struct Peer {
@@ -1144,8 +1146,10 @@ impl Coordinator {
         if peer_id.is_some() {
             k.peer_id = peer_id;
         }
-        // Listed again by the tracker: worth another try soon.
+        // Listed again by the tracker: worth another try soon, even after
+        // many failures (it may have restarted).
         if k.failures > 0 && k.conn.is_none() {
+            k.failures = k.failures.min(MAX_CONNECT_FAILURES / 2);
             k.next_try = k.next_try.min(Instant::now() + Duration::from_secs(2));
         }
     }
@@ -1194,7 +1198,7 @@ impl Coordinator {
             .filter(|(a, k)| {
                 k.conn.is_none()
                     && k.next_try <= now
-                    && k.failures < 6
+                    && k.failures < MAX_CONNECT_FAILURES
                     && !k
                         .peer_id
                         .as_ref()
