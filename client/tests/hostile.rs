@@ -33,8 +33,11 @@ fn connect(port: u16) -> TcpStream {
     s
 }
 
+/// Handshakes with a fresh peer id (a repeated one would be refused as a
+/// duplicate connection while the previous one is still being torn down).
 fn shake(s: &mut TcpStream, ih: InfoHash) -> Handshake {
-    s.write_all(&Handshake::new(ih, peer_id("test")).encode())
+    let tag = format!("t{:04}", fastrand::u16(..10000));
+    s.write_all(&Handshake::new(ih, peer_id(&tag)).encode())
         .unwrap();
     let mut buf = [0u8; wire::HANDSHAKE_LEN];
     s.read_exact(&mut buf).unwrap();
