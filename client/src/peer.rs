@@ -794,8 +794,10 @@ impl Conn {
                 }
             },
             Message::Bitfield(bytes) => {
+                // BEP 3 sends it once, right after the handshake; some clients
+                // send it again later, which simply replaces the first.
                 if self.bitfield_seen {
-                    return Err(violation("second BITFIELD"));
+                    debug!("peer {}: another BITFIELD replaces the first", self.remote);
                 }
                 self.bitfield_seen = true;
                 match &self.meta {
