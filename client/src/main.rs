@@ -428,7 +428,7 @@ fn get(cli: &Cli, source: &str, no_seed: bool) -> Result<ExitCode> {
         ),
     }
     let _ = std::io::stdout().flush();
-    let prog = progress::Progress::start(&s, added.info_hash);
+    let mut prog = progress::Progress::start(&s, added.info_hash);
     let mut done = false;
     loop {
         crossbeam_channel::select! {

@@ -243,3 +243,47 @@ fn rerun_of_a_complete_download_fetches_nothing() {
     );
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn leecher_waits_for_a_seeder_to_appear() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("later");
+    let s = tmp.sub("s");
+    let data = s.join("later.bin");
+    write_random(&data, 1024 * 1024);
+    let torrent = tmp.join("later.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    let l = tmp.sub("l");
+    // Nobody has the file yet: the leecher registers and keeps asking.
+    let mut g = start_get("leecher", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    g.err.wait_for("registered later.bin with tracker", TIMEOUT);
+    let _seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
+    let st = g.wait(TIMEOUT);
+    assert!(st.success(), "{}", g.dump());
+    assert_same_file(&data, &l.join("later.bin"));
+}
+
+#[test]
+fn a_restarted_tracker_learns_the_seeder_again() {
+    // A short peer timeout makes the tracker ask for a heartbeat every second.
+    let mut first = Tracker::start_with(&["--bind", "127.0.0.1:0", "--peer-timeout", "3"]);
+    let addr = first.arg();
+    let tmp = TempDir::new("retrack");
+    let s = tmp.sub("s");
+    let data = s.join("re.bin");
+    write_random(&data, 300_000);
+    let mut seeder = Proc::mt(
+        "seeder",
+        &["seed", data.to_str().unwrap(), "--tracker", &addr],
+    );
+    seeder.out.wait_for("seeding re.bin", TIMEOUT);
+    first.proc.kill();
+    let second = Tracker::start_with(&["--bind", &addr, "--peer-timeout", "3"]);
+    // The seeder's next HEARTBEAT gets unknown_peer, and it registers again.
+    seeder.err.wait_for("forgot us; registering again", TIMEOUT);
+    let l = tmp.sub("l");
+    get_ok("leecher", &second, "re.bin", &l, &[]);
+    assert_same_file(&data, &l.join("re.bin"));
+    seeder.interrupt();
+    assert!(seeder.wait(TIMEOUT).success());
+}
