@@ -796,6 +796,13 @@ impl Coordinator {
 
     fn on_gone(&mut self, conn: ConnId, reason: &str, violation: bool) {
         self.fetch.forget(conn);
+        // Also for a connection refused before it joined the peer table.
+        for k in self.known.values_mut() {
+            if k.conn == Some(conn) {
+                k.conn = None;
+                k.next_try = Instant::now() + Duration::from_secs(5);
+            }
+        }
         let Some(p) = self.peers.remove(&conn) else {
             return;
         };
@@ -803,12 +810,6 @@ impl Coordinator {
         if violation {
             // A peer that broke the protocol is not dialled again.
             self.banned.insert(p.key_id);
-        }
-        if let Some(k) = self.known.get_mut(&p.addr) {
-            if k.conn == Some(conn) {
-                k.conn = None;
-                k.next_try = Instant::now() + Duration::from_secs(5);
-            }
         }
         if let Some(pk) = &mut self.picker {
             if let Some(b) = &p.bits {
