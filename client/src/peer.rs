@@ -51,7 +51,7 @@ pub const OUR_REQQ: usize = 512;
 /// Bytes of request pipeline we aim for per peer.
 const PIPELINE_BYTES: u64 = 4 << 20;
 /// Memory for pieces being assembled per connection, roughly.
-const PIECE_MEMORY: u64 = 8 << 20;
+const PIECE_MEMORY: u64 = 6 << 20;
 /// Unchoked peers per torrent (upload slots).
 pub const MAX_UNCHOKED: usize = 16;
 

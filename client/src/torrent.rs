@@ -389,6 +389,8 @@ pub struct TorrentOpts {
 const LOOKUP_EMPTY: Duration = Duration::from_secs(3);
 /// ...and this often while downloading with fewer peers than allowed.
 const LOOKUP_MORE: Duration = Duration::from_secs(15);
+/// Without any peer for this long, the user is told that we keep trying.
+const NO_PEERS_NOTICE: Duration = Duration::from_secs(10);
 /// Bad pieces after which a peer is dropped for good.
 pub const MAX_STRIKES: u32 = 3;
 /// Failed dials after which an address is left alone until listed again.
@@ -456,6 +458,8 @@ pub struct Coordinator {
     last_lookup: Option<Instant>,
     lookup_ok: bool,
     last_rate: (Instant, u64, u64),
+    alone_since: Option<Instant>,
+    told_alone: bool,
 }
 
 impl Coordinator {
@@ -511,6 +515,8 @@ impl Coordinator {
             last_lookup: None,
             lookup_ok: false,
             last_rate: (now, 0, 0),
+            alone_since: None,
+            told_alone: false,
         }
     }
 
@@ -1269,6 +1275,19 @@ impl Coordinator {
     }
 
     fn on_tick(&mut self) {
+        if self.wants_peers() && self.peers.is_empty() {
+            let alone = *self.alone_since.get_or_insert_with(Instant::now);
+            if !self.told_alone && alone.elapsed() >= NO_PEERS_NOTICE {
+                self.told_alone = true;
+                warn!(
+                    "{}: no peer to download from yet; asking the tracker every {} s (Ctrl-C to stop)",
+                    self.name,
+                    LOOKUP_EMPTY.as_secs()
+                );
+            }
+        } else {
+            self.alone_since = None;
+        }
         self.maybe_lookup();
         self.maybe_connect();
         self.request_metadata_all();
