@@ -1263,10 +1263,15 @@ impl Coordinator {
         let spawned = std::thread::Builder::new()
             .name("tracker lookup".into())
             .spawn(move || {
-                let r = TrackerClient::new(tracker)
+                let r = match TrackerClient::new(tracker)
                     .and_then(|mut c| c.request_peers(Some(&info_hash), None, Some(&me)))
-                    .map(|reply| reply.peers)
-                    .map_err(|e| e.to_string());
+                {
+                    Ok(reply) => Ok(reply.peers),
+                    // Nobody registered it yet (our own REGISTER may still be
+                    // on its way): no peers for now, not a failure.
+                    Err(e) if e.code() == Some("not_found") => Ok(Vec::new()),
+                    Err(e) => Err(e.to_string()),
+                };
                 let _ = events.send(Event::Lookup(r));
             });
         if spawned.is_err() {
