@@ -29,10 +29,10 @@ use minitorrent_common::wire::{
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::geometry::{Block, PieceIndex};
-use crate::hash::sha1;
 use crate::picker::ConnId;
 use crate::torrent::{Command, Event, MetaCtx, TorrentShared};
 use crate::trace;
+use minitorrent_common::hash::sha1;
 
 const SOCK: Token = Token(0);
 const WAKE: Token = Token(1);
