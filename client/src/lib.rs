@@ -6,7 +6,6 @@
 //! written down in `docs/STATE.md`.
 
 pub mod geometry;
-pub mod hash;
 pub mod menu;
 pub mod metadata;
 pub mod peer;

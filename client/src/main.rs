@@ -310,6 +310,11 @@ fn is_torrent_file(p: &Path) -> bool {
 
 fn start(cli: &Cli, tracker: std::net::SocketAddr, announce: Option<&str>) -> Result<Session> {
     let cfg = config(cli, announce);
+    // Downloads may go to a directory that does not exist yet.
+    if matches!(cli.cmd, None | Some(Cmd::Get { .. })) && !cfg.dir.exists() {
+        std::fs::create_dir_all(&cfg.dir)
+            .with_context(|| format!("creating --dir {}", cfg.dir.display()))?;
+    }
     if !cfg.dir.is_dir() {
         bail!("--dir {}: not a directory", cfg.dir.display());
     }
@@ -431,7 +436,7 @@ fn get(cli: &Cli, source: &str, no_seed: bool) -> Result<ExitCode> {
         ),
     }
     let _ = std::io::stdout().flush();
-    let prog = progress::Progress::start(&s, added.info_hash);
+    let mut prog = progress::Progress::start(&s, added.info_hash);
     let mut done = false;
     loop {
         crossbeam_channel::select! {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::wire::METADATA_BLOCK;
 
-use crate::hash::sha1;
 use crate::picker::ConnId;
+use minitorrent_common::hash::sha1;
 
 /// Info dictionaries larger than this are refused (a million pieces take
 /// 20 MB of hashes; real torrents are far below).

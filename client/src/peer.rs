@@ -29,10 +29,10 @@ use minitorrent_common::wire::{
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::geometry::{Block, PieceIndex};
-use crate::hash::sha1;
 use crate::picker::ConnId;
 use crate::torrent::{Command, Event, MetaCtx, TorrentShared};
 use crate::trace;
+use minitorrent_common::hash::sha1;
 
 const SOCK: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -51,7 +51,7 @@ pub const OUR_REQQ: usize = 512;
 /// Bytes of request pipeline we aim for per peer.
 const PIPELINE_BYTES: u64 = 4 << 20;
 /// Memory for pieces being assembled per connection, roughly.
-const PIECE_MEMORY: u64 = 8 << 20;
+const PIECE_MEMORY: u64 = 6 << 20;
 /// Unchoked peers per torrent (upload slots).
 pub const MAX_UNCHOKED: usize = 16;
 
@@ -229,6 +229,22 @@ fn run(t: Arc<TorrentShared>, conn: ConnId, s: TcpStream, hs: Handshake, outboun
     });
 }
 
+/// The trace line of a message; extension messages are decoded one level
+/// further. `ut_metadata` is the id the receiver gave that extension.
+fn describe(m: &Message, ut_metadata: Option<u8>) -> String {
+    match m {
+        Message::Extended { id: 0, payload } => ExtHandshake::decode(payload)
+            .map(|h| h.summary())
+            .unwrap_or_else(|_| m.summary()),
+        Message::Extended { id, payload } if Some(*id) == ut_metadata => {
+            MetadataMsg::decode(payload)
+                .map(|x| x.summary())
+                .unwrap_or_else(|_| m.summary())
+        }
+        _ => m.summary(),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum BlockState {
     Wanted,
@@ -392,7 +408,9 @@ impl Conn {
     }
 
     fn send(&mut self, m: &Message) {
-        trace::peer(self.local, self.remote, || m.summary());
+        trace::peer(self.local, self.remote, || {
+            describe(m, self.peer_ut_metadata)
+        });
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         m.encode(&mut scratch);
@@ -705,7 +723,9 @@ impl Conn {
             return self.on_block(index, begin, data);
         }
         let msg = Message::decode(frame).map_err(|e| violation(e.to_string()))?;
-        trace::peer(self.remote, self.local, || msg.summary());
+        trace::peer(self.remote, self.local, || {
+            describe(&msg, Some(UT_METADATA_ID))
+        });
         self.messages_seen += 1;
         match msg {
             Message::KeepAlive | Message::Port(_) => {}
@@ -774,8 +794,10 @@ impl Conn {
                 }
             },
             Message::Bitfield(bytes) => {
+                // BEP 3 sends it once, right after the handshake; some clients
+                // send it again later, which simply replaces the first.
                 if self.bitfield_seen {
-                    return Err(violation("second BITFIELD"));
+                    debug!("peer {}: another BITFIELD replaces the first", self.remote);
                 }
                 self.bitfield_seen = true;
                 match &self.meta {

@@ -75,17 +75,19 @@ impl Progress {
         Progress { stop, thread }
     }
 
-    pub fn finish(&self) {
+    /// Stops the display and waits until the bar is cleared, so that what
+    /// is printed next is not mixed with it.
+    pub fn finish(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use minitorrent_common::metainfo::Info;
 
 use crate::geometry::{Block, Geometry, PieceIndex};
-use crate::hash::sha1;
+use minitorrent_common::hash::sha1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

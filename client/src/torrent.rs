@@ -389,8 +389,12 @@ pub struct TorrentOpts {
 const LOOKUP_EMPTY: Duration = Duration::from_secs(3);
 /// ...and this often while downloading with fewer peers than allowed.
 const LOOKUP_MORE: Duration = Duration::from_secs(15);
+/// Without any peer for this long, the user is told that we keep trying.
+const NO_PEERS_NOTICE: Duration = Duration::from_secs(10);
 /// Bad pieces after which a peer is dropped for good.
 pub const MAX_STRIKES: u32 = 3;
+/// Failed dials after which an address is left alone until listed again.
+const MAX_CONNECT_FAILURES: u32 = 6;
 const TICK: Duration = Duration::from_millis(250);
 
 struct Peer {
@@ -454,6 +458,8 @@ pub struct Coordinator {
     last_lookup: Option<Instant>,
     lookup_ok: bool,
     last_rate: (Instant, u64, u64),
+    alone_since: Option<Instant>,
+    told_alone: bool,
 }
 
 impl Coordinator {
@@ -509,6 +515,8 @@ impl Coordinator {
             last_lookup: None,
             lookup_ok: false,
             last_rate: (now, 0, 0),
+            alone_since: None,
+            told_alone: false,
         }
     }
 
@@ -794,6 +802,13 @@ impl Coordinator {
 
     fn on_gone(&mut self, conn: ConnId, reason: &str, violation: bool) {
         self.fetch.forget(conn);
+        // Also for a connection refused before it joined the peer table.
+        for k in self.known.values_mut() {
+            if k.conn == Some(conn) {
+                k.conn = None;
+                k.next_try = Instant::now() + Duration::from_secs(5);
+            }
+        }
         let Some(p) = self.peers.remove(&conn) else {
             return;
         };
@@ -801,12 +816,6 @@ impl Coordinator {
         if violation {
             // A peer that broke the protocol is not dialled again.
             self.banned.insert(p.key_id);
-        }
-        if let Some(k) = self.known.get_mut(&p.addr) {
-            if k.conn == Some(conn) {
-                k.conn = None;
-                k.next_try = Instant::now() + Duration::from_secs(5);
-            }
         }
         if let Some(pk) = &mut self.picker {
             if let Some(b) = &p.bits {
@@ -1144,8 +1153,10 @@ impl Coordinator {
         if peer_id.is_some() {
             k.peer_id = peer_id;
         }
-        // Listed again by the tracker: worth another try soon.
+        // Listed again by the tracker: worth another try soon, even after
+        // many failures (it may have restarted).
         if k.failures > 0 && k.conn.is_none() {
+            k.failures = k.failures.min(MAX_CONNECT_FAILURES / 2);
             k.next_try = k.next_try.min(Instant::now() + Duration::from_secs(2));
         }
     }
@@ -1194,7 +1205,7 @@ impl Coordinator {
             .filter(|(a, k)| {
                 k.conn.is_none()
                     && k.next_try <= now
-                    && k.failures < 6
+                    && k.failures < MAX_CONNECT_FAILURES
                     && !k
                         .peer_id
                         .as_ref()
@@ -1252,10 +1263,15 @@ impl Coordinator {
         let spawned = std::thread::Builder::new()
             .name("tracker lookup".into())
             .spawn(move || {
-                let r = TrackerClient::new(tracker)
+                let r = match TrackerClient::new(tracker)
                     .and_then(|mut c| c.request_peers(Some(&info_hash), None, Some(&me)))
-                    .map(|reply| reply.peers)
-                    .map_err(|e| e.to_string());
+                {
+                    Ok(reply) => Ok(reply.peers),
+                    // Nobody registered it yet (our own REGISTER may still be
+                    // on its way): no peers for now, not a failure.
+                    Err(e) if e.code() == Some("not_found") => Ok(Vec::new()),
+                    Err(e) => Err(e.to_string()),
+                };
                 let _ = events.send(Event::Lookup(r));
             });
         if spawned.is_err() {
@@ -1264,6 +1280,19 @@ impl Coordinator {
     }
 
     fn on_tick(&mut self) {
+        if self.wants_peers() && self.peers.is_empty() {
+            let alone = *self.alone_since.get_or_insert_with(Instant::now);
+            if !self.told_alone && alone.elapsed() >= NO_PEERS_NOTICE {
+                self.told_alone = true;
+                warn!(
+                    "{}: no peer to download from yet; asking the tracker every {} s (Ctrl-C to stop)",
+                    self.name,
+                    LOOKUP_EMPTY.as_secs()
+                );
+            }
+        } else {
+            self.alone_since = None;
+        }
         self.maybe_lookup();
         self.maybe_connect();
         self.request_metadata_all();

@@ -27,8 +27,20 @@ fn one_seeder_one_leecher_from_torrent_magnet_and_name() {
     assert!(done.contains("1 peers used"), "{done}");
 
     let l2 = tmp.sub("l2");
-    let p = get_ok("magnet", &tracker, &magnet, &l2, &[]);
+    let p = get_ok("magnet", &tracker, &magnet, &l2, &["--trace"]);
     assert!(p.out.contains("metadata received"), "{}", p.dump());
+    // --trace: every message decoded, one line each, with both ends.
+    for pat in [
+        "tracker 127.0.0.1:",
+        "PEERS data.bin",
+        "HANDSHAKE info_hash=",
+        "EXT-HANDSHAKE m={ut_metadata:1}",
+        "METADATA DATA piece 0",
+        "REQUEST piece 0 offset 0 length 16384",
+        "PIECE 0 offset 0 (16384 bytes)",
+    ] {
+        assert!(p.err.contains(pat), "no {pat:?} in the trace\n{}", p.dump());
+    }
     assert_same_file(&data, &l2.join("data.bin"));
 
     let l3 = tmp.sub("l3");
@@ -150,9 +162,18 @@ fn resume_fetches_only_missing_pieces() {
         !l.join("r.bin").exists(),
         "an unfinished file must not carry the final name"
     );
+    // Ctrl-C: a clean stop (EXIT sent, files flushed), still no final name.
+    let mut g = start_get("second", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    g.err.wait_for("resume:", TIMEOUT);
+    wait_until("4 MiB on disk", TIMEOUT, || allocated(&part) >= 4 << 20);
+    g.interrupt();
+    let st = g.wait(TIMEOUT);
+    assert_eq!(st.code(), Some(130), "{}", g.dump());
+    assert!(g.err.contains("sent EXIT"), "{}", g.dump());
+    assert!(!l.join("r.bin").exists());
     let stats = tmp.join("stats.json");
     let g = get_ok(
-        "second",
+        "third",
         &tracker,
         torrent.to_str().unwrap(),
         &l,
@@ -163,7 +184,7 @@ fn resume_fetches_only_missing_pieces() {
     let on_disk = json["pieces_verified_on_disk"].as_u64().unwrap();
     let fetched = json["pieces_fetched"].as_u64().unwrap();
     let total = json["pieces_total"].as_u64().unwrap();
-    assert!(on_disk >= 32, "only {on_disk} pieces kept\n{}", g.dump());
+    assert!(on_disk >= 128, "only {on_disk} pieces kept\n{}", g.dump());
     assert_eq!(on_disk + fetched, total, "{}", g.dump());
 }
 
@@ -242,4 +263,48 @@ fn rerun_of_a_complete_download_fetches_nothing() {
         "{done}"
     );
     let _ = Duration::ZERO;
+}
+
+#[test]
+fn leecher_waits_for_a_seeder_to_appear() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("later");
+    let s = tmp.sub("s");
+    let data = s.join("later.bin");
+    write_random(&data, 1024 * 1024);
+    let torrent = tmp.join("later.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    let l = tmp.sub("l");
+    // Nobody has the file yet: the leecher registers and keeps asking.
+    let mut g = start_get("leecher", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    g.err.wait_for("registered later.bin with tracker", TIMEOUT);
+    let _seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
+    let st = g.wait(TIMEOUT);
+    assert!(st.success(), "{}", g.dump());
+    assert_same_file(&data, &l.join("later.bin"));
+}
+
+#[test]
+fn a_restarted_tracker_learns_the_seeder_again() {
+    // A short peer timeout makes the tracker ask for a heartbeat every second.
+    let mut first = Tracker::start_with(&["--bind", "127.0.0.1:0", "--peer-timeout", "3"]);
+    let addr = first.arg();
+    let tmp = TempDir::new("retrack");
+    let s = tmp.sub("s");
+    let data = s.join("re.bin");
+    write_random(&data, 300_000);
+    let mut seeder = Proc::mt(
+        "seeder",
+        &["seed", data.to_str().unwrap(), "--tracker", &addr],
+    );
+    seeder.out.wait_for("seeding re.bin", TIMEOUT);
+    first.proc.kill();
+    let second = Tracker::start_with(&["--bind", &addr, "--peer-timeout", "3"]);
+    // The seeder's next HEARTBEAT gets unknown_peer, and it registers again.
+    seeder.err.wait_for("forgot us; registering again", TIMEOUT);
+    let l = tmp.sub("l");
+    get_ok("leecher", &second, "re.bin", &l, &[]);
+    assert_same_file(&data, &l.join("re.bin"));
+    seeder.interrupt();
+    assert!(seeder.wait(TIMEOUT).success());
 }

@@ -137,3 +137,61 @@ fn port_in_use() {
         "in use",
     );
 }
+
+/// A tmpfs of 1 MiB mounted for the test (needs root; skipped otherwise).
+struct TinyFs(std::path::PathBuf);
+
+impl TinyFs {
+    fn mount(at: std::path::PathBuf) -> Option<TinyFs> {
+        std::fs::create_dir_all(&at).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        ok.then_some(TinyFs(at))
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_disk_stops_the_download_with_the_path_and_os_error() {
+    let tmp = TempDir::new("fulldisk");
+    let Some(tiny) = TinyFs::mount(tmp.join("tiny")) else {
+        eprintln!("skipped: cannot mount a small tmpfs here (not root?)");
+        return;
+    };
+    let tracker = Tracker::start();
+    let s = tmp.sub("s");
+    let data = s.join("big.bin");
+    write_random(&data, 3 * 1024 * 1024);
+    let torrent = tmp.join("big.torrent");
+    create_torrent(&data, &torrent, &tracker, 32768);
+    let _seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
+    let dir = tiny.0.to_str().unwrap().to_string();
+    let p = fails(
+        "full disk",
+        &[
+            "get",
+            torrent.to_str().unwrap(),
+            "--no-seed",
+            "--dir",
+            &dir,
+            "--tracker",
+            &tracker.arg(),
+        ],
+        "No space left on device",
+    );
+    assert!(p.err.contains("big.bin.part"), "{}", p.dump());
+    assert!(
+        !tiny.0.join("big.bin").exists(),
+        "an incomplete file got the final name"
+    );
+}

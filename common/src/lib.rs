@@ -5,6 +5,7 @@
 //! with `encode`/`decode` (or `parse`) and an error type that says what was wrong.
 
 pub mod bencode;
+pub mod hash;
 pub mod magnet;
 pub mod metainfo;
 pub mod tracker_proto;

@@ -73,7 +73,7 @@ impl InfoHash {
     }
     /// SHA-1 of `info_bytes`.
     pub fn of(info_bytes: &[u8]) -> InfoHash {
-        InfoHash(sha1_smol::Sha1::from(info_bytes).digest().bytes())
+        InfoHash(crate::hash::sha1(info_bytes))
     }
 }
 
@@ -864,7 +864,7 @@ fn walk(dir: &Path, prefix: &mut Vec<String>, out: &mut Vec<Source>) -> Result<(
 fn hash_pieces(sources: &[Source], piece_length: u64) -> Result<Vec<u8>, MetainfoError> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; HASH_BUF_SIZE];
-    let mut hasher = sha1_smol::Sha1::new();
+    let mut hasher = crate::hash::Sha1::new();
     let mut in_piece: u64 = 0;
     for s in sources {
         let mut f = fs::File::open(&s.path).map_err(|e| MetainfoError::io(&s.path, e))?;
@@ -887,8 +887,7 @@ fn hash_pieces(sources: &[Source], piece_length: u64) -> Result<Vec<u8>, Metainf
                 in_piece += room as u64;
                 chunk = &chunk[room..];
                 if in_piece == piece_length {
-                    out.extend_from_slice(&hasher.digest().bytes());
-                    hasher.reset();
+                    out.extend_from_slice(&hasher.finish_reset());
                     in_piece = 0;
                 }
             }
@@ -901,7 +900,7 @@ fn hash_pieces(sources: &[Source], piece_length: u64) -> Result<Vec<u8>, Metainf
         }
     }
     if in_piece > 0 {
-        out.extend_from_slice(&hasher.digest().bytes());
+        out.extend_from_slice(&hasher.finish_reset());
     }
     Ok(out)
 }

@@ -287,13 +287,11 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn start() -> Tracker {
-        let proc = Proc::spawn(
-            "tracker",
-            &tracker_bin(),
-            &["--bind", "127.0.0.1:0"],
-            &[],
-            false,
-        );
+        Tracker::start_with(&["--bind", "127.0.0.1:0"])
+    }
+
+    pub fn start_with(args: &[&str]) -> Tracker {
+        let proc = Proc::spawn("tracker", &tracker_bin(), args, &[], false);
         let line = proc
             .out
             .wait_match(|l| l.contains("listening on"), TIMEOUT)
