@@ -124,6 +124,15 @@ fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, ConnError> {
             ConnError::Handshake(e.to_string())
         }
     })?;
+    // aria2, qBittorrent and Transmission open with an encrypted (MSE/PE)
+    // handshake when they may, then retry in plain: not worth a warning.
+    if buf[0] != 19 {
+        return Err(ConnError::Closing(
+            "not a plain BitTorrent handshake (MSE/PE encryption is not supported; \
+             clients that allow plain retry without it)"
+                .into(),
+        ));
+    }
     Handshake::decode(&buf).map_err(|e| ConnError::Handshake(e.to_string()))
 }
 
