@@ -175,6 +175,10 @@ impl Session {
         opts: TorrentOpts,
         initial_peers: Vec<SocketAddr>,
     ) -> Result<Added> {
+        // Decided before taking the table: a probe may take seconds. A BEP 15
+        // tracker is asked for peers by the announcer, not by the torrent's
+        // own JSON REQUESTs.
+        let bep15 = self.protocol_for(info_hash) == Protocol::Bep15;
         let mut table = self
             .torrents
             .lock()
@@ -214,9 +218,6 @@ impl Session {
             paths: Vec::new(),
         }));
         let magnet = self.magnet_for(info_hash, name.clone());
-        // A BEP 15 tracker is asked for peers by the announcer, not by the
-        // torrent's own JSON REQUESTs.
-        let bep15 = self.protocol_for(info_hash) == Protocol::Bep15;
         let link = SessionLink {
             tracker: (!bep15).then_some(self.tracker),
             tracker_updates: if bep15 {
