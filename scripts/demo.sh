@@ -140,9 +140,11 @@ names+=(seeder)
 addrs+=("$MT_PEER_ADDR")
 pids+=("$MT_PID")
 seed_deadline=$((30 + size / 10485760))
-if ! mt_wait_for "$logs/seeder.out" '^seeding ' "$seed_deadline" "$MT_PID"; then
+rc=0
+mt_wait_for "$logs/seeder.out" '^seeding ' "$seed_deadline" "$MT_PID" || rc=$?
+if ((rc)); then
     mt_tail_logs "$logs/seeder.out" "$logs/seeder.log" "$logs/tracker.log"
-    mt_die "the seeder did not start seeding within $seed_deadline s"
+    mt_die "the seeder did not start seeding: $(mt_why $rc "$seed_deadline" "'seeding' line")"
 fi
 if ! mt_wait_listed "$file_name" 15; then
     mt_tail_logs "$logs/seeder.log" "$logs/tracker.log"
@@ -336,16 +338,17 @@ for ((i = 1; i <= leechers; i++)); do
         rate=$(json_num "$stats" mb_per_s)
         secs=$(awk -v s="$secs" 'BEGIN { printf "%.2f s", s }')
         rate=$(awk -v r="$rate" 'BEGIN { printf "%.1f", r }')
-        while read -r addr bytes; do
-            [[ -n $addr ]] || continue
-            who=$(name_of "$addr")
+        while read -r who bytes; do
+            [[ -n $who ]] || continue
             if [[ $who == seeder ]]; then
                 from_seed=$((from_seed + bytes))
             else
                 from_others=$((from_others + bytes))
                 detail+="${detail:+, }$who $(mib "$bytes") MiB"
             fi
-        done < <(from_peers "$stats")
+        done < <(from_peers "$stats" | while read -r addr bytes; do
+            echo "$(name_of "$addr") $bytes"
+        done | sort)
     fi
     total_from_leechers=$((total_from_leechers + from_others))
     case ${verdict[i]} in
