@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# Benchmarks minitorrent-tracker over loopback: builds release, starts the
-# tracker pinned to core 0 and the load generator (tracker-load) on core 1,
-# runs for a bounded time and prints the figures.
+# Benchmarks minitorrent-tracker over loopback. Builds release, starts the
+# tracker with one worker pinned to core 0 and the load generator
+# (tracker-load) pinned to core 1, runs for a bounded time, prints the figures.
 #
-#   scripts/bench-tracker.sh [SECONDS] [-- extra tracker-load arguments]
+#   scripts/bench-tracker.sh [MODE] [SECONDS] [-- extra tracker-load arguments]
 #
-# Environment: PEERS (10000), FILES (1000), WINDOW (256).
+# MODE:
+#   json        JSON REQUEST/HEARTBEAT/REGISTER mix (60/30/10)      [default]
+#   announce    BEP 15 announces
+#   connect     BEP 15 connects
+#   memory      register 1,000,000 peers with BEP 15 announces; tracker RSS per peer
+#   memory-json the same through JSON REGISTER
+#   all         every mode above, one after the other
+#
+# Environment: PEERS (10000; 1000000 for memory), FILES (1000), WINDOW (256).
+# Figures depend on the machine and on whatever else runs on it; the load
+# generator also prints the tracker's CPU time per reply, which is steadier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-secs="${1:-10}"
-shift || true
+mode="${1:-json}"
+secs="${2:-10}"
+shift $(( $# > 2 ? 2 : $# )) || true
 [[ "${1:-}" == "--" ]] && shift
-peers="${PEERS:-10000}"
-files="${FILES:-1000}"
-window="${WINDOW:-256}"
 
 cargo build --release -q -p minitorrent-tracker --bins
 
@@ -24,19 +32,51 @@ if command -v taskset >/dev/null && [[ "$(nproc)" -ge 2 ]]; then
   pin0=(taskset -c 0) pin1=(taskset -c 1)
 fi
 
-out="$(mktemp)"
-RUST_LOG=warn "${pin0[@]}" target/release/minitorrent-tracker --bind 127.0.0.1:0 >"$out" 2>&1 &
-tracker_pid=$!
-trap 'kill "$tracker_pid" 2>/dev/null || true; wait "$tracker_pid" 2>/dev/null || true; rm -f "$out"' EXIT
+run() { # run MODE SECONDS TRACKER-ARGS... -- LOAD-ARGS...
+  local m="$1" s="$2"; shift 2
+  local targs=() largs=()
+  while [[ $# -gt 0 && "$1" != "--" ]]; do targs+=("$1"); shift; done
+  [[ $# -gt 0 ]] && shift
+  largs=("$@")
 
-addr=""
-for _ in $(seq 100); do
-  addr="$(sed -n 's/^minitorrent-tracker listening on //p' "$out")"
-  [[ -n "$addr" ]] && break
-  sleep 0.1
-done
-[[ -n "$addr" ]] || { echo "tracker did not start:"; cat "$out"; exit 1; }
-echo "tracker pid $tracker_pid on $addr (core 0); load on core 1; ${secs}s"
+  local out; out="$(mktemp)"
+  RUST_LOG=warn "${pin0[@]}" target/release/minitorrent-tracker --bind 127.0.0.1:0 --workers 1 "${targs[@]}" >"$out" 2>&1 &
+  local tpid=$!
+  local addr=""
+  for _ in $(seq 100); do
+    addr="$(sed -n 's/^minitorrent-tracker listening on //p' "$out")"
+    [[ -n "$addr" ]] && break
+    sleep 0.1
+  done
+  if [[ -z "$addr" ]]; then echo "tracker did not start:"; cat "$out"; kill "$tpid" 2>/dev/null; return 1; fi
+  echo "== $m: tracker pid $tpid on $addr (1 worker, core 0), load on core 1"
+  local rc=0
+  timeout $((s + 240)) "${pin1[@]}" target/release/tracker-load --tracker "$addr" --tracker-pid "$tpid" \
+    --mode "$m" --window "${WINDOW:-256}" --duration "$s" "${largs[@]}" || rc=$?
+  kill "$tpid" 2>/dev/null || true
+  wait "$tpid" 2>/dev/null || true
+  rm -f "$out"
+  return "$rc"
+}
 
-timeout $((secs + 180)) "${pin1[@]}" target/release/tracker-load --tracker "$addr" \
-  --tracker-pid "$tracker_pid" --peers "$peers" --files "$files" --window "$window" --duration "$secs" "$@"
+peers="${PEERS:-10000}"
+files="${FILES:-1000}"
+mem_peers="${PEERS:-1000000}"
+
+one() {
+  local m="$1"; shift
+  case "$m" in
+    json)        run json "$secs" -- --peers "$peers" --files "$files" "$@" ;;
+    announce)    run announce "$secs" -- --peers "$peers" --files "$files" "$@" ;;
+    connect)     run connect "$secs" -- "$@" ;;
+    memory)      run fill "$secs" --peer-timeout 3600 -- --via bep15 --peers "$mem_peers" --files "$files" "$@" ;;
+    memory-json) run fill "$secs" --peer-timeout 3600 -- --via json --peers "$mem_peers" --files "$files" "$@" ;;
+    *) echo "unknown mode $m (json, announce, connect, memory, memory-json, all)"; return 2 ;;
+  esac
+}
+
+if [[ "$mode" == all ]]; then
+  for m in json announce connect memory memory-json; do one "$m" "$@"; done
+else
+  one "$mode" "$@"
+fi

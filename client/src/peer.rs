@@ -258,8 +258,12 @@ struct Conn {
     rbuf: Vec<u8>,
     rstart: usize,
     rend: usize,
+    /// Outgoing bytes are `wbuf[wpos..wend]`; `wbuf` keeps its length so
+    /// that blocks are read from disk straight into it without zero-filling.
     wbuf: Vec<u8>,
     wpos: usize,
+    wend: usize,
+    scratch: Vec<u8>,
     readable: bool,
     writable: bool,
     max_frame: usize,
@@ -325,8 +329,10 @@ impl Conn {
             rbuf: vec![0; RBUF_LEN + MAX_MESSAGE_LEN + 4],
             rstart: 0,
             rend: 0,
-            wbuf: Vec::with_capacity(WBUF_TARGET + 64 * 1024),
+            wbuf: vec![0; WBUF_TARGET + 64 * 1024],
             wpos: 0,
+            wend: 0,
+            scratch: Vec::with_capacity(1024),
             readable: true,
             writable: true,
             peer_choking: true,
@@ -387,7 +393,26 @@ impl Conn {
 
     fn send(&mut self, m: &Message) {
         trace::peer(self.local, self.remote, || m.summary());
-        m.encode(&mut self.wbuf);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        m.encode(&mut scratch);
+        let at = self.reserve(scratch.len());
+        self.wbuf[at..at + scratch.len()].copy_from_slice(&scratch);
+        self.scratch = scratch;
+    }
+
+    /// Makes room for `n` more outgoing bytes; returns where they go.
+    fn reserve(&mut self, n: usize) -> usize {
+        let at = self.wend;
+        if at + n > self.wbuf.len() {
+            self.wbuf.resize(at + n, 0);
+        }
+        self.wend += n;
+        at
+    }
+
+    fn pending_out(&self) -> bool {
+        self.wpos < self.wend
     }
 
     fn run(mut self) -> Result<(), ConnError> {
@@ -399,9 +424,9 @@ impl Conn {
             }
             self.fill_requests();
             self.fill_serve()?;
-            if self.writable && self.wpos < self.wbuf.len() {
+            if self.writable && self.pending_out() {
                 self.flush()?;
-                if self.wpos == self.wbuf.len() {
+                if !self.pending_out() {
                     self.fill_serve()?;
                     self.flush()?;
                 }
@@ -409,8 +434,7 @@ impl Conn {
             let now = Instant::now();
             let timeout = self.check_timers(now)?;
             let serve_ready = !self.serve.is_empty() && self.rate_wait.is_none_or(|t| t <= now);
-            let busy =
-                self.readable || (self.writable && (self.wpos < self.wbuf.len() || serve_ready));
+            let busy = self.readable || (self.writable && (self.pending_out() || serve_ready));
             let timeout = if busy { Duration::ZERO } else { timeout };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -659,6 +683,27 @@ impl Conn {
     }
 
     fn on_frame(&mut self, frame: &[u8]) -> Result<(), ConnError> {
+        // Blocks are most of the traffic: copy them straight from the read
+        // buffer into the piece being assembled instead of through the
+        // decoded message's own Vec. The layout (id, index, begin, data) is
+        // BEP 3's; anything short goes through the codec to get its error.
+        if frame.len() > 9 && frame[0] == wire::id::PIECE {
+            let index = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]);
+            let begin = u32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
+            let data = &frame[9..];
+            if trace::enabled() {
+                trace::peer(self.remote, self.local, || {
+                    Message::Piece {
+                        index,
+                        begin,
+                        data: data.to_vec(),
+                    }
+                    .summary()
+                });
+            }
+            self.messages_seen += 1;
+            return self.on_block(index, begin, data);
+        }
         let msg = Message::decode(frame).map_err(|e| violation(e.to_string()))?;
         trace::peer(self.remote, self.local, || msg.summary());
         self.messages_seen += 1;
@@ -902,7 +947,7 @@ impl Conn {
             return Ok(());
         }
         self.rate_wait = None;
-        while self.wbuf.len() - self.wpos < WBUF_TARGET {
+        while self.wend - self.wpos < WBUF_TARGET {
             let Some(blk) = self.serve.front().copied() else {
                 break;
             };
@@ -911,11 +956,13 @@ impl Conn {
                 break;
             }
             self.serve.pop_front();
-            self.wbuf
-                .extend_from_slice(&wire::piece_header(blk.piece.get(), blk.begin, blk.len));
-            let start = self.wbuf.len();
-            self.wbuf.resize(start + blk.len as usize, 0);
-            if let Err(e) = m.storage.read_block(blk, &mut self.wbuf[start..]) {
+            let at = self.reserve(13 + blk.len as usize);
+            self.wbuf[at..at + 13].copy_from_slice(&wire::piece_header(
+                blk.piece.get(),
+                blk.begin,
+                blk.len,
+            ));
+            if let Err(e) = m.storage.read_block(blk, &mut self.wbuf[at + 13..]) {
                 return Err(ConnError::Storage(e.to_string()));
             }
             trace::peer(self.local, self.remote, || {
@@ -932,8 +979,8 @@ impl Conn {
     }
 
     fn flush(&mut self) -> Result<(), ConnError> {
-        while self.wpos < self.wbuf.len() {
-            match self.stream.write(&self.wbuf[self.wpos..]) {
+        while self.wpos < self.wend {
+            match self.stream.write(&self.wbuf[self.wpos..self.wend]) {
                 Ok(0) => return Err(ConnError::Closed),
                 Ok(n) => {
                     self.wpos += n;
@@ -947,11 +994,12 @@ impl Conn {
                 Err(e) => return Err(e.into()),
             }
         }
-        if self.wpos == self.wbuf.len() {
-            self.wbuf.clear();
+        if self.wpos == self.wend {
             self.wpos = 0;
+            self.wend = 0;
         } else if self.wpos >= WBUF_TARGET {
-            self.wbuf.drain(..self.wpos);
+            self.wbuf.copy_within(self.wpos..self.wend, 0);
+            self.wend -= self.wpos;
             self.wpos = 0;
         }
         Ok(())

@@ -23,7 +23,7 @@ use crate::torrent::{
     self, Coordinator, Event, MetaCtx, Notice, Phase, SessionLink, TorrentOpts, TorrentShared,
     TorrentStatus, Tracked,
 };
-use crate::tracker_client::{self, FileListing, PeersReply, RegisterFile, TrackerClient};
+use crate::tracker_client::{self, FileSummary, PeersReply, RegisterFile, TrackerClient};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -370,7 +370,7 @@ impl Session {
         self.download_info_hash(reply.info_hash, Some(reply.name.clone()), peers)
     }
 
-    pub fn search(&self, query: &str) -> Result<Vec<FileListing>> {
+    pub fn search(&self, query: &str) -> Result<Vec<FileSummary>> {
         let mut c = TrackerClient::new(self.tracker)?;
         Ok(c.search(query)?)
     }

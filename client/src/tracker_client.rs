@@ -1,14 +1,13 @@
-//! Talking to the minitorrent tracker: JSON datagrams over UDP, one request
-//! and one reply matched by `tid`, retried with a doubling timeout. Owns the
-//! encoding of our requests and the decoding of the tracker's replies into
-//! the types below, so the rest of the peer does not see the wire format.
+//! Talking to the minitorrent tracker: JSON datagrams over UDP (the shared
+//! `tracker_proto` codecs), one request and one reply matched by `tid`,
+//! retried with a doubling timeout, then a clear "unreachable" error.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
 use minitorrent_common::metainfo::InfoHash;
-use serde_json::{json, Value};
+use minitorrent_common::tracker_proto::{FileRef, Reply, Request, MAX_DATAGRAM_SIZE};
 
 use crate::trace;
 
@@ -68,39 +67,17 @@ pub fn resolve(tracker: &str) -> Result<SocketAddr, TrackerError> {
         .ok_or_else(|| TrackerError::BadAddress(tracker.into(), "no address".into()))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerEntry {
-    pub addr: SocketAddr,
-    pub peer_id: String,
-    pub complete: bool,
-}
+pub use minitorrent_common::tracker_proto::{FileInfo as RegisterFile, FileSummary, PeerEntry};
 
+/// A `PEERS` reply.
 #[derive(Debug, Clone)]
 pub struct PeersReply {
     pub info_hash: InfoHash,
     pub name: String,
     pub size: u64,
-    pub seeders: u64,
-    pub leechers: u64,
+    pub seeders: u32,
+    pub leechers: u32,
     pub peers: Vec<PeerEntry>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FileListing {
-    pub info_hash: String,
-    pub name: String,
-    pub size: u64,
-    pub seeders: u64,
-    pub leechers: u64,
-}
-
-/// A file in a REGISTER.
-#[derive(Debug, Clone)]
-pub struct RegisterFile {
-    pub info_hash: InfoHash,
-    pub name: String,
-    pub size: u64,
-    pub complete: bool,
 }
 
 /// Timers the tracker hands out in its OK to REGISTER.
@@ -114,7 +91,7 @@ pub struct TrackerClient {
     sock: UdpSocket,
     addr: SocketAddr,
     local: SocketAddr,
-    tid: u64,
+    tid: u32,
     tries: u32,
     first_timeout: Duration,
 }
@@ -134,7 +111,7 @@ impl TrackerClient {
             sock,
             addr,
             local,
-            tid: fastrand::u64(1..1 << 40),
+            tid: fastrand::u32(1..1 << 30),
             tries: TRIES,
             first_timeout: FIRST_TIMEOUT,
         })
@@ -151,16 +128,20 @@ impl TrackerClient {
         }
     }
 
-    /// Sends `req` (its `tid` filled in) and waits for the matching reply.
-    fn call(&mut self, mut req: Value) -> Result<Value, TrackerError> {
-        self.tid += 1;
-        let tid = self.tid;
-        req["tid"] = json!(tid);
-        let bytes = serde_json::to_vec(&req).map_err(|e| self.bad(e.to_string()))?;
+    fn next_tid(&mut self) -> u32 {
+        self.tid = self.tid.wrapping_add(1).max(1);
+        self.tid
+    }
+
+    /// Sends `req` and waits for the reply with the same `tid`, retrying
+    /// with a doubling timeout. An `ERROR` reply becomes `Refused`.
+    fn call(&mut self, req: Request) -> Result<Reply, TrackerError> {
+        let tid = req.tid();
+        let bytes = req.encode();
         let mut timeout = self.first_timeout;
-        let mut buf = vec![0u8; 65536];
+        let mut buf = vec![0u8; MAX_DATAGRAM_SIZE + 1];
         for _ in 0..self.tries {
-            trace::tracker(self.local, self.addr, || summary(&req));
+            trace::tracker(self.local, self.addr, || req.summary());
             let deadline = Instant::now() + timeout;
             if let Err(e) = self.sock.send(&bytes) {
                 if e.kind() != io::ErrorKind::ConnectionRefused {
@@ -199,26 +180,22 @@ impl TrackerClient {
                         })
                     }
                 };
-                let Ok(reply) = serde_json::from_slice::<Value>(&buf[..n]) else {
-                    log::debug!("tracker {}: undecodable datagram ignored", self.addr);
-                    continue;
+                let reply = match Reply::decode(&buf[..n]) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::debug!("tracker {}: undecodable datagram ignored: {e}", self.addr);
+                        continue;
+                    }
                 };
-                if reply.get("tid").and_then(Value::as_u64) != Some(tid) {
+                if reply.tid() != Some(tid) {
                     continue;
                 }
-                trace::tracker(self.addr, self.local, || summary(&reply));
-                if reply.get("type").and_then(Value::as_str) == Some("ERROR") {
-                    let s = |k: &str| {
-                        reply
-                            .get(k)
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string()
-                    };
+                trace::tracker(self.addr, self.local, || reply.summary());
+                if let Reply::Error { code, message, .. } = reply {
                     return Err(TrackerError::Refused {
                         addr: self.addr,
-                        code: s("code"),
-                        message: s("message"),
+                        code: code.as_str().to_string(),
+                        message,
                     });
                 }
                 return Ok(reply);
@@ -231,11 +208,8 @@ impl TrackerClient {
         })
     }
 
-    fn expect_type(&self, v: &Value, t: &str) -> Result<(), TrackerError> {
-        match v.get("type").and_then(Value::as_str) {
-            Some(x) if x == t => Ok(()),
-            other => Err(self.bad(format!("expected {t}, got {other:?}"))),
-        }
+    fn unexpected(&self, r: &Reply, wanted: &str) -> TrackerError {
+        self.bad(format!("expected {wanted}, got {}", r.type_name()))
     }
 
     pub fn register(
@@ -244,136 +218,103 @@ impl TrackerClient {
         port: u16,
         files: &[RegisterFile],
     ) -> Result<Timers, TrackerError> {
-        let files: Vec<Value> = files
-            .iter()
-            .map(|f| {
-                json!({"info_hash": f.info_hash.to_hex(), "name": f.name, "size": f.size,
-                       "complete": f.complete})
-            })
-            .collect();
-        let r = self.call(json!({"type": "REGISTER", "peer_id": peer_id, "port": port,
-                                 "files": files}))?;
-        self.expect_type(&r, "OK")?;
-        let secs = |k: &str, d: u64| {
-            Duration::from_secs(r.get(k).and_then(Value::as_u64).unwrap_or(d).max(1))
-        };
-        Ok(Timers {
-            interval: secs("interval", 10),
-            timeout: secs("timeout", 30),
-        })
+        let tid = self.next_tid();
+        let r = self.call(Request::Register {
+            tid,
+            peer_id: peer_id.to_string(),
+            port,
+            files: files.to_vec(),
+        })?;
+        match r {
+            Reply::Ok {
+                interval, timeout, ..
+            } => Ok(Timers {
+                interval: Duration::from_secs(u64::from(interval.max(1))),
+                timeout: Duration::from_secs(u64::from(timeout.max(1))),
+            }),
+            other => Err(self.unexpected(&other, "OK")),
+        }
     }
 
     /// HEARTBEAT; `Ok(false)` when the tracker forgot us (re-REGISTER).
     pub fn heartbeat(&mut self, peer_id: &str) -> Result<bool, TrackerError> {
-        match self.call(json!({"type": "HEARTBEAT", "peer_id": peer_id})) {
-            Ok(r) => self.expect_type(&r, "OK").map(|_| true),
+        let tid = self.next_tid();
+        match self.call(Request::Heartbeat {
+            tid,
+            peer_id: peer_id.to_string(),
+        }) {
+            Ok(Reply::Ok { .. }) => Ok(true),
+            Ok(other) => Err(self.unexpected(&other, "OK")),
             Err(e) if e.code() == Some("unknown_peer") => Ok(false),
             Err(e) => Err(e),
         }
     }
 
     pub fn exit(&mut self, peer_id: &str) -> Result<(), TrackerError> {
-        let r = self.call(json!({"type": "EXIT", "peer_id": peer_id}))?;
-        self.expect_type(&r, "OK")
+        let tid = self.next_tid();
+        match self.call(Request::Exit {
+            tid,
+            peer_id: peer_id.to_string(),
+        })? {
+            Reply::Ok { .. } => Ok(()),
+            other => Err(self.unexpected(&other, "OK")),
+        }
     }
 
-    /// REQUEST by info hash or by name.
+    /// REQUEST by info hash, else by name.
     pub fn request_peers(
         &mut self,
         info_hash: Option<&InfoHash>,
         name: Option<&str>,
         asker: Option<&str>,
     ) -> Result<PeersReply, TrackerError> {
-        let mut req = json!({"type": "REQUEST"});
-        if let Some(ih) = info_hash {
-            req["info_hash"] = json!(ih.to_hex());
+        let file = match (info_hash, name) {
+            (Some(ih), _) => FileRef::InfoHash(*ih),
+            (None, Some(n)) => FileRef::Name(n.to_string()),
+            (None, None) => return Err(self.bad("REQUEST needs an info hash or a name")),
+        };
+        let tid = self.next_tid();
+        match self.call(Request::Request {
+            tid,
+            file,
+            peer_id: asker.map(str::to_string),
+        })? {
+            Reply::Peers {
+                info_hash,
+                name,
+                size,
+                seeders,
+                leechers,
+                peers,
+                ..
+            } => Ok(PeersReply {
+                info_hash,
+                name,
+                size,
+                seeders,
+                leechers,
+                peers,
+            }),
+            other => Err(self.unexpected(&other, "PEERS")),
         }
-        if let Some(n) = name {
-            req["name"] = json!(n);
-        }
-        if let Some(a) = asker {
-            req["peer_id"] = json!(a);
-        }
-        let r = self.call(req)?;
-        self.expect_type(&r, "PEERS")?;
-        let ih = r
-            .get("info_hash")
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.bad("PEERS without info_hash"))?;
-        let info_hash =
-            InfoHash::from_hex(ih).map_err(|e| self.bad(format!("PEERS info_hash: {e}")))?;
-        let mut peers = Vec::new();
-        for p in r
-            .get("peers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(addr) = p
-                .get("addr")
-                .and_then(Value::as_str)
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-            else {
-                log::debug!("tracker listed a peer without a usable address: {p}");
-                continue;
-            };
-            peers.push(PeerEntry {
-                addr,
-                peer_id: p
-                    .get("peer_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                complete: p.get("complete").and_then(Value::as_bool).unwrap_or(false),
-            });
-        }
-        let u = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
-        Ok(PeersReply {
-            info_hash,
-            name: r
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            size: u("size"),
-            seeders: u("seeders"),
-            leechers: u("leechers"),
-            peers,
-        })
     }
 
-    pub fn search(&mut self, query: &str) -> Result<Vec<FileListing>, TrackerError> {
-        let r = self.call(json!({"type": "SEARCH", "query": query}))?;
-        self.expect_type(&r, "FILES")?;
-        let mut out = Vec::new();
-        for f in r
-            .get("files")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            let u = |k: &str| f.get(k).and_then(Value::as_u64).unwrap_or(0);
-            out.push(FileListing {
-                info_hash: s("info_hash"),
-                name: s("name"),
-                size: u("size"),
-                seeders: u("seeders"),
-                leechers: u("leechers"),
-            });
+    pub fn search(&mut self, query: &str) -> Result<Vec<FileSummary>, TrackerError> {
+        let tid = self.next_tid();
+        match self.call(Request::Search {
+            tid,
+            query: query.to_string(),
+        })? {
+            Reply::Files { files, .. } => Ok(files),
+            other => Err(self.unexpected(&other, "FILES")),
         }
-        Ok(out)
     }
-}
-
-/// One line for `--trace`.
-fn summary(v: &Value) -> String {
-    v.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn resolves_forms() {

@@ -8,4 +8,5 @@ pub mod bencode;
 pub mod magnet;
 pub mod metainfo;
 pub mod tracker_proto;
+pub mod udp_tracker;
 pub mod wire;

@@ -12,7 +12,8 @@ use minitorrent_tracker::server::{Config, Tracker};
 /// The minitorrent UDP tracker: knows which peer shares which file.
 ///
 /// Peers talk to it with JSON datagrams (REGISTER, REQUEST, SEARCH, HEARTBEAT,
-/// EXIT); see docs/PROTOCOL.md. On start it prints one line to stdout,
+/// EXIT) and BitTorrent clients with the UDP tracker protocol (BEP 15), both on
+/// the same port; see docs/PROTOCOL.md. On start it prints one line to stdout,
 /// `minitorrent-tracker listening on ADDR:PORT`, with the port actually bound.
 /// Logs go to stderr (level info; set RUST_LOG=debug for every datagram, or
 /// RUST_LOG=warn for quiet). Ctrl-C stops it.
@@ -36,6 +37,11 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     max_peers: u64,
 
+    /// Worker threads, each with its own socket on the same port (the kernel
+    /// spreads clients over them); default: one per CPU core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    workers: Option<u64>,
+
     /// Print every datagram decoded and every reply sent, one line each, to
     /// stderr: `HH:MM:SS.mmm tracker ← ADDR  MESSAGE` (UTC; → for replies).
     #[arg(long)]
@@ -50,6 +56,10 @@ fn main() -> ExitCode {
         peer_timeout: Duration::from_secs(cli.peer_timeout),
         max_peers: cli.max_peers as usize,
         trace: cli.trace,
+        workers: cli.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        ),
     };
     let tracker = match Tracker::bind(&config) {
         Ok(t) => t,
@@ -67,7 +77,9 @@ fn main() -> ExitCode {
     println!("minitorrent-tracker listening on {}", tracker.local_addr());
     let _ = std::io::stdout().flush();
     info!(
-        "peer timeout {} s, heartbeat interval {} s, at most {} peers per reply{}",
+        "{} worker{}, peer timeout {} s, heartbeat interval {} s, at most {} peers per reply{}",
+        tracker.workers(),
+        if tracker.workers() == 1 { "" } else { "s" },
         config.timeout_secs(),
         config.interval_secs(),
         config.max_peers,
@@ -78,8 +90,8 @@ fn main() -> ExitCode {
         Ok(()) => {
             let st = registry.stats();
             println!(
-                "minitorrent-tracker stopped (interrupted) with {} peers in {} swarms",
-                st.registered, st.swarms
+                "minitorrent-tracker stopped (interrupted); it knew {} peer entries in {} swarms",
+                st.entries, st.swarms
             );
             let _ = std::io::stdout().flush();
             ExitCode::SUCCESS

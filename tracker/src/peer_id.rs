@@ -8,6 +8,8 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use minitorrent_common::udp_tracker::peer_id_text;
+
 const INLINE: usize = 22;
 
 #[derive(Clone)]
@@ -78,32 +80,20 @@ impl fmt::Display for PeerId {
     }
 }
 
-/// A BEP 15 announcer's 20-byte peer id as the JSON protocol shows it:
-/// URL-style percent-encoding, where ASCII letters, digits and `-._~` stand for
-/// themselves and every other byte is `%XX`. Reversible, at most 60 characters,
-/// and the usual `-XX1234-` style ids stay readable (and equal to a JSON peer
-/// that uses the same 20 characters).
+/// A BEP 15 announcer's 20-byte peer id as the JSON protocol shows it (see
+/// [`peer_id_text`]: percent-encoding, so `-XX1234-…` ids read as themselves
+/// and equal a JSON peer that uses the same 20 characters).
 pub fn peer_id_from_bytes(bytes: &[u8; 20]) -> PeerId {
-    if bytes.iter().all(|b| is_unreserved(*b)) {
-        // Every byte is ASCII, so this is valid UTF-8.
-        return PeerId::new(std::str::from_utf8(bytes).unwrap_or(""));
-    }
-    let mut s = String::with_capacity(60);
-    for &b in bytes {
-        if is_unreserved(b) {
-            s.push(char::from(b));
-        } else {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            s.push('%');
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
+    if bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    {
+        // All ASCII, so valid UTF-8; skip building a String.
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return PeerId::new(s);
         }
     }
-    PeerId::new(&s)
-}
-
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    PeerId::new(&peer_id_text(bytes))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use hashbrown::HashTable;
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{FileInfo, FileRef, PeerView};
 
+use crate::indexed::IndexedVec;
 use crate::peer_id::PeerId;
 
 /// Longest `--peer-timeout` the registry accepts.
@@ -178,7 +179,7 @@ struct SwarmShard {
 
 #[derive(Default)]
 struct PeerShard {
-    records: HashTable<PeerRecord>,
+    records: IndexedVec<PeerRecord>,
 }
 
 struct Swarm {
@@ -187,10 +188,8 @@ struct Swarm {
     name: Box<str>,
     size: u64,
     seeders: u32,
-    peers: Vec<SwarmPeer>,
-    /// Positions in `peers`, found by the keyed hash of (IP, peer_id). Keeping
-    /// only a u32 here (not the key again) is what keeps a peer entry small.
-    table: HashTable<u32>,
+    /// Found by the keyed hash of (IP, peer_id).
+    peers: IndexedVec<SwarmPeer>,
 }
 
 struct SwarmPeer {
@@ -205,7 +204,6 @@ struct SwarmPeer {
 struct PeerRecord {
     ip: Ip16,
     id: PeerId,
-    hash: u64,
     port: u16,
     last_seen: u32,
     files: FileList,
@@ -279,36 +277,24 @@ impl Swarm {
             name: name.into(),
             size,
             seeders: 0,
-            peers: Vec::new(),
-            table: HashTable::new(),
+            peers: IndexedVec::default(),
         }
     }
 
     fn position(&self, phash: u64, ip: &Ip16, id: &PeerId) -> Option<usize> {
-        let peers = &self.peers;
-        self.table
-            .find(phash, |&i| {
-                let p = &peers[i as usize];
-                p.ip == *ip && p.id == *id
-            })
-            .map(|&i| i as usize)
+        self.peers.position(phash, |p| p.ip == *ip && p.id == *id)
     }
 
     fn insert(&mut self, hasher: &RandomState, phash: u64, peer: SwarmPeer) {
-        let idx = self.peers.len() as u32;
         if peer.complete {
             self.seeders += 1;
         }
-        self.peers.push(peer);
-        let peers = &self.peers;
-        self.table.insert_unique(phash, idx, |&i| {
-            let p = &peers[i as usize];
-            peer_hash(hasher, &p.ip, &p.id)
-        });
+        self.peers
+            .push(phash, peer, |p| peer_hash(hasher, &p.ip, &p.id));
     }
 
     fn set_complete(&mut self, idx: usize, complete: bool) {
-        let p = &mut self.peers[idx];
+        let p = &mut self.peers.items_mut()[idx];
         if p.complete != complete {
             p.complete = complete;
             if complete {
@@ -320,18 +306,9 @@ impl Swarm {
     }
 
     fn remove_at(&mut self, hasher: &RandomState, idx: usize) -> SwarmPeer {
-        let h = peer_hash(hasher, &self.peers[idx].ip, &self.peers[idx].id);
-        if let Ok(slot) = self.table.find_entry(h, |&i| i as usize == idx) {
-            slot.remove();
-        }
-        let last = self.peers.len() - 1;
-        if idx != last {
-            let hl = peer_hash(hasher, &self.peers[last].ip, &self.peers[last].id);
-            if let Some(slot) = self.table.find_mut(hl, |&i| i as usize == last) {
-                *slot = idx as u32;
-            }
-        }
-        let p = self.peers.swap_remove(idx);
+        let p = self
+            .peers
+            .swap_remove(idx, |p| peer_hash(hasher, &p.ip, &p.id));
         if p.complete {
             self.seeders -= 1;
         }
@@ -468,36 +445,28 @@ impl Registry {
         let phash = peer_hash(&self.hasher, &ip, &id);
         let mut shard = self.peer_shard(phash);
         let mut new_peer = false;
-        if let Ok(entry) = shard
-            .records
-            .find_entry(phash, |r| r.ip == ip && r.id == id)
-        {
-            if self.expired(entry.get().last_seen, now_ms) {
-                let (old, _) = entry.remove();
+        let rehash = |r: &PeerRecord| peer_hash(&self.hasher, &r.ip, &r.id);
+        if let Some(pos) = shard.records.position(phash, |r| r.ip == ip && r.id == id) {
+            if self.expired(shard.records.items()[pos].last_seen, now_ms) {
+                let old = shard.records.swap_remove(pos, rehash);
                 self.purge(&old.ip, &old.id, phash, old.files.as_slice());
             }
         }
-        let record = match shard.records.find_mut(phash, |r| r.ip == ip && r.id == id) {
-            Some(r) => r,
+        let pos = match shard.records.position(phash, |r| r.ip == ip && r.id == id) {
+            Some(pos) => pos,
             None => {
                 new_peer = true;
-                shard
-                    .records
-                    .insert_unique(
-                        phash,
-                        PeerRecord {
-                            ip,
-                            id: id.clone(),
-                            hash: phash,
-                            port,
-                            last_seen: now_ms,
-                            files: FileList::empty(),
-                        },
-                        |r| r.hash,
-                    )
-                    .into_mut()
+                let record = PeerRecord {
+                    ip,
+                    id: id.clone(),
+                    port,
+                    last_seen: now_ms,
+                    files: FileList::empty(),
+                };
+                shard.records.push(phash, record, rehash)
             }
         };
+        let record = &mut shard.records.items_mut()[pos];
         record.port = port;
         record.last_seen = now_ms;
         let mut joined = 0;
@@ -529,7 +498,7 @@ impl Registry {
             };
             match swarm.position(phash, &ip, &id) {
                 Some(i) => {
-                    let p = &mut swarm.peers[i];
+                    let p = &mut swarm.peers.items_mut()[i];
                     p.port = port;
                     p.last_seen = now_ms;
                     if let Some(f) = given {
@@ -568,26 +537,25 @@ impl Registry {
         let id = PeerId::new(peer_id);
         let phash = peer_hash(&self.hasher, &ip, &id);
         let mut shard = self.peer_shard(phash);
-        let Ok(entry) = shard
-            .records
-            .find_entry(phash, |r| r.ip == ip && r.id == id)
-        else {
+        let Some(pos) = shard.records.position(phash, |r| r.ip == ip && r.id == id) else {
             return Err(UnknownPeer);
         };
-        if self.expired(entry.get().last_seen, now_ms) {
+        if self.expired(shard.records.items()[pos].last_seen, now_ms) {
             // Expired but not swept yet: same answer as after the sweep.
-            let (old, _) = entry.remove();
+            let old = shard
+                .records
+                .swap_remove(pos, |r| peer_hash(&self.hasher, &r.ip, &r.id));
             self.purge(&old.ip, &old.id, phash, old.files.as_slice());
             return Err(UnknownPeer);
         }
-        let record = entry.into_mut();
+        let record = &mut shard.records.items_mut()[pos];
         record.last_seen = now_ms;
         for h in record.files.as_slice() {
             let shash = self.swarm_hash(h);
             let mut sshard = self.swarm_shard(shash);
             if let Some(swarm) = sshard.find_mut(shash, h) {
                 if let Some(i) = swarm.position(phash, &ip, &id) {
-                    swarm.peers[i].last_seen = now_ms;
+                    swarm.peers.items_mut()[i].last_seen = now_ms;
                 }
             }
         }
@@ -601,13 +569,12 @@ impl Registry {
         let id = PeerId::new(peer_id);
         let phash = peer_hash(&self.hasher, &ip, &id);
         let mut shard = self.peer_shard(phash);
-        let Ok(entry) = shard
-            .records
-            .find_entry(phash, |r| r.ip == ip && r.id == id)
-        else {
+        let Some(pos) = shard.records.position(phash, |r| r.ip == ip && r.id == id) else {
             return Err(UnknownPeer);
         };
-        let (old, _) = entry.remove();
+        let old = shard
+            .records
+            .swap_remove(pos, |r| peer_hash(&self.hasher, &r.ip, &r.id));
         self.purge(&old.ip, &old.id, phash, old.files.as_slice());
         if self.expired(old.last_seen, now_ms) {
             return Err(UnknownPeer);
@@ -746,7 +713,7 @@ impl Registry {
             (rng.usize(0..n), step)
         };
         Picks {
-            peers: &swarm.peers,
+            peers: swarm.peers.items(),
             idx,
             step,
             visits_left: n,
@@ -781,10 +748,11 @@ impl Registry {
     }
 
     /// BEP 15 `announce`: joins, refreshes or (on `stopped`) leaves one swarm,
-    /// then fills `out` with up to `max` other peers of `family`. A swarm first
+    /// then calls `visit` with the swarm's counts and up to `max` other peers
+    /// of `family` (none after `stopped`), under the shard lock. A swarm first
     /// created here has no name or size until a JSON peer registers it.
     #[allow(clippy::too_many_arguments)]
-    pub fn announce(
+    pub fn announce<R>(
         &self,
         addr: SocketAddr,
         peer_id: PeerId,
@@ -795,33 +763,31 @@ impl Registry {
         family: Family,
         rng: &mut fastrand::Rng,
         now: Instant,
-        out: &mut PeerList,
-    ) {
+        visit: impl FnOnce(SwarmCounts, Picks<'_>) -> R,
+    ) -> R {
         let now_ms = self.ms(now);
         let ip = ip16(addr.ip());
         let phash = peer_hash(&self.hasher, &ip, &peer_id);
         let shash = self.swarm_hash(info_hash);
         let mut shard = self.swarm_shard(shash);
-        out.info_hash = *info_hash;
-        out.peers.clear();
         if event == AnnounceEvent::Stopped {
+            let mut counts = SwarmCounts::default();
             if let Some(swarm) = shard.find_mut(shash, info_hash) {
                 if let Some(i) = swarm.position(phash, &ip, &peer_id) {
                     swarm.remove_at(&self.hasher, i);
                 }
-                out.seeders = swarm.seeders;
-                out.leechers = swarm.leechers();
-            } else {
-                out.seeders = 0;
-                out.leechers = 0;
+                counts = SwarmCounts {
+                    seeders: swarm.seeders,
+                    leechers: swarm.leechers(),
+                };
             }
             shard.drop_if_empty(shash, info_hash);
-            return;
+            return visit(counts, Picks::none(self.timeout_ms));
         }
         let swarm = shard.get_or_create(shash, info_hash, "", 0);
         match swarm.position(phash, &ip, &peer_id) {
             Some(i) => {
-                let p = &mut swarm.peers[i];
+                let p = &mut swarm.peers.items_mut()[i];
                 p.port = addr.port();
                 p.last_seen = now_ms;
                 swarm.set_complete(i, complete);
@@ -838,16 +804,16 @@ impl Registry {
                 },
             ),
         }
-        out.seeders = swarm.seeders;
-        out.leechers = swarm.leechers();
         let swarm = &*swarm;
+        let counts = SwarmCounts {
+            seeders: swarm.seeders,
+            leechers: swarm.leechers(),
+        };
         let me = (ip, peer_id);
-        let picks = self.picks(swarm, Some(&me), max, family, rng, now_ms);
-        out.peers.extend(picks.map(|p| ListedPeer {
-            addr: p.addr,
-            peer_id: PeerId::new(p.peer_id),
-            complete: p.complete,
-        }));
+        visit(
+            counts,
+            self.picks(swarm, Some(&me), max, family, rng, now_ms),
+        )
     }
 
     /// BEP 15 `scrape`: counts of one swarm (zeros when unknown).
@@ -880,16 +846,19 @@ impl Registry {
                 continue;
             }
             let mut shard = lock(shard);
-            shard.records.retain(|r| {
+            let records = &mut shard.records;
+            let mut j = 0;
+            while j < records.len() {
+                let r = &records.items()[j];
                 if self.expired(r.last_seen, now_ms) {
                     report
                         .expired
                         .push((ip_from16(&r.ip), r.id.clone(), r.port));
-                    false
+                    records.swap_remove(j, |r| peer_hash(&self.hasher, &r.ip, &r.id));
                 } else {
-                    true
+                    j += 1;
                 }
-            });
+            }
         }
         let mut gone = Vec::new();
         for (i, shard) in self.swarm_shards.iter().enumerate() {
@@ -900,7 +869,7 @@ impl Registry {
             shard.swarms.retain(|s| {
                 let mut j = 0;
                 while j < s.peers.len() {
-                    if self.expired(s.peers[j].last_seen, now_ms) {
+                    if self.expired(s.peers.items()[j].last_seen, now_ms) {
                         s.remove_at(&self.hasher, j);
                         report.entries_removed += 1;
                     } else {
@@ -964,6 +933,22 @@ pub struct Picks<'a> {
     family: Family,
     now_ms: u32,
     timeout_ms: u32,
+}
+
+impl Picks<'_> {
+    fn none(timeout_ms: u32) -> Picks<'static> {
+        Picks {
+            peers: &[],
+            idx: 0,
+            step: 1,
+            visits_left: 0,
+            wanted: 0,
+            exclude: None,
+            family: Family::Any,
+            now_ms: 0,
+            timeout_ms,
+        }
+    }
 }
 
 impl<'a> Iterator for Picks<'a> {
@@ -1422,8 +1407,26 @@ mod tests {
         let mut f = Fixture::new();
         f.reg
             .register(ip("10.0.0.1"), "json", 7001, &[file(1, "a", true)], f.at(0));
-        let mut out = PeerList::default();
         let (t1, t2) = (f.at(1), f.at(2));
+        struct Out {
+            seeders: u32,
+            leechers: u32,
+            peers: Vec<SocketAddr>,
+        }
+        let mut out = Out {
+            seeders: 0,
+            leechers: 0,
+            peers: vec![],
+        };
+        fn collect(out: &mut Out) -> impl FnOnce(SwarmCounts, Picks<'_>) + '_ {
+            move |c, picks| {
+                *out = Out {
+                    seeders: c.seeders,
+                    leechers: c.leechers,
+                    peers: picks.map(|p| p.addr).collect(),
+                };
+            }
+        }
         f.reg.announce(
             "10.0.0.2:6881".parse().unwrap(),
             PeerId::new("-qB0001-abcdefghijkl"),
@@ -1434,11 +1437,11 @@ mod tests {
             Family::V4,
             &mut f.rng,
             t1,
-            &mut out,
+            collect(&mut out),
         );
         assert_eq!((out.seeders, out.leechers), (1, 1));
         assert_eq!(out.peers.len(), 1);
-        assert_eq!(out.peers[0].addr, "10.0.0.1:7001".parse().unwrap());
+        assert_eq!(out.peers[0], "10.0.0.1:7001".parse::<SocketAddr>().unwrap());
         assert_eq!(f.ids(1, 1), ["-qB0001-abcdefghijkl", "json"]);
         assert_eq!(
             f.reg.counts(&h(1)),
@@ -1458,7 +1461,7 @@ mod tests {
             Family::V6,
             &mut f.rng,
             t1,
-            &mut out,
+            collect(&mut out),
         );
         assert!(out.peers.is_empty());
         assert_eq!(out.seeders, 2);
@@ -1473,7 +1476,7 @@ mod tests {
             Family::V4,
             &mut f.rng,
             t2,
-            &mut out,
+            collect(&mut out),
         );
         assert_eq!(
             f.reg.counts(&h(1)),
@@ -1492,7 +1495,7 @@ mod tests {
             Family::V4,
             &mut f.rng,
             t2,
-            &mut out,
+            collect(&mut out),
         );
         assert_eq!(f.list(9, None, 50, 2).unwrap().name, "");
         f.reg.register(

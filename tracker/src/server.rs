@@ -1,11 +1,19 @@
-//! The UDP server: binds the socket, runs the mio event loop, and answers each
-//! datagram through a [`Handler`].
+//! The UDP server: binds the sockets, runs one mio event loop per worker
+//! thread, and answers each datagram through a [`Handler`].
 //!
 //! [`Handler`] is the protocol logic without sockets (datagram in, reply out)
-//! so it is unit-tested directly; [`Tracker`] is the I/O shell around it. The
-//! loop reads until `WouldBlock`, answers each datagram at once into a reused
-//! buffer, and sweeps expired peers when the poll times out (and between reads
-//! when busy, so a flood cannot postpone expiry).
+//! so it is unit-tested directly; [`Tracker`] is the I/O shell around it. Each
+//! worker owns a socket bound to the same address (`SO_REUSEPORT` when there
+//! are several, so the kernel spreads clients over them), reads until
+//! `WouldBlock`, answers each datagram at once into reused buffers, and sweeps
+//! its share of the registry when the poll times out (and between reads when
+//! busy, so a flood cannot postpone expiry). All workers share one
+//! [`Registry`] and one set of connection-id keys, so any worker can answer any
+//! datagram.
+//!
+//! One port serves both protocols: a datagram starting with `{` is JSON; one of
+//! at least 16 bytes whose action field (bytes 8–11) is 0–3 is BEP 15;
+//! anything else is answered as malformed JSON.
 
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
@@ -18,12 +26,15 @@ use minitorrent_common::tracker_proto::{
     self as proto, encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply,
     ErrorCode, FileRef, FileView, Reply, Request, SwarmView, DEFAULT_INTERVAL_SECS, MAX_REPLY_SIZE,
 };
+use minitorrent_common::udp_tracker as udp;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::connection_id::ConnectionIds;
 use crate::io_batch::{RecvBatch, SendBatch};
-use crate::registry::{Family, Registry, SearchHit, SweepReport};
+use crate::peer_id::peer_id_from_bytes;
+use crate::registry::{AnnounceEvent, Family, Registry, SearchHit, SweepReport};
 
 /// Longest wait between two sweeps.
 const MAX_SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -40,6 +51,8 @@ pub struct Config {
     pub peer_timeout: Duration,
     pub max_peers: usize,
     pub trace: bool,
+    /// Worker threads, each with its own socket on the same port.
+    pub workers: usize,
 }
 
 impl Default for Config {
@@ -49,6 +62,7 @@ impl Default for Config {
             peer_timeout: Duration::from_secs(u64::from(proto::DEFAULT_TIMEOUT_SECS)),
             max_peers: 50,
             trace: false,
+            workers: 1,
         }
     }
 }
@@ -75,6 +89,7 @@ impl Config {
 /// scratch buffers so answering does not allocate for the common requests.
 pub struct Handler {
     registry: Arc<Registry>,
+    conn_ids: Arc<ConnectionIds>,
     max_peers: usize,
     interval: u32,
     timeout: u32,
@@ -84,9 +99,10 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(registry: Arc<Registry>, config: &Config) -> Handler {
+    pub fn new(registry: Arc<Registry>, conn_ids: Arc<ConnectionIds>, config: &Config) -> Handler {
         Handler {
             registry,
+            conn_ids,
             max_peers: config.max_peers,
             interval: config.interval_secs(),
             timeout: config.timeout_secs(),
@@ -110,8 +126,156 @@ impl Handler {
         out: &mut Vec<u8>,
     ) -> bool {
         out.clear();
+        if looks_like_bep15(data) {
+            return self.handle_bep15(src, data, now, out);
+        }
         self.handle_json(src, data, now, out);
         true
+    }
+
+    /// A BEP 15 packet: connect, announce or scrape. Returns false (no reply)
+    /// for a bad connect magic or an invalid or expired connection id, so a
+    /// spoofed source gets nothing.
+    fn handle_bep15(
+        &mut self,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Ok(head) = udp::RequestHeader::decode(data) else {
+            return false;
+        };
+        let tid = head.transaction_id;
+        let ipv6 = src.ip().to_canonical().is_ipv6();
+        if head.action == udp::ACTION_CONNECT {
+            if head.connection_id != udp::PROTOCOL_ID {
+                self.drop_bep15(src, data, "connect with a wrong protocol id");
+                return false;
+            }
+            if self.trace {
+                trace_line(
+                    '←',
+                    src,
+                    &udp::Request::Connect {
+                        transaction_id: tid,
+                    }
+                    .summary(),
+                );
+            }
+            let id = self.conn_ids.issue(src.ip(), now);
+            udp::encode_connect_response(out, tid, id);
+            self.trace_bep15_reply(src, out, ipv6);
+            return true;
+        }
+        if !self.conn_ids.is_valid(head.connection_id, src.ip(), now) {
+            self.drop_bep15(src, data, "invalid or expired connection id");
+            return false;
+        }
+        let req = match udp::Request::decode(data) {
+            Ok(r) => r,
+            Err(e) => {
+                if self.trace {
+                    trace_line(
+                        '←',
+                        src,
+                        &format!("malformed BEP 15 ({} bytes): {e}", data.len()),
+                    );
+                }
+                debug!("{src} sent a malformed BEP 15 packet: {e}");
+                udp::encode_error_response(out, tid, &e.to_string());
+                self.trace_bep15_reply(src, out, ipv6);
+                return true;
+            }
+        };
+        if self.trace {
+            trace_line('←', src, &req.summary());
+        }
+        if log::log_enabled!(log::Level::Debug) {
+            debug!("{src} → {}", req.summary());
+        }
+        match &req {
+            udp::Request::Announce(a) => {
+                if a.port == 0 {
+                    udp::encode_error_response(
+                        out,
+                        tid,
+                        "port 0 is not a port peers can connect to",
+                    );
+                } else {
+                    let want = if a.num_want <= 0 {
+                        self.max_peers
+                    } else {
+                        (a.num_want as usize).min(self.max_peers)
+                    };
+                    let event = if a.event == udp::Event::Stopped {
+                        AnnounceEvent::Stopped
+                    } else {
+                        AnnounceEvent::Update
+                    };
+                    let family = if ipv6 { Family::V6 } else { Family::V4 };
+                    let interval = self.interval;
+                    self.registry.announce(
+                        SocketAddr::new(src.ip(), a.port),
+                        peer_id_from_bytes(&a.peer_id),
+                        &a.info_hash,
+                        a.left == 0,
+                        event,
+                        want,
+                        family,
+                        &mut self.rng,
+                        now,
+                        |counts, picks| {
+                            udp::encode_announce_response(
+                                out,
+                                tid,
+                                interval,
+                                counts.leechers,
+                                counts.seeders,
+                                picks.map(|p| p.addr),
+                                ipv6,
+                            )
+                        },
+                    );
+                }
+            }
+            udp::Request::Scrape { info_hashes, .. } => {
+                out.extend_from_slice(&udp::ACTION_SCRAPE.to_be_bytes());
+                out.extend_from_slice(&tid.to_be_bytes());
+                for h in info_hashes {
+                    let c = self.registry.counts(h);
+                    // Downloads are not counted: "completed" is always 0.
+                    for v in [c.seeders, 0, c.leechers] {
+                        out.extend_from_slice(&v.to_be_bytes());
+                    }
+                }
+            }
+            // Handled above: a connect never carries a connection id.
+            udp::Request::Connect { .. } => return false,
+        }
+        self.trace_bep15_reply(src, out, ipv6);
+        true
+    }
+
+    fn drop_bep15(&self, src: SocketAddr, data: &[u8], why: &str) {
+        if self.trace {
+            trace_line(
+                '←',
+                src,
+                &format!("BEP 15 packet ({} bytes) dropped: {why}", data.len()),
+            );
+        }
+        debug!("{src}: BEP 15 packet dropped: {why}");
+    }
+
+    fn trace_bep15_reply(&self, dst: SocketAddr, out: &[u8], ipv6: bool) {
+        if self.trace {
+            let line = match udp::Response::decode(out, ipv6) {
+                Ok(r) => r.summary(),
+                Err(e) => format!("(undecodable reply: {e})"),
+            };
+            trace_line('→', dst, &line);
+        }
     }
 
     fn handle_json(&mut self, src: SocketAddr, data: &[u8], now: Instant, out: &mut Vec<u8>) {
@@ -244,6 +408,13 @@ impl Handler {
     }
 }
 
+/// BEP 15 requests are at least 16 bytes with an action (bytes 8–11) of 0–3.
+/// JSON text never has NUL bytes there, and never starts with anything but
+/// `{` or whitespace; our connection ids start with a byte ≥ 0x80.
+fn looks_like_bep15(d: &[u8]) -> bool {
+    d.len() >= 16 && d[0] != b'{' && d[8..11] == [0, 0, 0] && d[11] <= 3
+}
+
 fn unknown_peer(out: &mut Vec<u8>, tid: u32, src: SocketAddr, peer_id: &str) {
     let message = format!(
         "peer {peer_id} is not registered from {} (expired, never registered, or the tracker restarted): send REGISTER",
@@ -298,6 +469,7 @@ pub struct Tracker {
     workers: Vec<Worker>,
     local_addr: SocketAddr,
     registry: Arc<Registry>,
+    conn_ids: Arc<ConnectionIds>,
     stop: StopHandle,
 }
 
@@ -325,8 +497,11 @@ fn bind_error(addr: SocketAddr, e: io::Error) -> BindError {
     }
 }
 
-fn bind_socket(addr: SocketAddr) -> io::Result<StdUdpSocket> {
+fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<StdUdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        set_reuse_port(&socket)?;
+    }
     // Best effort: a smaller buffer only means more drops under a flood.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
@@ -335,27 +510,85 @@ fn bind_socket(addr: SocketAddr) -> io::Result<StdUdpSocket> {
     Ok(socket.into())
 }
 
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "several workers need SO_REUSEPORT, which this system lacks; use --workers 1",
+    ))
+}
+
+/// Binds one socket per worker on the same address.
+fn bind_sockets(addr: SocketAddr, workers: usize) -> Result<Vec<StdUdpSocket>, BindError> {
+    if workers <= 1 {
+        return Ok(vec![
+            bind_socket(addr, false).map_err(|e| bind_error(addr, e))?
+        ]);
+    }
+    // A plain bind first: it fails if anything holds the port, including a
+    // tracker whose own sockets allow sharing it, so two trackers never split
+    // one port's traffic. Then the shared sockets take the port it found.
+    for attempt in 0..3 {
+        let probe = bind_socket(addr, false).map_err(|e| bind_error(addr, e))?;
+        let actual = probe.local_addr().map_err(|e| bind_error(addr, e))?;
+        drop(probe);
+        let mut sockets = Vec::with_capacity(workers);
+        let mut failed = None;
+        for _ in 0..workers {
+            match bind_socket(actual, true) {
+                Ok(s) => sockets.push(s),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => return Ok(sockets),
+            // Someone took the free port between the probe and us: pick again.
+            Some(e) if addr.port() == 0 && attempt < 2 => {
+                debug!("port {} taken meanwhile: {e}", actual.port())
+            }
+            Some(e) => return Err(bind_error(addr, e)),
+        }
+    }
+    Err(BindError::InUse { addr })
+}
+
 impl Tracker {
-    /// Binds the UDP socket. Port 0 picks a free port; see [`local_addr`](Tracker::local_addr).
+    /// Binds the UDP sockets (one per worker). Port 0 picks a free port; see
+    /// [`local_addr`](Tracker::local_addr).
     pub fn bind(config: &Config) -> Result<Tracker, BindError> {
         let addr = config.bind;
-        let std_socket = bind_socket(addr).map_err(|e| bind_error(addr, e))?;
-        let local_addr = std_socket.local_addr().map_err(|e| bind_error(addr, e))?;
         let other = |e| BindError::Other { addr, source: e };
-        let poll = Poll::new().map_err(other)?;
-        let waker = Waker::new(poll.registry(), WAKE).map_err(other)?;
-        let mut socket = UdpSocket::from_std(std_socket);
-        poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE)
-            .map_err(other)?;
-        let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
+        let sockets = bind_sockets(addr, config.workers)?;
+        let local_addr = sockets[0].local_addr().map_err(other)?;
+        let mut workers = Vec::with_capacity(sockets.len());
+        let mut wakers = Vec::with_capacity(sockets.len());
+        for std_socket in sockets {
+            let poll = Poll::new().map_err(other)?;
+            wakers.push(Waker::new(poll.registry(), WAKE).map_err(other)?);
+            let mut socket = UdpSocket::from_std(std_socket);
+            poll.registry()
+                .register(&mut socket, SOCKET, Interest::READABLE)
+                .map_err(other)?;
+            workers.push(Worker { poll, socket });
+        }
+        let epoch = Instant::now();
+        let shards = (16 * workers.len()).max(16);
         Ok(Tracker {
-            workers: vec![Worker { poll, socket }],
+            workers,
             local_addr,
-            registry,
+            registry: Arc::new(Registry::new(config.peer_timeout, shards, epoch)),
+            conn_ids: Arc::new(ConnectionIds::new(epoch)),
             stop: StopHandle {
                 flag: Arc::new(AtomicBool::new(false)),
-                wakers: Arc::new(vec![waker]),
+                wakers: Arc::new(wakers),
             },
         })
     }
@@ -369,6 +602,10 @@ impl Tracker {
         self.registry.clone()
     }
 
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
     }
@@ -380,7 +617,7 @@ impl Tracker {
         let mut workers = self.workers.into_iter().enumerate();
         let first = workers.next();
         for (i, w) in workers {
-            let handler = Handler::new(self.registry.clone(), config);
+            let handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
             let stop = self.stop.clone();
             let sweep_every = config.sweep_every();
             threads.push(
@@ -391,7 +628,7 @@ impl Tracker {
         }
         let mut result = Ok(());
         if let Some((i, w)) = first {
-            let handler = Handler::new(self.registry.clone(), config);
+            let handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
             result = w.run(handler, &self.stop, i, parts, config.sweep_every());
             if result.is_err() {
                 // One worker failing takes the others down with it.
@@ -489,8 +726,10 @@ mod tests {
     use minitorrent_common::tracker_proto::{FileInfo, PeerEntry};
 
     fn handler(config: &Config) -> Handler {
+        let now = Instant::now();
         Handler::new(
-            Arc::new(Registry::new(config.peer_timeout, 2, Instant::now())),
+            Arc::new(Registry::new(config.peer_timeout, 2, now)),
+            Arc::new(ConnectionIds::new(now)),
             config,
         )
     }
@@ -664,6 +903,47 @@ mod tests {
             ),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn dispatch_between_json_and_bep15() {
+        assert!(!looks_like_bep15(
+            b"{\"type\":\"SEARCH\",\"tid\":1,\"query\":\"\"}"
+        ));
+        assert!(!looks_like_bep15(b"  {\"type\":\"SEARCH\",\"tid\":1}"));
+        assert!(!looks_like_bep15(b"short"));
+        assert!(!looks_like_bep15(b"this is not json at all"));
+        assert!(looks_like_bep15(
+            &udp::Request::Connect { transaction_id: 1 }.encode()
+        ));
+        let mut scrape = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1];
+        assert!(looks_like_bep15(&scrape));
+        scrape[0] = b'{';
+        assert!(!looks_like_bep15(&scrape));
+        // A BEP-15-shaped packet without a valid connection id gets nothing;
+        // text that is neither gets a JSON error.
+        let mut h = handler(&Config::default());
+        let mut out = Vec::new();
+        scrape[0] = 0x80;
+        assert!(!h.handle(
+            "127.0.0.1:1".parse().unwrap(),
+            &scrape,
+            Instant::now(),
+            &mut out
+        ));
+        assert!(h.handle(
+            "127.0.0.1:1".parse().unwrap(),
+            b"hello",
+            Instant::now(),
+            &mut out
+        ));
+        assert!(matches!(
+            Reply::decode(&out),
+            Ok(Reply::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{FileInfo, FileRef, Reply, Request};
+use minitorrent_common::udp_tracker as udp;
 use socket2::{Domain, Protocol, Socket, Type};
 
 #[derive(Parser, Debug)]
@@ -29,7 +30,7 @@ struct Args {
     /// What to send.
     #[arg(long, value_enum, default_value_t = Mode::Json)]
     mode: Mode,
-    /// Simulated peers.
+    /// Simulated peers (each gets its own peer id; all share this host's IP).
     #[arg(long, default_value_t = 10_000)]
     peers: usize,
     /// Distinct files (swarms); each peer registers one.
@@ -44,13 +45,31 @@ struct Args {
     /// The tracker's process id: report its CPU time per reply (from /proc).
     #[arg(long)]
     tracker_pid: Option<u32>,
+    /// How `fill` registers peers.
+    #[arg(long, value_enum, default_value_t = Via::Bep15)]
+    via: Via,
     /// Percent of REQUEST, HEARTBEAT and REGISTER in the json mix.
     #[arg(long, default_value = "60,30,10")]
     mix: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Via {
+    Bep15,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
+    /// BEP 15: one connect, every peer announces once, then announces only
+    /// (each peer to its own swarm, default num_want).
+    Announce,
+    /// BEP 15 connect requests only.
+    Connect,
+    /// Register --peers peers (via --via) and report the tracker's memory
+    /// (VmRSS, needs --tracker-pid) per peer. Run the tracker with a long
+    /// --peer-timeout so nobody expires meanwhile.
+    Fill,
     /// The JSON protocol: REQUEST / HEARTBEAT / REGISTER mix.
     Json,
     /// The JSON mix fed straight to the tracker's request handler in this
@@ -93,31 +112,40 @@ fn open_socket(tracker: SocketAddr) -> anyhow::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-/// Sends each of `reqs` until every one has a reply (by tid), a window at a
-/// time, resending what got lost.
-fn send_all_reliably(sock: &UdpSocket, reqs: &[Request], window: usize) -> anyhow::Result<()> {
+/// Sends packet `i` (written by `make`) for every `i < n` until each has a
+/// reply whose transaction id (read by `tid_of`) is `i`: a window at a time,
+/// resending what got lost.
+fn send_all_reliably(
+    sock: &UdpSocket,
+    n: usize,
+    window: usize,
+    make: impl Fn(usize, &mut Vec<u8>),
+    tid_of: impl Fn(&[u8]) -> Option<u32>,
+) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 70_000];
-    let mut done = vec![false; reqs.len()];
-    let mut remaining = reqs.len();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let tid_base = reqs.first().map_or(0, |r| r.tid());
+    let mut packet = Vec::with_capacity(256);
+    let mut done = vec![false; n];
+    let mut remaining = n;
+    let deadline = Instant::now() + Duration::from_secs(110);
     while remaining > 0 {
         if Instant::now() > deadline {
-            bail!("setup timed out with {remaining} requests unanswered");
+            bail!("setup timed out with {remaining} of {n} requests unanswered");
         }
-        let pending: Vec<usize> = (0..reqs.len()).filter(|&i| !done[i]).collect();
-        for chunk in pending.chunks(window) {
+        let pending: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
+        for chunk in pending.chunks(window.max(1)) {
             for &i in chunk {
-                send_blocking(sock, &reqs[i].encode())?;
+                packet.clear();
+                make(i, &mut packet);
+                send_blocking(sock, &packet)?;
             }
             let wait_until = Instant::now() + Duration::from_millis(200);
             let mut got = 0;
             while got < chunk.len() && Instant::now() < wait_until {
                 match sock.recv(&mut buf) {
-                    Ok(n) => {
-                        if let Ok(Reply::Ok { tid, .. }) = Reply::decode(&buf[..n]) {
-                            let i = tid.wrapping_sub(tid_base) as usize;
-                            if i < done.len() && !done[i] {
+                    Ok(len) => {
+                        if let Some(tid) = tid_of(&buf[..len]) {
+                            let i = tid as usize;
+                            if i < n && !done[i] {
                                 done[i] = true;
                                 remaining -= 1;
                                 got += 1;
@@ -131,6 +159,19 @@ fn send_all_reliably(sock: &UdpSocket, reqs: &[Request], window: usize) -> anyho
         }
     }
     Ok(())
+}
+
+fn json_ok_tid(reply: &[u8]) -> Option<u32> {
+    match Reply::decode(reply) {
+        Ok(Reply::Ok { tid, .. }) => Some(tid),
+        _ => None,
+    }
+}
+
+fn bep15_announce_tid(reply: &[u8]) -> Option<u32> {
+    // Announce replies only: action 1 in bytes 0-3, transaction id in 4-7.
+    (reply.len() >= 20 && reply[..4] == [0, 0, 0, 1])
+        .then(|| u32::from_be_bytes([reply[4], reply[5], reply[6], reply[7]]))
 }
 
 fn send_blocking(sock: &UdpSocket, bytes: &[u8]) -> io::Result<()> {
@@ -349,10 +390,13 @@ fn run_json(args: &Args, sock: &UdpSocket) -> anyhow::Result<()> {
     let mix = parse_mix(&args.mix)?;
     let (peers, files) = (args.peers.max(1), args.files.max(1));
     let t0 = Instant::now();
-    let regs: Vec<Request> = (0..peers)
-        .map(|i| register_request(i as u32, i, files))
-        .collect();
-    send_all_reliably(sock, &regs, args.window)?;
+    send_all_reliably(
+        sock,
+        peers,
+        args.window,
+        |i, out| register_request(i as u32, i, files).encode_into(out),
+        json_ok_tid,
+    )?;
     println!(
         "registered {peers} peers in {files} swarms in {:.2} s",
         t0.elapsed().as_secs_f64()
@@ -411,6 +455,167 @@ fn json_pool(mix: &[u32], peers: usize, files: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The 20-byte BEP 15 peer id of simulated peer `i` (printable, so it shows
+/// as itself in JSON replies).
+fn bep15_peer_id(i: usize) -> [u8; 20] {
+    let mut id = [0u8; 20];
+    id.copy_from_slice(peer_id(i).as_bytes());
+    id
+}
+
+fn bep15_connect(sock: &UdpSocket) -> anyhow::Result<u64> {
+    let req = udp::Request::Connect {
+        transaction_id: 0x00c0_ffee,
+    }
+    .encode();
+    let mut buf = [0u8; 64];
+    for _ in 0..20 {
+        send_blocking(sock, &req)?;
+        let until = Instant::now() + Duration::from_millis(250);
+        while Instant::now() < until {
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    if let Ok(udp::Response::Connect {
+                        transaction_id: 0x00c0_ffee,
+                        connection_id,
+                    }) = udp::Response::decode(&buf[..n], false)
+                    {
+                        return Ok(connection_id);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    bail!("the tracker does not answer BEP 15 connect")
+}
+
+fn announce_packet(connection_id: u64, tid: u32, i: usize, files: usize, out: &mut Vec<u8>) {
+    udp::Request::Announce(udp::AnnounceRequest {
+        connection_id,
+        transaction_id: tid,
+        info_hash: hash_of(i % files),
+        peer_id: bep15_peer_id(i),
+        downloaded: 0,
+        left: if i % 3 == 1 { 0 } else { 1 << 20 },
+        uploaded: 0,
+        event: udp::Event::None,
+        ip: std::net::Ipv4Addr::UNSPECIFIED,
+        key: i as u32,
+        num_want: -1,
+        port: 10_000 + (i % 50_000) as u16,
+    })
+    .encode_into(out)
+}
+
+fn run_announce(args: &Args, sock: &UdpSocket) -> anyhow::Result<()> {
+    let (peers, files) = (args.peers.max(1), args.files.max(1));
+    let cid = bep15_connect(sock)?;
+    let t0 = Instant::now();
+    send_all_reliably(
+        sock,
+        peers,
+        args.window,
+        |i, out| announce_packet(cid, i as u32, i, files, out),
+        bep15_announce_tid,
+    )?;
+    println!(
+        "announced {peers} peers in {files} swarms in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let mut rng = fastrand::Rng::with_seed(42);
+    let pool: Vec<Vec<u8>> = (0..65_536u32)
+        .map(|k| {
+            let mut p = Vec::with_capacity(udp::ANNOUNCE_LEN);
+            announce_packet(cid, k, rng.usize(0..peers), files, &mut p);
+            p
+        })
+        .collect();
+    // Connection ids live two minutes; the setup took some of that.
+    let secs = args
+        .duration
+        .min(100.0 - t0.elapsed().as_secs_f64())
+        .max(1.0);
+    let o = measured(args, || {
+        blast(sock, &pool, args.window, Duration::from_secs_f64(secs))
+    })?;
+    report("BEP 15 announce", &o);
+    Ok(())
+}
+
+fn run_connect(args: &Args, sock: &UdpSocket) -> anyhow::Result<()> {
+    let pool: Vec<Vec<u8>> = (0..4096u32)
+        .map(|k| udp::Request::Connect { transaction_id: k }.encode())
+        .collect();
+    let o = measured(args, || {
+        blast(
+            sock,
+            &pool,
+            args.window,
+            Duration::from_secs_f64(args.duration),
+        )
+    })?;
+    report("BEP 15 connect", &o);
+    Ok(())
+}
+
+/// Resident memory of a process in bytes, from /proc/PID/status.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn run_fill(args: &Args, sock: &UdpSocket) -> anyhow::Result<()> {
+    let Some(pid) = args.tracker_pid else {
+        bail!("fill needs --tracker-pid to read the tracker's memory");
+    };
+    let (peers, files) = (args.peers.max(1), args.files.max(1));
+    let before = rss_bytes(pid).context("cannot read the tracker's VmRSS")?;
+    let t0 = Instant::now();
+    match args.via {
+        Via::Bep15 => {
+            let cid = bep15_connect(sock)?;
+            send_all_reliably(
+                sock,
+                peers,
+                args.window,
+                |i, out| announce_packet(cid, i as u32, i, files, out),
+                bep15_announce_tid,
+            )?;
+        }
+        Via::Json => send_all_reliably(
+            sock,
+            peers,
+            args.window,
+            |i, out| register_request(i as u32, i, files).encode_into(out),
+            json_ok_tid,
+        )?,
+    }
+    let took = t0.elapsed().as_secs_f64();
+    // Let the tracker finish what is queued before measuring.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_bytes(pid).context("cannot read the tracker's VmRSS")?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "registered {peers} peers via {:?} in {files} swarms in {took:.1} s ({:.0}/s)",
+        args.via,
+        peers as f64 / took
+    );
+    println!(
+        "tracker VmRSS: {:.1} MiB before, {:.1} MiB after: {:.0} bytes per peer added ({:.0} bytes per peer of the whole process)",
+        mib(before),
+        mib(after),
+        after.saturating_sub(before) as f64 / peers as f64,
+        after as f64 / peers as f64
+    );
+    Ok(())
+}
+
 fn run_handler(args: &Args) -> anyhow::Result<()> {
     use minitorrent_tracker::registry::Registry;
     use minitorrent_tracker::server::{Config, Handler};
@@ -419,7 +624,10 @@ fn run_handler(args: &Args) -> anyhow::Result<()> {
     let (peers, files) = (args.peers.max(1), args.files.max(1));
     let config = Config::default();
     let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
-    let mut handler = Handler::new(registry, &config);
+    let conn_ids = Arc::new(minitorrent_tracker::connection_id::ConnectionIds::new(
+        Instant::now(),
+    ));
+    let mut handler = Handler::new(registry, conn_ids, &config);
     let src: SocketAddr = "127.0.0.1:40000".parse()?;
     let mut out = Vec::with_capacity(65536);
     for i in 0..peers {
@@ -474,6 +682,9 @@ fn main() -> anyhow::Result<()> {
     let sock = open_socket(args.tracker)?;
     match args.mode {
         Mode::Json => run_json(&args, &sock),
+        Mode::Announce => run_announce(&args, &sock),
+        Mode::Connect => run_connect(&args, &sock),
+        Mode::Fill => run_fill(&args, &sock),
         Mode::Handler => Ok(()),
     }
 }

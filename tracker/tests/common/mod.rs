@@ -9,7 +9,9 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{Reply, Request};
+use minitorrent_common::udp_tracker as udp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_minitorrent-tracker");
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -237,5 +239,95 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A BEP 15 client.
+pub struct Bep15 {
+    pub sock: UdpSocket,
+    tracker: SocketAddr,
+    pub connection_id: u64,
+}
+
+impl Bep15 {
+    /// Binds `local` and connects (BEP 15 connect) to the tracker.
+    pub fn connect(local: &str, tracker: SocketAddr) -> Bep15 {
+        let sock = UdpSocket::bind(local).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut c = Bep15 {
+            sock,
+            tracker,
+            connection_id: 0,
+        };
+        match c.ask(&udp::Request::Connect { transaction_id: 77 }) {
+            udp::Response::Connect {
+                transaction_id,
+                connection_id,
+            } => {
+                assert_eq!(transaction_id, 77);
+                c.connection_id = connection_id;
+            }
+            other => panic!("connect answered {other:?}"),
+        }
+        c
+    }
+
+    pub fn ipv6(&self) -> bool {
+        self.tracker.is_ipv6()
+    }
+
+    /// Sends raw bytes; returns the reply if one comes within `wait`.
+    pub fn send_raw(&self, bytes: &[u8], wait: Duration) -> Option<udp::Response> {
+        let mut buf = vec![0u8; 70_000];
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        self.sock.send_to(bytes, self.tracker).unwrap();
+        let got = self.sock.recv_from(&mut buf).ok();
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        got.map(|(n, _)| {
+            udp::Response::decode(&buf[..n], self.ipv6()).expect("BEP 15 reply decodes")
+        })
+    }
+
+    /// Sends a request and returns the reply with its transaction id (retrying on loss).
+    pub fn ask(&self, req: &udp::Request) -> udp::Response {
+        let bytes = req.encode();
+        for _ in 0..10 {
+            if let Some(r) = self.send_raw(&bytes, Duration::from_millis(500)) {
+                if r.transaction_id() == req.transaction_id() {
+                    return r;
+                }
+            }
+        }
+        panic!("no reply to {}", req.summary());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn announce(
+        &self,
+        tid: u32,
+        hash: InfoHash,
+        peer_id: &[u8; 20],
+        port: u16,
+        left: u64,
+        event: udp::Event,
+        num_want: i32,
+    ) -> udp::Response {
+        self.ask(&udp::Request::Announce(udp::AnnounceRequest {
+            connection_id: self.connection_id,
+            transaction_id: tid,
+            info_hash: hash,
+            peer_id: *peer_id,
+            downloaded: 0,
+            left,
+            uploaded: 0,
+            event,
+            ip: std::net::Ipv4Addr::UNSPECIFIED,
+            key: 0,
+            num_want,
+            port,
+        }))
     }
 }

@@ -1,0 +1,427 @@
+//! Test harness: real `minitorrent` and `minitorrent-tracker` processes on
+//! 127.0.0.1, temp dirs, output read line by line with deadlines, children
+//! killed on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::time::{Duration, Instant};
+
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn minitorrent_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_minitorrent"))
+}
+
+static BUILD_TRACKER: Once = Once::new();
+
+/// The tracker binary sits next to ours (same target directory and profile).
+/// It belongs to another package, so `cargo test -p minitorrent` does not
+/// build it: the harness runs `cargo build -p minitorrent-tracker` once per
+/// test binary (a no-op when it is up to date).
+/// `MINITORRENT_TEST_TRACKER` overrides the path.
+pub fn tracker_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("MINITORRENT_TEST_TRACKER") {
+        return PathBuf::from(p);
+    }
+    let bin = minitorrent_bin().with_file_name("minitorrent-tracker");
+    BUILD_TRACKER.call_once(|| {
+        let profile_dir = bin
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str());
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "minitorrent-tracker"]);
+        if profile_dir == Some("release") {
+            cmd.arg("--release");
+        }
+        let target_dir = bin.parent().and_then(|p| p.parent());
+        if let Some(t) = target_dir {
+            cmd.env("CARGO_TARGET_DIR", t);
+        }
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+        let st = cmd
+            .status()
+            .expect("running cargo build -p minitorrent-tracker");
+        assert!(st.success(), "cargo build -p minitorrent-tracker failed");
+    });
+    bin
+}
+
+/// A temp directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "mt-test-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+    pub fn sub(&self, p: &str) -> PathBuf {
+        let d = self.0.join(p);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut rng = fastrand::Rng::new();
+    let mut v = vec![0u8; n];
+    rng.fill(&mut v);
+    v
+}
+
+pub fn write_random(path: &Path, n: usize) -> Vec<u8> {
+    let d = random_bytes(n);
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::write(path, &d).unwrap();
+    d
+}
+
+/// Lines of a child's stdout or stderr, collected by a reader thread.
+/// The lines so far and whether the stream ended.
+type Shared = Arc<(Mutex<(Vec<String>, bool)>, Condvar)>;
+
+#[derive(Clone, Default)]
+pub struct Lines(Shared);
+
+impl Lines {
+    fn spawn(r: impl std::io::Read + Send + 'static, echo: &'static str) -> Lines {
+        let l = Lines::default();
+        let l2 = l.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("MT_TEST_ECHO").is_some() {
+                    eprintln!("[{echo}] {line}");
+                }
+                let (m, c) = &*l2.0;
+                m.lock().unwrap().0.push(line);
+                c.notify_all();
+            }
+            let (m, c) = &*l2.0;
+            m.lock().unwrap().1 = true;
+            c.notify_all();
+        });
+        l
+    }
+
+    /// Waits for a line containing `pat` and returns it.
+    pub fn wait_for(&self, pat: &str, timeout: Duration) -> String {
+        self.wait_match(|l| l.contains(pat), timeout)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no line containing {pat:?} within {timeout:?}; got:\n{}",
+                    self.text()
+                )
+            })
+    }
+
+    pub fn wait_match(&self, f: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let (m, c) = &*self.0;
+        let mut g = m.lock().unwrap();
+        loop {
+            if let Some(l) = g.0.iter().find(|l| f(l)) {
+                return Some(l.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline || g.1 {
+                return None;
+            }
+            g = c.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    pub fn text(&self) -> String {
+        self.0 .0.lock().unwrap().0.join("\n")
+    }
+
+    pub fn contains(&self, pat: &str) -> bool {
+        self.0 .0.lock().unwrap().0.iter().any(|l| l.contains(pat))
+    }
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub out: Lines,
+    pub err: Lines,
+    pub stdin: Option<ChildStdin>,
+    pub name: &'static str,
+}
+
+impl Proc {
+    pub fn spawn(
+        name: &'static str,
+        bin: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stdin: bool,
+    ) -> Proc {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+        let out = Lines::spawn(child.stdout.take().unwrap(), name);
+        let err = Lines::spawn(child.stderr.take().unwrap(), name);
+        let stdin = child.stdin.take();
+        Proc {
+            child,
+            out,
+            err,
+            stdin,
+            name,
+        }
+    }
+
+    pub fn mt(name: &'static str, args: &[&str]) -> Proc {
+        Proc::spawn(name, &minitorrent_bin(), args, &[], false)
+    }
+
+    /// Waits for the process to exit, killing it after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain.
+                let _ = self.out.wait_match(|_| false, Duration::from_secs(2));
+                let _ = self.err.wait_match(|_| false, Duration::from_secs(2));
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{} did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.name,
+                    self.out.text(),
+                    self.err.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        let s = self.stdin.as_mut().expect("stdin piped");
+        writeln!(s, "{line}").unwrap();
+        s.flush().unwrap();
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// SIGINT, like Ctrl-C.
+    pub fn interrupt(&self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The port from the `listening on ADDR:PORT` line.
+    pub fn port(&self) -> u16 {
+        let l = self.out.wait_for("listening on ", TIMEOUT);
+        l.rsplit(':').next().unwrap().trim().parse().unwrap()
+    }
+
+    pub fn dump(&self) -> String {
+        format!(
+            "--- {} stdout:\n{}\n--- {} stderr:\n{}",
+            self.name,
+            self.out.text(),
+            self.name,
+            self.err.text()
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Tracker {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Tracker {
+    pub fn start() -> Tracker {
+        let proc = Proc::spawn(
+            "tracker",
+            &tracker_bin(),
+            &["--bind", "127.0.0.1:0"],
+            &[],
+            false,
+        );
+        let line = proc
+            .out
+            .wait_match(|l| l.contains("listening on"), TIMEOUT)
+            .or_else(|| {
+                proc.err
+                    .wait_match(|l| l.contains("listening on"), Duration::from_secs(1))
+            })
+            .unwrap_or_else(|| panic!("tracker did not start\n{}", proc.dump()));
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Tracker { proc, addr }
+    }
+    pub fn arg(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+/// `minitorrent create` with a small piece length; returns the magnet link.
+pub fn create_torrent(data: &Path, out: &Path, tracker: &Tracker, piece_len: u32) -> String {
+    let mut p = Proc::mt(
+        "create",
+        &[
+            "create",
+            data.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--tracker",
+            &tracker.arg(),
+            "--piece-length",
+            &piece_len.to_string(),
+        ],
+    );
+    let st = p.wait(TIMEOUT);
+    assert!(st.success(), "create failed\n{}", p.dump());
+    let m = p.out.wait_for("magnet:", TIMEOUT);
+    m.trim_start_matches("magnet: ").to_string()
+}
+
+/// A seeder of `torrent` with data in `dir`, started and registered.
+pub fn seed_torrent(
+    name: &'static str,
+    tracker: &Tracker,
+    torrent: &Path,
+    dir: &Path,
+    extra: &[&str],
+) -> Proc {
+    let mut args = vec![
+        "seed",
+        torrent.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+        "--tracker",
+    ];
+    let t = tracker.arg();
+    args.push(&t);
+    args.extend_from_slice(extra);
+    let p = Proc::mt(name, &args);
+    if p.out
+        .wait_match(|l| l.starts_with("seeding "), TIMEOUT)
+        .is_none()
+    {
+        panic!("seeder did not start\n{}", p.dump());
+    }
+    p
+}
+
+/// `get` with `--no-seed`, in `dir`; waits for it to finish successfully.
+pub fn get_ok(
+    name: &'static str,
+    tracker: &Tracker,
+    source: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Proc {
+    let mut p = start_get(name, tracker, source, dir, extra);
+    let st = p.wait(TIMEOUT);
+    assert!(st.success(), "get failed: {st}\n{}", p.dump());
+    assert!(p.out.contains("SHA-1 verified"), "{}", p.dump());
+    p
+}
+
+pub fn start_get(
+    name: &'static str,
+    tracker: &Tracker,
+    source: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Proc {
+    let t = tracker.arg();
+    let mut args = vec![
+        "get",
+        source,
+        "--no-seed",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--tracker",
+        &t,
+    ];
+    args.extend_from_slice(extra);
+    Proc::mt(name, &args)
+}
+
+pub fn assert_same_file(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(
+        x.len() == y.len() && x == y,
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
+}
+
+/// Polls `f` until it is true or the deadline passes.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Bytes actually written to a (sparse) file.
+pub fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .map(|m| m.blocks() * 512)
+        .unwrap_or(0)
+}

@@ -1,0 +1,245 @@
+//! End to end: real seeders, leechers and tracker on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const PIECE: u32 = 32 * 1024;
+
+#[test]
+fn one_seeder_one_leecher_from_torrent_magnet_and_name() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("1to1");
+    let sdir = tmp.sub("seed");
+    let data = sdir.join("data.bin");
+    write_random(&data, 5 * 1024 * 1024 + 12345);
+    let torrent = tmp.join("data.torrent");
+    let magnet = create_torrent(&data, &torrent, &tracker, PIECE);
+    let _seeder = seed_torrent("seeder", &tracker, &torrent, &sdir, &[]);
+
+    let l1 = tmp.sub("l1");
+    let p = get_ok("torrent", &tracker, torrent.to_str().unwrap(), &l1, &[]);
+    assert_same_file(&data, &l1.join("data.bin"));
+    assert!(!l1.join("data.bin.part").exists());
+    let done = p.out.wait_for("done: data.bin", TIMEOUT);
+    assert!(done.contains("1 peers used"), "{done}");
+
+    let l2 = tmp.sub("l2");
+    let p = get_ok("magnet", &tracker, &magnet, &l2, &[]);
+    assert!(p.out.contains("metadata received"), "{}", p.dump());
+    assert_same_file(&data, &l2.join("data.bin"));
+
+    let l3 = tmp.sub("l3");
+    let stats = tmp.join("stats.json");
+    get_ok(
+        "name",
+        &tracker,
+        "data.bin",
+        &l3,
+        &["--stats", stats.to_str().unwrap()],
+    );
+    assert_same_file(&data, &l3.join("data.bin"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    assert_eq!(json["size"], 5 * 1024 * 1024 + 12345);
+    let from = json["bytes_from_peers"].as_object().unwrap();
+    let total: u64 = from.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, 5 * 1024 * 1024 + 12345);
+}
+
+#[test]
+fn two_seeders_three_leechers_at_once() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("swarm");
+    let s1 = tmp.sub("s1");
+    let s2 = tmp.sub("s2");
+    let data = s1.join("swarm.bin");
+    write_random(&data, 6 * 1024 * 1024);
+    std::fs::copy(&data, s2.join("swarm.bin")).unwrap();
+    let torrent = tmp.join("swarm.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    // Slow seeders make the leechers trade among themselves too.
+    let _a = seed_torrent(
+        "seed1",
+        &tracker,
+        &torrent,
+        &s1,
+        &["--max-upload-rate", "3M"],
+    );
+    let _b = seed_torrent(
+        "seed2",
+        &tracker,
+        &torrent,
+        &s2,
+        &["--max-upload-rate", "3M"],
+    );
+    let dirs: Vec<_> = (0..3).map(|i| tmp.sub(&format!("l{i}"))).collect();
+    let mut leechers: Vec<Proc> = dirs
+        .iter()
+        .map(|d| start_get("leecher", &tracker, torrent.to_str().unwrap(), d, &[]))
+        .collect();
+    for (l, d) in leechers.iter_mut().zip(&dirs) {
+        let st = l.wait(TIMEOUT);
+        assert!(st.success(), "{}", l.dump());
+        assert_same_file(&data, &d.join("swarm.bin"));
+    }
+}
+
+#[test]
+fn seeder_killed_mid_transfer() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("kill");
+    let s1 = tmp.sub("s1");
+    let s2 = tmp.sub("s2");
+    let data = s1.join("k.bin");
+    write_random(&data, 6 * 1024 * 1024);
+    std::fs::copy(&data, s2.join("k.bin")).unwrap();
+    let torrent = tmp.join("k.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    let mut a = seed_torrent(
+        "seed1",
+        &tracker,
+        &torrent,
+        &s1,
+        &["--max-upload-rate", "1M"],
+    );
+    let _b = seed_torrent(
+        "seed2",
+        &tracker,
+        &torrent,
+        &s2,
+        &["--max-upload-rate", "1M"],
+    );
+    let l = tmp.sub("l");
+    let mut g = start_get("leecher", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    // Both seeders connected and some data written: then one dies.
+    wait_until("two peers connected", TIMEOUT, || {
+        g.err.text().matches("connected to outbound").count() >= 2
+    });
+    let part = l.join("k.bin.part");
+    wait_until("1 MiB on disk", TIMEOUT, || allocated(&part) >= 1 << 20);
+    a.kill();
+    let st = g.wait(TIMEOUT);
+    assert!(st.success(), "{}", g.dump());
+    assert_same_file(&data, &l.join("k.bin"));
+}
+
+#[test]
+fn resume_fetches_only_missing_pieces() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("resume");
+    let s = tmp.sub("s");
+    let data = s.join("r.bin");
+    write_random(&data, 6 * 1024 * 1024);
+    let torrent = tmp.join("r.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    let _seeder = seed_torrent(
+        "seeder",
+        &tracker,
+        &torrent,
+        &s,
+        &["--max-upload-rate", "3M"],
+    );
+    let l = tmp.sub("l");
+    let mut g = start_get("first", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    let part = l.join("r.bin.part");
+    wait_until("2 MiB on disk", TIMEOUT, || allocated(&part) >= 2 << 20);
+    g.kill(); // a crash: no clean shutdown
+    assert!(
+        !l.join("r.bin").exists(),
+        "an unfinished file must not carry the final name"
+    );
+    let stats = tmp.join("stats.json");
+    let g = get_ok(
+        "second",
+        &tracker,
+        torrent.to_str().unwrap(),
+        &l,
+        &["--stats", stats.to_str().unwrap()],
+    );
+    assert_same_file(&data, &l.join("r.bin"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    let on_disk = json["pieces_verified_on_disk"].as_u64().unwrap();
+    let fetched = json["pieces_fetched"].as_u64().unwrap();
+    let total = json["pieces_total"].as_u64().unwrap();
+    assert!(on_disk >= 32, "only {on_disk} pieces kept\n{}", g.dump());
+    assert_eq!(on_disk + fetched, total, "{}", g.dump());
+}
+
+#[test]
+fn multi_file_torrent() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("multi");
+    let s = tmp.sub("s");
+    let root = s.join("album");
+    write_random(&root.join("a.bin"), 700_000);
+    write_random(&root.join("sub/b.bin"), 1_500_000);
+    write_random(&root.join("sub/deeper/c.txt"), 33);
+    std::fs::write(root.join("empty"), b"").unwrap();
+    let torrent = tmp.join("album.torrent");
+    create_torrent(&root, &torrent, &tracker, PIECE);
+    let _seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
+    let l = tmp.sub("l");
+    get_ok("leecher", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    for f in ["a.bin", "sub/b.bin", "sub/deeper/c.txt", "empty"] {
+        assert_same_file(&root.join(f), &l.join("album").join(f));
+    }
+}
+
+#[test]
+fn seeding_a_path_and_keeps_seeding_after_download() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("autoseed");
+    let s = tmp.sub("s");
+    let data = s.join("auto.bin");
+    write_random(&data, 2 * 1024 * 1024);
+    // Seed the path itself (hashed on start).
+    let t = tracker.arg();
+    let mut seeder = Proc::mt("seeder", &["seed", data.to_str().unwrap(), "--tracker", &t]);
+    seeder.out.wait_for("seeding auto.bin", TIMEOUT);
+    // Leecher 1 downloads and keeps seeding.
+    let l1 = tmp.sub("l1");
+    let mut g1 = Proc::mt(
+        "l1",
+        &[
+            "get",
+            "auto.bin",
+            "--dir",
+            l1.to_str().unwrap(),
+            "--tracker",
+            &t,
+        ],
+    );
+    g1.out.wait_for("seeding auto.bin", TIMEOUT);
+    assert_same_file(&data, &l1.join("auto.bin"));
+    // The original seeder leaves; leecher 2 gets the file from leecher 1.
+    seeder.interrupt();
+    assert!(seeder.wait(TIMEOUT).success(), "{}", seeder.dump());
+    let l2 = tmp.sub("l2");
+    get_ok("l2", &tracker, "auto.bin", &l2, &[]);
+    assert_same_file(&data, &l2.join("auto.bin"));
+    g1.interrupt();
+    assert!(g1.wait(TIMEOUT).success(), "{}", g1.dump());
+}
+
+#[test]
+fn rerun_of_a_complete_download_fetches_nothing() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("rerun");
+    let s = tmp.sub("s");
+    let data = s.join("x.bin");
+    write_random(&data, 1024 * 1024);
+    let torrent = tmp.join("x.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    let _seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
+    let l = tmp.sub("l");
+    get_ok("first", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    let p = get_ok("again", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    let done = p.out.wait_for("done:", TIMEOUT);
+    assert!(
+        done.contains("0 pieces fetched, 32 already on disk"),
+        "{done}"
+    );
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,256 @@
+//! Hostile and broken peers: each such connection is closed and logged, and
+//! everyone else carries on. The hostile peers are written here with
+//! std::net and the shared wire codecs.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use minitorrent_common::metainfo::{InfoHash, Metainfo};
+use minitorrent_common::wire::{self, Bitfield, Handshake, Message};
+
+const PIECE: u32 = 32 * 1024;
+
+fn info_hash_of(torrent: &std::path::Path) -> (InfoHash, Metainfo) {
+    let m = Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap();
+    (m.info_hash, m)
+}
+
+fn peer_id(tag: &str) -> [u8; 20] {
+    let mut id = *b"-XX0000-000000000000";
+    id[8..8 + tag.len()].copy_from_slice(tag.as_bytes());
+    id
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn shake(s: &mut TcpStream, ih: InfoHash) -> Handshake {
+    s.write_all(&Handshake::new(ih, peer_id("test")).encode())
+        .unwrap();
+    let mut buf = [0u8; wire::HANDSHAKE_LEN];
+    s.read_exact(&mut buf).unwrap();
+    let hs = Handshake::decode(&buf).unwrap();
+    assert_eq!(hs.info_hash, ih);
+    hs
+}
+
+fn read_msg(s: &mut TcpStream) -> std::io::Result<Message> {
+    let mut p = [0u8; 4];
+    s.read_exact(&mut p)?;
+    let len = wire::frame_len(p, wire::MAX_MESSAGE_LEN)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut f = vec![0u8; len];
+    s.read_exact(&mut f)?;
+    Message::decode(&f).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+fn send(s: &mut TcpStream, m: &Message) {
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    s.write_all(&out).unwrap();
+}
+
+/// Reads until the peer closes; panics if it does not within the timeout.
+fn expect_closed(s: &mut TcpStream, what: &str) {
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("{what}: connection still open")
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn hostile_connections_are_closed_and_the_seeder_keeps_serving() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("hostile");
+    let s = tmp.sub("s");
+    let data = s.join("h.bin");
+    write_random(&data, 2 * 1024 * 1024);
+    let torrent = tmp.join("h.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    let (ih, _) = info_hash_of(&torrent);
+    let seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
+    let port = seeder.port();
+
+    // Garbage instead of a handshake.
+    let mut c = connect(port);
+    c.write_all(&[0x42; 68]).unwrap();
+    expect_closed(&mut c, "garbage handshake");
+
+    // A well-formed handshake for a torrent the seeder does not have.
+    let mut c = connect(port);
+    c.write_all(&Handshake::new(InfoHash([9; 20]), peer_id("wrong")).encode())
+        .unwrap();
+    expect_closed(&mut c, "wrong info hash");
+
+    // A length prefix beyond the largest legal message.
+    let mut c = connect(port);
+    shake(&mut c, ih);
+    c.write_all(&[0xff, 0xff, 0xff, 0xf0, 1, 2, 3]).unwrap();
+    expect_closed(&mut c, "oversize length prefix");
+
+    // A bitfield of the wrong size.
+    let mut c = connect(port);
+    shake(&mut c, ih);
+    send(&mut c, &Message::Bitfield(vec![0xff; 3]));
+    expect_closed(&mut c, "wrong bitfield size");
+
+    // A request outside the torrent, once unchoked.
+    let mut c = connect(port);
+    shake(&mut c, ih);
+    send(&mut c, &Message::Interested);
+    loop {
+        match read_msg(&mut c).expect("reading until UNCHOKE") {
+            Message::Unchoke => break,
+            _ => continue,
+        }
+    }
+    send(
+        &mut c,
+        &Message::Request {
+            index: 1_000_000,
+            begin: 0,
+            length: 16384,
+        },
+    );
+    expect_closed(&mut c, "request outside the torrent");
+
+    // A block nobody asked for.
+    let mut c = connect(port);
+    shake(&mut c, ih);
+    send(
+        &mut c,
+        &Message::Piece {
+            index: 0,
+            begin: 0,
+            data: vec![0; 16384],
+        },
+    );
+    expect_closed(&mut c, "unsolicited block");
+
+    // The seeder still serves everyone else.
+    let l = tmp.sub("l");
+    get_ok("leecher", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    assert_same_file(&data, &l.join("h.bin"));
+    assert!(
+        seeder.err.text().matches("protocol violation").count() >= 4,
+        "{}",
+        seeder.dump()
+    );
+}
+
+/// A peer that claims every piece and answers each request with garbage.
+fn corrupt_peer(listener: TcpListener, ih: InfoHash, pieces: usize, accepted: Arc<AtomicUsize>) {
+    for s in listener.incoming() {
+        let Ok(mut s) = s else { return };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; wire::HANDSHAKE_LEN];
+            if s.read_exact(&mut buf).is_err() {
+                return;
+            }
+            let _ = s.write_all(&Handshake::new(ih, peer_id("bad")).encode());
+            let mut bits = Bitfield::new(pieces);
+            for i in 0..pieces {
+                bits.set(i);
+            }
+            let mut out = Vec::new();
+            Message::Bitfield(bits.as_bytes().to_vec()).encode(&mut out);
+            let _ = s.write_all(&out);
+            while let Ok(m) = read_msg(&mut s) {
+                let reply = match m {
+                    Message::Interested => Message::Unchoke,
+                    Message::Request {
+                        index,
+                        begin,
+                        length,
+                    } => Message::Piece {
+                        index,
+                        begin,
+                        data: random_bytes(length as usize),
+                    },
+                    _ => continue,
+                };
+                let mut out = Vec::new();
+                reply.encode(&mut out);
+                if s.write_all(&out).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn a_peer_sending_bad_pieces_is_dropped_and_the_download_is_still_correct() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("corrupt");
+    let s = tmp.sub("s");
+    let data = s.join("c.bin");
+    let size = 3 * 1024 * 1024;
+    write_random(&data, size);
+    let torrent = tmp.join("c.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    let (ih, m) = info_hash_of(&torrent);
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bad_port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let acc = accepted.clone();
+    let n = m.info.pieces.len();
+    std::thread::spawn(move || corrupt_peer(listener, ih, n, acc));
+    // Register the corrupt peer with the tracker as a seeder.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let reg = serde_json::json!({"type": "REGISTER", "tid": 1, "peer_id": "-XX0000-bad000000000",
+        "port": bad_port, "files": [{"info_hash": ih.to_hex(), "name": "c.bin", "size": size,
+        "complete": true}]});
+    udp.send_to(reg.to_string().as_bytes(), tracker.addr)
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("OK"));
+
+    // The honest seeder is slow, so the corrupt one gets plenty of requests.
+    let _seeder = seed_torrent(
+        "seeder",
+        &tracker,
+        &torrent,
+        &s,
+        &["--max-upload-rate", "2M"],
+    );
+    let l = tmp.sub("l");
+    let g = get_ok("leecher", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    assert_same_file(&data, &l.join("c.bin"));
+    assert!(
+        g.err
+            .contains(&format!("dropping 127.0.0.1:{bad_port} after 3 bad pieces")),
+        "{}",
+        g.dump()
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the dropped peer was dialled again"
+    );
+}
