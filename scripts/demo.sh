@@ -292,7 +292,7 @@ done
 
 # A number from the stats JSON (one key per line, as the peer writes it).
 json_num() {
-    sed -n "s/^ *\"$2\": *\([0-9.eE+-]*\),\{0,1\} *$/\1/p" "$1" | head -n 1
+    sed -n "s/^ *\"$2\": *\([0-9.eE+-]*\),\{0,1\} *$/\1/p" "$1" | sed -n 1p
 }
 
 # "ADDR BYTES" for each entry of bytes_from_peers.

@@ -140,7 +140,7 @@ port_busy() {
     command -v ss >/dev/null 2>&1 || return 1
     local proto=-t
     if [[ ${2:-} == udp ]]; then proto=-u; fi
-    ss -H -l -n "$proto" "sport = :$1" 2>/dev/null | grep -q .
+    [[ -n $(ss -H -l -n "$proto" "sport = :$1" 2>/dev/null) ]]
 }
 
 # Finds the binaries: a build of this checkout, or ones already on PATH.
@@ -277,7 +277,7 @@ cmd_check() {
     echo
     mt_info "The tracker $tracker"
     if command -v ip >/dev/null 2>&1 && [[ $host =~ ^[0-9.]+$ ]]; then
-        src=$(ip route get "$host" 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n 1)
+        src=$(ip route get "$host" 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | sed -n 1p)
         if [[ -n $src ]]; then
             mt_note "this machine reaches it from $src: without NAT in between, that is the"
             mt_note "address the tracker sees and hands to other peers (with TCP port $pp)"

@@ -285,7 +285,7 @@ mt_start_tracker() {
         mt_tail_logs "$dir/tracker.out" "$dir/tracker.log"
         mt_die "the tracker did not start: $(mt_why $rc 10 "a 'listening on' line")"
     fi
-    MT_TRACKER_ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$dir/tracker.out" | head -n 1)
+    MT_TRACKER_ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$dir/tracker.out" | sed -n 1p)
     [[ -n $MT_TRACKER_ADDR ]] || mt_die "cannot read the tracker's address from $dir/tracker.out"
 }
 
@@ -302,16 +302,19 @@ mt_start_peer() {
         mt_die "$name did not start: $(mt_why $rc 10 "a 'listening on' line")"
     fi
     # shellcheck disable=SC2034
-    MT_PEER_ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$out" | head -n 1)
+    MT_PEER_ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$out" | sed -n 1p)
 }
 
 # mt_wait_listed NAME SECS: polls `minitorrent search NAME` until the tracker
 # lists the file with at least one seeder (so a `get NAME` will find it).
 mt_wait_listed() {
     local name=$1 tries=$(($2 * 5))
+    local out
     while :; do
-        if "$MT_PEER_BIN" --tracker "$MT_TRACKER_ADDR" search "$name" 2>/dev/null |
-            grep -F -- " $name " | grep -Eq 'seeders [1-9]'; then
+        out=$("$MT_PEER_BIN" --tracker "$MT_TRACKER_ADDR" search "$name" 2>/dev/null || true)
+        # (no `grep -q` in a pipeline: it may exit before the writer, and
+        # pipefail would turn that SIGPIPE into a failure)
+        if [[ $(grep -F -- " $name " <<<"$out" || true) =~ seeders\ [1-9] ]]; then
             return 0
         fi
         tries=$((tries - 1))
