@@ -78,7 +78,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'echo; mt_err "interrupted: stopping every process"; exit 130' INT TERM
+trap 'echo; mt_info "Interrupted: stopping every process"; exit 130' INT TERM
 
 # ------------------------------------------------------------ presentation
 
