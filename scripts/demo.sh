@@ -123,7 +123,7 @@ want_sha=$(mt_sha256 "$original")
 mt_note "sha256 $want_sha"
 
 mt_info "Starting the tracker"
-mt_start_tracker "$logs" "${trace[@]}"
+mt_start_tracker "$logs" ${trace[@]+"${trace[@]}"}
 mt_note "tracker at $MT_TRACKER_ADDR (UDP)"
 
 # Peer names and their listening addresses, for reading the stats files.
@@ -131,11 +131,11 @@ names=()
 addrs=()
 pids=()
 
-common=(--bind 127.0.0.1 --port 0 --tracker "$MT_TRACKER_ADDR" "${trace[@]}")
+common=(--bind 127.0.0.1 --port 0 --tracker "$MT_TRACKER_ADDR" ${trace[@]+"${trace[@]}"})
 
 mt_info "Starting the seeder (it hashes the file first)"
 mt_start_peer seeder "$logs/seeder.out" "$logs/seeder.log" \
-    "${common[@]}" "${rate_flag[@]}" --dir "$work/seeder" seed "$original"
+    "${common[@]}" ${rate_flag[@]+"${rate_flag[@]}"} --dir "$work/seeder" seed "$original"
 names+=(seeder)
 addrs+=("$MT_PEER_ADDR")
 pids+=("$MT_PID")
@@ -373,4 +373,8 @@ if ((bad)); then
     mt_die "some downloads are not identical to the original"
 fi
 ok=1
-mt_ok "all $leechers downloads are identical to the original; every process stopped"
+if ((leechers == 1)); then
+    mt_ok "the download is identical to the original; every process stopped"
+else
+    mt_ok "all $leechers downloads are identical to the original; every process stopped"
+fi

@@ -182,7 +182,7 @@ cmd_tracker() {
     mt_note "Firewall: UDP port $port must accept incoming datagrams here (scripts/lan.sh firewall)."
     mt_note "Ctrl-C stops the tracker."
     echo
-    exec "$MT_TRACKER_BIN" --bind "0.0.0.0:$port" "${trace[@]}"
+    exec "$MT_TRACKER_BIN" --bind "0.0.0.0:$port" ${trace[@]+"${trace[@]}"}
 }
 
 run_peer() {
@@ -190,16 +190,16 @@ run_peer() {
     peer_port
     find_binaries
     mt_info "Peer on TCP port $port (other peers connect here), tracker $tracker"
-    exec "$MT_PEER_BIN" --bind 0.0.0.0 --port "$port" --tracker "$tracker" "${trace[@]}" "$@"
+    exec "$MT_PEER_BIN" --bind 0.0.0.0 --port "$port" --tracker "$tracker" ${trace[@]+"${trace[@]}"} "$@"
 }
 
 cmd_seed() {
     ((${#args[@]} > 0)) || mt_die "seed what? e.g. scripts/lan.sh seed report.pdf --tracker HOST:PORT"
     local p
-    for p in "${args[@]}"; do
+    for p in ${args[@]+"${args[@]}"}; do
         [[ -e $p ]] || mt_die "$p: no such file or directory"
     done
-    run_peer seed "${args[@]}"
+    run_peer seed ${args[@]+"${args[@]}"}
 }
 
 cmd_share() {
@@ -211,13 +211,13 @@ cmd_share() {
 cmd_get() {
     ((${#args[@]} == 1)) || mt_die "get what? give one name, .torrent, magnet link or info hash"
     mkdir -p "$dir"
-    run_peer --dir "$dir" get "${args[0]}" "${no_seed[@]}"
+    run_peer --dir "$dir" get "${args[0]}" ${no_seed[@]+"${no_seed[@]}"}
 }
 
 cmd_search() {
     need_tracker
     find_binaries
-    exec "$MT_PEER_BIN" --tracker "$tracker" "${trace[@]}" search "${args[@]}"
+    exec "$MT_PEER_BIN" --tracker "$tracker" ${trace[@]+"${trace[@]}"} search ${args[@]+"${args[@]}"}
 }
 
 cmd_firewall() {

@@ -277,7 +277,7 @@ mt_start_tracker() {
         if [[ $a == --bind ]]; then bind=(); fi
     done
     mt_spawn tracker "$dir/tracker.out" "$dir/tracker.log" \
-        "$MT_TRACKER_BIN" "${bind[@]}" "$@"
+        "$MT_TRACKER_BIN" ${bind[@]+"${bind[@]}"} "$@"
     MT_TRACKER_PID=$MT_PID
     local rc=0
     mt_wait_for "$dir/tracker.out" 'listening on ' 10 "$MT_TRACKER_PID" || rc=$?
