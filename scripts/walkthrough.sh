@@ -289,7 +289,7 @@ EOF
 pause
 if expect "$a_trace" "$s_re.*HANDSHAKE" 10 "HANDSHAKE from the seeder in A's trace" &&
     expect "$a_trace" "$s_re.*BITFIELD" 10 "BITFIELD from the seeder in A's trace"; then
-    show "$a_trace" "$s_re.*(HANDSHAKE|BITFIELD|EXTENDED)" 8 "leecher A's trace, connection with the seeder:"
+    show "$a_trace" "$s_re.*(HANDSHAKE|BITFIELD|EXTENDED|METADATA)" 8 "leecher A's trace, connection with the seeder:"
     checked "handshakes exchanged, bitfield received"
 fi
 
