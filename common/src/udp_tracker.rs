@@ -383,12 +383,22 @@ pub fn encode_announce_response(
     buf.extend_from_slice(&leechers.to_be_bytes());
     buf.extend_from_slice(&seeders.to_be_bytes());
     for p in peers {
+        let [p0, p1] = p.port().to_be_bytes();
+        // Whole fixed-size entries: one copy each, no length bookkeeping.
         match (p.ip(), ipv6) {
-            (IpAddr::V4(ip), false) => buf.extend_from_slice(&ip.octets()),
-            (IpAddr::V6(ip), true) => buf.extend_from_slice(&ip.octets()),
-            _ => continue,
+            (IpAddr::V4(ip), false) => {
+                let [a, b, c, d] = ip.octets();
+                buf.extend_from_slice(&[a, b, c, d, p0, p1]);
+            }
+            (IpAddr::V6(ip), true) => {
+                let mut e = [0u8; PEER_V6_LEN];
+                e[..16].copy_from_slice(&ip.octets());
+                e[16] = p0;
+                e[17] = p1;
+                buf.extend_from_slice(&e);
+            }
+            _ => {}
         }
-        buf.extend_from_slice(&p.port().to_be_bytes());
     }
 }
 

@@ -1525,4 +1525,55 @@ mod tests {
         );
         assert_eq!(f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(1)), Ok(()));
     }
+
+    #[test]
+    fn threads_share_the_registry_without_losing_entries() {
+        let t0 = Instant::now();
+        let reg = std::sync::Arc::new(Registry::new(T, 8, t0));
+        let threads: Vec<_> = (0..4u8)
+            .map(|w| {
+                let reg = reg.clone();
+                std::thread::spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(u64::from(w));
+                    let ip: IpAddr = IpAddr::from([10, 0, 0, w]);
+                    for i in 0..500u32 {
+                        let id = format!("p{i}");
+                        let f = [
+                            file((i % 7) as u8, "shared", i % 2 == 0),
+                            file(100 + w, "mine", true),
+                        ];
+                        reg.register(ip, &id, 1, &f, t0);
+                        assert_eq!(reg.heartbeat(ip, &id, t0), Ok(()));
+                        reg.announce(
+                            SocketAddr::new(ip, 2),
+                            PeerId::new(&format!("bt{i}")),
+                            &h((i % 7) as u8),
+                            false,
+                            AnnounceEvent::Update,
+                            10,
+                            Family::V4,
+                            &mut rng,
+                            t0,
+                            |_, picks| picks.count(),
+                        );
+                        if i % 5 == 0 {
+                            assert_eq!(reg.exit(ip, &id, t0), Ok(1));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Per thread: 400 JSON peers in 2 swarms each, 500 announcers.
+        let st = reg.stats();
+        assert_eq!(st.registered, 4 * 400);
+        assert_eq!(st.entries, 4 * (400 * 2 + 500));
+        assert_eq!(st.swarms, 7 + 4);
+        // Everything expires together.
+        let r = reg.sweep(t0 + T);
+        assert_eq!(r.expired.len(), 1600);
+        assert_eq!(reg.stats(), RegistryStats::default());
+    }
 }
