@@ -99,7 +99,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'echo; mt_err "interrupted: stopping every process"; exit 130' INT TERM
+trap 'echo; mt_info "Interrupted: stopping every process"; exit 130' INT TERM
 
 # -------------------------------------------------------------------- setup
 
@@ -123,7 +123,7 @@ want_sha=$(mt_sha256 "$original")
 mt_note "sha256 $want_sha"
 
 mt_info "Starting the tracker"
-mt_start_tracker "$logs" "${trace[@]}"
+mt_start_tracker "$logs" ${trace[@]+"${trace[@]}"}
 mt_note "tracker at $MT_TRACKER_ADDR (UDP)"
 
 # Peer names and their listening addresses, for reading the stats files.
@@ -131,18 +131,20 @@ names=()
 addrs=()
 pids=()
 
-common=(--bind 127.0.0.1 --port 0 --tracker "$MT_TRACKER_ADDR" "${trace[@]}")
+common=(--bind 127.0.0.1 --port 0 --tracker "$MT_TRACKER_ADDR" ${trace[@]+"${trace[@]}"})
 
 mt_info "Starting the seeder (it hashes the file first)"
 mt_start_peer seeder "$logs/seeder.out" "$logs/seeder.log" \
-    "${common[@]}" "${rate_flag[@]}" --dir "$work/seeder" seed "$original"
+    "${common[@]}" ${rate_flag[@]+"${rate_flag[@]}"} --dir "$work/seeder" seed "$original"
 names+=(seeder)
 addrs+=("$MT_PEER_ADDR")
 pids+=("$MT_PID")
 seed_deadline=$((30 + size / 10485760))
-if ! mt_wait_for "$logs/seeder.out" '^seeding ' "$seed_deadline" "$MT_PID"; then
+rc=0
+mt_wait_for "$logs/seeder.out" '^seeding ' "$seed_deadline" "$MT_PID" || rc=$?
+if ((rc)); then
     mt_tail_logs "$logs/seeder.out" "$logs/seeder.log" "$logs/tracker.log"
-    mt_die "the seeder did not start seeding within $seed_deadline s"
+    mt_die "the seeder did not start seeding: $(mt_why $rc "$seed_deadline" "'seeding' line")"
 fi
 if ! mt_wait_listed "$file_name" 15; then
     mt_tail_logs "$logs/seeder.log" "$logs/tracker.log"
@@ -290,7 +292,7 @@ done
 
 # A number from the stats JSON (one key per line, as the peer writes it).
 json_num() {
-    sed -n "s/^ *\"$2\": *\([0-9.eE+-]*\),\{0,1\} *$/\1/p" "$1" | head -n 1
+    sed -n "s/^ *\"$2\": *\([0-9.eE+-]*\),\{0,1\} *$/\1/p" "$1" | sed -n 1p
 }
 
 # "ADDR BYTES" for each entry of bytes_from_peers.
@@ -336,16 +338,17 @@ for ((i = 1; i <= leechers; i++)); do
         rate=$(json_num "$stats" mb_per_s)
         secs=$(awk -v s="$secs" 'BEGIN { printf "%.2f s", s }')
         rate=$(awk -v r="$rate" 'BEGIN { printf "%.1f", r }')
-        while read -r addr bytes; do
-            [[ -n $addr ]] || continue
-            who=$(name_of "$addr")
+        while read -r who bytes; do
+            [[ -n $who ]] || continue
             if [[ $who == seeder ]]; then
                 from_seed=$((from_seed + bytes))
             else
                 from_others=$((from_others + bytes))
                 detail+="${detail:+, }$who $(mib "$bytes") MiB"
             fi
-        done < <(from_peers "$stats")
+        done < <(from_peers "$stats" | while read -r addr bytes; do
+            echo "$(name_of "$addr") $bytes"
+        done | sort)
     fi
     total_from_leechers=$((total_from_leechers + from_others))
     case ${verdict[i]} in
@@ -370,4 +373,8 @@ if ((bad)); then
     mt_die "some downloads are not identical to the original"
 fi
 ok=1
-mt_ok "all $leechers downloads are identical to the original; every process stopped"
+if ((leechers == 1)); then
+    mt_ok "the download is identical to the original; every process stopped"
+else
+    mt_ok "all $leechers downloads are identical to the original; every process stopped"
+fi

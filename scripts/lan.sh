@@ -140,7 +140,7 @@ port_busy() {
     command -v ss >/dev/null 2>&1 || return 1
     local proto=-t
     if [[ ${2:-} == udp ]]; then proto=-u; fi
-    ss -H -l -n "$proto" "sport = :$1" 2>/dev/null | grep -q .
+    [[ -n $(ss -H -l -n "$proto" "sport = :$1" 2>/dev/null) ]]
 }
 
 # Finds the binaries: a build of this checkout, or ones already on PATH.
@@ -182,7 +182,7 @@ cmd_tracker() {
     mt_note "Firewall: UDP port $port must accept incoming datagrams here (scripts/lan.sh firewall)."
     mt_note "Ctrl-C stops the tracker."
     echo
-    exec "$MT_TRACKER_BIN" --bind "0.0.0.0:$port" "${trace[@]}"
+    exec "$MT_TRACKER_BIN" --bind "0.0.0.0:$port" ${trace[@]+"${trace[@]}"}
 }
 
 run_peer() {
@@ -190,16 +190,16 @@ run_peer() {
     peer_port
     find_binaries
     mt_info "Peer on TCP port $port (other peers connect here), tracker $tracker"
-    exec "$MT_PEER_BIN" --bind 0.0.0.0 --port "$port" --tracker "$tracker" "${trace[@]}" "$@"
+    exec "$MT_PEER_BIN" --bind 0.0.0.0 --port "$port" --tracker "$tracker" ${trace[@]+"${trace[@]}"} "$@"
 }
 
 cmd_seed() {
     ((${#args[@]} > 0)) || mt_die "seed what? e.g. scripts/lan.sh seed report.pdf --tracker HOST:PORT"
     local p
-    for p in "${args[@]}"; do
+    for p in ${args[@]+"${args[@]}"}; do
         [[ -e $p ]] || mt_die "$p: no such file or directory"
     done
-    run_peer seed "${args[@]}"
+    run_peer seed ${args[@]+"${args[@]}"}
 }
 
 cmd_share() {
@@ -211,13 +211,13 @@ cmd_share() {
 cmd_get() {
     ((${#args[@]} == 1)) || mt_die "get what? give one name, .torrent, magnet link or info hash"
     mkdir -p "$dir"
-    run_peer --dir "$dir" get "${args[0]}" "${no_seed[@]}"
+    run_peer --dir "$dir" get "${args[0]}" ${no_seed[@]+"${no_seed[@]}"}
 }
 
 cmd_search() {
     need_tracker
     find_binaries
-    exec "$MT_PEER_BIN" --tracker "$tracker" "${trace[@]}" search "${args[@]}"
+    exec "$MT_PEER_BIN" --tracker "$tracker" ${trace[@]+"${trace[@]}"} search ${args[@]+"${args[@]}"}
 }
 
 cmd_firewall() {
@@ -277,7 +277,7 @@ cmd_check() {
     echo
     mt_info "The tracker $tracker"
     if command -v ip >/dev/null 2>&1 && [[ $host =~ ^[0-9.]+$ ]]; then
-        src=$(ip route get "$host" 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n 1)
+        src=$(ip route get "$host" 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | sed -n 1p)
         if [[ -n $src ]]; then
             mt_note "this machine reaches it from $src: without NAT in between, that is the"
             mt_note "address the tracker sees and hands to other peers (with TCP port $pp)"

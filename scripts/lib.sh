@@ -242,6 +242,15 @@ mt_wait_for() {
     done
 }
 
+# mt_why RC SECS WHAT: mt_wait_for's failure in words.
+mt_why() {
+    if (($1 == 2)); then
+        echo "it exited (its log is above)"
+    else
+        echo "no $3 within $2 s (its log is above)"
+    fi
+}
+
 # Prints the last N (default 15) lines of each FILE, labelled.
 mt_tail_logs() {
     local n=15 f
@@ -268,13 +277,15 @@ mt_start_tracker() {
         if [[ $a == --bind ]]; then bind=(); fi
     done
     mt_spawn tracker "$dir/tracker.out" "$dir/tracker.log" \
-        "$MT_TRACKER_BIN" "${bind[@]}" "$@"
+        "$MT_TRACKER_BIN" ${bind[@]+"${bind[@]}"} "$@"
     MT_TRACKER_PID=$MT_PID
-    if ! mt_wait_for "$dir/tracker.out" 'listening on ' 10 "$MT_TRACKER_PID"; then
+    local rc=0
+    mt_wait_for "$dir/tracker.out" 'listening on ' 10 "$MT_TRACKER_PID" || rc=$?
+    if ((rc)); then
         mt_tail_logs "$dir/tracker.out" "$dir/tracker.log"
-        mt_die "the tracker did not start (no 'listening on' line within 10 s)"
+        mt_die "the tracker did not start: $(mt_why $rc 10 "a 'listening on' line")"
     fi
-    MT_TRACKER_ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$dir/tracker.out" | head -n 1)
+    MT_TRACKER_ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$dir/tracker.out" | sed -n 1p)
     [[ -n $MT_TRACKER_ADDR ]] || mt_die "cannot read the tracker's address from $dir/tracker.out"
 }
 
@@ -284,21 +295,26 @@ mt_start_peer() {
     local name=$1 out=$2 err=$3
     shift 3
     mt_spawn "$name" "$out" "$err" "$MT_PEER_BIN" "$@"
-    if ! mt_wait_for "$out" '^listening on ' 10 "$MT_PID"; then
+    local rc=0
+    mt_wait_for "$out" '^listening on ' 10 "$MT_PID" || rc=$?
+    if ((rc)); then
         mt_tail_logs "$out" "$err"
-        mt_die "$name did not start (no 'listening on' line within 10 s)"
+        mt_die "$name did not start: $(mt_why $rc 10 "a 'listening on' line")"
     fi
     # shellcheck disable=SC2034
-    MT_PEER_ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$out" | head -n 1)
+    MT_PEER_ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$out" | sed -n 1p)
 }
 
 # mt_wait_listed NAME SECS: polls `minitorrent search NAME` until the tracker
 # lists the file with at least one seeder (so a `get NAME` will find it).
 mt_wait_listed() {
     local name=$1 tries=$(($2 * 5))
+    local out
     while :; do
-        if "$MT_PEER_BIN" --tracker "$MT_TRACKER_ADDR" search "$name" 2>/dev/null |
-            grep -F -- " $name " | grep -Eq 'seeders [1-9]'; then
+        out=$("$MT_PEER_BIN" --tracker "$MT_TRACKER_ADDR" search "$name" 2>/dev/null || true)
+        # (no `grep -q` in a pipeline: it may exit before the writer, and
+        # pipefail would turn that SIGPIPE into a failure)
+        if [[ $(grep -F -- " $name " <<<"$out" || true) =~ seeders\ [1-9] ]]; then
             return 0
         fi
         tries=$((tries - 1))

@@ -78,7 +78,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'echo; mt_err "interrupted: stopping every process"; exit 130' INT TERM
+trap 'echo; mt_info "Interrupted: stopping every process"; exit 130' INT TERM
 
 # ------------------------------------------------------------ presentation
 
@@ -131,20 +131,24 @@ checked() {
 }
 
 # show FILE ERE N LABEL: the first N lines of FILE matching ERE, then how
-# many more there are.
+# many more there are. (One awk reads it all: `grep | head` would die of
+# SIGPIPE on a long trace, which pipefail turns into a failure.)
 show() {
-    local file=$1 re=$2 n=$3 label=$4 total
-    total=$(grep -Ec -- "$re" "$file" 2>/dev/null || true)
-    total=${total:-0}
-    printf '  %s%s%s\n' "$MT_DIM" "$label" "$MT_N"
-    if ((total == 0)); then
+    printf '  %s%s%s\n' "$MT_DIM" "$4" "$MT_N"
+    [[ -f $1 ]] || {
         printf '    (none)\n'
         return 0
-    fi
-    grep -E -- "$re" "$file" | head -n "$n" | cut -c1-170 | sed "s/^/    /"
-    if ((total > n)); then
-        printf '    %s… and %d more%s\n' "$MT_DIM" $((total - n)) "$MT_N"
-    fi
+    }
+    RE=$2 N=$3 DIM=$MT_DIM OFF=$MT_N awk '
+        $0 ~ ENVIRON["RE"] {
+            c++
+            if (c <= ENVIRON["N"] + 0) print "    " substr($0, 1, 170)
+        }
+        END {
+            if (c == 0) print "    (none)"
+            else if (c > ENVIRON["N"] + 0)
+                printf "    %s… and %d more%s\n", ENVIRON["DIM"], c - ENVIRON["N"], ENVIRON["OFF"]
+        }' "$1"
 }
 
 # An address as an ERE (the dots are literal).
@@ -152,9 +156,10 @@ re_addr() { printf '%s' "$1" | sed 's/\./\\./g'; }
 
 # `minitorrent search` output for NAME: "seeders S  leechers L" → S and L.
 swarm_counts() {
-    "$MT_PEER_BIN" --tracker "$tracker" search "$file_name" 2>/dev/null |
-        grep -F -- " $file_name " |
-        sed -n 's/.*seeders \([0-9]*\) *leechers \([0-9]*\).*/\1 \2/p' | head -n 1
+    local out
+    out=$("$MT_PEER_BIN" --tracker "$tracker" search "$file_name" 2>/dev/null || true)
+    grep -F -- " $file_name " <<<"$out" |
+        sed -n 's/.*seeders \([0-9]*\) *leechers \([0-9]*\).*/\1 \2/p' | sed -n 1p
 }
 
 # wait_seeders N SECS: polls the tracker until it lists N seeders.
@@ -284,7 +289,7 @@ EOF
 pause
 if expect "$a_trace" "$s_re.*HANDSHAKE" 10 "HANDSHAKE from the seeder in A's trace" &&
     expect "$a_trace" "$s_re.*BITFIELD" 10 "BITFIELD from the seeder in A's trace"; then
-    show "$a_trace" "$s_re.*(HANDSHAKE|BITFIELD|EXTENDED)" 8 "leecher A's trace, connection with the seeder:"
+    show "$a_trace" "$s_re.*(HANDSHAKE|BITFIELD|EXTENDED|METADATA)" 8 "leecher A's trace, connection with the seeder:"
     checked "handshakes exchanged, bitfield received"
 fi
 
