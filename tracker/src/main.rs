@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use log::info;
+use minitorrent_tracker::registry::MAX_SWARMS;
 use minitorrent_tracker::server::{Config, Tracker};
 
 /// The minitorrent UDP tracker: knows which peer shares which file.
@@ -37,6 +38,13 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     max_peers: u64,
 
+    /// Most swarms (files) tracked at once (1 to 100000000); a REGISTER or
+    /// BEP 15 announce that would start a new swarm past it gets an error
+    /// (`full`), and everything already tracked keeps being served.
+    #[arg(long, value_name = "N", default_value_t = MAX_SWARMS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    max_swarms: u64,
+
     /// Worker threads, each with its own socket on the same port (the kernel
     /// spreads clients over them); default: one per CPU core.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
         peer_timeout: Duration::from_secs(cli.peer_timeout),
         max_peers: cli.max_peers as usize,
         trace: cli.trace,
+        max_swarms: cli.max_swarms as usize,
         workers: cli.workers.map_or_else(
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             |n| n as usize,

@@ -4,7 +4,15 @@
 //! everything a reply needs (address, id, complete) plus the time it was last
 //! heard from, so a reply is built from one swarm alone. Peers that registered
 //! through the JSON protocol also have a *peer record* listing their swarms, so
-//! that `HEARTBEAT` and `EXIT`, which name no file, can find them.
+//! that `HEARTBEAT` and `EXIT`, which name no file, can find them. Such a
+//! peer's port and last-heard time live in one shared cell ([`Live`]) that its
+//! record and all its swarm entries point to, so `HEARTBEAT` costs the same
+//! whatever the number of files, and `REGISTER` costs in proportion to the
+//! files it names, not to the files the peer already has.
+//!
+//! Two limits keep one client from growing the state without bound:
+//! [`MAX_FILES_PER_PEER`] files per registered peer and [`MAX_SWARMS`] swarms
+//! in all (see [`Limits`]).
 //!
 //! The registry is plain data: every operation takes `now` as an argument, so
 //! expiry is tested by passing a later instant. It is shared by the worker
@@ -17,10 +25,11 @@
 //! (wrapping); ages are compared as signed 32-bit differences, which is exact as
 //! long as the timeout is under 24 days ([`MAX_PEER_TIMEOUT`] is one day).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
@@ -32,6 +41,54 @@ use crate::peer_id::PeerId;
 
 /// Longest `--peer-timeout` the registry accepts.
 pub const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// Most files one JSON peer may have registered at once. Sharing a folder
+/// registers one file per entry, so this is generous; it bounds what one
+/// (IP, peer_id) can make the tracker hold and what its EXIT or expiry costs.
+pub const MAX_FILES_PER_PEER: usize = 10_000;
+
+/// Most swarms the tracker holds at once (about 200 bytes each with one peer).
+pub const MAX_SWARMS: usize = 1_000_000;
+
+/// The registry's size limits; [`Limits::default`] is [`MAX_FILES_PER_PEER`]
+/// and [`MAX_SWARMS`]. Tests use small ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_files_per_peer: usize,
+    pub max_swarms: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_files_per_peer: MAX_FILES_PER_PEER,
+            max_swarms: MAX_SWARMS,
+        }
+    }
+}
+
+/// A new swarm was refused: the tracker already holds `limit` swarms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the tracker is full: it already tracks its limit of {limit} swarms; try again later")]
+pub struct TrackerFull {
+    pub limit: usize,
+}
+
+/// Why a `REGISTER` was refused. A refused `REGISTER` changes nothing: the
+/// files registered before stay, and it does not count as a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error(
+        "too many files: a peer may register at most {limit} files; it has {have} and this REGISTER adds {adding} more"
+    )]
+    TooManyFiles {
+        limit: usize,
+        have: usize,
+        adding: usize,
+    },
+    #[error(transparent)]
+    Full(#[from] TrackerFull),
+}
 
 /// An IP address as 16 bytes (IPv4 as IPv4-mapped IPv6), so peer entries have
 /// one fixed size whatever the family.
@@ -165,6 +222,9 @@ pub struct SwarmCounts {
 pub struct Registry {
     epoch: Instant,
     timeout_ms: u32,
+    limits: Limits,
+    /// Swarms held plus swarms reserved by a `REGISTER` in progress.
+    swarm_count: AtomicUsize,
     hasher: RandomState,
     swarm_shards: Box<[Mutex<SwarmShard>]>,
     peer_shards: Box<[Mutex<PeerShard>]>,
@@ -195,59 +255,101 @@ struct Swarm {
 struct SwarmPeer {
     ip: Ip16,
     id: PeerId,
+    /// Used while `shared` is `None` (a BEP 15 announcer).
     port: u16,
     last_seen: u32,
     complete: bool,
+    /// The JSON peer's record cell, when a `REGISTER` put this entry here.
+    shared: Option<Arc<Live>>,
+}
+
+impl SwarmPeer {
+    fn last_seen(&self) -> u32 {
+        match &self.shared {
+            Some(live) => live.last_seen.load(Ordering::Relaxed),
+            None => self.last_seen,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match &self.shared {
+            Some(live) => live.port.load(Ordering::Relaxed),
+            None => self.port,
+        }
+    }
+}
+
+/// Port and last-heard time of a JSON peer, shared by its record and its swarm
+/// entries. Written under the record's shard lock, read under swarm locks;
+/// each field on its own, so relaxed ordering is enough.
+struct Live {
+    port: AtomicU16,
+    last_seen: AtomicU32,
 }
 
 /// A JSON-registered peer: which swarms it joined, for HEARTBEAT and EXIT.
 struct PeerRecord {
     ip: Ip16,
     id: PeerId,
-    port: u16,
-    last_seen: u32,
+    live: Arc<Live>,
     files: FileList,
 }
 
-/// The info hashes of one peer; a single file (the common case) needs no heap.
+/// The info hashes of one peer, each once: a set, so that a `REGISTER` checks
+/// its files in O(1) each; a single file (the common case) needs no heap. Only
+/// grows: a file the peer left through BEP 15 `stopped` stays listed (EXIT
+/// then finds nothing to remove) until the peer exits or expires.
 enum FileList {
+    Empty,
     One(InfoHash),
-    Many(Box<[InfoHash]>),
+    /// Hashed with the registry's swarm hash.
+    Many(Box<HashTable<InfoHash>>),
 }
 
 impl FileList {
-    fn empty() -> FileList {
-        FileList::Many(Box::new([]))
-    }
-    fn as_slice(&self) -> &[InfoHash] {
+    fn len(&self) -> usize {
         match self {
-            FileList::One(h) => std::slice::from_ref(h),
-            FileList::Many(v) => v,
+            FileList::Empty => 0,
+            FileList::One(_) => 1,
+            FileList::Many(t) => t.len(),
         }
     }
-    fn extend(&mut self, more: &[InfoHash]) {
-        let next = match (self.as_slice(), more) {
-            ([], [one]) => FileList::One(*one),
-            (have, _) => {
-                let mut v = Vec::with_capacity(have.len() + more.len());
-                v.extend_from_slice(have);
-                v.extend_from_slice(more);
-                FileList::Many(v.into_boxed_slice())
-            }
-        };
-        *self = next;
+
+    fn contains(&self, h: &InfoHash, shash: u64) -> bool {
+        match self {
+            FileList::Empty => false,
+            FileList::One(x) => x == h,
+            FileList::Many(t) => t.find(shash, |x| x == h).is_some(),
+        }
     }
-    fn remove(&mut self, h: &InfoHash) {
-        let v: Vec<InfoHash> = self
-            .as_slice()
-            .iter()
-            .filter(|x| *x != h)
-            .copied()
-            .collect();
-        *self = match v.len() {
-            1 => FileList::One(v[0]),
-            _ => FileList::Many(v.into_boxed_slice()),
+
+    /// Adds `h` (whose swarm hash is `shash`) unless present.
+    fn insert(&mut self, h: InfoHash, shash: u64, rehash: impl Fn(&InfoHash) -> u64) {
+        match self {
+            FileList::Empty => *self = FileList::One(h),
+            FileList::One(x) if *x == h => {}
+            FileList::One(x) => {
+                let first = *x;
+                let mut t = HashTable::with_capacity(2);
+                t.insert_unique(rehash(&first), first, &rehash);
+                t.insert_unique(shash, h, &rehash);
+                *self = FileList::Many(Box::new(t));
+            }
+            FileList::Many(t) => {
+                if t.find(shash, |x| *x == h).is_none() {
+                    t.insert_unique(shash, h, rehash);
+                }
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &InfoHash> {
+        let (one, many) = match self {
+            FileList::Empty => (None, None),
+            FileList::One(h) => (Some(h), None),
+            FileList::Many(t) => (None, Some(t.iter())),
         };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }
 
@@ -333,19 +435,22 @@ impl SwarmShard {
         self.swarms.find(hash, |s| s.info_hash == *info_hash)
     }
 
+    /// The swarm, and whether it was created (the caller accounts for it in
+    /// `Registry::swarm_count`).
     fn get_or_create(
         &mut self,
         hash: u64,
         info_hash: &InfoHash,
         name: &str,
         size: u64,
-    ) -> &mut Swarm {
+    ) -> (&mut Swarm, bool) {
         let SwarmShard { swarms, names } = self;
-        let swarm = match swarms.entry(hash, |s| s.info_hash == *info_hash, |s| s.hash) {
-            hashbrown::hash_table::Entry::Occupied(e) => e.into_mut(),
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(Swarm::new(*info_hash, hash, "", size)).into_mut()
-            }
+        let (swarm, created) = match swarms.entry(hash, |s| s.info_hash == *info_hash, |s| s.hash) {
+            hashbrown::hash_table::Entry::Occupied(e) => (e.into_mut(), false),
+            hashbrown::hash_table::Entry::Vacant(v) => (
+                v.insert(Swarm::new(*info_hash, hash, "", size)).into_mut(),
+                true,
+            ),
         };
         // A swarm first seen through BEP 15 has no name until a JSON peer names
         // it; after that the first name given wins.
@@ -354,7 +459,7 @@ impl SwarmShard {
             swarm.size = size;
             names.entry(name.into()).or_default().push(*info_hash);
         }
-        swarm
+        (swarm, created)
     }
 
     /// Removes the swarm if it has no peers left.
@@ -385,8 +490,17 @@ impl SwarmShard {
 
 impl Registry {
     /// `shards` is rounded up to at least 1; a few per worker thread keeps lock
-    /// contention low.
+    /// contention low. Default [`Limits`].
     pub fn new(peer_timeout: Duration, shards: usize, epoch: Instant) -> Registry {
+        Registry::with_limits(peer_timeout, shards, epoch, Limits::default())
+    }
+
+    pub fn with_limits(
+        peer_timeout: Duration,
+        shards: usize,
+        epoch: Instant,
+        limits: Limits,
+    ) -> Registry {
         let shards = shards.max(1);
         let timeout = peer_timeout
             .min(MAX_PEER_TIMEOUT)
@@ -394,6 +508,8 @@ impl Registry {
         Registry {
             epoch,
             timeout_ms: timeout.as_millis() as u32,
+            limits,
+            swarm_count: AtomicUsize::new(0),
             hasher: RandomState::new(),
             swarm_shards: (0..shards).map(|_| Mutex::default()).collect(),
             peer_shards: (0..shards).map(|_| Mutex::default()).collect(),
@@ -406,6 +522,51 @@ impl Registry {
 
     pub fn shard_count(&self) -> usize {
         self.swarm_shards.len()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Takes `n` more swarms from the cap; false (and nothing taken) if they
+    /// do not fit.
+    fn try_reserve_swarms(&self, n: usize) -> bool {
+        let max = self.limits.max_swarms;
+        self.swarm_count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                c.checked_add(n).filter(|&t| t <= max)
+            })
+            .is_ok()
+    }
+
+    fn release_swarms(&self, n: usize) {
+        if n > 0 {
+            self.swarm_count.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+
+    /// Reserves room for the swarms a `REGISTER` of `files` may create:
+    /// all of them when that fits (the usual case, no lookups), else exactly
+    /// the ones missing now. Returns the number reserved.
+    fn reserve_for(&self, files: &[(&FileInfo, u64)]) -> Result<usize, TrackerFull> {
+        if self.try_reserve_swarms(files.len()) {
+            return Ok(files.len());
+        }
+        let missing = files
+            .iter()
+            .filter(|(f, shash)| {
+                self.swarm_shard(*shash)
+                    .find(*shash, &f.info_hash)
+                    .is_none()
+            })
+            .count();
+        if missing == 0 || self.try_reserve_swarms(missing) {
+            Ok(missing)
+        } else {
+            Err(TrackerFull {
+                limit: self.limits.max_swarms,
+            })
+        }
     }
 
     fn ms(&self, now: Instant) -> u32 {
@@ -430,7 +591,9 @@ impl Registry {
 
     /// `REGISTER`: adds `files` to the peer's swarms (creating swarms as
     /// needed), updates `complete` for files it had, and refreshes every swarm
-    /// the peer is in with `port` and `now`.
+    /// the peer is in with `port` and `now`. Costs O(`files`) whatever the
+    /// peer already holds. Refused, changing nothing, when the peer would hold
+    /// more than `max_files_per_peer` files or a new swarm does not fit.
     pub fn register(
         &self,
         ip: IpAddr,
@@ -438,99 +601,129 @@ impl Registry {
         port: u16,
         files: &[FileInfo],
         now: Instant,
-    ) -> RegisterOutcome {
+    ) -> Result<RegisterOutcome, RegisterError> {
         let now_ms = self.ms(now);
         let ip = ip16(ip);
         let id = PeerId::new(peer_id);
         let phash = peer_hash(&self.hasher, &ip, &id);
+        // Each file once, with its last mention in this REGISTER (that one wins).
+        let files: Vec<(&FileInfo, u64)> = if files.len() <= 1 {
+            files
+                .iter()
+                .map(|f| (f, self.swarm_hash(&f.info_hash)))
+                .collect()
+        } else {
+            let mut seen = HashSet::with_capacity(files.len());
+            files
+                .iter()
+                .rev()
+                .filter(|f| seen.insert(f.info_hash))
+                .map(|f| (f, self.swarm_hash(&f.info_hash)))
+                .collect()
+        };
         let mut shard = self.peer_shard(phash);
-        let mut new_peer = false;
         let rehash = |r: &PeerRecord| peer_hash(&self.hasher, &r.ip, &r.id);
-        if let Some(pos) = shard.records.position(phash, |r| r.ip == ip && r.id == id) {
-            if self.expired(shard.records.items()[pos].last_seen, now_ms) {
-                let old = shard.records.swap_remove(pos, rehash);
-                self.purge(&old.ip, &old.id, phash, old.files.as_slice());
+        let mut pos = shard.records.position(phash, |r| r.ip == ip && r.id == id);
+        if let Some(p) = pos {
+            let last_seen = shard.records.items()[p]
+                .live
+                .last_seen
+                .load(Ordering::Relaxed);
+            if self.expired(last_seen, now_ms) {
+                let old = shard.records.swap_remove(p, rehash);
+                self.purge(&old.ip, &old.id, phash, &old.files);
+                pos = None;
             }
         }
-        let pos = match shard.records.position(phash, |r| r.ip == ip && r.id == id) {
-            Some(pos) => pos,
+        let (have, adding) = match pos {
+            Some(p) => {
+                let held = &shard.records.items()[p].files;
+                let adding = files
+                    .iter()
+                    .filter(|(f, shash)| !held.contains(&f.info_hash, *shash))
+                    .count();
+                (held.len(), adding)
+            }
+            None => (0, files.len()),
+        };
+        let limit = self.limits.max_files_per_peer;
+        if have + adding > limit {
+            return Err(RegisterError::TooManyFiles {
+                limit,
+                have,
+                adding,
+            });
+        }
+        let mut reserved = self.reserve_for(&files)?;
+        let new_peer = pos.is_none();
+        let pos = match pos {
+            Some(p) => p,
             None => {
-                new_peer = true;
                 let record = PeerRecord {
                     ip,
                     id: id.clone(),
-                    port,
-                    last_seen: now_ms,
-                    files: FileList::empty(),
+                    live: Arc::new(Live {
+                        port: AtomicU16::new(port),
+                        last_seen: AtomicU32::new(now_ms),
+                    }),
+                    files: FileList::Empty,
                 };
                 shard.records.push(phash, record, rehash)
             }
         };
         let record = &mut shard.records.items_mut()[pos];
-        record.port = port;
-        record.last_seen = now_ms;
+        // Refreshes every swarm of the peer at once, through the shared cell.
+        record.live.port.store(port, Ordering::Relaxed);
+        record.live.last_seen.store(now_ms, Ordering::Relaxed);
+        let live = &record.live;
         let mut joined = 0;
-        let mut added: Vec<InfoHash> = Vec::new();
-        for f in files {
-            if !record.files.as_slice().contains(&f.info_hash) && !added.contains(&f.info_hash) {
-                added.push(f.info_hash);
-            }
-        }
-        if !added.is_empty() {
-            record.files.extend(&added);
-        }
-        let mut lost = Vec::new();
-        for h in record.files.as_slice() {
-            // The last mention of a file in this REGISTER wins.
-            let given = files.iter().rev().find(|f| f.info_hash == *h);
-            let shash = self.swarm_hash(h);
+        for &(f, shash) in &files {
+            record
+                .files
+                .insert(f.info_hash, shash, |h| self.swarm_hash(h));
             let mut sshard = self.swarm_shard(shash);
-            let swarm = match given {
-                Some(f) => sshard.get_or_create(shash, h, &f.name, f.size),
-                None => match sshard.find_mut(shash, h) {
-                    Some(s) => s,
-                    None => {
-                        // Left through a BEP 15 `stopped`; nothing to refresh.
-                        lost.push(*h);
-                        continue;
-                    }
-                },
-            };
+            let (swarm, created) = sshard.get_or_create(shash, &f.info_hash, &f.name, f.size);
+            if created {
+                if reserved > 0 {
+                    reserved -= 1;
+                } else {
+                    // The swarm vanished after `reserve_for` looked: a race
+                    // that can overshoot the cap by a few swarms at most.
+                    self.swarm_count.fetch_add(1, Ordering::AcqRel);
+                }
+            }
             match swarm.position(phash, &ip, &id) {
                 Some(i) => {
                     let p = &mut swarm.peers.items_mut()[i];
-                    p.port = port;
-                    p.last_seen = now_ms;
-                    if let Some(f) = given {
-                        swarm.set_complete(i, f.complete);
+                    // An entry a BEP 15 announce took over follows the record again.
+                    if !p.shared.as_ref().is_some_and(|s| Arc::ptr_eq(s, live)) {
+                        p.shared = Some(live.clone());
                     }
+                    swarm.set_complete(i, f.complete);
                 }
-                None => match given {
-                    Some(f) => {
-                        joined += 1;
-                        swarm.insert(
-                            &self.hasher,
-                            phash,
-                            SwarmPeer {
-                                ip,
-                                id: id.clone(),
-                                port,
-                                last_seen: now_ms,
-                                complete: f.complete,
-                            },
-                        );
-                    }
-                    None => lost.push(*h),
-                },
+                None => {
+                    joined += 1;
+                    swarm.insert(
+                        &self.hasher,
+                        phash,
+                        SwarmPeer {
+                            ip,
+                            id: id.clone(),
+                            port,
+                            last_seen: now_ms,
+                            complete: f.complete,
+                            shared: Some(live.clone()),
+                        },
+                    );
+                }
             }
         }
-        for h in &lost {
-            record.files.remove(h);
-        }
-        RegisterOutcome { new_peer, joined }
+        self.release_swarms(reserved);
+        Ok(RegisterOutcome { new_peer, joined })
     }
 
-    /// `HEARTBEAT`: refreshes every swarm of the peer.
+    /// `HEARTBEAT`: refreshes every swarm of the peer, in O(1) (the swarm
+    /// entries share the record's cell).
     pub fn heartbeat(&self, ip: IpAddr, peer_id: &str, now: Instant) -> Result<(), UnknownPeer> {
         let now_ms = self.ms(now);
         let ip = ip16(ip);
@@ -540,25 +733,16 @@ impl Registry {
         let Some(pos) = shard.records.position(phash, |r| r.ip == ip && r.id == id) else {
             return Err(UnknownPeer);
         };
-        if self.expired(shard.records.items()[pos].last_seen, now_ms) {
+        let live = &shard.records.items()[pos].live;
+        if self.expired(live.last_seen.load(Ordering::Relaxed), now_ms) {
             // Expired but not swept yet: same answer as after the sweep.
             let old = shard
                 .records
                 .swap_remove(pos, |r| peer_hash(&self.hasher, &r.ip, &r.id));
-            self.purge(&old.ip, &old.id, phash, old.files.as_slice());
+            self.purge(&old.ip, &old.id, phash, &old.files);
             return Err(UnknownPeer);
         }
-        let record = &mut shard.records.items_mut()[pos];
-        record.last_seen = now_ms;
-        for h in record.files.as_slice() {
-            let shash = self.swarm_hash(h);
-            let mut sshard = self.swarm_shard(shash);
-            if let Some(swarm) = sshard.find_mut(shash, h) {
-                if let Some(i) = swarm.position(phash, &ip, &id) {
-                    swarm.peers.items_mut()[i].last_seen = now_ms;
-                }
-            }
-        }
+        live.last_seen.store(now_ms, Ordering::Relaxed);
         Ok(())
     }
 
@@ -575,16 +759,17 @@ impl Registry {
         let old = shard
             .records
             .swap_remove(pos, |r| peer_hash(&self.hasher, &r.ip, &r.id));
-        self.purge(&old.ip, &old.id, phash, old.files.as_slice());
-        if self.expired(old.last_seen, now_ms) {
+        self.purge(&old.ip, &old.id, phash, &old.files);
+        if self.expired(old.live.last_seen.load(Ordering::Relaxed), now_ms) {
             return Err(UnknownPeer);
         }
-        Ok(old.port)
+        Ok(old.live.port.load(Ordering::Relaxed))
     }
 
     /// Removes the peer from the given swarms, dropping swarms left empty.
-    fn purge(&self, ip: &Ip16, id: &PeerId, phash: u64, files: &[InfoHash]) {
-        for h in files {
+    /// O(files), but once per record: the REGISTERs that built it paid as much.
+    fn purge(&self, ip: &Ip16, id: &PeerId, phash: u64, files: &FileList) {
+        for h in files.iter() {
             let shash = self.swarm_hash(h);
             let mut sshard = self.swarm_shard(shash);
             if let Some(swarm) = sshard.find_mut(shash, h) {
@@ -592,7 +777,9 @@ impl Registry {
                     swarm.remove_at(&self.hasher, i);
                 }
             }
-            sshard.drop_if_empty(shash, h);
+            if sshard.drop_if_empty(shash, h) {
+                self.release_swarms(1);
+            }
         }
     }
 
@@ -750,7 +937,8 @@ impl Registry {
     /// BEP 15 `announce`: joins, refreshes or (on `stopped`) leaves one swarm,
     /// then calls `visit` with the swarm's counts and up to `max` other peers
     /// of `family` (none after `stopped`), under the shard lock. A swarm first
-    /// created here has no name or size until a JSON peer registers it.
+    /// created here has no name or size until a JSON peer registers it; none
+    /// is created past `max_swarms` ([`TrackerFull`]).
     #[allow(clippy::too_many_arguments)]
     pub fn announce<R>(
         &self,
@@ -764,7 +952,7 @@ impl Registry {
         rng: &mut fastrand::Rng,
         now: Instant,
         visit: impl FnOnce(SwarmCounts, Picks<'_>) -> R,
-    ) -> R {
+    ) -> Result<R, TrackerFull> {
         let now_ms = self.ms(now);
         let ip = ip16(addr.ip());
         let phash = peer_hash(&self.hasher, &ip, &peer_id);
@@ -781,13 +969,23 @@ impl Registry {
                     leechers: swarm.leechers(),
                 };
             }
-            shard.drop_if_empty(shash, info_hash);
-            return visit(counts, Picks::none(self.timeout_ms));
+            if shard.drop_if_empty(shash, info_hash) {
+                self.release_swarms(1);
+            }
+            return Ok(visit(counts, Picks::none(self.timeout_ms)));
         }
-        let swarm = shard.get_or_create(shash, info_hash, "", 0);
+        if shard.find(shash, info_hash).is_none() && !self.try_reserve_swarms(1) {
+            return Err(TrackerFull {
+                limit: self.limits.max_swarms,
+            });
+        }
+        let (swarm, _) = shard.get_or_create(shash, info_hash, "", 0);
         match swarm.position(phash, &ip, &peer_id) {
             Some(i) => {
                 let p = &mut swarm.peers.items_mut()[i];
+                // "Heard from" for this one swarm: a JSON peer's entry
+                // announced through BEP 15 gets its own port and time.
+                p.shared = None;
                 p.port = addr.port();
                 p.last_seen = now_ms;
                 swarm.set_complete(i, complete);
@@ -801,6 +999,7 @@ impl Registry {
                     port: addr.port(),
                     last_seen: now_ms,
                     complete,
+                    shared: None,
                 },
             ),
         }
@@ -810,10 +1009,10 @@ impl Registry {
             leechers: swarm.leechers(),
         };
         let me = (ip, peer_id);
-        visit(
+        Ok(visit(
             counts,
             self.picks(swarm, Some(&me), max, family, rng, now_ms),
-        )
+        ))
     }
 
     /// BEP 15 `scrape`: counts of one swarm (zeros when unknown).
@@ -850,10 +1049,12 @@ impl Registry {
             let mut j = 0;
             while j < records.len() {
                 let r = &records.items()[j];
-                if self.expired(r.last_seen, now_ms) {
-                    report
-                        .expired
-                        .push((ip_from16(&r.ip), r.id.clone(), r.port));
+                if self.expired(r.live.last_seen.load(Ordering::Relaxed), now_ms) {
+                    report.expired.push((
+                        ip_from16(&r.ip),
+                        r.id.clone(),
+                        r.live.port.load(Ordering::Relaxed),
+                    ));
                     records.swap_remove(j, |r| peer_hash(&self.hasher, &r.ip, &r.id));
                 } else {
                     j += 1;
@@ -869,7 +1070,7 @@ impl Registry {
             shard.swarms.retain(|s| {
                 let mut j = 0;
                 while j < s.peers.len() {
-                    if self.expired(s.peers.items()[j].last_seen, now_ms) {
+                    if self.expired(s.peers.items()[j].last_seen(), now_ms) {
                         s.remove_at(&self.hasher, j);
                         report.entries_removed += 1;
                     } else {
@@ -884,6 +1085,7 @@ impl Registry {
                 }
             });
             report.swarms_removed += gone.len();
+            self.release_swarms(gone.len());
             for (name, h) in gone.drain(..) {
                 shard.forget_name(&name, &h);
             }
@@ -962,7 +1164,7 @@ impl<'a> Iterator for Picks<'a> {
             if self.idx >= self.peers.len() {
                 self.idx -= self.peers.len();
             }
-            if !self.family.admits(&p.ip) || expired(p.last_seen, self.now_ms, self.timeout_ms) {
+            if !self.family.admits(&p.ip) || expired(p.last_seen(), self.now_ms, self.timeout_ms) {
                 continue;
             }
             if let Some((ip, id)) = self.exclude {
@@ -972,7 +1174,7 @@ impl<'a> Iterator for Picks<'a> {
             }
             self.wanted -= 1;
             return Some(PeerView {
-                addr: SocketAddr::new(ip_from16(&p.ip), p.port),
+                addr: SocketAddr::new(ip_from16(&p.ip), p.port()),
                 peer_id: p.id.as_str(),
                 complete: p.complete,
             });
@@ -1028,9 +1230,12 @@ mod tests {
             Fixture::with_shards(4)
         }
         fn with_shards(shards: usize) -> Fixture {
+            Fixture::with_limits(shards, Limits::default())
+        }
+        fn with_limits(shards: usize, limits: Limits) -> Fixture {
             let t0 = Instant::now();
             Fixture {
-                reg: Registry::new(T, shards, t0),
+                reg: Registry::with_limits(T, shards, t0, limits),
                 t0,
                 rng: fastrand::Rng::with_seed(7),
                 out: PeerList::default(),
@@ -1038,6 +1243,35 @@ mod tests {
         }
         fn at(&self, ms: u64) -> Instant {
             self.t0 + Duration::from_millis(ms)
+        }
+        /// BEP 15 announce of swarm `b` from `addr` as `id`; `Err` when refused.
+        fn announce(
+            &mut self,
+            addr: &str,
+            id: &str,
+            b: u8,
+            event: AnnounceEvent,
+            ms: u64,
+        ) -> Result<(), TrackerFull> {
+            let now = self.at(ms);
+            self.reg.announce(
+                addr.parse().unwrap(),
+                PeerId::new(id),
+                &h(b),
+                true,
+                event,
+                50,
+                Family::Any,
+                &mut self.rng,
+                now,
+                |_, _| (),
+            )
+        }
+        /// The number of swarms as counted, checked against the swarms held.
+        fn swarms(&self) -> usize {
+            let counted = self.reg.swarm_count.load(Ordering::Relaxed);
+            assert_eq!(counted, self.reg.stats().swarms, "swarm counter drifted");
+            counted
         }
         fn list(
             &mut self,
@@ -1073,13 +1307,16 @@ mod tests {
     #[test]
     fn register_then_list_by_hash_and_name() {
         let mut f = Fixture::new();
-        let o = f.reg.register(
-            ip("10.0.0.1"),
-            "seed",
-            7001,
-            &[file(1, "report.pdf", true)],
-            f.at(0),
-        );
+        let o = f
+            .reg
+            .register(
+                ip("10.0.0.1"),
+                "seed",
+                7001,
+                &[file(1, "report.pdf", true)],
+                f.at(0),
+            )
+            .unwrap();
         assert_eq!(
             o,
             RegisterOutcome {
@@ -1087,13 +1324,15 @@ mod tests {
                 joined: 1
             }
         );
-        f.reg.register(
-            ip("10.0.0.2"),
-            "leech",
-            7002,
-            &[file(1, "report.pdf", false)],
-            f.at(0),
-        );
+        f.reg
+            .register(
+                ip("10.0.0.2"),
+                "leech",
+                7002,
+                &[file(1, "report.pdf", false)],
+                f.at(0),
+            )
+            .unwrap();
         let l = f.list(1, None, 50, 1).unwrap();
         assert_eq!(
             (l.seeders, l.leechers, l.size, l.name.as_str()),
@@ -1122,9 +1361,11 @@ mod tests {
     fn the_asker_is_left_out_only_from_its_own_ip() {
         let mut f = Fixture::new();
         f.reg
-            .register(ip("10.0.0.1"), "a", 1, &[file(1, "x", true)], f.at(0));
+            .register(ip("10.0.0.1"), "a", 1, &[file(1, "x", true)], f.at(0))
+            .unwrap();
         f.reg
-            .register(ip("10.0.0.2"), "b", 2, &[file(1, "x", false)], f.at(0));
+            .register(ip("10.0.0.2"), "b", 2, &[file(1, "x", false)], f.at(0))
+            .unwrap();
         let l = f.list(1, Some(("10.0.0.2", "b")), 50, 0).unwrap();
         assert_eq!(l.peers.len(), 1);
         assert_eq!(l.peers[0].peer_id.as_str(), "a");
@@ -1139,10 +1380,12 @@ mod tests {
     fn register_is_additive_and_updates_complete() {
         let mut f = Fixture::new();
         f.reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", false)], f.at(0));
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", false)], f.at(0))
+            .unwrap();
         let o = f
             .reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(2, "b", true)], f.at(10));
+            .register(ip("10.0.0.1"), "p", 1, &[file(2, "b", true)], f.at(10))
+            .unwrap();
         assert_eq!(
             o,
             RegisterOutcome {
@@ -1154,12 +1397,15 @@ mod tests {
         assert_eq!(f.ids(2, 10), ["p"]);
         assert_eq!(f.list(1, None, 50, 10).unwrap().leechers, 1);
         f.reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(20));
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(20))
+            .unwrap();
         let l = f.list(1, None, 50, 20).unwrap();
         assert_eq!((l.seeders, l.leechers), (1, 0));
         assert!(l.peers[0].complete);
         // A new port applies to every swarm of the peer.
-        f.reg.register(ip("10.0.0.1"), "p", 9, &[], f.at(30));
+        f.reg
+            .register(ip("10.0.0.1"), "p", 9, &[], f.at(30))
+            .unwrap();
         assert_eq!(f.list(2, None, 50, 30).unwrap().peers[0].addr.port(), 9);
         assert_eq!(
             f.reg.stats(),
@@ -1175,7 +1421,8 @@ mod tests {
     fn a_peer_is_ip_plus_peer_id() {
         let mut f = Fixture::new();
         f.reg
-            .register(ip("127.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0));
+            .register(ip("127.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0))
+            .unwrap();
         assert_eq!(
             f.reg.heartbeat(ip("127.0.0.2"), "p", f.at(1)),
             Err(UnknownPeer)
@@ -1184,7 +1431,8 @@ mod tests {
         assert_eq!(f.ids(1, 1), ["p"]);
         // The same peer_id from another IP is another peer.
         f.reg
-            .register(ip("127.0.0.2"), "p", 2, &[file(1, "a", true)], f.at(2));
+            .register(ip("127.0.0.2"), "p", 2, &[file(1, "a", true)], f.at(2))
+            .unwrap();
         assert_eq!(f.list(1, None, 50, 2).unwrap().peers.len(), 2);
         assert_eq!(f.reg.exit(ip("127.0.0.1"), "p", f.at(3)), Ok(1));
         let l = f.list(1, None, 50, 3).unwrap();
@@ -1195,15 +1443,18 @@ mod tests {
     #[test]
     fn exit_leaves_every_swarm_and_empty_swarms_vanish() {
         let mut f = Fixture::new();
-        f.reg.register(
-            ip("10.0.0.1"),
-            "p",
-            1,
-            &[file(1, "a", true), file(2, "b", true)],
-            f.at(0),
-        );
         f.reg
-            .register(ip("10.0.0.2"), "q", 1, &[file(2, "b", true)], f.at(0));
+            .register(
+                ip("10.0.0.1"),
+                "p",
+                1,
+                &[file(1, "a", true), file(2, "b", true)],
+                f.at(0),
+            )
+            .unwrap();
+        f.reg
+            .register(ip("10.0.0.2"), "q", 1, &[file(2, "b", true)], f.at(0))
+            .unwrap();
         assert_eq!(f.reg.exit(ip("10.0.0.1"), "p", f.at(1)), Ok(1));
         assert!(f.list(1, None, 50, 1).is_none());
         assert_eq!(f.ids(2, 1), ["q"]);
@@ -1225,14 +1476,17 @@ mod tests {
     fn peers_expire_after_the_timeout_unless_heard_from() {
         let mut f = Fixture::new();
         f.reg
-            .register(ip("10.0.0.1"), "quiet", 1, &[file(1, "a", true)], f.at(0));
-        f.reg.register(
-            ip("10.0.0.2"),
-            "chatty",
-            2,
-            &[file(1, "a", true), file(2, "b", true)],
-            f.at(0),
-        );
+            .register(ip("10.0.0.1"), "quiet", 1, &[file(1, "a", true)], f.at(0))
+            .unwrap();
+        f.reg
+            .register(
+                ip("10.0.0.2"),
+                "chatty",
+                2,
+                &[file(1, "a", true), file(2, "b", true)],
+                f.at(0),
+            )
+            .unwrap();
         // Just before the timeout nothing expires.
         let r = f.reg.sweep(f.at(29_999));
         assert!(r.expired.is_empty());
@@ -1267,7 +1521,8 @@ mod tests {
     fn heartbeat_after_the_timeout_is_unknown_even_before_a_sweep() {
         let f = Fixture::new();
         f.reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0));
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0))
+            .unwrap();
         assert_eq!(
             f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(30_000)),
             Err(UnknownPeer)
@@ -1276,7 +1531,8 @@ mod tests {
         // Re-registering brings it back.
         let o = f
             .reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(30_001));
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(30_001))
+            .unwrap();
         assert!(o.new_peer);
         assert_eq!(f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(30_002)), Ok(()));
     }
@@ -1285,10 +1541,12 @@ mod tests {
     fn register_after_expiry_starts_afresh() {
         let mut f = Fixture::new();
         f.reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0));
+            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0))
+            .unwrap();
         let o = f
             .reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(2, "b", true)], f.at(40_000));
+            .register(ip("10.0.0.1"), "p", 1, &[file(2, "b", true)], f.at(40_000))
+            .unwrap();
         assert!(o.new_peer);
         assert!(f.list(1, None, 50, 40_000).is_none());
         assert_eq!(f.ids(2, 40_000), ["p"]);
@@ -1298,13 +1556,15 @@ mod tests {
     fn max_peers_picks_a_random_subset() {
         let mut f = Fixture::new();
         for i in 0..100u16 {
-            f.reg.register(
-                ip("10.0.0.1"),
-                &format!("p{i}"),
-                1000 + i,
-                &[file(1, "a", true)],
-                f.at(0),
-            );
+            f.reg
+                .register(
+                    ip("10.0.0.1"),
+                    &format!("p{i}"),
+                    1000 + i,
+                    &[file(1, "a", true)],
+                    f.at(0),
+                )
+                .unwrap();
         }
         let mut seen = HashSet::new();
         let mut first_sets = HashSet::new();
@@ -1329,17 +1589,19 @@ mod tests {
     #[test]
     fn search_ignores_case_and_sorts() {
         let f = Fixture::new();
-        f.reg.register(
-            ip("10.0.0.1"),
-            "p",
-            1,
-            &[
-                file(1, "Report.pdf", true),
-                file(2, "notes.txt", true),
-                file(3, "ÉTÉ report", false),
-            ],
-            f.at(0),
-        );
+        f.reg
+            .register(
+                ip("10.0.0.1"),
+                "p",
+                1,
+                &[
+                    file(1, "Report.pdf", true),
+                    file(2, "notes.txt", true),
+                    file(3, "ÉTÉ report", false),
+                ],
+                f.at(0),
+            )
+            .unwrap();
         let mut hits = Vec::new();
         f.reg.search("REP", &mut hits);
         assert_eq!(
@@ -1362,9 +1624,11 @@ mod tests {
     fn same_name_prefers_the_better_seeded_swarm() {
         let f = Fixture::new();
         f.reg
-            .register(ip("10.0.0.1"), "a", 1, &[file(1, "same", false)], f.at(0));
+            .register(ip("10.0.0.1"), "a", 1, &[file(1, "same", false)], f.at(0))
+            .unwrap();
         f.reg
-            .register(ip("10.0.0.2"), "b", 1, &[file(2, "same", true)], f.at(0));
+            .register(ip("10.0.0.2"), "b", 1, &[file(2, "same", true)], f.at(0))
+            .unwrap();
         assert_eq!(f.reg.find_by_name("same"), Some(h(2)));
         f.reg.exit(ip("10.0.0.2"), "b", f.at(1)).unwrap();
         assert_eq!(f.reg.find_by_name("same"), Some(h(1)));
@@ -1375,13 +1639,15 @@ mod tests {
         // Exercise swap_remove bookkeeping: add, remove every third, re-find all.
         let mut f = Fixture::with_shards(3);
         for i in 0..300u16 {
-            f.reg.register(
-                ip("10.0.0.1"),
-                &format!("p{i}"),
-                i + 1,
-                &[file((i % 5) as u8, "n", i % 2 == 0)],
-                f.at(0),
-            );
+            f.reg
+                .register(
+                    ip("10.0.0.1"),
+                    &format!("p{i}"),
+                    i + 1,
+                    &[file((i % 5) as u8, "n", i % 2 == 0)],
+                    f.at(0),
+                )
+                .unwrap();
         }
         for i in (0..300u16).step_by(3) {
             f.reg
@@ -1406,7 +1672,8 @@ mod tests {
     fn announce_shares_swarms_with_json_peers() {
         let mut f = Fixture::new();
         f.reg
-            .register(ip("10.0.0.1"), "json", 7001, &[file(1, "a", true)], f.at(0));
+            .register(ip("10.0.0.1"), "json", 7001, &[file(1, "a", true)], f.at(0))
+            .unwrap();
         let (t1, t2) = (f.at(1), f.at(2));
         struct Out {
             seeders: u32,
@@ -1427,18 +1694,20 @@ mod tests {
                 };
             }
         }
-        f.reg.announce(
-            "10.0.0.2:6881".parse().unwrap(),
-            PeerId::new("-qB0001-abcdefghijkl"),
-            &h(1),
-            false,
-            AnnounceEvent::Update,
-            50,
-            Family::V4,
-            &mut f.rng,
-            t1,
-            collect(&mut out),
-        );
+        f.reg
+            .announce(
+                "10.0.0.2:6881".parse().unwrap(),
+                PeerId::new("-qB0001-abcdefghijkl"),
+                &h(1),
+                false,
+                AnnounceEvent::Update,
+                50,
+                Family::V4,
+                &mut f.rng,
+                t1,
+                collect(&mut out),
+            )
+            .unwrap();
         assert_eq!((out.seeders, out.leechers), (1, 1));
         assert_eq!(out.peers.len(), 1);
         assert_eq!(out.peers[0], "10.0.0.1:7001".parse::<SocketAddr>().unwrap());
@@ -1451,33 +1720,37 @@ mod tests {
             }
         );
         // IPv6 listings hold only IPv6 peers.
-        f.reg.announce(
-            "[2001:db8::1]:6881".parse().unwrap(),
-            PeerId::new("v6"),
-            &h(1),
-            true,
-            AnnounceEvent::Update,
-            50,
-            Family::V6,
-            &mut f.rng,
-            t1,
-            collect(&mut out),
-        );
+        f.reg
+            .announce(
+                "[2001:db8::1]:6881".parse().unwrap(),
+                PeerId::new("v6"),
+                &h(1),
+                true,
+                AnnounceEvent::Update,
+                50,
+                Family::V6,
+                &mut f.rng,
+                t1,
+                collect(&mut out),
+            )
+            .unwrap();
         assert!(out.peers.is_empty());
         assert_eq!(out.seeders, 2);
         // Stopped leaves; a swarm created by announce has no name until registered.
-        f.reg.announce(
-            "10.0.0.2:6881".parse().unwrap(),
-            PeerId::new("-qB0001-abcdefghijkl"),
-            &h(1),
-            false,
-            AnnounceEvent::Stopped,
-            50,
-            Family::V4,
-            &mut f.rng,
-            t2,
-            collect(&mut out),
-        );
+        f.reg
+            .announce(
+                "10.0.0.2:6881".parse().unwrap(),
+                PeerId::new("-qB0001-abcdefghijkl"),
+                &h(1),
+                false,
+                AnnounceEvent::Stopped,
+                50,
+                Family::V4,
+                &mut f.rng,
+                t2,
+                collect(&mut out),
+            )
+            .unwrap();
         assert_eq!(
             f.reg.counts(&h(1)),
             SwarmCounts {
@@ -1485,26 +1758,30 @@ mod tests {
                 leechers: 0
             }
         );
-        f.reg.announce(
-            "10.0.0.3:1".parse().unwrap(),
-            PeerId::new("x"),
-            &h(9),
-            false,
-            AnnounceEvent::Update,
-            50,
-            Family::V4,
-            &mut f.rng,
-            t2,
-            collect(&mut out),
-        );
+        f.reg
+            .announce(
+                "10.0.0.3:1".parse().unwrap(),
+                PeerId::new("x"),
+                &h(9),
+                false,
+                AnnounceEvent::Update,
+                50,
+                Family::V4,
+                &mut f.rng,
+                t2,
+                collect(&mut out),
+            )
+            .unwrap();
         assert_eq!(f.list(9, None, 50, 2).unwrap().name, "");
-        f.reg.register(
-            ip("10.0.0.4"),
-            "namer",
-            1,
-            &[file(9, "named", true)],
-            f.at(3),
-        );
+        f.reg
+            .register(
+                ip("10.0.0.4"),
+                "namer",
+                1,
+                &[file(9, "named", true)],
+                f.at(3),
+            )
+            .unwrap();
         assert_eq!(f.list(9, None, 50, 3).unwrap().name, "named");
         assert_eq!(f.reg.find_by_name("named"), Some(h(9)));
     }
@@ -1512,13 +1789,15 @@ mod tests {
     #[test]
     fn ipv4_mapped_addresses_are_ipv4() {
         let mut f = Fixture::new();
-        f.reg.register(
-            ip("::ffff:10.0.0.1"),
-            "p",
-            1,
-            &[file(1, "a", true)],
-            f.at(0),
-        );
+        f.reg
+            .register(
+                ip("::ffff:10.0.0.1"),
+                "p",
+                1,
+                &[file(1, "a", true)],
+                f.at(0),
+            )
+            .unwrap();
         assert_eq!(
             f.list(1, None, 50, 0).unwrap().peers[0].addr,
             "10.0.0.1:1".parse().unwrap()
@@ -1542,7 +1821,7 @@ mod tests {
                             file((i % 7) as u8, "shared", i % 2 == 0),
                             file(100 + w, "mine", true),
                         ];
-                        reg.register(ip, &id, 1, &f, t0);
+                        reg.register(ip, &id, 1, &f, t0).unwrap();
                         assert_eq!(reg.heartbeat(ip, &id, t0), Ok(()));
                         reg.announce(
                             SocketAddr::new(ip, 2),
@@ -1555,7 +1834,8 @@ mod tests {
                             &mut rng,
                             t0,
                             |_, picks| picks.count(),
-                        );
+                        )
+                        .unwrap();
                         if i % 5 == 0 {
                             assert_eq!(reg.exit(ip, &id, t0), Ok(1));
                         }
@@ -1575,5 +1855,162 @@ mod tests {
         let r = reg.sweep(t0 + T);
         assert_eq!(r.expired.len(), 1600);
         assert_eq!(reg.stats(), RegistryStats::default());
+    }
+
+    fn files(range: std::ops::Range<u8>) -> Vec<FileInfo> {
+        range.map(|b| file(b, &format!("f{b}"), true)).collect()
+    }
+
+    #[test]
+    fn the_file_cap_refuses_a_register_and_keeps_earlier_files() {
+        let limits = Limits {
+            max_files_per_peer: 5,
+            max_swarms: 100,
+        };
+        let mut f = Fixture::with_limits(4, limits);
+        let p = ip("10.0.0.1");
+        f.reg.register(p, "p", 1, &files(0..3), f.at(0)).unwrap();
+        // 3 held + 3 new (one of the four is held already) = 6 > 5.
+        let e = f
+            .reg
+            .register(p, "p", 2, &files(2..6), f.at(1))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            RegisterError::TooManyFiles {
+                limit: 5,
+                have: 3,
+                adding: 3
+            }
+        );
+        assert!(e.to_string().contains("at most 5 files"), "{e}");
+        for b in 0..3 {
+            assert_eq!(f.ids(b, 2), ["p"]);
+        }
+        assert!(f.list(3, None, 50, 2).is_none());
+        // Refused means nothing changed, not even the port.
+        assert_eq!(f.list(0, None, 50, 2).unwrap().peers[0].addr.port(), 1);
+        assert_eq!(f.swarms(), 3);
+        // Up to the cap is fine; a file mentioned twice counts once; files
+        // already held do not count again.
+        let mut up_to = files(0..5);
+        up_to.push(file(4, "f4", false));
+        f.reg.register(p, "p", 1, &up_to, f.at(3)).unwrap();
+        assert_eq!(f.list(4, None, 50, 3).unwrap().leechers, 1);
+        f.reg.register(p, "p", 1, &files(0..5), f.at(4)).unwrap();
+        assert!(matches!(
+            f.reg.register(p, "p", 1, &files(5..6), f.at(5)),
+            Err(RegisterError::TooManyFiles { have: 5, .. })
+        ));
+        // The cap is per peer: another peer id may register its own files.
+        f.reg.register(p, "q", 1, &files(5..10), f.at(5)).unwrap();
+        // After EXIT the peer starts from nothing.
+        f.reg.exit(p, "p", f.at(6)).unwrap();
+        f.reg.register(p, "p", 1, &files(20..25), f.at(7)).unwrap();
+        assert_eq!(f.swarms(), 10);
+    }
+
+    #[test]
+    fn a_file_left_through_bep15_stopped_is_not_counted_twice() {
+        let limits = Limits {
+            max_files_per_peer: 2,
+            max_swarms: 100,
+        };
+        let mut f = Fixture::with_limits(2, limits);
+        let p = ip("10.0.0.1");
+        f.reg.register(p, "p", 1, &files(1..3), f.at(0)).unwrap();
+        f.announce("10.0.0.1:1", "p", 1, AnnounceEvent::Stopped, 1)
+            .unwrap();
+        assert!(f.list(1, None, 50, 1).is_none());
+        f.reg.register(p, "p", 1, &files(1..3), f.at(2)).unwrap();
+        assert_eq!(f.ids(1, 2), ["p"]);
+        assert_eq!(f.list(1, None, 50, 2).unwrap().peers.len(), 1);
+        assert_eq!(f.swarms(), 2);
+    }
+
+    #[test]
+    fn a_bep15_announce_takes_over_one_swarm_entry_of_a_json_peer() {
+        let mut f = Fixture::new();
+        let p = ip("10.0.0.1");
+        f.reg.register(p, "p", 1, &files(1..3), f.at(0)).unwrap();
+        f.announce("10.0.0.1:7", "p", 1, AnnounceEvent::Update, 1_000)
+            .unwrap();
+        assert_eq!(f.list(1, None, 50, 1_000).unwrap().peers[0].addr.port(), 7);
+        // The heartbeat refreshes the JSON entries only; the announced one
+        // expires 30 s after its announce.
+        f.reg.heartbeat(p, "p", f.at(20_000)).unwrap();
+        assert!(f.ids(1, 31_000).is_empty());
+        assert_eq!(f.ids(2, 31_000), ["p"]);
+        // A REGISTER naming the file puts the entry back under the record.
+        f.reg
+            .register(p, "p", 9, &files(1..2), f.at(32_000))
+            .unwrap();
+        f.reg.heartbeat(p, "p", f.at(60_000)).unwrap();
+        assert_eq!(f.list(1, None, 50, 61_000).unwrap().peers[0].addr.port(), 9);
+        assert_eq!(f.list(2, None, 50, 61_000).unwrap().peers[0].addr.port(), 9);
+        assert_eq!(f.reg.exit(p, "p", f.at(61_000)), Ok(9));
+        assert_eq!(f.swarms(), 0);
+    }
+
+    #[test]
+    fn the_swarm_cap_refuses_new_swarms_only() {
+        let limits = Limits {
+            max_files_per_peer: 100,
+            max_swarms: 3,
+        };
+        let mut f = Fixture::with_limits(4, limits);
+        f.reg
+            .register(ip("10.0.0.1"), "p", 1, &files(1..3), f.at(0))
+            .unwrap();
+        // Would create swarms 3 and 4: one too many. Nothing happens at all.
+        let e = f
+            .reg
+            .register(ip("10.0.0.2"), "q", 1, &files(2..5), f.at(1))
+            .unwrap_err();
+        assert_eq!(e, RegisterError::Full(TrackerFull { limit: 3 }));
+        assert!(e.to_string().contains("limit of 3 swarms"), "{e}");
+        assert_eq!(
+            f.reg.heartbeat(ip("10.0.0.2"), "q", f.at(1)),
+            Err(UnknownPeer)
+        );
+        assert_eq!(f.ids(2, 1), ["p"]);
+        assert!(f.list(3, None, 50, 1).is_none());
+        assert_eq!(f.swarms(), 2);
+        // Joining existing swarms and creating one that fits work.
+        f.reg
+            .register(ip("10.0.0.2"), "q", 1, &files(1..4), f.at(2))
+            .unwrap();
+        assert_eq!(f.swarms(), 3);
+        f.reg
+            .register(ip("10.0.0.3"), "r", 1, &files(1..4), f.at(2))
+            .unwrap();
+        // BEP 15 cannot start a fourth swarm but can join the three.
+        assert_eq!(
+            f.announce("10.0.0.4:1", "bt", 9, AnnounceEvent::Update, 3),
+            Err(TrackerFull { limit: 3 })
+        );
+        assert!(f.list(9, None, 50, 3).is_none());
+        f.announce("10.0.0.4:1", "bt", 1, AnnounceEvent::Update, 3)
+            .unwrap();
+        // Swarms that go away free their place: EXIT, stopped, expiry.
+        f.announce("10.0.0.4:1", "bt", 1, AnnounceEvent::Stopped, 4)
+            .unwrap();
+        f.reg.exit(ip("10.0.0.1"), "p", f.at(4)).unwrap();
+        f.reg.exit(ip("10.0.0.2"), "q", f.at(4)).unwrap();
+        assert_eq!(f.swarms(), 3);
+        f.reg.exit(ip("10.0.0.3"), "r", f.at(4)).unwrap();
+        assert_eq!(f.swarms(), 0);
+        f.announce("10.0.0.4:1", "bt", 9, AnnounceEvent::Update, 5)
+            .unwrap();
+        f.reg
+            .register(ip("10.0.0.1"), "p", 1, &files(1..3), f.at(5))
+            .unwrap();
+        assert_eq!(f.swarms(), 3);
+        f.reg.sweep(f.at(5 + 30_000));
+        assert_eq!(f.swarms(), 0);
+        f.reg
+            .register(ip("10.0.0.1"), "p", 1, &files(1..4), f.at(40_000))
+            .unwrap();
+        assert_eq!(f.swarms(), 3);
     }
 }

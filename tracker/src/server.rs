@@ -34,7 +34,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::connection_id::ConnectionIds;
 use crate::io_batch::{RecvBatch, SendBatch};
 use crate::peer_id::peer_id_from_bytes;
-use crate::registry::{AnnounceEvent, Family, Registry, SearchHit, SweepReport};
+use crate::registry::{
+    AnnounceEvent, Family, Limits, RegisterError, Registry, SearchHit, SweepReport, MAX_SWARMS,
+};
+
+/// JSON error code for a `REGISTER` that would create a swarm past
+/// `--max-swarms`: the request is fine, the tracker is full.
+pub const FULL: &str = "full";
 
 /// Longest wait between two sweeps.
 const MAX_SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -53,6 +59,8 @@ pub struct Config {
     pub trace: bool,
     /// Worker threads, each with its own socket on the same port.
     pub workers: usize,
+    /// Most swarms held at once; a new one past it is refused.
+    pub max_swarms: usize,
 }
 
 impl Default for Config {
@@ -63,6 +71,7 @@ impl Default for Config {
             max_peers: 50,
             trace: false,
             workers: 1,
+            max_swarms: MAX_SWARMS,
         }
     }
 }
@@ -215,7 +224,7 @@ impl Handler {
                     };
                     let family = if ipv6 { Family::V6 } else { Family::V4 };
                     let interval = self.interval;
-                    self.registry.announce(
+                    let announced = self.registry.announce(
                         SocketAddr::new(src.ip(), a.port),
                         peer_id_from_bytes(&a.peer_id),
                         &a.info_hash,
@@ -237,6 +246,11 @@ impl Handler {
                             )
                         },
                     );
+                    if let Err(e) = announced {
+                        debug!("{src}: BEP 15 announce refused: {e}");
+                        out.clear();
+                        udp::encode_error_response(out, tid, &e.to_string());
+                    }
                 }
             }
             udp::Request::Scrape { info_hashes, .. } => {
@@ -303,21 +317,29 @@ impl Handler {
                 peer_id,
                 port,
                 files,
-            } => {
-                let o = self.registry.register(src.ip(), peer_id, *port, files, now);
-                if o.new_peer || o.joined > 0 {
-                    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-                    info!(
-                        "peer {peer_id} at {} {} ({} new swarm entr{}): {}",
-                        SocketAddr::new(src.ip(), *port),
-                        if o.new_peer { "registered" } else { "updated" },
-                        o.joined,
-                        if o.joined == 1 { "y" } else { "ies" },
-                        names.join(", ")
-                    );
+            } => match self.registry.register(src.ip(), peer_id, *port, files, now) {
+                Ok(o) => {
+                    if o.new_peer || o.joined > 0 {
+                        info!(
+                            "peer {peer_id} at {} {} ({} new swarm entr{}): {}",
+                            SocketAddr::new(src.ip(), *port),
+                            if o.new_peer { "registered" } else { "updated" },
+                            o.joined,
+                            if o.joined == 1 { "y" } else { "ies" },
+                            file_names(files)
+                        );
+                    }
+                    encode_ok_reply(out, *tid, self.interval, self.timeout);
                 }
-                encode_ok_reply(out, *tid, self.interval, self.timeout);
-            }
+                Err(e) => {
+                    debug!("{src}: REGISTER of {peer_id} refused: {e}");
+                    let code = match e {
+                        RegisterError::TooManyFiles { .. } => ErrorCode::BadRequest,
+                        RegisterError::Full(_) => ErrorCode::Other(FULL.to_string()),
+                    };
+                    encode_error_reply(out, Some(*tid), &code, &e.to_string());
+                }
+            },
             Request::Request { tid, file, peer_id } => {
                 let asker = peer_id.as_deref().map(|p| (src.ip(), p));
                 let found = self.registry.visit_peers(
@@ -413,6 +435,22 @@ impl Handler {
 /// `{` or whitespace; our connection ids start with a byte ≥ 0x80.
 fn looks_like_bep15(d: &[u8]) -> bool {
     d.len() >= 16 && d[0] != b'{' && d[8..11] == [0, 0, 0] && d[11] <= 3
+}
+
+/// The `REGISTER` file names for the log: the first few, then how many more,
+/// so a 600-file datagram does not make a 150 KB log line.
+fn file_names(files: &[proto::FileInfo]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = files
+        .iter()
+        .take(SHOWN)
+        .map(|f| f.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > SHOWN {
+        s.push_str(&format!(" and {} more", files.len() - SHOWN));
+    }
+    s
 }
 
 fn unknown_peer(out: &mut Vec<u8>, tid: u32, src: SocketAddr, peer_id: &str) {
@@ -584,7 +622,15 @@ impl Tracker {
         Ok(Tracker {
             workers,
             local_addr,
-            registry: Arc::new(Registry::new(config.peer_timeout, shards, epoch)),
+            registry: Arc::new(Registry::with_limits(
+                config.peer_timeout,
+                shards,
+                epoch,
+                Limits {
+                    max_swarms: config.max_swarms,
+                    ..Limits::default()
+                },
+            )),
             conn_ids: Arc::new(ConnectionIds::new(epoch)),
             stop: StopHandle {
                 flag: Arc::new(AtomicBool::new(false)),

@@ -445,3 +445,26 @@ fn trace_shows_bep15_packets() {
     );
     t.wait_stderr("ANNOUNCE reply interval=10s 1 seeders, 0 leechers, 0 peers");
 }
+
+#[test]
+fn a_full_tracker_answers_new_swarms_with_an_error_packet() {
+    let t = TrackerProc::start(&["--max-swarms", "1"]);
+    let bt = Bep15::connect("127.0.0.1:0", t.addr);
+    let id = b"-qB4650-abcdefghijkl";
+    assert!(matches!(
+        bt.announce(1, hash(1), id, 6881, 0, Event::Started, -1),
+        udp::Response::Announce { seeders: 1, .. }
+    ));
+    match bt.announce(2, hash(2), id, 6881, 0, Event::Started, -1) {
+        udp::Response::Error {
+            transaction_id: 2,
+            message,
+        } => assert!(message.contains("tracker is full"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // The swarm it has keeps working.
+    assert!(matches!(
+        bt.announce(3, hash(1), id, 6881, 0, Event::None, -1),
+        udp::Response::Announce { seeders: 1, .. }
+    ));
+}

@@ -455,3 +455,113 @@ fn ctrl_c_stops_cleanly() {
     let line = t.next_stdout().expect("a stop line");
     assert!(line.starts_with("minitorrent-tracker stopped"), "{line}");
 }
+
+/// File `i` of a big share: distinct info hashes from a 16-bit number.
+fn many_files(range: std::ops::Range<u16>) -> Vec<FileInfo> {
+    range
+        .map(|i| {
+            let mut h = [0x5au8; 20];
+            h[..2].copy_from_slice(&i.to_be_bytes());
+            FileInfo {
+                info_hash: InfoHash(h),
+                name: format!("f{i}"),
+                size: 1,
+                complete: true,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_may_register_10000_files_and_no_more() {
+    let t = TrackerProc::start(&[]);
+    let c = Client::new(t.addr);
+    let reg = |tid, files| Request::Register {
+        tid,
+        peer_id: "-MT0100-bigshare".into(),
+        port: 7001,
+        files,
+    };
+    // 500 files per datagram stay well under 64 KiB.
+    for (tid, start) in (0..10_000u16).step_by(500).enumerate() {
+        let tid = tid as u32 + 1;
+        assert_eq!(
+            c.ask(&reg(tid, many_files(start..start + 500))),
+            Reply::ok(tid)
+        );
+    }
+    match c.ask(&reg(100, many_files(9_990..10_001))) {
+        Reply::Error {
+            tid: Some(100),
+            code: ErrorCode::BadRequest,
+            message,
+        } => assert!(message.contains("at most 10000 files"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // The files registered before stay, and the refused one was not added.
+    let first = many_files(0..1)[0].info_hash;
+    let last = many_files(10_000..10_001)[0].info_hash;
+    assert!(matches!(
+        c.ask(&request(101, FileRef::InfoHash(first), None)),
+        Reply::Peers { .. }
+    ));
+    assert_eq!(
+        error_code(&c.ask(&request(102, FileRef::InfoHash(last), None))),
+        Some(&ErrorCode::NotFound)
+    );
+    // Files it has are fine to register again, and HEARTBEAT and EXIT work.
+    assert_eq!(c.ask(&reg(103, many_files(0..500))), Reply::ok(103));
+    let hb = Request::Heartbeat {
+        tid: 104,
+        peer_id: "-MT0100-bigshare".into(),
+    };
+    assert_eq!(c.ask(&hb), Reply::ok(104));
+    let exit = Request::Exit {
+        tid: 105,
+        peer_id: "-MT0100-bigshare".into(),
+    };
+    assert_eq!(c.ask(&exit), Reply::ok(105));
+    assert_eq!(
+        error_code(&c.ask(&request(106, FileRef::InfoHash(first), None))),
+        Some(&ErrorCode::NotFound)
+    );
+}
+
+#[test]
+fn a_full_tracker_refuses_new_swarms_and_keeps_serving() {
+    let t = TrackerProc::start(&["--max-swarms", "2"]);
+    let c = Client::new(t.addr);
+    let r = c.ask(&register(
+        1,
+        "-MT0100-a",
+        7001,
+        &[(1, "a", true), (2, "b", true)],
+    ));
+    assert_eq!(r, Reply::ok(1));
+    match c.ask(&register(
+        2,
+        "-MT0100-b",
+        7002,
+        &[(2, "b", false), (3, "c", true)],
+    )) {
+        Reply::Error {
+            tid: Some(2),
+            code: ErrorCode::Other(code),
+            message,
+        } => {
+            assert_eq!(code, "full");
+            assert!(message.contains("limit of 2 swarms"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing of the refused REGISTER happened; existing swarms still work.
+    let r = c.ask(&request(3, FileRef::InfoHash(hash(2)), None));
+    match r {
+        Reply::Peers { peers, .. } => assert_eq!(peers.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.ask(&register(4, "-MT0100-b", 7002, &[(2, "b", false)])),
+        Reply::ok(4)
+    );
+}
