@@ -47,6 +47,10 @@ pub const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// (IP, peer_id) can make the tracker hold and what its EXIT or expiry costs.
 pub const MAX_FILES_PER_PEER: usize = 10_000;
 
+/// Most swarms one `SEARCH` answer is built from: more than fit one reply
+/// datagram (about 750 with the shortest names).
+pub const MAX_SEARCH_HITS: usize = 1_000;
+
 /// Most swarms the tracker holds at once (about 200 bytes each with one peer).
 pub const MAX_SWARMS: usize = 1_000_000;
 
@@ -912,14 +916,26 @@ impl Registry {
         }
     }
 
-    /// `SEARCH`: swarms whose name contains `query`, ignoring case (an empty
-    /// query matches all), sorted by name then info hash.
+    /// `SEARCH`: the first [`MAX_SEARCH_HITS`] swarms whose name contains
+    /// `query`, ignoring case (an empty query matches all), sorted by name
+    /// then info hash. Scans every swarm, but copies and sorts only about
+    /// twice the hits it keeps, however many match.
     pub fn search(&self, query: &str, out: &mut Vec<SearchHit>) {
         out.clear();
         let needle = query.to_lowercase();
+        let by_key =
+            |a: &SearchHit, b: &SearchHit| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash));
+        // Once `out` has been cut to the first MAX_SEARCH_HITS, nothing at or
+        // after the last one kept can make it.
+        let mut bound: Option<(String, InfoHash)> = None;
         for shard in self.swarm_shards.iter() {
             let shard = lock(shard);
             for s in shard.swarms.iter() {
+                if let Some((name, hash)) = &bound {
+                    if (&*s.name, &s.info_hash) >= (name.as_str(), hash) {
+                        continue;
+                    }
+                }
                 if contains_ignore_case(&s.name, &needle) {
                     out.push(SearchHit {
                         info_hash: s.info_hash,
@@ -928,10 +944,16 @@ impl Registry {
                         seeders: s.seeders,
                         leechers: s.leechers(),
                     });
+                    if out.len() >= 2 * MAX_SEARCH_HITS {
+                        out.sort_unstable_by(by_key);
+                        out.truncate(MAX_SEARCH_HITS);
+                        bound = out.last().map(|h| (h.name.clone(), h.info_hash));
+                    }
                 }
             }
         }
-        out.sort_unstable_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash)));
+        out.sort_unstable_by(by_key);
+        out.truncate(MAX_SEARCH_HITS);
     }
 
     /// BEP 15 `announce`: joins, refreshes or (on `stopped`) leaves one swarm,
@@ -2012,5 +2034,37 @@ mod tests {
             .register(ip("10.0.0.1"), "p", 1, &files(1..4), f.at(40_000))
             .unwrap();
         assert_eq!(f.swarms(), 3);
+    }
+
+    #[test]
+    fn search_keeps_the_first_hits_by_name() {
+        let f = Fixture::new();
+        // 2,600 swarms in one peer's REGISTERs, named in an order unlike the hashes.
+        let n = 2_600u32;
+        let all: Vec<FileInfo> = (0..n)
+            .map(|i| {
+                let mut hash = [0u8; 20];
+                hash[..4].copy_from_slice(&i.to_le_bytes());
+                FileInfo {
+                    info_hash: InfoHash(hash),
+                    name: format!("n{:05}", (i * 7919) % n),
+                    size: 1,
+                    complete: true,
+                }
+            })
+            .collect();
+        for chunk in all.chunks(500) {
+            f.reg
+                .register(ip("10.0.0.1"), "p", 1, chunk, f.at(0))
+                .unwrap();
+        }
+        let mut hits = Vec::new();
+        f.reg.search("N0", &mut hits);
+        assert_eq!(hits.len(), MAX_SEARCH_HITS);
+        for (i, hit) in hits.iter().enumerate() {
+            assert_eq!(hit.name, format!("n{i:05}"));
+        }
+        f.reg.search("n025", &mut hits);
+        assert_eq!(hits.len(), 100);
     }
 }
