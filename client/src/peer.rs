@@ -394,6 +394,7 @@ impl Conn {
             .send(Event::Connected {
                 conn: id,
                 addr: remote,
+                local,
                 peer_id: hs.peer_id,
                 outbound,
                 cmd: cmd_tx,

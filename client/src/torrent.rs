@@ -24,6 +24,7 @@ use crate::peer::{self, MAX_UNCHOKED};
 use crate::picker::{ConnId, Picker};
 use crate::ratelimit::RateLimit;
 use crate::storage::{Found, Storage};
+use crate::trace;
 use crate::tracker_client::{PeerEntry, TrackerClient};
 
 /// The set of verified pieces, readable by every connection thread without a
@@ -170,6 +171,8 @@ pub enum Event {
     Connected {
         conn: ConnId,
         addr: SocketAddr,
+        /// Our end of the connection (for `--trace`).
+        local: SocketAddr,
         peer_id: [u8; 20],
         outbound: bool,
         cmd: Sender<Command>,
@@ -399,6 +402,7 @@ const TICK: Duration = Duration::from_millis(250);
 
 struct Peer {
     addr: SocketAddr,
+    local: SocketAddr,
     key: String,
     key_id: u64,
     peer_id: [u8; 20],
@@ -616,11 +620,12 @@ impl Coordinator {
             Event::Connected {
                 conn,
                 addr,
+                local,
                 peer_id,
                 outbound,
                 cmd,
                 waker,
-            } => self.on_connected(conn, addr, peer_id, outbound, cmd, waker),
+            } => self.on_connected(conn, (addr, local), peer_id, outbound, cmd, waker),
             Event::ConnectFailed { conn, addr, reason } => {
                 self.connecting.remove(&conn);
                 if let Some(k) = self.known.get_mut(&addr) {
@@ -729,7 +734,7 @@ impl Coordinator {
     fn on_connected(
         &mut self,
         conn: ConnId,
-        addr: SocketAddr,
+        (addr, local): (SocketAddr, SocketAddr),
         peer_id: [u8; 20],
         outbound: bool,
         cmd: Sender<Command>,
@@ -740,6 +745,7 @@ impl Coordinator {
         let key_id = self.key_id(&key);
         let peer = Peer {
             addr,
+            local,
             key,
             key_id,
             peer_id,
@@ -925,6 +931,18 @@ impl Coordinator {
         let (new, others) = pk.completed(index, conn);
         if let Some(p) = self.peers.get_mut(&conn) {
             p.assigned.remove(&index);
+            let bytes = m
+                .geometry
+                .piece(index)
+                .map(|x| m.geometry.piece_len(x))
+                .unwrap_or(0);
+            let dup = if new { "" } else { ", already had" };
+            trace::note(p.local, || {
+                format!(
+                    "piece {index} SHA-1 ok ({bytes} bytes from {}{dup})",
+                    p.addr
+                )
+            });
         }
         for o in others {
             if let Some(op) = self.peers.get_mut(&o) {
@@ -980,6 +998,14 @@ impl Coordinator {
             "{}: piece {index} from {} failed the SHA-1 check ({} of {MAX_STRIKES})",
             self.name, p.key, strikes
         );
+        let n = *strikes;
+        trace::note(p.local, || {
+            let end = if n >= MAX_STRIKES { ": dropped" } else { "" };
+            format!(
+                "piece {index} SHA-1 MISMATCH from {} (strike {n}/{MAX_STRIKES}{end})",
+                p.addr
+            )
+        });
         if *strikes >= MAX_STRIKES {
             warn!(
                 "{}: dropping {} after {MAX_STRIKES} bad pieces",
