@@ -63,6 +63,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Choked while holding assigned pieces for this long: give them back.
 const CHOKED_RELEASE: Duration = Duration::from_secs(10);
+/// A peer that says NOT INTERESTED stays unchoked this long before we choke
+/// it and free its upload slot. Between two leechers interest comes and goes
+/// with every HAVE; choking at once would add a CHOKE and an UNCHOKE to each
+/// of those turns for nothing.
+const UNINTERESTED_CHOKE_AFTER: Duration = Duration::from_secs(10);
 
 /// Pieces one connection holds at once: enough for a deep request pipeline,
 /// bounded in memory (each is assembled in a buffer of its own).
@@ -288,6 +293,8 @@ struct Conn {
     peer_interested: bool,
     am_choking: bool,
     holding_slot: bool,
+    /// Since when an unchoked peer is not interested.
+    uninterested_since: Option<Instant>,
     peer_ut_metadata: Option<u8>,
     peer_reqq: usize,
     messages_seen: u64,
@@ -355,6 +362,7 @@ impl Conn {
             peer_interested: false,
             am_choking: true,
             holding_slot: false,
+            uninterested_since: None,
             peer_ut_metadata: None,
             peer_reqq: DEFAULT_REQQ,
             messages_seen: 0,
@@ -489,6 +497,18 @@ impl Conn {
                 self.release_all_jobs()?;
             }
         }
+        if let Some(since) = self.uninterested_since {
+            if self.peer_interested || self.am_choking {
+                self.uninterested_since = None;
+            } else if now.duration_since(since) > UNINTERESTED_CHOKE_AFTER {
+                self.uninterested_since = None;
+                self.am_choking = true;
+                self.serve.clear();
+                self.send(&Message::Choke);
+                self.give_back_slot();
+            }
+        }
+        self.maybe_unchoke();
         if now.duration_since(self.last_send) > KEEPALIVE_EVERY {
             self.send(&Message::KeepAlive);
             self.last_send = now;
@@ -616,6 +636,7 @@ impl Conn {
             }
         }
         self.meta = Some(m);
+        self.maybe_unchoke();
         if let Some(bytes) = self.pending_bitfield.take() {
             let bits =
                 Bitfield::from_bytes(&bytes, n).map_err(|e| violation(format!("bitfield: {e}")))?;
@@ -759,19 +780,13 @@ impl Conn {
             }
             Message::Interested => {
                 self.peer_interested = true;
-                if self.am_choking && self.meta.is_some() && self.t.take_upload_slot() {
-                    self.holding_slot = true;
-                    self.am_choking = false;
-                    self.send(&Message::Unchoke);
-                }
+                self.uninterested_since = None;
+                self.maybe_unchoke();
             }
             Message::NotInterested => {
                 self.peer_interested = false;
-                if !self.am_choking {
-                    self.am_choking = true;
-                    self.serve.clear();
-                    self.send(&Message::Choke);
-                    self.give_back_slot();
+                if !self.am_choking && self.uninterested_since.is_none() {
+                    self.uninterested_since = Some(Instant::now());
                 }
             }
             Message::Have(index) => match &self.meta {
@@ -829,6 +844,21 @@ impl Conn {
             Message::Extended { id, payload } => self.on_extended(id, &payload)?,
         }
         Ok(())
+    }
+
+    /// Unchokes an interested peer when an upload slot is free (also called
+    /// from the timers: a slot freed by another connection, or the metadata
+    /// that just arrived, lets a waiting peer in).
+    fn maybe_unchoke(&mut self) {
+        if self.peer_interested
+            && self.am_choking
+            && self.meta.is_some()
+            && self.t.take_upload_slot()
+        {
+            self.holding_slot = true;
+            self.am_choking = false;
+            self.send(&Message::Unchoke);
+        }
     }
 
     fn give_back_slot(&mut self) {

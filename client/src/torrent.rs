@@ -399,6 +399,11 @@ pub const MAX_STRIKES: u32 = 3;
 /// Failed dials after which an address is left alone until listed again.
 const MAX_CONNECT_FAILURES: u32 = 6;
 const TICK: Duration = Duration::from_millis(250);
+/// We stay interested in a leecher this long after it stopped having a piece
+/// we lack. Between two leechers that lasts only until its next HAVE, so
+/// saying NOT INTERESTED at once would make every HAVE a new
+/// INTERESTED / NOT INTERESTED turn.
+const INTEREST_LINGER: Duration = Duration::from_secs(5);
 
 struct Peer {
     addr: SocketAddr,
@@ -413,6 +418,8 @@ struct Peer {
     /// Pieces this peer has that we lack.
     missing: u32,
     am_interested: bool,
+    /// Since when `am_interested` is no longer true of this peer's pieces.
+    interest_lost_at: Option<Instant>,
     unchoked_us: bool,
     assigned: HashSet<u32>,
     ut_metadata: bool,
@@ -755,6 +762,7 @@ impl Coordinator {
             bits: None,
             missing: 0,
             am_interested: false,
+            interest_lost_at: None,
             unchoked_us: false,
             assigned: HashSet::new(),
             ut_metadata: false,
@@ -881,15 +889,44 @@ impl Coordinator {
         self.assign(conn);
     }
 
+    /// Interest follows what the peer has that we lack. It is said at once
+    /// when it starts, and when it ends because we need nothing more; when it
+    /// ends because we caught up with a leecher, only after
+    /// [`INTEREST_LINGER`] without a new piece from it (see `on_tick`).
     fn update_interest(&mut self, conn: ConnId) {
         let downloading = self.phase == Phase::Downloading;
         let Some(p) = self.peers.get_mut(&conn) else {
             return;
         };
         let want = downloading && p.missing > 0;
-        if want != p.am_interested {
-            p.am_interested = want;
-            p.send(Command::Interested(want));
+        if want {
+            p.interest_lost_at = None;
+            if !p.am_interested {
+                p.am_interested = true;
+                p.send(Command::Interested(true));
+            }
+        } else if p.am_interested {
+            if downloading {
+                p.interest_lost_at.get_or_insert_with(Instant::now);
+            } else {
+                p.am_interested = false;
+                p.interest_lost_at = None;
+                p.send(Command::Interested(false));
+            }
+        }
+    }
+
+    /// NOT INTERESTED to the peers that had nothing new for us for
+    /// [`INTEREST_LINGER`].
+    fn expire_interest(&mut self, now: Instant) {
+        for p in self.peers.values_mut() {
+            if p.interest_lost_at
+                .is_some_and(|t| now.duration_since(t) >= INTEREST_LINGER)
+            {
+                p.interest_lost_at = None;
+                p.am_interested = false;
+                p.send(Command::Interested(false));
+            }
         }
     }
 
@@ -1319,6 +1356,7 @@ impl Coordinator {
         } else {
             self.alone_since = None;
         }
+        self.expire_interest(Instant::now());
         self.maybe_lookup();
         self.maybe_connect();
         self.request_metadata_all();

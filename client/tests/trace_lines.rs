@@ -138,3 +138,67 @@ fn trace_shows_the_sha1_verdict_of_every_piece() {
         );
     }
 }
+
+/// Two leechers that trade pieces near the end used to send INTERESTED,
+/// UNCHOKE, NOT INTERESTED and CHOKE to each other for every HAVE.
+#[test]
+fn two_leechers_do_not_churn_interest_or_choke() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("trace-churn");
+    let s = tmp.sub("s");
+    let data = s.join("w.bin");
+    write_random(&data, 2 * 1024 * 1024);
+    let torrent = tmp.join("w.torrent");
+    create_torrent(&data, &torrent, &tracker, PIECE);
+    // A slow seeder: the leechers get much of the file from each other.
+    let _seeder = seed_torrent(
+        "seeder",
+        &tracker,
+        &torrent,
+        &s,
+        &["--max-upload-rate", "1M"],
+    );
+    let dirs = [tmp.sub("a"), tmp.sub("b")];
+    let mut leechers: Vec<Proc> = dirs
+        .iter()
+        .map(|d| {
+            start_get(
+                "leecher",
+                &tracker,
+                torrent.to_str().unwrap(),
+                d,
+                &["--trace"],
+            )
+        })
+        .collect();
+    for (l, d) in leechers.iter_mut().zip(&dirs) {
+        let st = l.wait(TIMEOUT);
+        assert!(st.success(), "{}", l.dump());
+        assert_same_file(&data, &d.join("w.bin"));
+    }
+    let mut traded = false;
+    for l in &leechers {
+        let trace = l.err.text();
+        let lines = |what: &str| {
+            trace
+                .lines()
+                .filter(|l| l.contains(" peer ") && l.ends_with(what))
+                .count()
+        };
+        // Per leecher, sent and received: INTERESTED once per connection
+        // and direction, NOT INTERESTED at the end, and the UNCHOKEs
+        // answering them. 64 pieces used to give over a hundred.
+        let interest = lines(" INTERESTED");
+        let choke = lines("CHOKE");
+        assert!(
+            interest <= 12,
+            "{interest} INTERESTED / NOT INTERESTED lines\n{trace}"
+        );
+        assert!(choke <= 12, "{choke} CHOKE / UNCHOKE lines\n{trace}");
+        traded |= trace.contains(" HAVE ");
+    }
+    assert!(
+        traded,
+        "the leechers did not trade pieces; the test shows nothing"
+    );
+}
