@@ -12,7 +12,7 @@
 //! deadlock. Reading whenever bytes arrive, whatever the write side is doing,
 //! rules that out with one thread per connection.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,9 +52,20 @@ pub const OUR_REQQ: usize = 512;
 const PIPELINE_BYTES: u64 = 4 << 20;
 /// Memory for pieces being assembled per connection, roughly.
 const PIECE_MEMORY: u64 = 6 << 20;
+/// Bytes waiting to be sent past which the peer is taken to flood us without
+/// reading: blocks only refill the buffer up to `WBUF_TARGET`, so only
+/// answers to a flood of small requests (`ut_metadata`) can get here.
+const MAX_BACKLOG: usize = 4 << 20;
+/// A `ut_metadata` request while this much waits to be sent is a flood: each
+/// answers a ~30-byte request with up to 16 KiB, and a peer fetching the
+/// metadata asks for a few blocks at a time and reads them.
+const METADATA_BACKLOG: usize = 1 << 20;
+/// Requests we cancelled or forgot (choke) whose blocks may still arrive.
+const FORGOTTEN_MAX: usize = 4096;
 /// Unchoked peers per torrent (upload slots).
 pub const MAX_UNCHOKED: usize = 16;
 
+/// The whole handshake, however slowly its bytes trickle in.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
@@ -120,16 +131,72 @@ fn violation(msg: impl Into<String>) -> ConnError {
     ConnError::Protocol(msg.into())
 }
 
+/// Reads the 68-byte handshake within [`HANDSHAKE_TIMEOUT`] in all: the
+/// socket's read timeout alone restarts with every byte, so a peer sending
+/// one byte every few seconds could hold the thread for minutes.
 fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, ConnError> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut buf = [0u8; HANDSHAKE_LEN];
-    stream.read_exact(&mut buf).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            ConnError::Handshake("connection closed during the handshake".into())
-        } else {
-            ConnError::Handshake(e.to_string())
+    let mut got = 0;
+    while got < HANDSHAKE_LEN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ConnError::Handshake(format!(
+                "no complete handshake within {HANDSHAKE_TIMEOUT:?} ({got} of {HANDSHAKE_LEN} bytes)"
+            )));
         }
-    })?;
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(ConnError::Handshake(
+                    "connection closed during the handshake".into(),
+                ))
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ConnError::Handshake(e.to_string())),
+        }
+    }
     Handshake::decode(&buf).map_err(|e| ConnError::Handshake(e.to_string()))
+}
+
+/// The blocks of requests we cancelled or forgot (on a choke) that the peer
+/// may still send: a late block for one of them is wasted, not a protocol
+/// violation. Bounded, forgetting the oldest first: a peer that honours
+/// CANCEL and drops requests on CHOKE never sends most of them, and a full
+/// set that refused new entries would, after enough chokes, turn a
+/// perfectly normal late block into a reason to ban the peer.
+#[derive(Default)]
+struct Forgotten {
+    /// Block → when it was forgotten (a counter), so that evicting an old
+    /// entry from `order` never drops a newer entry for the same block.
+    set: HashMap<(u32, u32), u64>,
+    order: VecDeque<((u32, u32), u64)>,
+    clock: u64,
+}
+
+impl Forgotten {
+    fn insert(&mut self, b: (u32, u32)) {
+        if self.set.contains_key(&b) {
+            return;
+        }
+        self.clock += 1;
+        self.set.insert(b, self.clock);
+        self.order.push_back((b, self.clock));
+        while self.order.len() > FORGOTTEN_MAX {
+            if let Some((old, at)) = self.order.pop_front() {
+                if self.set.get(&old) == Some(&at) {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+    /// True (once) if the block was forgotten.
+    fn remove(&mut self, b: &(u32, u32)) -> bool {
+        // `order` keeps the stale entry until it reaches the front; it is
+        // bounded all the same.
+        self.set.remove(b).is_some()
+    }
 }
 
 /// Connects to `addr` for `torrent`, shakes hands and runs the connection
@@ -305,7 +372,7 @@ struct Conn {
     jobs: Vec<Job>,
     pool: Vec<Vec<u8>>,
     outstanding: usize,
-    cancelled: HashSet<(u32, u32)>,
+    cancelled: Forgotten,
 
     serve: VecDeque<Block>,
     rate_wait: Option<Instant>,
@@ -336,20 +403,21 @@ impl Conn {
         let (cmd_tx, cmds) = crossbeam_channel::unbounded();
         let meta = t.meta.get().cloned();
         let now = Instant::now();
+        let max_frame = meta
+            .as_ref()
+            .map(|m| wire::max_message_len(m.geometry.num_pieces() as usize))
+            .unwrap_or(MAX_MESSAGE_LEN);
         let mut c = Conn {
             id,
             t: t.clone(),
-            max_frame: meta
-                .as_ref()
-                .map(|m| wire::max_message_len(m.geometry.num_pieces() as usize))
-                .unwrap_or(MAX_MESSAGE_LEN),
+            max_frame,
             meta,
             stream,
             poll,
             cmds,
             local,
             remote,
-            rbuf: vec![0; RBUF_LEN + MAX_MESSAGE_LEN + 4],
+            rbuf: vec![0; RBUF_LEN + MAX_MESSAGE_LEN.max(max_frame) + 4],
             rstart: 0,
             rend: 0,
             wbuf: vec![0; WBUF_TARGET + 64 * 1024],
@@ -372,7 +440,7 @@ impl Conn {
             jobs: Vec::new(),
             pool: Vec::new(),
             outstanding: 0,
-            cancelled: HashSet::new(),
+            cancelled: Forgotten::default(),
             serve: VecDeque::new(),
             rate_wait: None,
             last_recv: now,
@@ -448,6 +516,12 @@ impl Conn {
             self.drain_commands()?;
             if self.readable {
                 self.read_some()?;
+            }
+            let backlog = self.wend - self.wpos;
+            if backlog > MAX_BACKLOG {
+                return Err(violation(format!(
+                    "{backlog} bytes of answers waiting: the peer sends requests but does not read"
+                )));
             }
             self.fill_requests();
             self.fill_serve()?;
@@ -537,9 +611,7 @@ impl Conn {
         for (b, st) in job.blocks.iter().enumerate() {
             if *st == BlockState::Requested {
                 let blk = m.geometry.block(job.piece, b as u32);
-                if self.cancelled.len() < 4096 {
-                    self.cancelled.insert((job.piece.get(), blk.begin));
-                }
+                self.cancelled.insert((job.piece.get(), blk.begin));
                 self.outstanding -= 1;
             }
         }
@@ -629,6 +701,12 @@ impl Conn {
         };
         let n = m.geometry.num_pieces() as usize;
         self.max_frame = wire::max_message_len(n);
+        // A frame must fit the read buffer whole (a huge bitfield could
+        // exceed the size chosen before the piece count was known).
+        let need = RBUF_LEN + self.max_frame + 4;
+        if self.rbuf.len() < need {
+            self.rbuf.resize(need, 0);
+        }
         // We could not send a bitfield after the handshake; HAVE does the job.
         for i in 0..n {
             if m.have.get(i) {
@@ -1083,6 +1161,12 @@ impl Conn {
                 let Some(peer_id) = self.peer_ut_metadata else {
                     return Ok(());
                 };
+                let backlog = self.wend - self.wpos;
+                if backlog > METADATA_BACKLOG {
+                    return Err(violation(format!(
+                        "ut_metadata request while {backlog} bytes of answers wait unread"
+                    )));
+                }
                 let reply = match &self.meta {
                     Some(m) if (piece as usize) * METADATA_BLOCK < m.info_bytes.len() => {
                         let start = piece as usize * METADATA_BLOCK;
@@ -1122,5 +1206,48 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.give_back_slot();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgotten_blocks_keep_the_newest_when_full() {
+        let mut f = Forgotten::default();
+        // Far more than fit: requests forgotten over many chokes that the
+        // peer (rightly) never answered.
+        for i in 0..(FORGOTTEN_MAX as u32 * 3) {
+            f.insert((i, 0));
+        }
+        assert!(f.set.len() <= FORGOTTEN_MAX && f.order.len() <= FORGOTTEN_MAX);
+        // The latest one is still recognised when its block arrives late...
+        let last = FORGOTTEN_MAX as u32 * 3 - 1;
+        assert!(f.remove(&(last, 0)));
+        // ...once only.
+        assert!(!f.remove(&(last, 0)));
+        assert!(!f.remove(&(0, 0)), "the oldest make room");
+        // Inserting again after a removal works, and duplicates count once.
+        f.insert((7, 16384));
+        f.insert((7, 16384));
+        assert!(f.remove(&(7, 16384)));
+        // Forgotten, answered, forgotten again: evicting the first entry
+        // must not drop the second.
+        let mut f = Forgotten::default();
+        f.insert((1, 0));
+        assert!(f.remove(&(1, 0)));
+        f.insert((1, 0));
+        for i in 0..FORGOTTEN_MAX as u32 - 1 {
+            f.insert((100 + i, 0));
+        }
+        assert!(f.remove(&(1, 0)));
+    }
+
+    #[test]
+    fn pieces_per_peer_is_bounded() {
+        assert_eq!(pieces_per_peer(0), 64);
+        assert!(pieces_per_peer(32 << 20) >= 1);
+        assert!(pieces_per_peer(16 << 10) <= 64);
     }
 }
