@@ -54,22 +54,13 @@ pub struct InfoHash(pub [u8; 20]);
 impl InfoHash {
     /// 40 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        hex(&self.0)
+        crate::hex::encode(&self.0)
     }
     /// Parses 40 hex digits (either case).
     pub fn from_hex(s: &str) -> Result<InfoHash, MetainfoError> {
-        let bad = || MetainfoError::BadInfoHash(shorten(s));
-        let b = s.as_bytes();
-        if b.len() != 40 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 20];
-        for (i, pair) in b.chunks_exact(2).enumerate() {
-            let hi = hex_val(pair[0]).ok_or_else(bad)?;
-            let lo = hex_val(pair[1]).ok_or_else(bad)?;
-            out[i] = hi << 4 | lo;
-        }
-        Ok(InfoHash(out))
+        crate::hex::decode_20(s)
+            .map(InfoHash)
+            .map_err(|_| MetainfoError::BadInfoHash(shorten(s)))
     }
     /// SHA-1 of `info_bytes`.
     pub fn of(info_bytes: &[u8]) -> InfoHash {
@@ -88,28 +79,8 @@ impl fmt::Debug for InfoHash {
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-pub(crate) fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Keeps error messages readable when the offending input is huge.
-fn shorten(s: &str) -> String {
+pub(crate) fn shorten(s: &str) -> String {
     const MAX: usize = 80;
     if s.chars().count() <= MAX {
         s.to_string()
@@ -629,7 +600,7 @@ impl Metainfo {
                 })
             })
             .collect();
-        let pieces: Vec<String> = info.pieces.iter().map(|p| hex(p)).collect();
+        let pieces: Vec<String> = info.pieces.iter().map(|p| crate::hex::encode(p)).collect();
         serde_json::json!({
             "name": info.name,
             "info_hash": self.info_hash.to_hex(),
