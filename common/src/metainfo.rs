@@ -6,9 +6,10 @@
 //! component is checked so that nothing can be written outside the download
 //! directory. Limits (accepted when parsing):
 //!
-//! - `piece length`: a power of two from 16 KiB to 64 MiB (real clients create
-//!   up to 16 MiB; a few use 32/64 MiB for huge torrents). [`create`] only makes
-//!   16 KiB..=16 MiB.
+//! - `piece length`: a power of two from 16 KiB to 32 MiB (real clients create
+//!   up to 16 MiB; a few use 32 MiB for huge torrents). 32 MiB is also the most
+//!   the peer's piece geometry takes, so a torrent that parses can be fetched.
+//!   [`create`] only makes 16 KiB..=16 MiB.
 //! - total length at most 1 TiB and at most 2^20 pieces; total length 0 is
 //!   rejected.
 //! - names must be UTF-8 (`name.utf-8`/`path.utf-8` are ignored).
@@ -37,8 +38,9 @@ pub const BLOCK_SIZE: u32 = 16 * 1024;
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;
 /// Largest piece length [`create`] makes or accepts as an option.
 pub const MAX_CREATE_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
-/// Largest piece length accepted when parsing a torrent.
-pub const MAX_PARSE_PIECE_LENGTH: u64 = 64 * 1024 * 1024;
+/// Largest piece length accepted when parsing a torrent; the same limit as the
+/// peer's piece geometry, so a torrent that parses can also be downloaded.
+pub const MAX_PARSE_PIECE_LENGTH: u64 = 32 * 1024 * 1024;
 /// Largest total length accepted (1 TiB).
 pub const MAX_TOTAL_LENGTH: u64 = 1 << 40;
 /// Largest number of pieces accepted.
@@ -114,7 +116,7 @@ pub enum MetainfoError {
     NoFiles,
     #[error("{field} is negative ({value})")]
     NegativeLength { field: String, value: i64 },
-    #[error("info.piece length {0} is not a power of two between 16 KiB and 64 MiB")]
+    #[error("info.piece length {0} is not a power of two between 16 KiB and 32 MiB")]
     BadPieceLength(i64),
     #[error("piece length {0} is not a power of two between 16 KiB and 16 MiB")]
     BadCreatePieceLength(u64),
