@@ -13,6 +13,8 @@
 //! - total length at most 1 TiB and at most 2^20 pieces; total length 0 is
 //!   rejected.
 //! - names must be UTF-8 (`name.utf-8`/`path.utf-8` are ignored).
+//! - file paths must differ in more than letter case, or they would overwrite
+//!   each other on Windows and macOS.
 //!
 //! [`create`] shares a regular file or a directory. Inside a directory, files are
 //! taken in byte order of their `/`-joined relative path (the order `mktorrent`
@@ -23,7 +25,8 @@
 //! and skipping would share less than the user asked for. The path given to
 //! [`create`] itself may be a symlink; it is followed because the user named it.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io::Read;
@@ -153,6 +156,13 @@ pub enum MetainfoError {
     DuplicatePath(String),
     #[error("file path '{}' is both a file and a directory in info.files", .0.escape_debug())]
     FileDirConflict(String),
+    #[error(
+        "file paths '{}' and '{}' in info.files differ only in case; on a \
+         case-insensitive file system (Windows, macOS) they are the same path",
+        .first.escape_debug(),
+        .second.escape_debug()
+    )]
+    CaseCollision { first: String, second: String },
     #[error("info hash '{0}' is not 40 hex digits")]
     BadInfoHash(String),
     #[error("{path}: {message}")]
@@ -417,7 +427,9 @@ fn parse_files(list: &Value) -> Result<Vec<FileEntry>, MetainfoError> {
 }
 
 /// Two entries writing the same file, or a file where another entry needs a
-/// directory, would overwrite each other's data on disk.
+/// directory, would overwrite each other's data on disk. Paths are also
+/// compared in lowercase: on a case-insensitive file system `A` and `a` are one
+/// file, and the second would overwrite the first after both were verified.
 fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
     let mut seen = HashSet::with_capacity(files.len());
     let mut dirs = HashSet::new();
@@ -436,6 +448,40 @@ fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
         .find(|p| dirs.contains(p))
     {
         return Err(MetainfoError::FileDirConflict(p));
+    }
+
+    // Exact clashes are reported above with their own messages; what is left
+    // here differs only in case. Directories that differ only in case merge
+    // into one directory, which is harmless unless a file inside clashes
+    // (caught as a file clash) or a file takes the directory's name.
+    let mut folded: HashMap<String, String> = HashMap::with_capacity(files.len());
+    let mut folded_dirs: HashMap<String, String> = HashMap::new();
+    for f in files {
+        let joined = f.path.join("/");
+        match folded.entry(joined.to_lowercase()) {
+            Entry::Occupied(e) => {
+                return Err(MetainfoError::CaseCollision {
+                    first: e.get().clone(),
+                    second: joined,
+                })
+            }
+            Entry::Vacant(e) => {
+                e.insert(joined);
+            }
+        }
+        for k in 1..f.path.len() {
+            let dir = f.path[..k].join("/");
+            folded_dirs.entry(dir.to_lowercase()).or_insert(dir);
+        }
+    }
+    for f in files {
+        let joined = f.path.join("/");
+        if let Some(dir) = folded_dirs.get(&joined.to_lowercase()) {
+            return Err(MetainfoError::CaseCollision {
+                first: dir.clone(),
+                second: joined,
+            });
+        }
     }
     Ok(())
 }

@@ -937,6 +937,47 @@ fn rejects_duplicate_paths() {
 }
 
 #[test]
+fn rejects_paths_that_differ_only_in_case() {
+    assert_eq!(
+        err_text(parse_multi(&[
+            (vec!["A"], 1),
+            (vec!["c"], 1),
+            (vec!["a"], 1)
+        ])),
+        "file paths 'A' and 'a' in info.files differ only in case; on a \
+         case-insensitive file system (Windows, macOS) they are the same path"
+    );
+    assert_eq!(
+        parse_multi(&[
+            (vec!["Dir", "Report.PDF"], 1),
+            (vec!["dir", "report.pdf"], 1)
+        ])
+        .unwrap_err(),
+        MetainfoError::CaseCollision {
+            first: "Dir/Report.PDF".to_string(),
+            second: "dir/report.pdf".to_string(),
+        }
+    );
+    // Non-ASCII letters fold too (NTFS and APFS fold them).
+    assert!(matches!(
+        parse_multi(&[(vec!["Ä"], 1), (vec!["ä"], 1)]),
+        Err(MetainfoError::CaseCollision { .. })
+    ));
+    // A file named like a directory in another case.
+    assert_eq!(
+        parse_multi(&[(vec!["docs", "x"], 1), (vec!["DOCS"], 1)]).unwrap_err(),
+        MetainfoError::CaseCollision {
+            first: "docs".to_string(),
+            second: "DOCS".to_string(),
+        }
+    );
+    // Directories differing only in case merge into one; distinct files in
+    // them do not clash.
+    let m = parse_multi(&[(vec!["Dir", "a"], 1), (vec!["dir", "b"], 1)]).unwrap();
+    assert_eq!(m.info.files.len(), 2);
+}
+
+#[test]
 fn rejects_file_that_is_also_a_directory() {
     assert_eq!(
         err_text(parse_multi(&[(vec!["a", "b"], 1), (vec!["a"], 1)])),
