@@ -6,6 +6,7 @@
 
 pub mod bencode;
 pub mod hash;
+pub mod hex;
 pub mod magnet;
 pub mod metainfo;
 pub mod tracker_proto;

@@ -6,7 +6,8 @@
 //! exactly one v1 hash is among them (hybrid links also carry `urn:btmh`), and
 //! unknown parameters, which are ignored.
 
-use crate::metainfo::{hex_val, InfoHash, Metainfo};
+use crate::hex::{self, HexError};
+use crate::metainfo::{shorten, InfoHash, Metainfo};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
@@ -130,17 +131,6 @@ impl Magnet {
     }
 }
 
-fn shorten(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(MAX).collect();
-        t.push('…');
-        t
-    }
-}
-
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     s.get(..prefix.len())
         .filter(|p| p.eq_ignore_ascii_case(prefix))
@@ -157,15 +147,13 @@ fn parse_btih(h: &str) -> Result<InfoHash, MagnetError> {
     let mut out = [0u8; 20];
     match b.len() {
         40 => {
-            for (i, pair) in b.chunks_exact(2).enumerate() {
-                let digit = |c: u8| {
-                    hex_val(c).ok_or_else(|| MagnetError::BadHex {
-                        hash: shorten(h),
-                        ch: c as char,
-                    })
-                };
-                out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-            }
+            out = hex::decode_20(h).map_err(|e| match e {
+                HexError::Digit { byte, .. } => MagnetError::BadHex {
+                    hash: shorten(h),
+                    ch: byte as char,
+                },
+                HexError::Length(_) => MagnetError::BadHashLength(shorten(h)),
+            })?;
         }
         32 => {
             // RFC 4648 base32: 32 characters × 5 bits = exactly 160 bits.
@@ -209,8 +197,8 @@ fn decode(raw: &str, param: &str, plus_is_space: bool) -> Result<String, MagnetE
             b'%' => {
                 let byte = b
                     .get(i + 1)
-                    .and_then(|&h| hex_val(h))
-                    .zip(b.get(i + 2).and_then(|&l| hex_val(l)))
+                    .and_then(|&h| hex::digit(h))
+                    .zip(b.get(i + 2).and_then(|&l| hex::digit(l)))
                     .map(|(h, l)| h << 4 | l)
                     .ok_or_else(|| MagnetError::BadPercent {
                         param: shorten(param),

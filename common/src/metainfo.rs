@@ -6,12 +6,15 @@
 //! component is checked so that nothing can be written outside the download
 //! directory. Limits (accepted when parsing):
 //!
-//! - `piece length`: a power of two from 16 KiB to 64 MiB (real clients create
-//!   up to 16 MiB; a few use 32/64 MiB for huge torrents). [`create`] only makes
-//!   16 KiB..=16 MiB.
+//! - `piece length`: a power of two from 16 KiB to 32 MiB (real clients create
+//!   up to 16 MiB; a few use 32 MiB for huge torrents). 32 MiB is also the most
+//!   the peer's piece geometry takes, so a torrent that parses can be fetched.
+//!   [`create`] only makes 16 KiB..=16 MiB.
 //! - total length at most 1 TiB and at most 2^20 pieces; total length 0 is
 //!   rejected.
 //! - names must be UTF-8 (`name.utf-8`/`path.utf-8` are ignored).
+//! - file paths must differ in more than letter case, or they would overwrite
+//!   each other on Windows and macOS.
 //!
 //! [`create`] shares a regular file or a directory. Inside a directory, files are
 //! taken in byte order of their `/`-joined relative path (the order `mktorrent`
@@ -22,7 +25,8 @@
 //! and skipping would share less than the user asked for. The path given to
 //! [`create`] itself may be a symlink; it is followed because the user named it.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io::Read;
@@ -37,8 +41,9 @@ pub const BLOCK_SIZE: u32 = 16 * 1024;
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;
 /// Largest piece length [`create`] makes or accepts as an option.
 pub const MAX_CREATE_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
-/// Largest piece length accepted when parsing a torrent.
-pub const MAX_PARSE_PIECE_LENGTH: u64 = 64 * 1024 * 1024;
+/// Largest piece length accepted when parsing a torrent; the same limit as the
+/// peer's piece geometry, so a torrent that parses can also be downloaded.
+pub const MAX_PARSE_PIECE_LENGTH: u64 = 32 * 1024 * 1024;
 /// Largest total length accepted (1 TiB).
 pub const MAX_TOTAL_LENGTH: u64 = 1 << 40;
 /// Largest number of pieces accepted.
@@ -54,22 +59,13 @@ pub struct InfoHash(pub [u8; 20]);
 impl InfoHash {
     /// 40 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        hex(&self.0)
+        crate::hex::encode(&self.0)
     }
     /// Parses 40 hex digits (either case).
     pub fn from_hex(s: &str) -> Result<InfoHash, MetainfoError> {
-        let bad = || MetainfoError::BadInfoHash(shorten(s));
-        let b = s.as_bytes();
-        if b.len() != 40 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 20];
-        for (i, pair) in b.chunks_exact(2).enumerate() {
-            let hi = hex_val(pair[0]).ok_or_else(bad)?;
-            let lo = hex_val(pair[1]).ok_or_else(bad)?;
-            out[i] = hi << 4 | lo;
-        }
-        Ok(InfoHash(out))
+        crate::hex::decode_20(s)
+            .map(InfoHash)
+            .map_err(|_| MetainfoError::BadInfoHash(shorten(s)))
     }
     /// SHA-1 of `info_bytes`.
     pub fn of(info_bytes: &[u8]) -> InfoHash {
@@ -88,28 +84,8 @@ impl fmt::Debug for InfoHash {
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-pub(crate) fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Keeps error messages readable when the offending input is huge.
-fn shorten(s: &str) -> String {
+pub(crate) fn shorten(s: &str) -> String {
     const MAX: usize = 80;
     if s.chars().count() <= MAX {
         s.to_string()
@@ -143,7 +119,7 @@ pub enum MetainfoError {
     NoFiles,
     #[error("{field} is negative ({value})")]
     NegativeLength { field: String, value: i64 },
-    #[error("info.piece length {0} is not a power of two between 16 KiB and 64 MiB")]
+    #[error("info.piece length {0} is not a power of two between 16 KiB and 32 MiB")]
     BadPieceLength(i64),
     #[error("piece length {0} is not a power of two between 16 KiB and 16 MiB")]
     BadCreatePieceLength(u64),
@@ -180,6 +156,13 @@ pub enum MetainfoError {
     DuplicatePath(String),
     #[error("file path '{}' is both a file and a directory in info.files", .0.escape_debug())]
     FileDirConflict(String),
+    #[error(
+        "file paths '{}' and '{}' in info.files differ only in case; on a \
+         case-insensitive file system (Windows, macOS) they are the same path",
+        .first.escape_debug(),
+        .second.escape_debug()
+    )]
+    CaseCollision { first: String, second: String },
     #[error("info hash '{0}' is not 40 hex digits")]
     BadInfoHash(String),
     #[error("{path}: {message}")]
@@ -444,7 +427,9 @@ fn parse_files(list: &Value) -> Result<Vec<FileEntry>, MetainfoError> {
 }
 
 /// Two entries writing the same file, or a file where another entry needs a
-/// directory, would overwrite each other's data on disk.
+/// directory, would overwrite each other's data on disk. Paths are also
+/// compared in lowercase: on a case-insensitive file system `A` and `a` are one
+/// file, and the second would overwrite the first after both were verified.
 fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
     let mut seen = HashSet::with_capacity(files.len());
     let mut dirs = HashSet::new();
@@ -463,6 +448,40 @@ fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
         .find(|p| dirs.contains(p))
     {
         return Err(MetainfoError::FileDirConflict(p));
+    }
+
+    // Exact clashes are reported above with their own messages; what is left
+    // here differs only in case. Directories that differ only in case merge
+    // into one directory, which is harmless unless a file inside clashes
+    // (caught as a file clash) or a file takes the directory's name.
+    let mut folded: HashMap<String, String> = HashMap::with_capacity(files.len());
+    let mut folded_dirs: HashMap<String, String> = HashMap::new();
+    for f in files {
+        let joined = f.path.join("/");
+        match folded.entry(joined.to_lowercase()) {
+            Entry::Occupied(e) => {
+                return Err(MetainfoError::CaseCollision {
+                    first: e.get().clone(),
+                    second: joined,
+                })
+            }
+            Entry::Vacant(e) => {
+                e.insert(joined);
+            }
+        }
+        for k in 1..f.path.len() {
+            let dir = f.path[..k].join("/");
+            folded_dirs.entry(dir.to_lowercase()).or_insert(dir);
+        }
+    }
+    for f in files {
+        let joined = f.path.join("/");
+        if let Some(dir) = folded_dirs.get(&joined.to_lowercase()) {
+            return Err(MetainfoError::CaseCollision {
+                first: dir.clone(),
+                second: joined,
+            });
+        }
     }
     Ok(())
 }
@@ -629,7 +648,7 @@ impl Metainfo {
                 })
             })
             .collect();
-        let pieces: Vec<String> = info.pieces.iter().map(|p| hex(p)).collect();
+        let pieces: Vec<String> = info.pieces.iter().map(|p| crate::hex::encode(p)).collect();
         serde_json::json!({
             "name": info.name,
             "info_hash": self.info_hash.to_hex(),

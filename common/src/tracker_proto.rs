@@ -19,7 +19,7 @@ use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::metainfo::InfoHash;
+use crate::metainfo::{format_size, InfoHash};
 
 /// Largest datagram either side accepts (64 KiB). Longer ones are `bad_request`.
 pub const MAX_DATAGRAM_SIZE: usize = 64 * 1024;
@@ -605,7 +605,7 @@ impl<'b> JsonObject<'b> {
     fn hex(&mut self, k: &str, h: &InfoHash) {
         self.key(k);
         self.buf.push(b'"');
-        push_hex(self.buf, &h.0);
+        crate::hex::push_hex(self.buf, &h.0);
         self.buf.push(b'"');
     }
     fn end(self) {
@@ -706,59 +706,6 @@ fn write_socket_addr(buf: &mut Vec<u8>, addr: &SocketAddr) {
     }
     buf.push(b'"');
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn push_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
-    for b in bytes {
-        buf.push(HEX[usize::from(b >> 4)]);
-        buf.push(HEX[usize::from(b & 15)]);
-    }
-}
-
-/// 40 lowercase hex digits of an info hash.
-pub fn info_hash_hex(h: &InfoHash) -> String {
-    let mut v = Vec::with_capacity(40);
-    push_hex(&mut v, &h.0);
-    v.into_iter().map(char::from).collect()
-}
-
-/// Parses exactly 40 hex digits (either case).
-pub fn parse_info_hash_hex(s: &str) -> Option<InfoHash> {
-    let b = s.as_bytes();
-    if b.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    let mut bad = 0u8;
-    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
-        let (hi, lo) = (
-            HEX_VALUE[usize::from(pair[0])],
-            HEX_VALUE[usize::from(pair[1])],
-        );
-        // Invalid digits map to 0x10, whose bit survives the OR below.
-        bad |= hi | lo;
-        *o = (hi << 4) | (lo & 15);
-    }
-    (bad & 0x10 == 0).then_some(InfoHash(out))
-}
-
-/// Value of each byte as a hex digit, or 0x10 when it is not one.
-const HEX_VALUE: [u8; 256] = {
-    let mut t = [0x10u8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
 
 // ---------------------------------------------------------------------------
 // Decoding
@@ -1134,7 +1081,7 @@ fn name_field(tid: u32, field: impl fmt::Display + Copy, s: &str) -> Result<Stri
 }
 
 fn hash_field(tid: u32, field: impl fmt::Display, s: &str) -> Result<InfoHash, DecodeError> {
-    parse_info_hash_hex(s).ok_or_else(|| {
+    crate::hex::decode_20(s).map(InfoHash).map_err(|_| {
         DecodeError::bad(
             tid,
             field,
@@ -1370,25 +1317,10 @@ impl Reply {
 // ---------------------------------------------------------------------------
 // One-line summaries for --trace
 
-/// A size for people: `123 B`, `4.0 MiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
 /// The first 12 hex digits of an info hash and an ellipsis: enough to tell
 /// swarms apart in a trace.
 pub fn short_hash(h: &InfoHash) -> String {
-    let mut s = info_hash_hex(h);
+    let mut s = h.to_hex();
     s.truncate(12);
     s.push('…');
     s
@@ -1423,7 +1355,7 @@ impl Request {
                         s,
                         " {} ({}, {})",
                         f.name,
-                        human_size(f.size),
+                        format_size(f.size),
                         if f.complete {
                             "complete"
                         } else {
@@ -1483,7 +1415,7 @@ impl Reply {
                 let _ = write!(
                     s,
                     " {name} ({}) {}, {}: ",
-                    human_size(*size),
+                    format_size(*size),
                     plural(*seeders as usize, "seeder", "seeders"),
                     plural(*leechers as usize, "leecher", "leechers"),
                 );
@@ -1533,7 +1465,7 @@ mod tests {
     }
 
     fn hex_of(byte: u8) -> String {
-        info_hash_hex(&h(byte))
+        h(byte).to_hex()
     }
 
     fn err(bytes: &[u8]) -> DecodeError {
@@ -2157,8 +2089,6 @@ mod tests {
             assert!(s.starts_with(r.type_name()), "{s}");
             assert!(!s.contains('\n'));
         }
-        assert_eq!(human_size(123), "123 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
     }
 
     #[test]
@@ -2227,14 +2157,5 @@ mod tests {
             Reply::Peers { peers: got, .. } => assert_eq!(got[..], peers[..n]),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn hex_helpers() {
-        let hx = "00ff10a0b1c2d3e4f5061728394a5b6c7d8e9fAB";
-        let parsed = parse_info_hash_hex(hx).unwrap();
-        assert_eq!(info_hash_hex(&parsed), hx.to_lowercase());
-        assert!(parse_info_hash_hex(&hx[1..]).is_none());
-        assert!(parse_info_hash_hex("é".repeat(20).as_str()).is_none());
     }
 }

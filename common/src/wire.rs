@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::bencode::{self, BencodeError, Value};
+use crate::hex;
 use crate::metainfo::InfoHash;
 
 pub const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
@@ -191,7 +192,7 @@ impl Handshake {
     pub fn summary(&self) -> String {
         let mut s = format!(
             "HANDSHAKE info_hash={}… peer_id={}",
-            hex(&self.info_hash.0[..4]),
+            hex::encode(&self.info_hash.0[..4]),
             peer_id_prefix(&self.peer_id)
         );
         if self.supports_extensions() {
@@ -201,14 +202,6 @@ impl Handshake {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// Most clients start the peer id with a readable tag such as `-MT0100-` and
 /// fill the rest with random bytes; show the tag, or hex if there is none.
 fn peer_id_prefix(peer_id: &[u8; 20]) -> String {
@@ -216,7 +209,7 @@ fn peer_id_prefix(peer_id: &[u8; 20]) -> String {
     if tag.iter().all(|b| b.is_ascii_graphic()) {
         format!("{}…", String::from_utf8_lossy(tag))
     } else {
-        format!("{}…", hex(tag))
+        format!("{}…", hex::encode(tag))
     }
 }
 

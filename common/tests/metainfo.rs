@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use minitorrent_common::bencode::{self, bytes, dict, Value};
 use minitorrent_common::metainfo::{
     choose_piece_length, create, format_size, CreateOptions, Info, InfoHash, Metainfo,
-    MetainfoError,
+    MetainfoError, MAX_PARSE_PIECE_LENGTH,
 };
 
 // Obtained by slicing the `info` value out of each fixture with a small Python
@@ -624,13 +624,13 @@ fn rejects_mistyped_piece_length() {
 fn rejects_piece_length_not_power_of_two() {
     assert_eq!(
         err_text(with("piece length", Value::Int(20_000))),
-        "info.piece length 20000 is not a power of two between 16 KiB and 64 MiB"
+        "info.piece length 20000 is not a power of two between 16 KiB and 32 MiB"
     );
 }
 
 #[test]
 fn rejects_piece_length_out_of_range() {
-    for pl in [-16384, 0, 8192, 128 * 1024 * 1024] {
+    for pl in [-16384, 0, 8192, 64 * 1024 * 1024, 128 * 1024 * 1024] {
         assert_eq!(
             with("piece length", Value::Int(pl)).unwrap_err(),
             MetainfoError::BadPieceLength(pl)
@@ -639,11 +639,23 @@ fn rejects_piece_length_out_of_range() {
 }
 
 #[test]
-fn accepts_64_mib_pieces() {
+fn accepts_32_mib_pieces() {
+    let mut d = base_info();
+    d.insert(b"piece length".to_vec(), Value::Int(32 * 1024 * 1024));
+    d.insert(b"pieces".to_vec(), bytes(vec![0u8; 20]));
+    assert_eq!(parse(d).unwrap().info.piece_length, 32 * 1024 * 1024);
+    assert_eq!(MAX_PARSE_PIECE_LENGTH, 32 * 1024 * 1024);
+}
+
+#[test]
+fn rejects_64_mib_pieces_that_no_peer_could_fetch() {
     let mut d = base_info();
     d.insert(b"piece length".to_vec(), Value::Int(64 * 1024 * 1024));
     d.insert(b"pieces".to_vec(), bytes(vec![0u8; 20]));
-    assert_eq!(parse(d).unwrap().info.piece_length, 64 * 1024 * 1024);
+    assert_eq!(
+        err_text(parse(d)),
+        "info.piece length 67108864 is not a power of two between 16 KiB and 32 MiB"
+    );
 }
 
 #[test]
@@ -922,6 +934,47 @@ fn rejects_duplicate_paths() {
         ])),
         "file path 'a/b' appears more than once in info.files"
     );
+}
+
+#[test]
+fn rejects_paths_that_differ_only_in_case() {
+    assert_eq!(
+        err_text(parse_multi(&[
+            (vec!["A"], 1),
+            (vec!["c"], 1),
+            (vec!["a"], 1)
+        ])),
+        "file paths 'A' and 'a' in info.files differ only in case; on a \
+         case-insensitive file system (Windows, macOS) they are the same path"
+    );
+    assert_eq!(
+        parse_multi(&[
+            (vec!["Dir", "Report.PDF"], 1),
+            (vec!["dir", "report.pdf"], 1)
+        ])
+        .unwrap_err(),
+        MetainfoError::CaseCollision {
+            first: "Dir/Report.PDF".to_string(),
+            second: "dir/report.pdf".to_string(),
+        }
+    );
+    // Non-ASCII letters fold too (NTFS and APFS fold them).
+    assert!(matches!(
+        parse_multi(&[(vec!["Ä"], 1), (vec!["ä"], 1)]),
+        Err(MetainfoError::CaseCollision { .. })
+    ));
+    // A file named like a directory in another case.
+    assert_eq!(
+        parse_multi(&[(vec!["docs", "x"], 1), (vec!["DOCS"], 1)]).unwrap_err(),
+        MetainfoError::CaseCollision {
+            first: "docs".to_string(),
+            second: "DOCS".to_string(),
+        }
+    );
+    // Directories differing only in case merge into one; distinct files in
+    // them do not clash.
+    let m = parse_multi(&[(vec!["Dir", "a"], 1), (vec!["dir", "b"], 1)]).unwrap();
+    assert_eq!(m.info.files.len(), 2);
 }
 
 #[test]

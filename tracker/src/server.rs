@@ -363,7 +363,7 @@ impl Handler {
                 if found.is_none() {
                     let message = match file {
                         FileRef::InfoHash(h) => {
-                            format!("no peer shares info hash {}", proto::info_hash_hex(h))
+                            format!("no peer shares info hash {}", h.to_hex())
                         }
                         FileRef::Name(n) => format!("no peer shares a file named \"{n}\""),
                     };
