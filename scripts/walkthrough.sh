@@ -322,20 +322,33 @@ step "the SHA-1 check" <<EOF
 When the last block of a piece arrives, A computes the SHA-1 of the piece and
 compares it with the hash in the metadata. Only a piece that matches is kept
 and counted; a bad one is thrown away and fetched again (from another peer if
-this one keeps sending garbage). We do the same check by hand for piece 0.
+this one keeps sending garbage: 3 strikes and it is dropped). --trace prints
+one line per piece checked: "SHA-1 ok", or "SHA-1 MISMATCH" with the strike.
 EOF
 pause
-if expect "$logs/A.out" '^done: ' 60 "A's download to finish"; then
-    grep '^done: ' "$logs/A.out" | sed 's/^/    /'
-    want=$("$MT_PEER_BIN" info --json "$work/$file_name.torrent" |
-        awk '/"pieces": \[/ { getline; gsub(/[ ",]/, ""); print; exit }')
-    got=$(head -c "$piece_len" "$work/A/$file_name" | mt_sha1_stdin)
-    printf '    SHA-1 of piece 0 in the .torrent:    %s\n' "$want"
-    printf '    $ head -c %s A/%s | sha1sum:  %s\n' "$piece_len" "$file_name" "$got"
-    if [[ -n $want && $want == "$got" ]]; then
-        checked "piece 0 matches its hash; A says every piece was verified"
-    else
-        missing "piece 0 of A's copy does not match the hash in the .torrent"
+pieces=$(((size + piece_len - 1) / piece_len))
+if expect "$a_trace" 'piece [0-9]+ SHA-1 ok' 10 "a 'SHA-1 ok' line in A's trace"; then
+    if expect "$logs/A.out" '^done: ' 60 "A's download to finish"; then
+        show "$a_trace" 'piece [0-9]+ SHA-1 (ok|MISMATCH)' 3 "leecher A's trace:"
+        grep '^done: ' "$logs/A.out" | sed 's/^/    /'
+        # Endgame duplicates say "already had"; every other line is a new piece.
+        verified=$(grep -E 'piece [0-9]+ SHA-1 ok' "$a_trace" | grep -vc 'already had' || true)
+        if ((verified == pieces)); then
+            checked "all $pieces pieces passed the SHA-1 check in A's trace"
+        else
+            missing "$verified 'SHA-1 ok' lines in A's trace for $pieces pieces"
+        fi
+        # The same check by hand, for piece 0.
+        want=$("$MT_PEER_BIN" info --json "$work/$file_name.torrent" |
+            awk '/"pieces": \[/ { getline; gsub(/[ ",]/, ""); print; exit }')
+        got=$(head -c "$piece_len" "$work/A/$file_name" | mt_sha1_stdin)
+        printf '    SHA-1 of piece 0 in the .torrent:    %s\n' "$want"
+        printf '    $ head -c %s A/%s | sha1sum:  %s\n' "$piece_len" "$file_name" "$got"
+        if [[ -n $want && $want == "$got" ]]; then
+            checked "piece 0 matches its hash when recomputed by hand"
+        else
+            missing "piece 0 of A's copy does not match the hash in the .torrent"
+        fi
     fi
 fi
 

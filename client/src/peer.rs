@@ -12,7 +12,7 @@
 //! deadlock. Reading whenever bytes arrive, whatever the write side is doing,
 //! rules that out with one thread per connection.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,9 +52,20 @@ pub const OUR_REQQ: usize = 512;
 const PIPELINE_BYTES: u64 = 4 << 20;
 /// Memory for pieces being assembled per connection, roughly.
 const PIECE_MEMORY: u64 = 6 << 20;
+/// Bytes waiting to be sent past which the peer is taken to flood us without
+/// reading: blocks only refill the buffer up to `WBUF_TARGET`, so only
+/// answers to a flood of small requests (`ut_metadata`) can get here.
+const MAX_BACKLOG: usize = 4 << 20;
+/// A `ut_metadata` request while this much waits to be sent is a flood: each
+/// answers a ~30-byte request with up to 16 KiB, and a peer fetching the
+/// metadata asks for a few blocks at a time and reads them.
+const METADATA_BACKLOG: usize = 1 << 20;
+/// Requests we cancelled or forgot (choke) whose blocks may still arrive.
+const FORGOTTEN_MAX: usize = 4096;
 /// Unchoked peers per torrent (upload slots).
 pub const MAX_UNCHOKED: usize = 16;
 
+/// The whole handshake, however slowly its bytes trickle in.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
@@ -63,6 +74,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Choked while holding assigned pieces for this long: give them back.
 const CHOKED_RELEASE: Duration = Duration::from_secs(10);
+/// A peer that says NOT INTERESTED stays unchoked this long before we choke
+/// it and free its upload slot. Between two leechers interest comes and goes
+/// with every HAVE; choking at once would add a CHOKE and an UNCHOKE to each
+/// of those turns for nothing.
+const UNINTERESTED_CHOKE_AFTER: Duration = Duration::from_secs(10);
 
 /// Pieces one connection holds at once: enough for a deep request pipeline,
 /// bounded in memory (each is assembled in a buffer of its own).
@@ -115,25 +131,88 @@ fn violation(msg: impl Into<String>) -> ConnError {
     ConnError::Protocol(msg.into())
 }
 
+/// Reads the 68-byte handshake within [`HANDSHAKE_TIMEOUT`] in all: the
+/// socket's read timeout alone restarts with every byte, so a peer sending
+/// one byte every few seconds could hold the thread for minutes.
 fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, ConnError> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut buf = [0u8; HANDSHAKE_LEN];
-    stream.read_exact(&mut buf).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            ConnError::Handshake("connection closed during the handshake".into())
-        } else {
-            ConnError::Handshake(e.to_string())
+    let mut got = 0;
+    while got < HANDSHAKE_LEN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ConnError::Handshake(format!(
+                "no complete handshake within {HANDSHAKE_TIMEOUT:?} ({got} of {HANDSHAKE_LEN} bytes)"
+            )));
         }
-    })?;
-    // aria2, qBittorrent and Transmission open with an encrypted (MSE/PE)
-    // handshake when they may, then retry in plain: not worth a warning.
-    if buf[0] != 19 {
-        return Err(ConnError::Closing(
-            "not a plain BitTorrent handshake (MSE/PE encryption is not supported; \
-             clients that allow plain retry without it)"
-                .into(),
-        ));
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(ConnError::Handshake(
+                    "connection closed during the handshake".into(),
+                ))
+            }
+            Ok(n) => got += n,
+            // A timeout goes round the loop, which reports the deadline.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(ConnError::Handshake(e.to_string())),
+        }
+        // aria2, qBittorrent and Transmission open with an encrypted (MSE/PE)
+        // handshake when they may, then retry in plain: not worth a warning.
+        if got > 0 && buf[0] != 19 {
+            return Err(ConnError::Closing(
+                "not a plain BitTorrent handshake (MSE/PE encryption is not supported; \
+                 clients that allow plain retry without it)"
+                    .into(),
+            ));
+        }
     }
     Handshake::decode(&buf).map_err(|e| ConnError::Handshake(e.to_string()))
+}
+
+/// The blocks of requests we cancelled or forgot (on a choke) that the peer
+/// may still send: a late block for one of them is wasted, not a protocol
+/// violation. Bounded, forgetting the oldest first: a peer that honours
+/// CANCEL and drops requests on CHOKE never sends most of them, and a full
+/// set that refused new entries would, after enough chokes, turn a
+/// perfectly normal late block into a reason to ban the peer.
+#[derive(Default)]
+struct Forgotten {
+    /// Block → when it was forgotten (a counter), so that evicting an old
+    /// entry from `order` never drops a newer entry for the same block.
+    set: HashMap<(u32, u32), u64>,
+    order: VecDeque<((u32, u32), u64)>,
+    clock: u64,
+}
+
+impl Forgotten {
+    fn insert(&mut self, b: (u32, u32)) {
+        if self.set.contains_key(&b) {
+            return;
+        }
+        self.clock += 1;
+        self.set.insert(b, self.clock);
+        self.order.push_back((b, self.clock));
+        while self.order.len() > FORGOTTEN_MAX {
+            if let Some((old, at)) = self.order.pop_front() {
+                if self.set.get(&old) == Some(&at) {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+    /// True (once) if the block was forgotten.
+    fn remove(&mut self, b: &(u32, u32)) -> bool {
+        // `order` keeps the stale entry until it reaches the front; it is
+        // bounded all the same.
+        self.set.remove(b).is_some()
+    }
 }
 
 /// Connects to `addr` for `torrent`, shakes hands and runs the connection
@@ -297,6 +376,8 @@ struct Conn {
     peer_interested: bool,
     am_choking: bool,
     holding_slot: bool,
+    /// Since when an unchoked peer is not interested.
+    uninterested_since: Option<Instant>,
     peer_ut_metadata: Option<u8>,
     peer_reqq: usize,
     messages_seen: u64,
@@ -307,7 +388,7 @@ struct Conn {
     jobs: Vec<Job>,
     pool: Vec<Vec<u8>>,
     outstanding: usize,
-    cancelled: HashSet<(u32, u32)>,
+    cancelled: Forgotten,
 
     serve: VecDeque<Block>,
     rate_wait: Option<Instant>,
@@ -338,20 +419,21 @@ impl Conn {
         let (cmd_tx, cmds) = crossbeam_channel::unbounded();
         let meta = t.meta.get().cloned();
         let now = Instant::now();
+        let max_frame = meta
+            .as_ref()
+            .map(|m| wire::max_message_len(m.geometry.num_pieces() as usize))
+            .unwrap_or(MAX_MESSAGE_LEN);
         let mut c = Conn {
             id,
             t: t.clone(),
-            max_frame: meta
-                .as_ref()
-                .map(|m| wire::max_message_len(m.geometry.num_pieces() as usize))
-                .unwrap_or(MAX_MESSAGE_LEN),
+            max_frame,
             meta,
             stream,
             poll,
             cmds,
             local,
             remote,
-            rbuf: vec![0; RBUF_LEN + MAX_MESSAGE_LEN + 4],
+            rbuf: vec![0; RBUF_LEN + MAX_MESSAGE_LEN.max(max_frame) + 4],
             rstart: 0,
             rend: 0,
             wbuf: vec![0; WBUF_TARGET + 64 * 1024],
@@ -364,6 +446,7 @@ impl Conn {
             peer_interested: false,
             am_choking: true,
             holding_slot: false,
+            uninterested_since: None,
             peer_ut_metadata: None,
             peer_reqq: DEFAULT_REQQ,
             messages_seen: 0,
@@ -373,7 +456,7 @@ impl Conn {
             jobs: Vec::new(),
             pool: Vec::new(),
             outstanding: 0,
-            cancelled: HashSet::new(),
+            cancelled: Forgotten::default(),
             serve: VecDeque::new(),
             rate_wait: None,
             last_recv: now,
@@ -403,6 +486,7 @@ impl Conn {
             .send(Event::Connected {
                 conn: id,
                 addr: remote,
+                local,
                 peer_id: hs.peer_id,
                 outbound,
                 cmd: cmd_tx,
@@ -448,6 +532,12 @@ impl Conn {
             self.drain_commands()?;
             if self.readable {
                 self.read_some()?;
+            }
+            let backlog = self.wend - self.wpos;
+            if backlog > MAX_BACKLOG {
+                return Err(violation(format!(
+                    "{backlog} bytes of answers waiting: the peer sends requests but does not read"
+                )));
             }
             self.fill_requests();
             self.fill_serve()?;
@@ -497,6 +587,18 @@ impl Conn {
                 self.release_all_jobs()?;
             }
         }
+        if let Some(since) = self.uninterested_since {
+            if self.peer_interested || self.am_choking {
+                self.uninterested_since = None;
+            } else if now.duration_since(since) > UNINTERESTED_CHOKE_AFTER {
+                self.uninterested_since = None;
+                self.am_choking = true;
+                self.serve.clear();
+                self.send(&Message::Choke);
+                self.give_back_slot();
+            }
+        }
+        self.maybe_unchoke();
         if now.duration_since(self.last_send) > KEEPALIVE_EVERY {
             self.send(&Message::KeepAlive);
             self.last_send = now;
@@ -525,9 +627,7 @@ impl Conn {
         for (b, st) in job.blocks.iter().enumerate() {
             if *st == BlockState::Requested {
                 let blk = m.geometry.block(job.piece, b as u32);
-                if self.cancelled.len() < 4096 {
-                    self.cancelled.insert((job.piece.get(), blk.begin));
-                }
+                self.cancelled.insert((job.piece.get(), blk.begin));
                 self.outstanding -= 1;
             }
         }
@@ -617,6 +717,12 @@ impl Conn {
         };
         let n = m.geometry.num_pieces() as usize;
         self.max_frame = wire::max_message_len(n);
+        // A frame must fit the read buffer whole (a huge bitfield could
+        // exceed the size chosen before the piece count was known).
+        let need = RBUF_LEN + self.max_frame + 4;
+        if self.rbuf.len() < need {
+            self.rbuf.resize(need, 0);
+        }
         // We could not send a bitfield after the handshake; HAVE does the job.
         for i in 0..n {
             if m.have.get(i) {
@@ -624,6 +730,7 @@ impl Conn {
             }
         }
         self.meta = Some(m);
+        self.maybe_unchoke();
         if let Some(bytes) = self.pending_bitfield.take() {
             let bits =
                 Bitfield::from_bytes(&bytes, n).map_err(|e| violation(format!("bitfield: {e}")))?;
@@ -767,19 +874,13 @@ impl Conn {
             }
             Message::Interested => {
                 self.peer_interested = true;
-                if self.am_choking && self.meta.is_some() && self.t.take_upload_slot() {
-                    self.holding_slot = true;
-                    self.am_choking = false;
-                    self.send(&Message::Unchoke);
-                }
+                self.uninterested_since = None;
+                self.maybe_unchoke();
             }
             Message::NotInterested => {
                 self.peer_interested = false;
-                if !self.am_choking {
-                    self.am_choking = true;
-                    self.serve.clear();
-                    self.send(&Message::Choke);
-                    self.give_back_slot();
+                if !self.am_choking && self.uninterested_since.is_none() {
+                    self.uninterested_since = Some(Instant::now());
                 }
             }
             Message::Have(index) => match &self.meta {
@@ -837,6 +938,21 @@ impl Conn {
             Message::Extended { id, payload } => self.on_extended(id, &payload)?,
         }
         Ok(())
+    }
+
+    /// Unchokes an interested peer when an upload slot is free (also called
+    /// from the timers: a slot freed by another connection, or the metadata
+    /// that just arrived, lets a waiting peer in).
+    fn maybe_unchoke(&mut self) {
+        if self.peer_interested
+            && self.am_choking
+            && self.meta.is_some()
+            && self.t.take_upload_slot()
+        {
+            self.holding_slot = true;
+            self.am_choking = false;
+            self.send(&Message::Unchoke);
+        }
     }
 
     fn give_back_slot(&mut self) {
@@ -1061,6 +1177,12 @@ impl Conn {
                 let Some(peer_id) = self.peer_ut_metadata else {
                     return Ok(());
                 };
+                let backlog = self.wend - self.wpos;
+                if backlog > METADATA_BACKLOG {
+                    return Err(violation(format!(
+                        "ut_metadata request while {backlog} bytes of answers wait unread"
+                    )));
+                }
                 let reply = match &self.meta {
                     Some(m) if (piece as usize) * METADATA_BLOCK < m.info_bytes.len() => {
                         let start = piece as usize * METADATA_BLOCK;
@@ -1100,5 +1222,48 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.give_back_slot();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgotten_blocks_keep_the_newest_when_full() {
+        let mut f = Forgotten::default();
+        // Far more than fit: requests forgotten over many chokes that the
+        // peer (rightly) never answered.
+        for i in 0..(FORGOTTEN_MAX as u32 * 3) {
+            f.insert((i, 0));
+        }
+        assert!(f.set.len() <= FORGOTTEN_MAX && f.order.len() <= FORGOTTEN_MAX);
+        // The latest one is still recognised when its block arrives late...
+        let last = FORGOTTEN_MAX as u32 * 3 - 1;
+        assert!(f.remove(&(last, 0)));
+        // ...once only.
+        assert!(!f.remove(&(last, 0)));
+        assert!(!f.remove(&(0, 0)), "the oldest make room");
+        // Inserting again after a removal works, and duplicates count once.
+        f.insert((7, 16384));
+        f.insert((7, 16384));
+        assert!(f.remove(&(7, 16384)));
+        // Forgotten, answered, forgotten again: evicting the first entry
+        // must not drop the second.
+        let mut f = Forgotten::default();
+        f.insert((1, 0));
+        assert!(f.remove(&(1, 0)));
+        f.insert((1, 0));
+        for i in 0..FORGOTTEN_MAX as u32 - 1 {
+            f.insert((100 + i, 0));
+        }
+        assert!(f.remove(&(1, 0)));
+    }
+
+    #[test]
+    fn pieces_per_peer_is_bounded() {
+        assert_eq!(pieces_per_peer(0), 64);
+        assert!(pieces_per_peer(32 << 20) >= 1);
+        assert!(pieces_per_peer(16 << 10) <= 64);
     }
 }

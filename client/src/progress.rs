@@ -1,5 +1,5 @@
 //! Download progress: a live bar per download on a terminal (indicatif), a
-//! plain line every few seconds otherwise. Reads the coordinator's status
+//! plain line soon after the start and then every 2 s otherwise. Reads the coordinator's status
 //! snapshots; never blocks the engine.
 
 use std::io::IsTerminal;
@@ -14,8 +14,31 @@ use minitorrent_common::metainfo::{format_size, InfoHash};
 use crate::session::Session;
 use crate::torrent::{Phase, TorrentStatus};
 
-/// Plain progress lines come this often when stderr is not a terminal.
-const PLAIN_EVERY: Duration = Duration::from_secs(3);
+/// Plain progress lines come this often when stderr is not a terminal...
+const PLAIN_EVERY: Duration = Duration::from_secs(2);
+/// ...the first one this soon, once the download had time to find a peer
+/// (a short download should not finish before saying anything).
+const PLAIN_FIRST: Duration = Duration::from_millis(500);
+const PLAIN_POLL: Duration = Duration::from_millis(100);
+
+/// When the plain lines are due, given the time since the display started.
+#[derive(Debug)]
+struct PlainSchedule {
+    next: Duration,
+}
+
+impl PlainSchedule {
+    fn new() -> PlainSchedule {
+        PlainSchedule { next: PLAIN_FIRST }
+    }
+    fn due(&mut self, elapsed: Duration) -> bool {
+        if elapsed < self.next {
+            return false;
+        }
+        self.next = elapsed + PLAIN_EVERY;
+        true
+    }
+}
 
 pub struct Progress {
     stop: Arc<AtomicBool>,
@@ -56,12 +79,11 @@ impl Progress {
                     }
                     bar.finish_and_clear();
                 } else {
-                    let mut waited = Duration::ZERO;
+                    let started = std::time::Instant::now();
+                    let mut schedule = PlainSchedule::new();
                     while !flag.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(100));
-                        waited += Duration::from_millis(100);
-                        if waited >= PLAIN_EVERY {
-                            waited = Duration::ZERO;
+                        std::thread::sleep(PLAIN_POLL);
+                        if schedule.due(started.elapsed()) {
                             if let Some(s) = snapshot() {
                                 if matches!(s.phase, Phase::Downloading | Phase::Metadata) {
                                     eprintln!("{}", line(&s));
@@ -114,4 +136,26 @@ pub fn line(s: &TorrentStatus) -> String {
         format_size(s.up_rate as u64),
         s.peers
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_come_soon_then_every_two_seconds() {
+        let ms = Duration::from_millis;
+        let mut s = PlainSchedule::new();
+        assert!(!s.due(ms(100)));
+        assert!(!s.due(ms(400)));
+        assert!(s.due(ms(500)), "the first line comes at start");
+        assert!(!s.due(ms(600)));
+        assert!(!s.due(ms(2400)));
+        assert!(s.due(ms(2500)));
+        // A late poll (a busy machine) does not make lines bunch up.
+        assert!(s.due(ms(5000)));
+        assert!(!s.due(ms(5100)));
+        assert!(!s.due(ms(6900)));
+        assert!(s.due(ms(7000)));
+    }
 }

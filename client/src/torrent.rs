@@ -24,6 +24,7 @@ use crate::peer::{self, MAX_UNCHOKED};
 use crate::picker::{ConnId, Picker};
 use crate::ratelimit::RateLimit;
 use crate::storage::{Found, Storage};
+use crate::trace;
 use crate::tracker_client::{PeerEntry, TrackerClient};
 
 /// The set of verified pieces, readable by every connection thread without a
@@ -170,6 +171,8 @@ pub enum Event {
     Connected {
         conn: ConnId,
         addr: SocketAddr,
+        /// Our end of the connection (for `--trace`).
+        local: SocketAddr,
         peer_id: [u8; 20],
         outbound: bool,
         cmd: Sender<Command>,
@@ -396,9 +399,15 @@ pub const MAX_STRIKES: u32 = 3;
 /// Failed dials after which an address is left alone until listed again.
 const MAX_CONNECT_FAILURES: u32 = 6;
 const TICK: Duration = Duration::from_millis(250);
+/// We stay interested in a leecher this long after it stopped having a piece
+/// we lack. Between two leechers that lasts only until its next HAVE, so
+/// saying NOT INTERESTED at once would make every HAVE a new
+/// INTERESTED / NOT INTERESTED turn.
+const INTEREST_LINGER: Duration = Duration::from_secs(5);
 
 struct Peer {
     addr: SocketAddr,
+    local: SocketAddr,
     key: String,
     key_id: u64,
     peer_id: [u8; 20],
@@ -409,6 +418,8 @@ struct Peer {
     /// Pieces this peer has that we lack.
     missing: u32,
     am_interested: bool,
+    /// Since when `am_interested` is no longer true of this peer's pieces.
+    interest_lost_at: Option<Instant>,
     unchoked_us: bool,
     assigned: HashSet<u32>,
     ut_metadata: bool,
@@ -616,11 +627,12 @@ impl Coordinator {
             Event::Connected {
                 conn,
                 addr,
+                local,
                 peer_id,
                 outbound,
                 cmd,
                 waker,
-            } => self.on_connected(conn, addr, peer_id, outbound, cmd, waker),
+            } => self.on_connected(conn, (addr, local), peer_id, outbound, cmd, waker),
             Event::ConnectFailed { conn, addr, reason } => {
                 self.connecting.remove(&conn);
                 if let Some(k) = self.known.get_mut(&addr) {
@@ -729,7 +741,7 @@ impl Coordinator {
     fn on_connected(
         &mut self,
         conn: ConnId,
-        addr: SocketAddr,
+        (addr, local): (SocketAddr, SocketAddr),
         peer_id: [u8; 20],
         outbound: bool,
         cmd: Sender<Command>,
@@ -740,6 +752,7 @@ impl Coordinator {
         let key_id = self.key_id(&key);
         let peer = Peer {
             addr,
+            local,
             key,
             key_id,
             peer_id,
@@ -749,6 +762,7 @@ impl Coordinator {
             bits: None,
             missing: 0,
             am_interested: false,
+            interest_lost_at: None,
             unchoked_us: false,
             assigned: HashSet::new(),
             ut_metadata: false,
@@ -875,15 +889,44 @@ impl Coordinator {
         self.assign(conn);
     }
 
+    /// Interest follows what the peer has that we lack. It is said at once
+    /// when it starts, and when it ends because we need nothing more; when it
+    /// ends because we caught up with a leecher, only after
+    /// [`INTEREST_LINGER`] without a new piece from it (see `on_tick`).
     fn update_interest(&mut self, conn: ConnId) {
         let downloading = self.phase == Phase::Downloading;
         let Some(p) = self.peers.get_mut(&conn) else {
             return;
         };
         let want = downloading && p.missing > 0;
-        if want != p.am_interested {
-            p.am_interested = want;
-            p.send(Command::Interested(want));
+        if want {
+            p.interest_lost_at = None;
+            if !p.am_interested {
+                p.am_interested = true;
+                p.send(Command::Interested(true));
+            }
+        } else if p.am_interested {
+            if downloading {
+                p.interest_lost_at.get_or_insert_with(Instant::now);
+            } else {
+                p.am_interested = false;
+                p.interest_lost_at = None;
+                p.send(Command::Interested(false));
+            }
+        }
+    }
+
+    /// NOT INTERESTED to the peers that had nothing new for us for
+    /// [`INTEREST_LINGER`].
+    fn expire_interest(&mut self, now: Instant) {
+        for p in self.peers.values_mut() {
+            if p.interest_lost_at
+                .is_some_and(|t| now.duration_since(t) >= INTEREST_LINGER)
+            {
+                p.interest_lost_at = None;
+                p.am_interested = false;
+                p.send(Command::Interested(false));
+            }
         }
     }
 
@@ -925,6 +968,18 @@ impl Coordinator {
         let (new, others) = pk.completed(index, conn);
         if let Some(p) = self.peers.get_mut(&conn) {
             p.assigned.remove(&index);
+            let bytes = m
+                .geometry
+                .piece(index)
+                .map(|x| m.geometry.piece_len(x))
+                .unwrap_or(0);
+            let dup = if new { "" } else { ", already had" };
+            trace::note(p.local, || {
+                format!(
+                    "piece {index} SHA-1 ok ({bytes} bytes from {}{dup})",
+                    p.addr
+                )
+            });
         }
         for o in others {
             if let Some(op) = self.peers.get_mut(&o) {
@@ -980,6 +1035,14 @@ impl Coordinator {
             "{}: piece {index} from {} failed the SHA-1 check ({} of {MAX_STRIKES})",
             self.name, p.key, strikes
         );
+        let n = *strikes;
+        trace::note(p.local, || {
+            let end = if n >= MAX_STRIKES { ": dropped" } else { "" };
+            format!(
+                "piece {index} SHA-1 MISMATCH from {} (strike {n}/{MAX_STRIKES}{end})",
+                p.addr
+            )
+        });
         if *strikes >= MAX_STRIKES {
             warn!(
                 "{}: dropping {} after {MAX_STRIKES} bad pieces",
@@ -1293,6 +1356,7 @@ impl Coordinator {
         } else {
             self.alone_since = None;
         }
+        self.expire_interest(Instant::now());
         self.maybe_lookup();
         self.maybe_connect();
         self.request_metadata_all();

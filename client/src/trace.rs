@@ -1,5 +1,6 @@
 //! `--trace`: one line per peer message or tracker datagram, on stderr, with
-//! wall-clock time (UTC), direction and both ends. When tracing is off the only
+//! wall-clock time (UTC), direction and both ends; and one line per piece
+//! checked (SHA-1 ok or mismatch). When tracing is off the only
 //! cost is one relaxed atomic load per message, and nothing is formatted.
 
 use std::io::Write;
@@ -42,6 +43,14 @@ fn emit(line: String) {
 pub fn peer(from: SocketAddr, to: SocketAddr, what: impl FnOnce() -> String) {
     if enabled() {
         emit(format!("{} peer {from} → {to}  {}", clock(), what()));
+    }
+}
+
+/// Something a peer decided about what came over the wire (a piece's SHA-1
+/// verdict), not a message: `at` is our end of the connection.
+pub fn note(at: SocketAddr, what: impl FnOnce() -> String) {
+    if enabled() {
+        emit(format!("{} peer {at}  {}", clock(), what()));
     }
 }
 
