@@ -135,8 +135,10 @@ impl MetadataFetch {
     /// asked of anyone (a request unanswered for [`REQUEST_TIMEOUT`] is
     /// withdrawn, with the claim of the peer that ignored it).
     pub fn next_request(&mut self, conn: ConnId, now: Instant) -> Option<u32> {
-        // A peer that leaves a request unanswered loses its claim: a liar
-        // that announces a size and then stays silent cannot hold the fetch.
+        // A request unanswered that long is withdrawn. If others claim
+        // another size, the silent peer's claim goes too: a liar that
+        // announces a size and then stays silent cannot hold the fetch
+        // (an undisputed peer that is merely slow is asked again).
         let stale: Vec<ConnId> = self
             .attempt
             .iter()
@@ -147,7 +149,13 @@ impl MetadataFetch {
             })
             .collect();
         for c in stale {
-            self.forget(c);
+            let claim = self.offers.get(&c).copied();
+            let disputed = self.offers.values().any(|s| Some(*s) != claim);
+            if disputed {
+                self.forget(c);
+            } else if let Some(a) = &mut self.attempt {
+                a.forget_asks(c);
+            }
         }
         let a = self.attempt.as_mut()?;
         if self.offers.get(&conn) != Some(&a.size) {
@@ -265,12 +273,13 @@ mod tests {
             m.received(2, 1, 40_000, info[16384..32768].to_vec()),
             Ok(None)
         );
-        // Peer 1 does not answer: its requests go to another peer, and it
-        // is not asked again.
+        // Peer 1 does not answer: its requests are withdrawn and go to
+        // whoever asks next (all claim the same size, so peer 1 may be
+        // asked again).
         let later = now + REQUEST_TIMEOUT * 2;
         assert_eq!(m.next_request(3, later), Some(0));
-        assert_eq!(m.next_request(1, later), None);
-        // Its late answer is no longer asked of it.
+        assert_eq!(m.next_request(1, later), Some(2));
+        // Its late answer to the withdrawn request is not taken.
         assert_eq!(
             m.received(1, 0, 40_000, info[..16384].to_vec()),
             Err(MetadataError::Unsolicited { piece: 0 })
@@ -278,8 +287,7 @@ mod tests {
         assert!(m.received(3, 0, 40_000, info[..100].to_vec()).is_err());
         assert_eq!(m.next_request(3, later), Some(0));
         assert_eq!(m.received(3, 0, 40_000, info[..16384].to_vec()), Ok(None));
-        assert_eq!(m.next_request(3, later), Some(2));
-        let got = m.received(3, 2, 40_000, info[32768..].to_vec()).unwrap();
+        let got = m.received(1, 2, 40_000, info[32768..].to_vec()).unwrap();
         assert_eq!(got.as_deref(), Some(&info[..]));
     }
 
@@ -340,6 +348,15 @@ mod tests {
         assert_eq!(m.next_request(1, now), Some(1));
         let got = m.received(1, 1, 20_000, info[16384..].to_vec()).unwrap();
         assert_eq!(got.as_deref(), Some(&info[..]));
+
+        // A liar that stays silent loses its claim once its request times
+        // out, since another size is claimed.
+        let mut m = MetadataFetch::new(ih);
+        m.offer_size(9, 100).unwrap();
+        m.offer_size(1, 20_000).unwrap();
+        assert_eq!(m.next_request(9, now), Some(0));
+        assert_eq!(m.next_request(1, now + REQUEST_TIMEOUT * 2), Some(0));
+        assert_eq!(m.size(), Some(20_000));
 
         // The liar leaving also gives the honest size its turn.
         let mut m = MetadataFetch::new(ih);
