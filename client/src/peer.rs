@@ -60,6 +60,11 @@ const MAX_BACKLOG: usize = 4 << 20;
 /// answers a ~30-byte request with up to 16 KiB, and a peer fetching the
 /// metadata asks for a few blocks at a time and reads them.
 const METADATA_BACKLOG: usize = 1 << 20;
+/// While more than this waits to be sent, the peer's messages are left
+/// unread (in the kernel's buffers, then in its own): nothing it sends can
+/// make us queue more. Above `METADATA_BACKLOG`, so that a metadata flood is
+/// closed by name rather than merely paused; an honest peer never gets here.
+const READ_PAUSE: usize = 2 << 20;
 /// Requests we cancelled or forgot (choke) whose blocks may still arrive.
 const FORGOTTEN_MAX: usize = 4096;
 /// Unchoked peers per torrent (upload slots).
@@ -526,11 +531,15 @@ impl Conn {
         self.wpos < self.wend
     }
 
+    fn may_read(&self) -> bool {
+        self.readable && self.wend - self.wpos <= READ_PAUSE
+    }
+
     fn run(mut self) -> Result<(), ConnError> {
         let mut events = Events::with_capacity(16);
         loop {
             self.drain_commands()?;
-            if self.readable {
+            if self.may_read() {
                 self.read_some()?;
             }
             let backlog = self.wend - self.wpos;
@@ -551,7 +560,7 @@ impl Conn {
             let now = Instant::now();
             let timeout = self.check_timers(now)?;
             let serve_ready = !self.serve.is_empty() && self.rate_wait.is_none_or(|t| t <= now);
-            let busy = self.readable || (self.writable && (self.pending_out() || serve_ready));
+            let busy = self.may_read() || (self.writable && (self.pending_out() || serve_ready));
             let timeout = if busy { Duration::ZERO } else { timeout };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}

@@ -457,7 +457,11 @@ pub struct Coordinator {
     connecting: HashMap<ConnId, SocketAddr>,
     key_ids: HashMap<String, u64>,
     strikes: HashMap<u64, u32>,
-    banned: HashSet<u64>,
+    /// Banned peers, by every name we know them by: the address they are
+    /// dialled at (`IP:port`, the port from the extension handshake for an
+    /// inbound peer) and `id:PEER_ID`. A peer that changes one of the two
+    /// is still refused by the other.
+    banned: HashSet<String>,
     from_peers: HashMap<String, u64>,
     status: Arc<Mutex<TorrentStatus>>,
     phase: Phase,
@@ -617,6 +621,11 @@ impl Coordinator {
         }
     }
 
+    fn ban(&mut self, key: &str, peer_id: &[u8; 20]) {
+        self.banned.insert(key.to_string());
+        self.banned.insert(id_key(peer_id));
+    }
+
     fn key_id(&mut self, key: &str) -> u64 {
         let n = self.key_ids.len() as u64;
         *self.key_ids.entry(key.to_string()).or_insert(n)
@@ -656,18 +665,19 @@ impl Coordinator {
                 if let (false, Some(port)) = (p.outbound, listen_port) {
                     let key = SocketAddr::new(p.addr.ip(), port).to_string();
                     p.key = key.clone();
+                    let peer_id = p.peer_id;
                     let id = self.key_id(&key);
                     if let Some(p) = self.peers.get_mut(&conn) {
                         p.key_id = id;
                     }
-                    if self.banned.contains(&id) {
+                    if self.banned.contains(&key) || self.banned.contains(&id_key(&peer_id)) {
                         self.close(conn, "banned peer");
                         return;
                     }
                 }
                 if self.meta.is_none() {
                     if let Some(size) = metadata_size {
-                        if let Err(e) = self.fetch.offer_size(size) {
+                        if let Err(e) = self.fetch.offer_size(conn, size) {
                             debug!("{}: {e}", self.name);
                         }
                     }
@@ -772,8 +782,8 @@ impl Coordinator {
             debug!("peer {addr}: {why}");
             peer.send(Command::Close(why.to_string()));
         };
-        if self.banned.contains(&key_id) {
-            return reject("banned after bad pieces");
+        if self.banned.contains(&peer.key) || self.banned.contains(&id_key(&peer_id)) {
+            return reject("banned");
         }
         if matches!(self.phase, Phase::Failed(_) | Phase::Stopped) {
             return reject("torrent stopped");
@@ -829,7 +839,7 @@ impl Coordinator {
         debug!("{}: peer {} gone: {reason}", self.name, p.addr);
         if violation {
             // A peer that broke the protocol is not dialled again.
-            self.banned.insert(p.key_id);
+            self.ban(&p.key, &p.peer_id);
         }
         if let Some(pk) = &mut self.picker {
             if let Some(b) = &p.bits {
@@ -1048,7 +1058,8 @@ impl Coordinator {
                 "{}: dropping {} after {MAX_STRIKES} bad pieces",
                 self.name, p.key
             );
-            self.banned.insert(p.key_id);
+            let (key, id) = (p.key.clone(), p.peer_id);
+            self.ban(&key, &id);
             self.close(conn, "too many bad pieces");
         } else {
             self.assign(conn);
@@ -1109,11 +1120,6 @@ impl Coordinator {
         if !p.ut_metadata {
             return;
         }
-        if self.fetch.size().is_none() {
-            if let Some(s) = p.metadata_size {
-                let _ = self.fetch.offer_size(s);
-            }
-        }
         if self.fetch.is_asking(conn) {
             return;
         }
@@ -1136,7 +1142,7 @@ impl Coordinator {
         if self.meta.is_some() {
             return;
         }
-        match self.fetch.received(piece, total, data) {
+        match self.fetch.received(conn, piece, total, data) {
             Ok(Some(bytes)) => self.on_metadata(bytes),
             Ok(None) => self.request_metadata(conn),
             Err(MetadataError::HashMismatch) => {
@@ -1144,9 +1150,13 @@ impl Coordinator {
                     "{}: metadata did not match the info hash; asking again",
                     self.name
                 );
-                if let Some(p) = self.peers.get_mut(&conn) {
-                    p.ut_metadata = false;
-                }
+                self.request_metadata_all();
+            }
+            // Not a reason to close: a late answer to a withdrawn request,
+            // or a peer whose size differs from the one being fetched
+            // (which may be the wrong one); its claim is forgotten.
+            Err(e @ (MetadataError::Unsolicited { .. } | MetadataError::SizeMismatch { .. })) => {
+                debug!("{}: metadata block ignored: {e}", self.name);
                 self.request_metadata_all();
             }
             Err(e) => {
@@ -1273,9 +1283,11 @@ impl Coordinator {
                         .peer_id
                         .as_ref()
                         .is_some_and(|id| connected_ids.contains(id))
-                    && !self
-                        .banned
-                        .contains(self.key_ids.get(&a.to_string()).unwrap_or(&u64::MAX))
+                    && !self.banned.contains(&a.to_string())
+                    && !k
+                        .peer_id
+                        .as_ref()
+                        .is_some_and(|id| self.banned.contains(&format!("id:{id}")))
             })
             .map(|(a, _)| *a)
             .collect();
@@ -1397,6 +1409,11 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// The name of a peer id in the ban list.
+fn id_key(peer_id: &[u8; 20]) -> String {
+    format!("id:{}", crate::peer_id_str(peer_id))
 }
 
 /// Opens the download's storage below `dir` and checks what is already
