@@ -1242,17 +1242,18 @@ impl Picks<'_> {
     }
 }
 
-impl<'a> Iterator for Picks<'a> {
-    type Item = PeerView<'a>;
-
-    fn next(&mut self) -> Option<PeerView<'a>> {
+impl<'a> Picks<'a> {
+    /// The next peer to list.
+    #[inline]
+    fn next_entry(&mut self) -> Option<&'a SwarmPeer> {
+        let peers = self.peers;
         while self.wanted > 0 && self.visits_left > 0 {
             let i = self.idx;
-            let p = &self.peers[i];
+            let p = &peers[i];
             self.visits_left -= 1;
             self.idx += self.step;
-            if self.idx >= self.peers.len() {
-                self.idx -= self.peers.len();
+            if self.idx >= peers.len() {
+                self.idx -= peers.len();
             }
             if i == self.skip
                 || !self.family.admits(&p.ip)
@@ -1261,13 +1262,30 @@ impl<'a> Iterator for Picks<'a> {
                 continue;
             }
             self.wanted -= 1;
-            return Some(PeerView {
-                addr: SocketAddr::new(ip_from16(&p.ip), p.port()),
-                peer_id: p.id.as_str(),
-                complete: p.complete,
-            });
+            return Some(p);
         }
         None
+    }
+
+    /// Only the addresses of the same picks: what a BEP 15 reply lists,
+    /// without building the rest of each [`PeerView`].
+    pub fn addrs(mut self) -> impl Iterator<Item = SocketAddr> + 'a {
+        std::iter::from_fn(move || {
+            self.next_entry()
+                .map(|p| SocketAddr::new(ip_from16(&p.ip), p.port()))
+        })
+    }
+}
+
+impl<'a> Iterator for Picks<'a> {
+    type Item = PeerView<'a>;
+
+    fn next(&mut self) -> Option<PeerView<'a>> {
+        self.next_entry().map(|p| PeerView {
+            addr: SocketAddr::new(ip_from16(&p.ip), p.port()),
+            peer_id: p.id.as_str(),
+            complete: p.complete,
+        })
     }
 }
 
