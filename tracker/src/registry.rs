@@ -27,7 +27,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -106,7 +107,13 @@ fn ip16(ip: IpAddr) -> Ip16 {
 }
 
 fn ip_from16(b: &Ip16) -> IpAddr {
-    Ipv6Addr::from(*b).to_canonical()
+    // The same as `Ipv6Addr::to_canonical`, but whole words at a time rather
+    // than the byte shuffling that showed up in reply building.
+    if is_v4(b) {
+        IpAddr::V4(Ipv4Addr::from([b[12], b[13], b[14], b[15]]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*b))
+    }
 }
 
 fn is_v4(b: &Ip16) -> bool {
@@ -229,7 +236,7 @@ pub struct Registry {
     limits: Limits,
     /// Swarms held plus swarms reserved by a `REGISTER` in progress.
     swarm_count: AtomicUsize,
-    hasher: RandomState,
+    hasher: KeyedHash,
     swarm_shards: Box<[Mutex<SwarmShard>]>,
     peer_shards: Box<[Mutex<PeerShard>]>,
 }
@@ -391,12 +398,13 @@ impl Swarm {
         self.peers.position(phash, |p| p.ip == *ip && p.id == *id)
     }
 
-    fn insert(&mut self, hasher: &RandomState, phash: u64, peer: SwarmPeer) {
+    /// Returns the new entry's position.
+    fn insert(&mut self, hasher: &KeyedHash, phash: u64, peer: SwarmPeer) -> usize {
         if peer.complete {
             self.seeders += 1;
         }
         self.peers
-            .push(phash, peer, |p| peer_hash(hasher, &p.ip, &p.id));
+            .push(phash, peer, |p| peer_hash(hasher, &p.ip, &p.id))
     }
 
     fn set_complete(&mut self, idx: usize, complete: bool) {
@@ -411,7 +419,7 @@ impl Swarm {
         }
     }
 
-    fn remove_at(&mut self, hasher: &RandomState, idx: usize) -> SwarmPeer {
+    fn remove_at(&mut self, hasher: &KeyedHash, idx: usize) -> SwarmPeer {
         let p = self
             .peers
             .swap_remove(idx, |p| peer_hash(hasher, &p.ip, &p.id));
@@ -426,8 +434,62 @@ impl Swarm {
     }
 }
 
-fn peer_hash(hasher: &RandomState, ip: &Ip16, id: &PeerId) -> u64 {
-    hasher.hash_one((ip, id.as_bytes()))
+fn peer_hash(hasher: &KeyedHash, ip: &Ip16, id: &PeerId) -> u64 {
+    hasher.peer(ip, id.as_bytes())
+}
+
+/// The registry's hash of info hashes and of (IP, peer_id): keyed with random
+/// per-process keys, so a client cannot choose info hashes or peer ids that
+/// pile up in one bucket or shard, yet far cheaper than SipHash on these
+/// short fixed-size inputs (it is on every announce's path three times). It
+/// is the folded multiply of wyhash and foldhash: a 64×64→128-bit product of
+/// key-masked words, its halves xored. It only spreads the tables; it is not
+/// a MAC (connection ids keep SipHash).
+struct KeyedHash {
+    k: [u64; 4],
+}
+
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+fn word(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+impl KeyedHash {
+    fn new() -> KeyedHash {
+        let s = RandomState::new();
+        KeyedHash {
+            // Odd keys: a multiplier is never zero.
+            k: [0u64, 1, 2, 3].map(|i| s.hash_one(i) | 1),
+        }
+    }
+
+    fn swarm(&self, h: &InfoHash) -> u64 {
+        let b = &h.0;
+        let tail = u64::from(u32::from_le_bytes([b[16], b[17], b[18], b[19]]));
+        let x = fold(word(b, 0) ^ self.k[0], word(b, 8) ^ self.k[1]);
+        fold(x ^ tail ^ self.k[2], self.k[3])
+    }
+
+    fn peer(&self, ip: &Ip16, id: &[u8]) -> u64 {
+        let mut x = fold(word(ip, 0) ^ self.k[0], word(ip, 8) ^ self.k[1]);
+        // 16 bytes a round; the length goes in too, so ids that differ only
+        // by trailing zero bytes differ.
+        let mut chunks = id.chunks_exact(16);
+        for c in &mut chunks {
+            x = fold(x ^ word(c, 0) ^ self.k[2], word(c, 8) ^ self.k[3]);
+        }
+        let mut rest = [0u8; 16];
+        let r = chunks.remainder();
+        rest[..r.len()].copy_from_slice(r);
+        x = fold(x ^ word(&rest, 0) ^ self.k[2], word(&rest, 8) ^ self.k[3]);
+        fold(x ^ id.len() as u64 ^ self.k[0], self.k[1])
+    }
 }
 
 impl SwarmShard {
@@ -514,7 +576,7 @@ impl Registry {
             timeout_ms: timeout.as_millis() as u32,
             limits,
             swarm_count: AtomicUsize::new(0),
-            hasher: RandomState::new(),
+            hasher: KeyedHash::new(),
             swarm_shards: (0..shards).map(|_| Mutex::default()).collect(),
             peer_shards: (0..shards).map(|_| Mutex::default()).collect(),
         }
@@ -582,7 +644,7 @@ impl Registry {
     }
 
     fn swarm_hash(&self, info_hash: &InfoHash) -> u64 {
-        self.hasher.hash_one(info_hash.0)
+        self.hasher.swarm(info_hash)
     }
 
     fn swarm_shard(&self, hash: u64) -> MutexGuard<'_, SwarmShard> {
@@ -844,7 +906,11 @@ impl Registry {
             seeders: swarm.seeders,
             leechers: swarm.leechers(),
         };
-        let picks = self.picks(swarm, asker.as_ref(), max, family, rng, self.ms(now));
+        // The asker's own entry, found once here rather than compared with
+        // every peer visited.
+        let skip =
+            asker.and_then(|(ip, id)| swarm.position(peer_hash(&self.hasher, &ip, &id), &ip, &id));
+        let picks = self.picks(swarm, skip, max, family, rng, self.ms(now));
         Some(visit(header, picks))
     }
 
@@ -880,7 +946,7 @@ impl Registry {
     fn picks<'a>(
         &self,
         swarm: &'a Swarm,
-        exclude: Option<&'a (Ip16, PeerId)>,
+        skip: Option<usize>,
         max: usize,
         family: Family,
         rng: &mut fastrand::Rng,
@@ -909,7 +975,7 @@ impl Registry {
             step,
             visits_left: n,
             wanted: max,
-            exclude,
+            skip: skip.unwrap_or(usize::MAX),
             family,
             now_ms,
             timeout_ms: self.timeout_ms,
@@ -1002,7 +1068,7 @@ impl Registry {
             });
         }
         let (swarm, _) = shard.get_or_create(shash, info_hash, "", 0);
-        match swarm.position(phash, &ip, &peer_id) {
+        let me = match swarm.position(phash, &ip, &peer_id) {
             Some(i) => {
                 let p = &mut swarm.peers.items_mut()[i];
                 // "Heard from" for this one swarm: a JSON peer's entry
@@ -1011,6 +1077,7 @@ impl Registry {
                 p.port = addr.port();
                 p.last_seen = now_ms;
                 swarm.set_complete(i, complete);
+                i
             }
             None => swarm.insert(
                 &self.hasher,
@@ -1024,16 +1091,15 @@ impl Registry {
                     shared: None,
                 },
             ),
-        }
+        };
         let swarm = &*swarm;
         let counts = SwarmCounts {
             seeders: swarm.seeders,
             leechers: swarm.leechers(),
         };
-        let me = (ip, peer_id);
         Ok(visit(
             counts,
-            self.picks(swarm, Some(&me), max, family, rng, now_ms),
+            self.picks(swarm, Some(me), max, family, rng, now_ms),
         ))
     }
 
@@ -1153,7 +1219,8 @@ pub struct Picks<'a> {
     step: usize,
     visits_left: usize,
     wanted: usize,
-    exclude: Option<&'a (Ip16, PeerId)>,
+    /// Position of the asker's own entry (never listed), or `usize::MAX`.
+    skip: usize,
     family: Family,
     now_ms: u32,
     timeout_ms: u32,
@@ -1167,7 +1234,7 @@ impl Picks<'_> {
             step: 1,
             visits_left: 0,
             wanted: 0,
-            exclude: None,
+            skip: usize::MAX,
             family: Family::Any,
             now_ms: 0,
             timeout_ms,
@@ -1175,33 +1242,50 @@ impl Picks<'_> {
     }
 }
 
+impl<'a> Picks<'a> {
+    /// The next peer to list.
+    #[inline]
+    fn next_entry(&mut self) -> Option<&'a SwarmPeer> {
+        let peers = self.peers;
+        while self.wanted > 0 && self.visits_left > 0 {
+            let i = self.idx;
+            let p = &peers[i];
+            self.visits_left -= 1;
+            self.idx += self.step;
+            if self.idx >= peers.len() {
+                self.idx -= peers.len();
+            }
+            if i == self.skip
+                || !self.family.admits(&p.ip)
+                || expired(p.last_seen(), self.now_ms, self.timeout_ms)
+            {
+                continue;
+            }
+            self.wanted -= 1;
+            return Some(p);
+        }
+        None
+    }
+
+    /// Only the addresses of the same picks: what a BEP 15 reply lists,
+    /// without building the rest of each [`PeerView`].
+    pub fn addrs(mut self) -> impl Iterator<Item = SocketAddr> + 'a {
+        std::iter::from_fn(move || {
+            self.next_entry()
+                .map(|p| SocketAddr::new(ip_from16(&p.ip), p.port()))
+        })
+    }
+}
+
 impl<'a> Iterator for Picks<'a> {
     type Item = PeerView<'a>;
 
     fn next(&mut self) -> Option<PeerView<'a>> {
-        while self.wanted > 0 && self.visits_left > 0 {
-            let p = &self.peers[self.idx];
-            self.visits_left -= 1;
-            self.idx += self.step;
-            if self.idx >= self.peers.len() {
-                self.idx -= self.peers.len();
-            }
-            if !self.family.admits(&p.ip) || expired(p.last_seen(), self.now_ms, self.timeout_ms) {
-                continue;
-            }
-            if let Some((ip, id)) = self.exclude {
-                if p.ip == *ip && p.id == *id {
-                    continue;
-                }
-            }
-            self.wanted -= 1;
-            return Some(PeerView {
-                addr: SocketAddr::new(ip_from16(&p.ip), p.port()),
-                peer_id: p.id.as_str(),
-                complete: p.complete,
-            });
-        }
-        None
+        self.next_entry().map(|p| PeerView {
+            addr: SocketAddr::new(ip_from16(&p.ip), p.port()),
+            peer_id: p.id.as_str(),
+            complete: p.complete,
+        })
     }
 }
 
@@ -1806,6 +1890,29 @@ mod tests {
             .unwrap();
         assert_eq!(f.list(9, None, 50, 3).unwrap().name, "named");
         assert_eq!(f.reg.find_by_name("named"), Some(h(9)));
+    }
+
+    #[test]
+    fn the_keyed_hash_depends_on_key_and_every_input_byte() {
+        let (a, b) = (KeyedHash::new(), KeyedHash::new());
+        assert_ne!(a.swarm(&h(1)), b.swarm(&h(1)));
+        let me = ip16(ip("10.0.0.1"));
+        assert_ne!(a.peer(&me, b"p"), b.peer(&me, b"p"));
+        for i in 0..20 {
+            let mut x = h(1);
+            x.0[i] ^= 1;
+            assert_ne!(a.swarm(&x), a.swarm(&h(1)), "byte {i}");
+        }
+        let long = [b'x'; 40];
+        for n in 0..40 {
+            assert_ne!(a.peer(&me, &long[..n]), a.peer(&me, &long[..n + 1]));
+            let mut other = long;
+            other[n] = b'y';
+            assert_ne!(a.peer(&me, &long), a.peer(&me, &other), "byte {n}");
+        }
+        assert_ne!(a.peer(&me, b"p"), a.peer(&ip16(ip("10.0.0.2")), b"p"));
+        assert_eq!(ip_from16(&me), ip("10.0.0.1"));
+        assert_eq!(ip_from16(&ip16(ip("::1"))), ip("::1"));
     }
 
     #[test]

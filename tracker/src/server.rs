@@ -241,7 +241,7 @@ impl Handler {
                                 interval,
                                 counts.leechers,
                                 counts.seeders,
-                                picks.map(|p| p.addr),
+                                picks.addrs(),
                                 ipv6,
                             )
                         },

@@ -76,6 +76,10 @@ enum Mode {
     /// process, without sockets: the user-space cost per request. `--tracker`
     /// is ignored.
     Handler,
+    /// BEP 15 announces (as in `announce`) fed straight to the tracker's
+    /// request handler in this process, without sockets. `--tracker` is
+    /// ignored.
+    HandlerAnnounce,
 }
 
 fn hash_of(file: usize) -> InfoHash {
@@ -662,6 +666,86 @@ fn run_handler(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_handler_announce(args: &Args) -> anyhow::Result<()> {
+    use minitorrent_tracker::registry::Registry;
+    use minitorrent_tracker::server::{Config, Handler};
+    use std::sync::Arc;
+    let (peers, files) = (args.peers.max(1), args.files.max(1));
+    let config = Config::default();
+    let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
+    let conn_ids = Arc::new(minitorrent_tracker::connection_id::ConnectionIds::new(
+        Instant::now(),
+    ));
+    let mut handler = Handler::new(registry, conn_ids, &config);
+    let src: SocketAddr = "127.0.0.1:40000".parse()?;
+    let mut out = Vec::with_capacity(65536);
+    let connect = udp::Request::Connect { transaction_id: 1 }.encode();
+    if !handler.handle(src, &connect, Instant::now(), &mut out) {
+        bail!("the handler did not answer a connect");
+    }
+    let cid = match udp::Response::decode(&out, false)? {
+        udp::Response::Connect { connection_id, .. } => connection_id,
+        r => bail!("unexpected reply to connect: {r:?}"),
+    };
+    let mut p = Vec::with_capacity(udp::ANNOUNCE_LEN);
+    for i in 0..peers {
+        p.clear();
+        announce_packet(cid, i as u32, i, files, &mut p);
+        handler.handle(src, &p, Instant::now(), &mut out);
+    }
+    let mut rng = fastrand::Rng::with_seed(42);
+    let pool: Vec<Vec<u8>> = (0..65_536u32)
+        .map(|k| {
+            let mut p = Vec::with_capacity(udp::ANNOUNCE_LEN);
+            announce_packet(cid, k, rng.usize(0..peers), files, &mut p);
+            p
+        })
+        .collect();
+    // Connection ids live two minutes.
+    let secs = args.duration.min(100.0);
+    let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
+    let mut n = 0u64;
+    let mut bytes = 0u64;
+    let mut k = 0;
+    // Runs at least one chunk, so `--duration 0` makes a fixed amount of work
+    // (for instruction counts under valgrind: --toggle-collect=*announce_chunk*).
+    loop {
+        bytes += announce_chunk(&mut handler, src, &pool[k..k + 4096], &mut out);
+        k = (k + 4096) % pool.len();
+        n += 4096;
+        if start.elapsed().as_secs_f64() >= secs {
+            break;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = thread_cpu_seconds() - cpu_start;
+    println!(
+        "handler only, BEP 15 announce: {n} requests in {secs:.2} s ({cpu:.2} s CPU) = {:.3} us CPU each, {:.0} reply bytes avg",
+        cpu * 1e6 / n as f64,
+        bytes as f64 / n as f64
+    );
+    Ok(())
+}
+
+/// Answers `packets`; returns the reply bytes.
+#[inline(never)]
+fn announce_chunk(
+    handler: &mut minitorrent_tracker::server::Handler,
+    src: SocketAddr,
+    packets: &[Vec<u8>],
+    out: &mut Vec<u8>,
+) -> u64 {
+    let now = Instant::now();
+    let mut bytes = 0;
+    for d in packets {
+        if handler.handle(src, d, now, out) {
+            bytes += out.len() as u64;
+        }
+    }
+    bytes
+}
+
 /// Runs `f`, adding the tracker's CPU time over the measured part.
 fn measured(args: &Args, f: impl FnOnce() -> io::Result<Outcome>) -> io::Result<Outcome> {
     let before = args.tracker_pid.and_then(cpu_seconds);
@@ -679,12 +763,15 @@ fn main() -> anyhow::Result<()> {
     if args.mode == Mode::Handler {
         return run_handler(&args);
     }
+    if args.mode == Mode::HandlerAnnounce {
+        return run_handler_announce(&args);
+    }
     let sock = open_socket(args.tracker)?;
     match args.mode {
         Mode::Json => run_json(&args, &sock),
         Mode::Announce => run_announce(&args, &sock),
         Mode::Connect => run_connect(&args, &sock),
         Mode::Fill => run_fill(&args, &sock),
-        Mode::Handler => Ok(()),
+        Mode::Handler | Mode::HandlerAnnounce => Ok(()),
     }
 }
