@@ -14,6 +14,9 @@ use crate::trace;
 /// Default tracker when neither `--tracker` nor the torrent names one.
 pub const DEFAULT_TRACKER: &str = "127.0.0.1:6969";
 const TRIES: u32 = 4;
+/// EXIT is sent on the way out: if the tracker is gone too (Ctrl-C in a
+/// terminal stops both), the user should not wait the full retry schedule.
+const EXIT_TRIES: u32 = 2;
 const FIRST_TIMEOUT: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +190,11 @@ impl TrackerClient {
                         continue;
                     }
                 };
-                if reply.tid() != Some(tid) {
+                // An ERROR without a tid answers a request the tracker could
+                // not even read; the socket is connected and one request is in
+                // flight, so it is ours, and better shown than retried.
+                let unreadable = matches!(reply, Reply::Error { tid: None, .. });
+                if reply.tid() != Some(tid) && !unreadable {
                     continue;
                 }
                 trace::tracker(self.addr, self.local, || reply.summary());
@@ -252,10 +259,14 @@ impl TrackerClient {
 
     pub fn exit(&mut self, peer_id: &str) -> Result<(), TrackerError> {
         let tid = self.next_tid();
-        match self.call(Request::Exit {
+        let tries = self.tries;
+        self.tries = EXIT_TRIES.min(tries);
+        let reply = self.call(Request::Exit {
             tid,
             peer_id: peer_id.to_string(),
-        })? {
+        });
+        self.tries = tries;
+        match reply? {
             Reply::Ok { .. } => Ok(()),
             other => Err(self.unexpected(&other, "OK")),
         }
@@ -359,6 +370,44 @@ mod tests {
         assert_eq!(r.info_hash.0, [0xab; 20]);
         assert!(!c.heartbeat("me").unwrap());
         h.join().unwrap();
+    }
+
+    #[test]
+    fn an_error_without_tid_is_a_refusal_not_silence() {
+        let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = srv.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let (_, from) = srv.recv_from(&mut buf).unwrap();
+            let reply =
+                json!({"type": "ERROR", "tid": null, "code": "bad_request", "message": "not JSON"});
+            srv.send_to(reply.to_string().as_bytes(), from).unwrap();
+        });
+        let mut c = TrackerClient::new(addr).unwrap();
+        let e = c.search("x").unwrap_err();
+        assert!(
+            matches!(&e, TrackerError::Refused { code, .. } if code == "bad_request"),
+            "{e}"
+        );
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn exit_gives_up_sooner_than_other_requests() {
+        let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = dead.local_addr().unwrap();
+        drop(dead);
+        let mut c = TrackerClient::new(addr).unwrap();
+        c.first_timeout = Duration::from_millis(20);
+        match c.exit("me").unwrap_err() {
+            TrackerError::Unreachable { tries, .. } => assert_eq!(tries, EXIT_TRIES),
+            e => panic!("{e}"),
+        }
+        // The usual schedule is back for the next request.
+        match c.search("x").unwrap_err() {
+            TrackerError::Unreachable { tries, .. } => assert_eq!(tries, TRIES),
+            e => panic!("{e}"),
+        }
     }
 
     #[test]
