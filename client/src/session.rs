@@ -123,7 +123,7 @@ impl Session {
         let port = listen.port();
         let tracker_thread = std::thread::Builder::new()
             .name("tracker".into())
-            .spawn(move || tracker_loop(tracker, id, port, tracker_rx))
+            .spawn(move || tracker_loop(tracker, listen.ip(), id, port, tracker_rx))
             .context("starting the tracker thread")?;
         Ok(Session {
             peer_id,
@@ -767,8 +767,14 @@ fn listen_loop(listener: TcpListener, torrents: Arc<Mutex<HashMap<InfoHash, Torr
     }
 }
 
-fn tracker_loop(addr: SocketAddr, peer_id: String, port: u16, rx: Receiver<TrackerMsg>) {
-    let mut client = match TrackerClient::new(addr) {
+fn tracker_loop(
+    addr: SocketAddr,
+    local: IpAddr,
+    peer_id: String,
+    port: u16,
+    rx: Receiver<TrackerMsg>,
+) {
+    let mut client = match TrackerClient::from_ip(addr, local) {
         Ok(c) => Some(c),
         Err(e) => {
             warn!("{e}");

@@ -3,7 +3,7 @@
 //! retried with a doubling timeout, then a clear "unreachable" error.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
 use minitorrent_common::metainfo::InfoHash;
@@ -101,13 +101,30 @@ pub struct TrackerClient {
 
 impl TrackerClient {
     pub fn new(addr: SocketAddr) -> Result<TrackerClient, TrackerError> {
-        let io = |source| TrackerError::Io { addr, source };
-        let bind: SocketAddr = if addr.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
+        let any: IpAddr = if addr.is_ipv4() {
+            Ipv4Addr::UNSPECIFIED.into()
         } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            Ipv6Addr::UNSPECIFIED.into()
         };
-        let sock = UdpSocket::bind(bind).map_err(io)?;
+        TrackerClient::from_ip(addr, any)
+    }
+
+    /// A client whose datagrams leave from `local` (the address the peer
+    /// listens on), so the address the tracker hands out is one the peer
+    /// accepts connections on. An unspecified `local`, or one of the other
+    /// address family, lets the system choose.
+    pub fn from_ip(addr: SocketAddr, local: IpAddr) -> Result<TrackerClient, TrackerError> {
+        let io = |source| TrackerError::Io { addr, source };
+        let local = if local.is_unspecified() || local.is_ipv4() != addr.is_ipv4() {
+            if addr.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                Ipv6Addr::UNSPECIFIED.into()
+            }
+        } else {
+            local
+        };
+        let sock = UdpSocket::bind(SocketAddr::new(local, 0)).map_err(io)?;
         sock.connect(addr).map_err(io)?;
         let local = sock.local_addr().map_err(io)?;
         Ok(TrackerClient {
@@ -408,6 +425,25 @@ mod tests {
             TrackerError::Unreachable { tries, .. } => assert_eq!(tries, TRIES),
             e => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn datagrams_leave_from_the_listening_address() {
+        let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = srv.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let (n, from) = srv.recv_from(&mut buf).unwrap();
+            let req: Value = serde_json::from_slice(&buf[..n]).unwrap();
+            let reply = json!({"type": "FILES", "tid": req["tid"], "files": []});
+            srv.send_to(reply.to_string().as_bytes(), from).unwrap();
+            from.ip()
+        });
+        let mut c = TrackerClient::from_ip(addr, "127.0.0.2".parse().unwrap()).unwrap();
+        assert!(c.search("").unwrap().is_empty());
+        assert_eq!(h.join().unwrap(), "127.0.0.2".parse::<IpAddr>().unwrap());
+        // An address of the other family falls back to the system's choice.
+        assert!(TrackerClient::from_ip(addr, "::1".parse().unwrap()).is_ok());
     }
 
     #[test]
