@@ -3,12 +3,16 @@
 //! killed on drop.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::{Duration, Instant};
+
+use minitorrent_common::metainfo::{InfoHash, Metainfo};
+use minitorrent_common::wire::{self, Bitfield, Handshake, Message};
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -422,4 +426,94 @@ pub fn allocated(path: &Path) -> u64 {
     std::fs::metadata(path)
         .map(|m| m.blocks() * 512)
         .unwrap_or(0)
+}
+
+// Fake peers written in the tests themselves, with std::net and the shared
+// wire codecs.
+
+/// The parsed metainfo of a `.torrent` file.
+pub fn metainfo_of(torrent: &Path) -> Metainfo {
+    Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap()
+}
+
+/// One peer wire message as it goes on the wire (length prefix included).
+pub fn frame(m: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    out
+}
+
+/// Reads one length-prefixed message; a bad prefix or body is `InvalidData`.
+pub fn read_msg(s: &mut impl Read) -> std::io::Result<Message> {
+    let mut p = [0u8; 4];
+    s.read_exact(&mut p)?;
+    let len = wire::frame_len(p, wire::MAX_MESSAGE_LEN)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut f = vec![0u8; len];
+    s.read_exact(&mut f)?;
+    Message::decode(&f).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Registers a fake complete seeder of `ih` at `port` with the JSON tracker
+/// and checks that the tracker said OK.
+pub fn register_seeder(
+    tracker: &Tracker,
+    ih: InfoHash,
+    peer_id: &str,
+    name: &str,
+    size: usize,
+    port: u16,
+) {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let reg = serde_json::json!({"type": "REGISTER", "tid": 1, "peer_id": peer_id,
+        "port": port, "files": [{"info_hash": ih.to_hex(), "name": name, "size": size,
+        "complete": true}]});
+    udp.send_to(reg.to_string().as_bytes(), tracker.addr)
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("OK"));
+}
+
+/// A peer that claims every piece and answers each request with garbage;
+/// `accepted` counts the connections it took.
+pub fn corrupt_peer(
+    listener: TcpListener,
+    ih: InfoHash,
+    pieces: usize,
+    accepted: Arc<AtomicUsize>,
+) {
+    for s in listener.incoming() {
+        let Ok(mut s) = s else { return };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; wire::HANDSHAKE_LEN];
+            if s.read_exact(&mut buf).is_err() {
+                return;
+            }
+            let _ = s.write_all(&Handshake::new(ih, *b"-XX0000-bad000000000").encode());
+            let _ = s.write_all(&frame(&Message::Bitfield(
+                Bitfield::full(pieces).as_bytes().to_vec(),
+            )));
+            while let Ok(m) = read_msg(&mut s) {
+                let reply = match m {
+                    Message::Interested => Message::Unchoke,
+                    Message::Request {
+                        index,
+                        begin,
+                        length,
+                    } => Message::Piece {
+                        index,
+                        begin,
+                        data: random_bytes(length as usize),
+                    },
+                    _ => continue,
+                };
+                if s.write_all(&frame(&reply)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
