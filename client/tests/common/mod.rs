@@ -517,3 +517,57 @@ pub fn corrupt_peer(
         });
     }
 }
+
+/// A tracker and a seeder of a fresh random file, for tests that need a
+/// swarm to talk to.
+pub struct Swarm {
+    pub tracker: Tracker,
+    pub tmp: TempDir,
+    /// The seeder's directory.
+    pub dir: PathBuf,
+    pub data: PathBuf,
+    pub torrent: PathBuf,
+    pub magnet: String,
+    pub ih: InfoHash,
+    pub seeder: Proc,
+}
+
+/// A swarm seeding `f.bin` of `size` random bytes.
+pub fn swarm(tag: &str, size: usize, piece: u32) -> Swarm {
+    swarm_with(tag, "f.bin", size, piece, &[])
+}
+
+/// A swarm seeding `name` of `size` random bytes, the seeder started with
+/// `seed_args`.
+pub fn swarm_with(tag: &str, name: &str, size: usize, piece: u32, seed_args: &[&str]) -> Swarm {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new(tag);
+    let dir = tmp.sub("s");
+    let data = dir.join(name);
+    write_random(&data, size);
+    let stem = name.strip_suffix(".bin").unwrap_or(name);
+    let torrent = tmp.join(&format!("{stem}.torrent"));
+    let magnet = create_torrent(&data, &torrent, &tracker, piece);
+    let ih = metainfo_of(&torrent).info_hash;
+    let seeder = seed_torrent("seeder", &tracker, &torrent, &dir, seed_args);
+    Swarm {
+        tracker,
+        tmp,
+        dir,
+        data,
+        torrent,
+        magnet,
+        ih,
+        seeder,
+    }
+}
+
+impl Swarm {
+    /// Downloads from `source` into a fresh directory and checks the file.
+    pub fn leech_ok(&self, name: &'static str, source: &str) {
+        let dir = self.tmp.sub(name);
+        get_ok(name, &self.tracker, source, &dir, &[]);
+        let file = self.data.file_name().unwrap().to_str().unwrap();
+        assert_same_file(&self.data, &dir.join(file));
+    }
+}
