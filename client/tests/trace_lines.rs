@@ -85,28 +85,28 @@ fn trace_shows_the_sha1_verdict_of_every_piece() {
 /// UNCHOKE, NOT INTERESTED and CHOKE to each other for every HAVE.
 #[test]
 fn two_leechers_do_not_churn_interest_or_choke() {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new("trace-churn");
-    let s = tmp.sub("s");
-    let data = s.join("w.bin");
-    write_random(&data, 2 * 1024 * 1024);
-    let torrent = tmp.join("w.torrent");
-    create_torrent(&data, &torrent, &tracker, PIECE);
     // A slow seeder: the leechers get much of the file from each other.
-    let _seeder = seed_torrent(
-        "seeder",
-        &tracker,
-        &torrent,
-        &s,
+    let sw = swarm_with(
+        "trace-churn",
+        "w.bin",
+        2 * 1024 * 1024,
+        PIECE,
         &["--max-upload-rate", "1M"],
     );
+    let Swarm {
+        tracker,
+        tmp,
+        data,
+        torrent,
+        ..
+    } = &sw;
     let dirs = [tmp.sub("a"), tmp.sub("b")];
     let mut leechers: Vec<Proc> = dirs
         .iter()
         .map(|d| {
             start_get(
                 "leecher",
-                &tracker,
+                tracker,
                 torrent.to_str().unwrap(),
                 d,
                 &["--trace"],
@@ -116,7 +116,7 @@ fn two_leechers_do_not_churn_interest_or_choke() {
     for (l, d) in leechers.iter_mut().zip(&dirs) {
         let st = l.wait(TIMEOUT);
         assert!(st.success(), "{}", l.dump());
-        assert_same_file(&data, &d.join("w.bin"));
+        assert_same_file(data, &d.join("w.bin"));
     }
     let mut traded = false;
     for l in &leechers {
