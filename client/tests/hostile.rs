@@ -5,9 +5,8 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
@@ -141,24 +140,8 @@ fn a_peer_sending_bad_pieces_is_dropped_and_the_download_is_still_correct() {
     write_random(&data, size);
     let torrent = tmp.join("c.torrent");
     create_torrent(&data, &torrent, &tracker, PIECE);
-    let m = metainfo_of(&torrent);
-    let ih = m.info_hash;
-
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let bad_port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let acc = accepted.clone();
-    let n = m.info.pieces.len();
-    std::thread::spawn(move || corrupt_peer(listener, ih, n, acc));
-    // Register the corrupt peer with the tracker as a seeder.
-    register_seeder(
-        &tracker,
-        ih,
-        "-XX0000-bad000000000",
-        "c.bin",
-        size,
-        bad_port,
-    );
+    // The corrupt peer, registered with the tracker as a seeder.
+    let (bad_port, accepted) = start_corrupt_seeder(&tracker, &torrent, "c.bin", size);
 
     // The honest seeder is slow, so the corrupt one gets plenty of requests.
     let _seeder = seed_torrent(

@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::TcpListener;
-use std::sync::Arc;
 
 use common::*;
 
@@ -22,21 +20,8 @@ fn trace_shows_the_sha1_verdict_of_every_piece() {
     write_random(&data, size);
     let torrent = tmp.join("v.torrent");
     create_torrent(&data, &torrent, &tracker, PIECE);
-    let m = metainfo_of(&torrent);
-    let pieces = m.info.pieces.len();
-
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let bad_port = listener.local_addr().unwrap().port();
-    let ih = m.info_hash;
-    std::thread::spawn(move || corrupt_peer(listener, ih, pieces, Arc::default()));
-    register_seeder(
-        &tracker,
-        ih,
-        "-XX0000-bad000000000",
-        "v.bin",
-        size,
-        bad_port,
-    );
+    let pieces = metainfo_of(&torrent).info.pieces.len();
+    let (bad_port, _) = start_corrupt_seeder(&tracker, &torrent, "v.bin", size);
     let _seeder = seed_torrent(
         "seeder",
         &tracker,

@@ -518,6 +518,27 @@ pub fn corrupt_peer(
     }
 }
 
+/// Starts a `corrupt_peer` for `torrent` and registers it with the tracker
+/// as a seeder of `name` (`size` bytes); returns its port and its count of
+/// accepted connections.
+pub fn start_corrupt_seeder(
+    tracker: &Tracker,
+    torrent: &Path,
+    name: &str,
+    size: usize,
+) -> (u16, Arc<AtomicUsize>) {
+    let m = metainfo_of(torrent);
+    let ih = m.info_hash;
+    let pieces = m.info.pieces.len();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let acc = accepted.clone();
+    std::thread::spawn(move || corrupt_peer(listener, ih, pieces, acc));
+    register_seeder(tracker, ih, "-XX0000-bad000000000", name, size, port);
+    (port, accepted)
+}
+
 /// A tracker and a seeder of a fresh random file, for tests that need a
 /// swarm to talk to.
 pub struct Swarm {
