@@ -1359,18 +1359,34 @@ mod tests {
             event: AnnounceEvent,
             ms: u64,
         ) -> Result<(), TrackerFull> {
+            self.announce_with(addr, id, b, true, event, Family::Any, ms, |_, _| ())
+        }
+        /// `announce` with the announcer's completeness, the address family
+        /// wanted and what to do with the answer.
+        #[allow(clippy::too_many_arguments)]
+        fn announce_with<R>(
+            &mut self,
+            addr: &str,
+            id: &str,
+            b: u8,
+            complete: bool,
+            event: AnnounceEvent,
+            family: Family,
+            ms: u64,
+            visit: impl FnOnce(SwarmCounts, Picks<'_>) -> R,
+        ) -> Result<R, TrackerFull> {
             let now = self.at(ms);
             self.reg.announce(
                 addr.parse().unwrap(),
                 PeerId::new(id),
                 &h(b),
-                true,
+                complete,
                 event,
                 50,
-                Family::Any,
+                family,
                 &mut self.rng,
                 now,
-                |_, _| (),
+                visit,
             )
         }
         /// The number of swarms as counted, checked against the swarms held.
@@ -1780,7 +1796,6 @@ mod tests {
         f.reg
             .register(ip("10.0.0.1"), "json", 7001, &[file(1, "a", true)], f.at(0))
             .unwrap();
-        let (t1, t2) = (f.at(1), f.at(2));
         struct Out {
             seeders: u32,
             leechers: u32,
@@ -1800,20 +1815,17 @@ mod tests {
                 };
             }
         }
-        f.reg
-            .announce(
-                "10.0.0.2:6881".parse().unwrap(),
-                PeerId::new("-qB0001-abcdefghijkl"),
-                &h(1),
-                false,
-                AnnounceEvent::Update,
-                50,
-                Family::V4,
-                &mut f.rng,
-                t1,
-                collect(&mut out),
-            )
-            .unwrap();
+        f.announce_with(
+            "10.0.0.2:6881",
+            "-qB0001-abcdefghijkl",
+            1,
+            false,
+            AnnounceEvent::Update,
+            Family::V4,
+            1,
+            collect(&mut out),
+        )
+        .unwrap();
         assert_eq!((out.seeders, out.leechers), (1, 1));
         assert_eq!(out.peers.len(), 1);
         assert_eq!(out.peers[0], "10.0.0.1:7001".parse::<SocketAddr>().unwrap());
@@ -1826,37 +1838,31 @@ mod tests {
             }
         );
         // IPv6 listings hold only IPv6 peers.
-        f.reg
-            .announce(
-                "[2001:db8::1]:6881".parse().unwrap(),
-                PeerId::new("v6"),
-                &h(1),
-                true,
-                AnnounceEvent::Update,
-                50,
-                Family::V6,
-                &mut f.rng,
-                t1,
-                collect(&mut out),
-            )
-            .unwrap();
+        f.announce_with(
+            "[2001:db8::1]:6881",
+            "v6",
+            1,
+            true,
+            AnnounceEvent::Update,
+            Family::V6,
+            1,
+            collect(&mut out),
+        )
+        .unwrap();
         assert!(out.peers.is_empty());
         assert_eq!(out.seeders, 2);
         // Stopped leaves; a swarm created by announce has no name until registered.
-        f.reg
-            .announce(
-                "10.0.0.2:6881".parse().unwrap(),
-                PeerId::new("-qB0001-abcdefghijkl"),
-                &h(1),
-                false,
-                AnnounceEvent::Stopped,
-                50,
-                Family::V4,
-                &mut f.rng,
-                t2,
-                collect(&mut out),
-            )
-            .unwrap();
+        f.announce_with(
+            "10.0.0.2:6881",
+            "-qB0001-abcdefghijkl",
+            1,
+            false,
+            AnnounceEvent::Stopped,
+            Family::V4,
+            2,
+            collect(&mut out),
+        )
+        .unwrap();
         assert_eq!(
             f.reg.counts(&h(1)),
             SwarmCounts {
@@ -1864,20 +1870,17 @@ mod tests {
                 leechers: 0
             }
         );
-        f.reg
-            .announce(
-                "10.0.0.3:1".parse().unwrap(),
-                PeerId::new("x"),
-                &h(9),
-                false,
-                AnnounceEvent::Update,
-                50,
-                Family::V4,
-                &mut f.rng,
-                t2,
-                collect(&mut out),
-            )
-            .unwrap();
+        f.announce_with(
+            "10.0.0.3:1",
+            "x",
+            9,
+            false,
+            AnnounceEvent::Update,
+            Family::V4,
+            2,
+            collect(&mut out),
+        )
+        .unwrap();
         assert_eq!(f.list(9, None, 50, 2).unwrap().name, "");
         f.reg
             .register(
