@@ -317,6 +317,14 @@ impl Tracker {
 
 /// `minitorrent create` with a small piece length; returns the magnet link.
 pub fn create_torrent(data: &Path, out: &Path, tracker: &Tracker, piece_len: u32) -> String {
+    let p = run_create(data, out, &tracker.arg(), piece_len);
+    let m = p.out.wait_for("magnet:", TIMEOUT);
+    m.trim_start_matches("magnet: ").to_string()
+}
+
+/// `minitorrent create` announcing `announce`, run to a successful end; its
+/// output holds the info hash and the magnet link.
+pub fn run_create(data: &Path, out: &Path, announce: &str, piece_len: u32) -> Proc {
     let mut p = Proc::mt(
         "create",
         &[
@@ -325,15 +333,14 @@ pub fn create_torrent(data: &Path, out: &Path, tracker: &Tracker, piece_len: u32
             "-o",
             out.to_str().unwrap(),
             "--tracker",
-            &tracker.arg(),
+            announce,
             "--piece-length",
             &piece_len.to_string(),
         ],
     );
     let st = p.wait(TIMEOUT);
     assert!(st.success(), "create failed\n{}", p.dump());
-    let m = p.out.wait_for("magnet:", TIMEOUT);
-    m.trim_start_matches("magnet: ").to_string()
+    p
 }
 
 /// A seeder of `torrent` with data in `dir`, started and registered.
