@@ -132,28 +132,27 @@ fn hostile_connections_are_closed_and_the_seeder_keeps_serving() {
 
 #[test]
 fn a_peer_sending_bad_pieces_is_dropped_and_the_download_is_still_correct() {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new("corrupt");
-    let s = tmp.sub("s");
-    let data = s.join("c.bin");
     let size = 3 * 1024 * 1024;
-    write_random(&data, size);
-    let torrent = tmp.join("c.torrent");
-    create_torrent(&data, &torrent, &tracker, PIECE);
-    // The corrupt peer, registered with the tracker as a seeder.
-    let (bad_port, accepted) = start_corrupt_seeder(&tracker, &torrent, "c.bin", size);
-
-    // The honest seeder is slow, so the corrupt one gets plenty of requests.
-    let _seeder = seed_torrent(
-        "seeder",
-        &tracker,
-        &torrent,
-        &s,
+    // The corrupt peer, registered with the tracker as a seeder; the honest
+    // seeder is slow, so the corrupt one gets plenty of requests.
+    let (sw, (bad_port, accepted)) = swarm_after(
+        "corrupt",
+        "c.bin",
+        size,
+        PIECE,
         &["--max-upload-rate", "2M"],
+        |tracker, torrent| start_corrupt_seeder(tracker, torrent, "c.bin", size),
     );
+    let Swarm {
+        tracker,
+        tmp,
+        data,
+        torrent,
+        ..
+    } = &sw;
     let l = tmp.sub("l");
-    let g = get_ok("leecher", &tracker, torrent.to_str().unwrap(), &l, &[]);
-    assert_same_file(&data, &l.join("c.bin"));
+    let g = get_ok("leecher", tracker, torrent.to_str().unwrap(), &l, &[]);
+    assert_same_file(data, &l.join("c.bin"));
     assert!(
         g.err
             .contains(&format!("dropping 127.0.0.1:{bad_port} after 3 bad pieces")),

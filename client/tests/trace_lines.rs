@@ -12,33 +12,33 @@ const PIECE: u32 = 32 * 1024;
 
 #[test]
 fn trace_shows_the_sha1_verdict_of_every_piece() {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new("trace-sha1");
-    let s = tmp.sub("s");
-    let data = s.join("v.bin");
     let size = 2 * 1024 * 1024;
-    write_random(&data, size);
-    let torrent = tmp.join("v.torrent");
-    create_torrent(&data, &torrent, &tracker, PIECE);
-    let pieces = metainfo_of(&torrent).info.pieces.len();
-    let (bad_port, _) = start_corrupt_seeder(&tracker, &torrent, "v.bin", size);
-    let _seeder = seed_torrent(
-        "seeder",
-        &tracker,
-        &torrent,
-        &s,
+    let (sw, (bad_port, _)) = swarm_after(
+        "trace-sha1",
+        "v.bin",
+        size,
+        PIECE,
         &["--max-upload-rate", "2M"],
+        |tracker, torrent| start_corrupt_seeder(tracker, torrent, "v.bin", size),
     );
+    let Swarm {
+        tracker,
+        tmp,
+        data,
+        torrent,
+        ..
+    } = &sw;
+    let pieces = metainfo_of(torrent).info.pieces.len();
 
     let l = tmp.sub("l");
     let g = get_ok(
         "leecher",
-        &tracker,
+        tracker,
         torrent.to_str().unwrap(),
         &l,
         &["--trace"],
     );
-    assert_same_file(&data, &l.join("v.bin"));
+    assert_same_file(data, &l.join("v.bin"));
     let trace = g.err.text();
     // `HH:MM:SS.mmm peer OUR_ADDR  piece I SHA-1 ok (N bytes from ADDR)`
     let mut ok = HashSet::new();

@@ -568,6 +568,19 @@ pub fn swarm(tag: &str, size: usize, piece: u32) -> Swarm {
 /// A swarm seeding `name` of `size` random bytes, the seeder started with
 /// `seed_args`.
 pub fn swarm_with(tag: &str, name: &str, size: usize, piece: u32, seed_args: &[&str]) -> Swarm {
+    swarm_after(tag, name, size, piece, seed_args, |_, _| ()).0
+}
+
+/// `swarm_with`, calling `before_seeder` with the tracker and the torrent
+/// once the torrent exists and before the seeder starts.
+pub fn swarm_after<R>(
+    tag: &str,
+    name: &str,
+    size: usize,
+    piece: u32,
+    seed_args: &[&str],
+    before_seeder: impl FnOnce(&Tracker, &Path) -> R,
+) -> (Swarm, R) {
     let tracker = Tracker::start();
     let tmp = TempDir::new(tag);
     let dir = tmp.sub("s");
@@ -577,8 +590,9 @@ pub fn swarm_with(tag: &str, name: &str, size: usize, piece: u32, seed_args: &[&
     let torrent = tmp.join(&format!("{stem}.torrent"));
     let magnet = create_torrent(&data, &torrent, &tracker, piece);
     let ih = metainfo_of(&torrent).info_hash;
+    let r = before_seeder(&tracker, &torrent);
     let seeder = seed_torrent("seeder", &tracker, &torrent, &dir, seed_args);
-    Swarm {
+    let sw = Swarm {
         tracker,
         tmp,
         dir,
@@ -587,7 +601,8 @@ pub fn swarm_with(tag: &str, name: &str, size: usize, piece: u32, seed_args: &[&
         magnet,
         ih,
         seeder,
-    }
+    };
+    (sw, r)
 }
 
 impl Swarm {
