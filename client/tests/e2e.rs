@@ -146,13 +146,7 @@ fn resume_fetches_only_missing_pieces() {
         PIECE,
         &["--max-upload-rate", "3M"],
     );
-    let Swarm {
-        tracker,
-        tmp,
-        data,
-        torrent,
-        ..
-    } = &sw;
+    let (tracker, tmp, data, torrent) = (&sw.tracker, &sw.tmp, &sw.data, &sw.torrent);
     let l = tmp.sub("l");
     let mut g = start_get("first", tracker, torrent.to_str().unwrap(), &l, &[]);
     let part = l.join("r.bin.part");

@@ -143,13 +143,7 @@ fn a_peer_sending_bad_pieces_is_dropped_and_the_download_is_still_correct() {
         &["--max-upload-rate", "2M"],
         |tracker, torrent| start_corrupt_seeder(tracker, torrent, "c.bin", size),
     );
-    let Swarm {
-        tracker,
-        tmp,
-        data,
-        torrent,
-        ..
-    } = &sw;
+    let (tracker, tmp, data, torrent) = (&sw.tracker, &sw.tmp, &sw.data, &sw.torrent);
     let l = tmp.sub("l");
     let g = get_ok("leecher", tracker, torrent.to_str().unwrap(), &l, &[]);
     assert_same_file(data, &l.join("c.bin"));

@@ -21,13 +21,7 @@ fn trace_shows_the_sha1_verdict_of_every_piece() {
         &["--max-upload-rate", "2M"],
         |tracker, torrent| start_corrupt_seeder(tracker, torrent, "v.bin", size),
     );
-    let Swarm {
-        tracker,
-        tmp,
-        data,
-        torrent,
-        ..
-    } = &sw;
+    let (tracker, tmp, data, torrent) = (&sw.tracker, &sw.tmp, &sw.data, &sw.torrent);
     let pieces = metainfo_of(torrent).info.pieces.len();
 
     let l = tmp.sub("l");
@@ -78,13 +72,7 @@ fn two_leechers_do_not_churn_interest_or_choke() {
         PIECE,
         &["--max-upload-rate", "1M"],
     );
-    let Swarm {
-        tracker,
-        tmp,
-        data,
-        torrent,
-        ..
-    } = &sw;
+    let (tracker, tmp, data, torrent) = (&sw.tracker, &sw.tmp, &sw.data, &sw.torrent);
     let dirs = [tmp.sub("a"), tmp.sub("b")];
     let mut leechers: Vec<Proc> = dirs
         .iter()
