@@ -90,20 +90,7 @@ fn start_opentracker(bin: &Path, whitelist: &Path) -> (Proc, u16) {
 }
 
 fn create(data: &Path, out: &Path, announce: &str) -> String {
-    let mut p = Proc::mt(
-        "create",
-        &[
-            "create",
-            data.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--tracker",
-            announce,
-            "--piece-length",
-            &PIECE.to_string(),
-        ],
-    );
-    assert!(p.wait(TIMEOUT).success(), "create failed\n{}", p.dump());
+    let p = run_create(data, out, announce, PIECE);
     let l = p.out.wait_for("info hash: ", TIMEOUT);
     l.trim_start_matches("info hash: ").trim().to_string()
 }

@@ -139,22 +139,16 @@ fn seeder_killed_mid_transfer() {
 
 #[test]
 fn resume_fetches_only_missing_pieces() {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new("resume");
-    let s = tmp.sub("s");
-    let data = s.join("r.bin");
-    write_random(&data, 6 * 1024 * 1024);
-    let torrent = tmp.join("r.torrent");
-    create_torrent(&data, &torrent, &tracker, PIECE);
-    let _seeder = seed_torrent(
-        "seeder",
-        &tracker,
-        &torrent,
-        &s,
+    let sw = swarm_with(
+        "resume",
+        "r.bin",
+        6 * 1024 * 1024,
+        PIECE,
         &["--max-upload-rate", "3M"],
     );
+    let (tracker, tmp, data, torrent) = (&sw.tracker, &sw.tmp, &sw.data, &sw.torrent);
     let l = tmp.sub("l");
-    let mut g = start_get("first", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    let mut g = start_get("first", tracker, torrent.to_str().unwrap(), &l, &[]);
     let part = l.join("r.bin.part");
     wait_until("2 MiB on disk", TIMEOUT, || allocated(&part) >= 2 << 20);
     g.kill(); // a crash: no clean shutdown
@@ -163,7 +157,7 @@ fn resume_fetches_only_missing_pieces() {
         "an unfinished file must not carry the final name"
     );
     // Ctrl-C: a clean stop (EXIT sent, files flushed), still no final name.
-    let mut g = start_get("second", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    let mut g = start_get("second", tracker, torrent.to_str().unwrap(), &l, &[]);
     g.err.wait_for("resume:", TIMEOUT);
     wait_until("4 MiB on disk", TIMEOUT, || allocated(&part) >= 4 << 20);
     g.interrupt();
@@ -174,12 +168,12 @@ fn resume_fetches_only_missing_pieces() {
     let stats = tmp.join("stats.json");
     let g = get_ok(
         "third",
-        &tracker,
+        tracker,
         torrent.to_str().unwrap(),
         &l,
         &["--stats", stats.to_str().unwrap()],
     );
-    assert_same_file(&data, &l.join("r.bin"));
+    assert_same_file(data, &l.join("r.bin"));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     let on_disk = json["pieces_verified_on_disk"].as_u64().unwrap();
     let fetched = json["pieces_fetched"].as_u64().unwrap();
@@ -246,17 +240,17 @@ fn seeding_a_path_and_keeps_seeding_after_download() {
 
 #[test]
 fn rerun_of_a_complete_download_fetches_nothing() {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new("rerun");
-    let s = tmp.sub("s");
-    let data = s.join("x.bin");
-    write_random(&data, 1024 * 1024);
-    let torrent = tmp.join("x.torrent");
-    create_torrent(&data, &torrent, &tracker, PIECE);
-    let _seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
+    let sw = swarm_with("rerun", "x.bin", 1024 * 1024, PIECE, &[]);
+    let Swarm {
+        tracker,
+        tmp,
+        data: _,
+        torrent,
+        ..
+    } = &sw;
     let l = tmp.sub("l");
-    get_ok("first", &tracker, torrent.to_str().unwrap(), &l, &[]);
-    let p = get_ok("again", &tracker, torrent.to_str().unwrap(), &l, &[]);
+    get_ok("first", tracker, torrent.to_str().unwrap(), &l, &[]);
+    let p = get_ok("again", tracker, torrent.to_str().unwrap(), &l, &[]);
     let done = p.out.wait_for("done:", TIMEOUT);
     assert!(
         done.contains("0 pieces fetched, 32 already on disk"),

@@ -5,21 +5,15 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use minitorrent_common::metainfo::{InfoHash, Metainfo};
-use minitorrent_common::wire::{self, Bitfield, Handshake, Message};
+use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::wire::{self, Handshake, Message};
 
 const PIECE: u32 = 32 * 1024;
-
-fn info_hash_of(torrent: &std::path::Path) -> (InfoHash, Metainfo) {
-    let m = Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap();
-    (m.info_hash, m)
-}
 
 fn peer_id(tag: &str) -> [u8; 20] {
     let mut id = *b"-XX0000-000000000000";
@@ -46,40 +40,16 @@ fn shake(s: &mut TcpStream, ih: InfoHash) -> Handshake {
     hs
 }
 
-fn read_msg(s: &mut TcpStream) -> std::io::Result<Message> {
-    let mut p = [0u8; 4];
-    s.read_exact(&mut p)?;
-    let len = wire::frame_len(p, wire::MAX_MESSAGE_LEN)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let mut f = vec![0u8; len];
-    s.read_exact(&mut f)?;
-    Message::decode(&f).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-}
-
 fn send(s: &mut TcpStream, m: &Message) {
-    let mut out = Vec::new();
-    m.encode(&mut out);
-    s.write_all(&out).unwrap();
+    s.write_all(&frame(m)).unwrap();
 }
 
 /// Reads until the peer closes; panics if it does not within the timeout.
 fn expect_closed(s: &mut TcpStream, what: &str) {
-    let mut buf = [0u8; 65536];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                panic!("{what}: connection still open")
-            }
-            Err(_) => return,
-        }
-    }
+    assert!(
+        closed_within(s, Duration::from_secs(10)),
+        "{what}: connection still open"
+    );
 }
 
 #[test]
@@ -91,7 +61,7 @@ fn hostile_connections_are_closed_and_the_seeder_keeps_serving() {
     write_random(&data, 2 * 1024 * 1024);
     let torrent = tmp.join("h.torrent");
     create_torrent(&data, &torrent, &tracker, PIECE);
-    let (ih, _) = info_hash_of(&torrent);
+    let ih = metainfo_of(&torrent).info_hash;
     let seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
     let port = seeder.port();
 
@@ -160,89 +130,23 @@ fn hostile_connections_are_closed_and_the_seeder_keeps_serving() {
     });
 }
 
-/// A peer that claims every piece and answers each request with garbage.
-fn corrupt_peer(listener: TcpListener, ih: InfoHash, pieces: usize, accepted: Arc<AtomicUsize>) {
-    for s in listener.incoming() {
-        let Ok(mut s) = s else { return };
-        accepted.fetch_add(1, Ordering::SeqCst);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; wire::HANDSHAKE_LEN];
-            if s.read_exact(&mut buf).is_err() {
-                return;
-            }
-            let _ = s.write_all(&Handshake::new(ih, peer_id("bad")).encode());
-            let mut bits = Bitfield::new(pieces);
-            for i in 0..pieces {
-                bits.set(i);
-            }
-            let mut out = Vec::new();
-            Message::Bitfield(bits.as_bytes().to_vec()).encode(&mut out);
-            let _ = s.write_all(&out);
-            while let Ok(m) = read_msg(&mut s) {
-                let reply = match m {
-                    Message::Interested => Message::Unchoke,
-                    Message::Request {
-                        index,
-                        begin,
-                        length,
-                    } => Message::Piece {
-                        index,
-                        begin,
-                        data: random_bytes(length as usize),
-                    },
-                    _ => continue,
-                };
-                let mut out = Vec::new();
-                reply.encode(&mut out);
-                if s.write_all(&out).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
-
 #[test]
 fn a_peer_sending_bad_pieces_is_dropped_and_the_download_is_still_correct() {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new("corrupt");
-    let s = tmp.sub("s");
-    let data = s.join("c.bin");
     let size = 3 * 1024 * 1024;
-    write_random(&data, size);
-    let torrent = tmp.join("c.torrent");
-    create_torrent(&data, &torrent, &tracker, PIECE);
-    let (ih, m) = info_hash_of(&torrent);
-
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let bad_port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let acc = accepted.clone();
-    let n = m.info.pieces.len();
-    std::thread::spawn(move || corrupt_peer(listener, ih, n, acc));
-    // Register the corrupt peer with the tracker as a seeder.
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let reg = serde_json::json!({"type": "REGISTER", "tid": 1, "peer_id": "-XX0000-bad000000000",
-        "port": bad_port, "files": [{"info_hash": ih.to_hex(), "name": "c.bin", "size": size,
-        "complete": true}]});
-    udp.send_to(reg.to_string().as_bytes(), tracker.addr)
-        .unwrap();
-    let mut buf = [0u8; 2048];
-    let (n, _) = udp.recv_from(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("OK"));
-
-    // The honest seeder is slow, so the corrupt one gets plenty of requests.
-    let _seeder = seed_torrent(
-        "seeder",
-        &tracker,
-        &torrent,
-        &s,
+    // The corrupt peer, registered with the tracker as a seeder; the honest
+    // seeder is slow, so the corrupt one gets plenty of requests.
+    let (sw, (bad_port, accepted)) = swarm_after(
+        "corrupt",
+        "c.bin",
+        size,
+        PIECE,
         &["--max-upload-rate", "2M"],
+        |tracker, torrent| start_corrupt_seeder(tracker, torrent, "c.bin", size),
     );
+    let (tracker, tmp, data, torrent) = (&sw.tracker, &sw.tmp, &sw.data, &sw.torrent);
     let l = tmp.sub("l");
-    let g = get_ok("leecher", &tracker, torrent.to_str().unwrap(), &l, &[]);
-    assert_same_file(&data, &l.join("c.bin"));
+    let g = get_ok("leecher", tracker, torrent.to_str().unwrap(), &l, &[]);
+    assert_same_file(data, &l.join("c.bin"));
     assert!(
         g.err
             .contains(&format!("dropping 127.0.0.1:{bad_port} after 3 bad pieces")),

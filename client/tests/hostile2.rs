@@ -6,32 +6,19 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use minitorrent_common::metainfo::{InfoHash, Metainfo};
 use minitorrent_common::wire::{self, ExtHandshake, Handshake, Message, MetadataMsg};
-
-fn info_hash_of(torrent: &std::path::Path) -> InfoHash {
-    Metainfo::from_bytes(&std::fs::read(torrent).unwrap())
-        .unwrap()
-        .info_hash
-}
 
 fn peer_id(tag: &str) -> [u8; 20] {
     let mut id = *b"-XX0000-000000000000";
     let tag = format!("{tag}{:05}", fastrand::u32(..100_000));
     id[8..8 + tag.len().min(12)].copy_from_slice(&tag.as_bytes()[..tag.len().min(12)]);
     id
-}
-
-fn frame(m: &Message) -> Vec<u8> {
-    let mut out = Vec::new();
-    m.encode(&mut out);
-    out
 }
 
 /// A field of /proc/PID/status, e.g. `VmRSS` (kB) or `Threads`.
@@ -41,73 +28,6 @@ fn proc_status(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-/// Whether the other side closed `s` (EOF or reset) within `within`.
-fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return false
-            }
-            Err(_) => return true,
-        }
-    }
-}
-
-/// A seeder of a fresh random file; returns (tracker, dir, data, torrent,
-/// info hash, seeder).
-struct Swarm {
-    tracker: Tracker,
-    tmp: TempDir,
-    data: std::path::PathBuf,
-    torrent: std::path::PathBuf,
-    magnet: String,
-    ih: InfoHash,
-    seeder: Proc,
-}
-
-fn swarm(tag: &str, size: usize, piece: u32) -> Swarm {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new(tag);
-    let s = tmp.sub("s");
-    let data = s.join("f.bin");
-    write_random(&data, size);
-    let torrent = tmp.join("f.torrent");
-    let magnet = create_torrent(&data, &torrent, &tracker, piece);
-    let ih = info_hash_of(&torrent);
-    let seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
-    Swarm {
-        tracker,
-        tmp,
-        data,
-        torrent,
-        magnet,
-        ih,
-        seeder,
-    }
-}
-
-impl Swarm {
-    fn leech_ok(&self, name: &'static str, source: &str) {
-        let dir = self.tmp.sub(name);
-        get_ok(name, &self.tracker, source, &dir, &[]);
-        assert_same_file(&self.data, &dir.join("f.bin"));
-    }
 }
 
 #[test]
@@ -249,30 +169,6 @@ fn a_flood_of_silent_connections_costs_no_thread_each_and_locks_nobody_out() {
     opener.join().unwrap();
 }
 
-/// Reads one message; `None` at the end of the connection.
-fn read_msg(s: &mut TcpStream) -> Option<Message> {
-    let mut p = [0u8; 4];
-    s.read_exact(&mut p).ok()?;
-    let len = wire::frame_len(p, wire::MAX_MESSAGE_LEN).ok()?;
-    let mut f = vec![0u8; len];
-    s.read_exact(&mut f).ok()?;
-    Message::decode(&f).ok()
-}
-
-/// Registers a fake seeder of `ih` at port `port` with the JSON tracker.
-fn register(tracker: &Tracker, ih: InfoHash, port: u16, size: usize) {
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let reg = serde_json::json!({"type": "REGISTER", "tid": 1, "peer_id": "-XX0000-liar00000000",
-        "port": port, "files": [{"info_hash": ih.to_hex(), "name": "f.bin", "size": size,
-        "complete": true}]});
-    udp.send_to(reg.to_string().as_bytes(), tracker.addr)
-        .unwrap();
-    let mut buf = [0u8; 2048];
-    let (n, _) = udp.recv_from(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("OK"));
-}
-
 #[test]
 fn a_peer_announcing_a_false_metadata_size_does_not_stop_a_magnet_download() {
     let tracker = Tracker::start();
@@ -283,7 +179,7 @@ fn a_peer_announcing_a_false_metadata_size_does_not_stop_a_magnet_download() {
     write_random(&data, size);
     let torrent = tmp.join("f.torrent");
     let magnet = create_torrent(&data, &torrent, &tracker, 16 * 1024);
-    let ih = info_hash_of(&torrent);
+    let ih = metainfo_of(&torrent).info_hash;
 
     // The liar: claims a 100-byte info dictionary and never sends it. It
     // is the only peer the leecher knows at first, so its size is the
@@ -311,7 +207,7 @@ fn a_peer_announcing_a_false_metadata_size_does_not_stop_a_magnet_download() {
                 if c.write_all(&out).is_err() {
                     return;
                 }
-                while let Some(m) = read_msg(&mut c) {
+                while let Ok(m) = read_msg(&mut c) {
                     if matches!(m, Message::Extended { id: 3, .. }) {
                         let _ = asked_tx.send(());
                     }
@@ -319,7 +215,14 @@ fn a_peer_announcing_a_false_metadata_size_does_not_stop_a_magnet_download() {
             });
         }
     });
-    register(&tracker, ih, liar_port, size);
+    register_seeder(
+        &tracker,
+        ih,
+        "-XX0000-liar00000000",
+        "f.bin",
+        size,
+        liar_port,
+    );
     let l = tmp.sub("l");
     let mut g = start_get("leecher", &tracker, &magnet, &l, &[]);
     asked_rx
@@ -341,7 +244,7 @@ fn a_banned_peer_cannot_come_back_under_another_listen_port() {
     write_random(&data, 200_000);
     let torrent = tmp.join("f.torrent");
     create_torrent(&data, &torrent, &tracker, 16 * 1024);
-    let ih = info_hash_of(&torrent);
+    let ih = metainfo_of(&torrent).info_hash;
     let t = tracker.arg();
     let seeder = Proc::spawn(
         "seeder",

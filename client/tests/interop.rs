@@ -137,20 +137,7 @@ fn make_torrent(
     let data = dir.join(name);
     write_random(&data, size);
     let torrent = tmp.join(&format!("{name}.torrent"));
-    let mut p = Proc::mt(
-        "create",
-        &[
-            "create",
-            data.to_str().unwrap(),
-            "-o",
-            torrent.to_str().unwrap(),
-            "--tracker",
-            &format!("udp://{}", tracker.addr),
-            "--piece-length",
-            &PIECE.to_string(),
-        ],
-    );
-    assert!(p.wait(TIMEOUT).success(), "create failed\n{}", p.dump());
+    let p = run_create(&data, &torrent, &format!("udp://{}", tracker.addr), PIECE);
     let l = p.out.wait_for("info hash: ", TIMEOUT);
     let hash = InfoHash::from_hex(l.trim_start_matches("info hash: ").trim()).unwrap();
     (torrent, hash)

@@ -8,23 +8,12 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use minitorrent_common::metainfo::Metainfo;
 use minitorrent_common::wire::{self, ExtHandshake, Handshake, Message, MetadataMsg};
 
 #[test]
 fn a_peer_flooding_metadata_requests_without_reading_is_closed() {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new("mdflood");
-    let s = tmp.sub("s");
-    let data = s.join("f.bin");
-    write_random(&data, 1024 * 1024);
-    let torrent = tmp.join("f.torrent");
-    create_torrent(&data, &torrent, &tracker, 16 * 1024);
-    let ih = Metainfo::from_bytes(&std::fs::read(&torrent).unwrap())
-        .unwrap()
-        .info_hash;
-    let seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
-    let port = seeder.port();
+    let sw = swarm("mdflood", 1024 * 1024, 16 * 1024);
+    let (ih, port) = (sw.ih, sw.seeder.port());
 
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -75,23 +64,15 @@ fn a_peer_flooding_metadata_requests_without_reading_is_closed() {
             Err(e) => panic!("connection still open after the flood ({total} bytes read): {e}"),
         }
     }
-    seeder.err.wait_for("bytes of answers wait unread", TIMEOUT);
+    sw.seeder
+        .err
+        .wait_for("bytes of answers wait unread", TIMEOUT);
 }
 
 #[test]
 fn a_handshake_trickling_in_byte_by_byte_is_cut_off() {
-    let tracker = Tracker::start();
-    let tmp = TempDir::new("slowhs");
-    let s = tmp.sub("s");
-    let data = s.join("g.bin");
-    write_random(&data, 100_000);
-    let torrent = tmp.join("g.torrent");
-    create_torrent(&data, &torrent, &tracker, 16 * 1024);
-    let ih = Metainfo::from_bytes(&std::fs::read(&torrent).unwrap())
-        .unwrap()
-        .info_hash;
-    let seeder = seed_torrent("seeder", &tracker, &torrent, &s, &[]);
-    let port = seeder.port();
+    let sw = swarm_with("slowhs", "g.bin", 100_000, 16 * 1024, &[]);
+    let (ih, port) = (sw.ih, sw.seeder.port());
 
     let hs = Handshake::new(ih, *b"-XX0000-slow00000000").encode();
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -1350,6 +1350,19 @@ mod tests {
         fn at(&self, ms: u64) -> Instant {
             self.t0 + Duration::from_millis(ms)
         }
+        /// A JSON REGISTER from `addr` at `ms`, which must succeed.
+        fn register(
+            &self,
+            addr: &str,
+            id: &str,
+            port: u16,
+            files: &[FileInfo],
+            ms: u64,
+        ) -> RegisterOutcome {
+            self.reg
+                .register(ip(addr), id, port, files, self.at(ms))
+                .unwrap()
+        }
         /// BEP 15 announce of swarm `b` from `addr` as `id`; `Err` when refused.
         fn announce(
             &mut self,
@@ -1359,18 +1372,34 @@ mod tests {
             event: AnnounceEvent,
             ms: u64,
         ) -> Result<(), TrackerFull> {
+            self.announce_with(addr, id, b, true, event, Family::Any, ms, |_, _| ())
+        }
+        /// `announce` with the announcer's completeness, the address family
+        /// wanted and what to do with the answer.
+        #[allow(clippy::too_many_arguments)]
+        fn announce_with<R>(
+            &mut self,
+            addr: &str,
+            id: &str,
+            b: u8,
+            complete: bool,
+            event: AnnounceEvent,
+            family: Family,
+            ms: u64,
+            visit: impl FnOnce(SwarmCounts, Picks<'_>) -> R,
+        ) -> Result<R, TrackerFull> {
             let now = self.at(ms);
             self.reg.announce(
                 addr.parse().unwrap(),
                 PeerId::new(id),
                 &h(b),
-                true,
+                complete,
                 event,
                 50,
-                Family::Any,
+                family,
                 &mut self.rng,
                 now,
-                |_, _| (),
+                visit,
             )
         }
         /// The number of swarms as counted, checked against the swarms held.
@@ -1413,16 +1442,7 @@ mod tests {
     #[test]
     fn register_then_list_by_hash_and_name() {
         let mut f = Fixture::new();
-        let o = f
-            .reg
-            .register(
-                ip("10.0.0.1"),
-                "seed",
-                7001,
-                &[file(1, "report.pdf", true)],
-                f.at(0),
-            )
-            .unwrap();
+        let o = f.register("10.0.0.1", "seed", 7001, &[file(1, "report.pdf", true)], 0);
         assert_eq!(
             o,
             RegisterOutcome {
@@ -1430,15 +1450,13 @@ mod tests {
                 joined: 1
             }
         );
-        f.reg
-            .register(
-                ip("10.0.0.2"),
-                "leech",
-                7002,
-                &[file(1, "report.pdf", false)],
-                f.at(0),
-            )
-            .unwrap();
+        f.register(
+            "10.0.0.2",
+            "leech",
+            7002,
+            &[file(1, "report.pdf", false)],
+            0,
+        );
         let l = f.list(1, None, 50, 1).unwrap();
         assert_eq!(
             (l.seeders, l.leechers, l.size, l.name.as_str()),
@@ -1466,12 +1484,8 @@ mod tests {
     #[test]
     fn the_asker_is_left_out_only_from_its_own_ip() {
         let mut f = Fixture::new();
-        f.reg
-            .register(ip("10.0.0.1"), "a", 1, &[file(1, "x", true)], f.at(0))
-            .unwrap();
-        f.reg
-            .register(ip("10.0.0.2"), "b", 2, &[file(1, "x", false)], f.at(0))
-            .unwrap();
+        f.register("10.0.0.1", "a", 1, &[file(1, "x", true)], 0);
+        f.register("10.0.0.2", "b", 2, &[file(1, "x", false)], 0);
         let l = f.list(1, Some(("10.0.0.2", "b")), 50, 0).unwrap();
         assert_eq!(l.peers.len(), 1);
         assert_eq!(l.peers[0].peer_id.as_str(), "a");
@@ -1485,13 +1499,8 @@ mod tests {
     #[test]
     fn register_is_additive_and_updates_complete() {
         let mut f = Fixture::new();
-        f.reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", false)], f.at(0))
-            .unwrap();
-        let o = f
-            .reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(2, "b", true)], f.at(10))
-            .unwrap();
+        f.register("10.0.0.1", "p", 1, &[file(1, "a", false)], 0);
+        let o = f.register("10.0.0.1", "p", 1, &[file(2, "b", true)], 10);
         assert_eq!(
             o,
             RegisterOutcome {
@@ -1502,16 +1511,12 @@ mod tests {
         assert_eq!(f.ids(1, 10), ["p"]);
         assert_eq!(f.ids(2, 10), ["p"]);
         assert_eq!(f.list(1, None, 50, 10).unwrap().leechers, 1);
-        f.reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(20))
-            .unwrap();
+        f.register("10.0.0.1", "p", 1, &[file(1, "a", true)], 20);
         let l = f.list(1, None, 50, 20).unwrap();
         assert_eq!((l.seeders, l.leechers), (1, 0));
         assert!(l.peers[0].complete);
         // A new port applies to every swarm of the peer.
-        f.reg
-            .register(ip("10.0.0.1"), "p", 9, &[], f.at(30))
-            .unwrap();
+        f.register("10.0.0.1", "p", 9, &[], 30);
         assert_eq!(f.list(2, None, 50, 30).unwrap().peers[0].addr.port(), 9);
         assert_eq!(
             f.reg.stats(),
@@ -1526,9 +1531,7 @@ mod tests {
     #[test]
     fn a_peer_is_ip_plus_peer_id() {
         let mut f = Fixture::new();
-        f.reg
-            .register(ip("127.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0))
-            .unwrap();
+        f.register("127.0.0.1", "p", 1, &[file(1, "a", true)], 0);
         assert_eq!(
             f.reg.heartbeat(ip("127.0.0.2"), "p", f.at(1)),
             Err(UnknownPeer)
@@ -1536,9 +1539,7 @@ mod tests {
         assert_eq!(f.reg.exit(ip("127.0.0.2"), "p", f.at(1)), Err(UnknownPeer));
         assert_eq!(f.ids(1, 1), ["p"]);
         // The same peer_id from another IP is another peer.
-        f.reg
-            .register(ip("127.0.0.2"), "p", 2, &[file(1, "a", true)], f.at(2))
-            .unwrap();
+        f.register("127.0.0.2", "p", 2, &[file(1, "a", true)], 2);
         assert_eq!(f.list(1, None, 50, 2).unwrap().peers.len(), 2);
         assert_eq!(f.reg.exit(ip("127.0.0.1"), "p", f.at(3)), Ok(1));
         let l = f.list(1, None, 50, 3).unwrap();
@@ -1549,18 +1550,14 @@ mod tests {
     #[test]
     fn exit_leaves_every_swarm_and_empty_swarms_vanish() {
         let mut f = Fixture::new();
-        f.reg
-            .register(
-                ip("10.0.0.1"),
-                "p",
-                1,
-                &[file(1, "a", true), file(2, "b", true)],
-                f.at(0),
-            )
-            .unwrap();
-        f.reg
-            .register(ip("10.0.0.2"), "q", 1, &[file(2, "b", true)], f.at(0))
-            .unwrap();
+        f.register(
+            "10.0.0.1",
+            "p",
+            1,
+            &[file(1, "a", true), file(2, "b", true)],
+            0,
+        );
+        f.register("10.0.0.2", "q", 1, &[file(2, "b", true)], 0);
         assert_eq!(f.reg.exit(ip("10.0.0.1"), "p", f.at(1)), Ok(1));
         assert!(f.list(1, None, 50, 1).is_none());
         assert_eq!(f.ids(2, 1), ["q"]);
@@ -1581,18 +1578,14 @@ mod tests {
     #[test]
     fn peers_expire_after_the_timeout_unless_heard_from() {
         let mut f = Fixture::new();
-        f.reg
-            .register(ip("10.0.0.1"), "quiet", 1, &[file(1, "a", true)], f.at(0))
-            .unwrap();
-        f.reg
-            .register(
-                ip("10.0.0.2"),
-                "chatty",
-                2,
-                &[file(1, "a", true), file(2, "b", true)],
-                f.at(0),
-            )
-            .unwrap();
+        f.register("10.0.0.1", "quiet", 1, &[file(1, "a", true)], 0);
+        f.register(
+            "10.0.0.2",
+            "chatty",
+            2,
+            &[file(1, "a", true), file(2, "b", true)],
+            0,
+        );
         // Just before the timeout nothing expires.
         let r = f.reg.sweep(f.at(29_999));
         assert!(r.expired.is_empty());
@@ -1626,19 +1619,14 @@ mod tests {
     #[test]
     fn heartbeat_after_the_timeout_is_unknown_even_before_a_sweep() {
         let f = Fixture::new();
-        f.reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0))
-            .unwrap();
+        f.register("10.0.0.1", "p", 1, &[file(1, "a", true)], 0);
         assert_eq!(
             f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(30_000)),
             Err(UnknownPeer)
         );
         assert_eq!(f.reg.stats(), RegistryStats::default());
         // Re-registering brings it back.
-        let o = f
-            .reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(30_001))
-            .unwrap();
+        let o = f.register("10.0.0.1", "p", 1, &[file(1, "a", true)], 30_001);
         assert!(o.new_peer);
         assert_eq!(f.reg.heartbeat(ip("10.0.0.1"), "p", f.at(30_002)), Ok(()));
     }
@@ -1646,13 +1634,8 @@ mod tests {
     #[test]
     fn register_after_expiry_starts_afresh() {
         let mut f = Fixture::new();
-        f.reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(1, "a", true)], f.at(0))
-            .unwrap();
-        let o = f
-            .reg
-            .register(ip("10.0.0.1"), "p", 1, &[file(2, "b", true)], f.at(40_000))
-            .unwrap();
+        f.register("10.0.0.1", "p", 1, &[file(1, "a", true)], 0);
+        let o = f.register("10.0.0.1", "p", 1, &[file(2, "b", true)], 40_000);
         assert!(o.new_peer);
         assert!(f.list(1, None, 50, 40_000).is_none());
         assert_eq!(f.ids(2, 40_000), ["p"]);
@@ -1695,19 +1678,17 @@ mod tests {
     #[test]
     fn search_ignores_case_and_sorts() {
         let f = Fixture::new();
-        f.reg
-            .register(
-                ip("10.0.0.1"),
-                "p",
-                1,
-                &[
-                    file(1, "Report.pdf", true),
-                    file(2, "notes.txt", true),
-                    file(3, "ÉTÉ report", false),
-                ],
-                f.at(0),
-            )
-            .unwrap();
+        f.register(
+            "10.0.0.1",
+            "p",
+            1,
+            &[
+                file(1, "Report.pdf", true),
+                file(2, "notes.txt", true),
+                file(3, "ÉTÉ report", false),
+            ],
+            0,
+        );
         let mut hits = Vec::new();
         f.reg.search("REP", &mut hits);
         assert_eq!(
@@ -1729,12 +1710,8 @@ mod tests {
     #[test]
     fn same_name_prefers_the_better_seeded_swarm() {
         let f = Fixture::new();
-        f.reg
-            .register(ip("10.0.0.1"), "a", 1, &[file(1, "same", false)], f.at(0))
-            .unwrap();
-        f.reg
-            .register(ip("10.0.0.2"), "b", 1, &[file(2, "same", true)], f.at(0))
-            .unwrap();
+        f.register("10.0.0.1", "a", 1, &[file(1, "same", false)], 0);
+        f.register("10.0.0.2", "b", 1, &[file(2, "same", true)], 0);
         assert_eq!(f.reg.find_by_name("same"), Some(h(2)));
         f.reg.exit(ip("10.0.0.2"), "b", f.at(1)).unwrap();
         assert_eq!(f.reg.find_by_name("same"), Some(h(1)));
@@ -1777,10 +1754,7 @@ mod tests {
     #[test]
     fn announce_shares_swarms_with_json_peers() {
         let mut f = Fixture::new();
-        f.reg
-            .register(ip("10.0.0.1"), "json", 7001, &[file(1, "a", true)], f.at(0))
-            .unwrap();
-        let (t1, t2) = (f.at(1), f.at(2));
+        f.register("10.0.0.1", "json", 7001, &[file(1, "a", true)], 0);
         struct Out {
             seeders: u32,
             leechers: u32,
@@ -1800,20 +1774,17 @@ mod tests {
                 };
             }
         }
-        f.reg
-            .announce(
-                "10.0.0.2:6881".parse().unwrap(),
-                PeerId::new("-qB0001-abcdefghijkl"),
-                &h(1),
-                false,
-                AnnounceEvent::Update,
-                50,
-                Family::V4,
-                &mut f.rng,
-                t1,
-                collect(&mut out),
-            )
-            .unwrap();
+        f.announce_with(
+            "10.0.0.2:6881",
+            "-qB0001-abcdefghijkl",
+            1,
+            false,
+            AnnounceEvent::Update,
+            Family::V4,
+            1,
+            collect(&mut out),
+        )
+        .unwrap();
         assert_eq!((out.seeders, out.leechers), (1, 1));
         assert_eq!(out.peers.len(), 1);
         assert_eq!(out.peers[0], "10.0.0.1:7001".parse::<SocketAddr>().unwrap());
@@ -1826,37 +1797,31 @@ mod tests {
             }
         );
         // IPv6 listings hold only IPv6 peers.
-        f.reg
-            .announce(
-                "[2001:db8::1]:6881".parse().unwrap(),
-                PeerId::new("v6"),
-                &h(1),
-                true,
-                AnnounceEvent::Update,
-                50,
-                Family::V6,
-                &mut f.rng,
-                t1,
-                collect(&mut out),
-            )
-            .unwrap();
+        f.announce_with(
+            "[2001:db8::1]:6881",
+            "v6",
+            1,
+            true,
+            AnnounceEvent::Update,
+            Family::V6,
+            1,
+            collect(&mut out),
+        )
+        .unwrap();
         assert!(out.peers.is_empty());
         assert_eq!(out.seeders, 2);
         // Stopped leaves; a swarm created by announce has no name until registered.
-        f.reg
-            .announce(
-                "10.0.0.2:6881".parse().unwrap(),
-                PeerId::new("-qB0001-abcdefghijkl"),
-                &h(1),
-                false,
-                AnnounceEvent::Stopped,
-                50,
-                Family::V4,
-                &mut f.rng,
-                t2,
-                collect(&mut out),
-            )
-            .unwrap();
+        f.announce_with(
+            "10.0.0.2:6881",
+            "-qB0001-abcdefghijkl",
+            1,
+            false,
+            AnnounceEvent::Stopped,
+            Family::V4,
+            2,
+            collect(&mut out),
+        )
+        .unwrap();
         assert_eq!(
             f.reg.counts(&h(1)),
             SwarmCounts {
@@ -1864,30 +1829,19 @@ mod tests {
                 leechers: 0
             }
         );
-        f.reg
-            .announce(
-                "10.0.0.3:1".parse().unwrap(),
-                PeerId::new("x"),
-                &h(9),
-                false,
-                AnnounceEvent::Update,
-                50,
-                Family::V4,
-                &mut f.rng,
-                t2,
-                collect(&mut out),
-            )
-            .unwrap();
+        f.announce_with(
+            "10.0.0.3:1",
+            "x",
+            9,
+            false,
+            AnnounceEvent::Update,
+            Family::V4,
+            2,
+            collect(&mut out),
+        )
+        .unwrap();
         assert_eq!(f.list(9, None, 50, 2).unwrap().name, "");
-        f.reg
-            .register(
-                ip("10.0.0.4"),
-                "namer",
-                1,
-                &[file(9, "named", true)],
-                f.at(3),
-            )
-            .unwrap();
+        f.register("10.0.0.4", "namer", 1, &[file(9, "named", true)], 3);
         assert_eq!(f.list(9, None, 50, 3).unwrap().name, "named");
         assert_eq!(f.reg.find_by_name("named"), Some(h(9)));
     }
@@ -1918,15 +1872,7 @@ mod tests {
     #[test]
     fn ipv4_mapped_addresses_are_ipv4() {
         let mut f = Fixture::new();
-        f.reg
-            .register(
-                ip("::ffff:10.0.0.1"),
-                "p",
-                1,
-                &[file(1, "a", true)],
-                f.at(0),
-            )
-            .unwrap();
+        f.register("::ffff:10.0.0.1", "p", 1, &[file(1, "a", true)], 0);
         assert_eq!(
             f.list(1, None, 50, 0).unwrap().peers[0].addr,
             "10.0.0.1:1".parse().unwrap()

@@ -14,6 +14,25 @@ fn hash(b: u8) -> InfoHash {
     InfoHash([b; 20])
 }
 
+/// A STARTED announce of swarm `b` for port 6881, built by hand so that a
+/// test can spoil it before sending.
+fn started_announce(connection_id: u64, tid: u32, b: u8) -> udp::Request {
+    udp::Request::Announce(udp::AnnounceRequest {
+        connection_id,
+        transaction_id: tid,
+        info_hash: hash(b),
+        peer_id: *b"-qB4650-abcdefghijkl",
+        downloaded: 0,
+        left: 0,
+        uploaded: 0,
+        event: Event::Started,
+        ip: std::net::Ipv4Addr::UNSPECIFIED,
+        key: 0,
+        num_want: -1,
+        port: 6881,
+    })
+}
+
 fn json_register(c: &Client, tid: u32, peer_id: &str, port: u16, b: u8, complete: bool) {
     let r = c.ask(&Request::Register {
         tid,
@@ -203,20 +222,7 @@ fn num_want_is_honoured_up_to_max_peers() {
 fn invalid_connection_ids_get_no_reply() {
     let t = TrackerProc::start(&[]);
     let bt = Bep15::connect("127.0.0.1:0", t.addr);
-    let mut req = udp::Request::Announce(udp::AnnounceRequest {
-        connection_id: bt.connection_id ^ 0x1234,
-        transaction_id: 1,
-        info_hash: hash(4),
-        peer_id: *b"-qB4650-abcdefghijkl",
-        downloaded: 0,
-        left: 0,
-        uploaded: 0,
-        event: Event::Started,
-        ip: std::net::Ipv4Addr::UNSPECIFIED,
-        key: 0,
-        num_want: -1,
-        port: 6881,
-    });
+    let mut req = started_announce(bt.connection_id ^ 0x1234, 1, 4);
     assert!(bt
         .send_raw(&req.encode(), Duration::from_millis(700))
         .is_none());
@@ -268,21 +274,7 @@ fn port_zero_and_malformed_packets_get_error_packets() {
         other => panic!("{other:?}"),
     }
     // Truncated announce with a valid connection id.
-    let mut bytes = udp::Request::Announce(udp::AnnounceRequest {
-        connection_id: bt.connection_id,
-        transaction_id: 6,
-        info_hash: hash(5),
-        peer_id: *b"-qB4650-abcdefghijkl",
-        downloaded: 0,
-        left: 0,
-        uploaded: 0,
-        event: Event::Started,
-        ip: std::net::Ipv4Addr::UNSPECIFIED,
-        key: 0,
-        num_want: -1,
-        port: 6881,
-    })
-    .encode();
+    let mut bytes = started_announce(bt.connection_id, 6, 5).encode();
     match bt.send_raw(&bytes[..60], Duration::from_secs(2)) {
         Some(udp::Response::Error {
             transaction_id: 6,

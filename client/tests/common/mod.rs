@@ -3,12 +3,16 @@
 //! killed on drop.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::{Duration, Instant};
+
+use minitorrent_common::metainfo::{InfoHash, Metainfo};
+use minitorrent_common::wire::{self, Bitfield, Handshake, Message};
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -313,6 +317,14 @@ impl Tracker {
 
 /// `minitorrent create` with a small piece length; returns the magnet link.
 pub fn create_torrent(data: &Path, out: &Path, tracker: &Tracker, piece_len: u32) -> String {
+    let p = run_create(data, out, &tracker.arg(), piece_len);
+    let m = p.out.wait_for("magnet:", TIMEOUT);
+    m.trim_start_matches("magnet: ").to_string()
+}
+
+/// `minitorrent create` announcing `announce`, run to a successful end; its
+/// output holds the info hash and the magnet link.
+pub fn run_create(data: &Path, out: &Path, announce: &str, piece_len: u32) -> Proc {
     let mut p = Proc::mt(
         "create",
         &[
@@ -321,15 +333,14 @@ pub fn create_torrent(data: &Path, out: &Path, tracker: &Tracker, piece_len: u32
             "-o",
             out.to_str().unwrap(),
             "--tracker",
-            &tracker.arg(),
+            announce,
             "--piece-length",
             &piece_len.to_string(),
         ],
     );
     let st = p.wait(TIMEOUT);
     assert!(st.success(), "create failed\n{}", p.dump());
-    let m = p.out.wait_for("magnet:", TIMEOUT);
-    m.trim_start_matches("magnet: ").to_string()
+    p
 }
 
 /// A seeder of `torrent` with data in `dir`, started and registered.
@@ -422,4 +433,210 @@ pub fn allocated(path: &Path) -> u64 {
     std::fs::metadata(path)
         .map(|m| m.blocks() * 512)
         .unwrap_or(0)
+}
+
+// Fake peers written in the tests themselves, with std::net and the shared
+// wire codecs.
+
+/// The parsed metainfo of a `.torrent` file.
+pub fn metainfo_of(torrent: &Path) -> Metainfo {
+    Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap()
+}
+
+/// One peer wire message as it goes on the wire (length prefix included).
+pub fn frame(m: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    out
+}
+
+/// Reads one length-prefixed message; a bad prefix or body is `InvalidData`.
+pub fn read_msg(s: &mut impl Read) -> std::io::Result<Message> {
+    let mut p = [0u8; 4];
+    s.read_exact(&mut p)?;
+    let len = wire::frame_len(p, wire::MAX_MESSAGE_LEN)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut f = vec![0u8; len];
+    s.read_exact(&mut f)?;
+    Message::decode(&f).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Registers a fake complete seeder of `ih` at `port` with the JSON tracker
+/// and checks that the tracker said OK.
+pub fn register_seeder(
+    tracker: &Tracker,
+    ih: InfoHash,
+    peer_id: &str,
+    name: &str,
+    size: usize,
+    port: u16,
+) {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let reg = serde_json::json!({"type": "REGISTER", "tid": 1, "peer_id": peer_id,
+        "port": port, "files": [{"info_hash": ih.to_hex(), "name": name, "size": size,
+        "complete": true}]});
+    udp.send_to(reg.to_string().as_bytes(), tracker.addr)
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("OK"));
+}
+
+/// A peer that claims every piece and answers each request with garbage;
+/// `accepted` counts the connections it took.
+pub fn corrupt_peer(
+    listener: TcpListener,
+    ih: InfoHash,
+    pieces: usize,
+    accepted: Arc<AtomicUsize>,
+) {
+    for s in listener.incoming() {
+        let Ok(mut s) = s else { return };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; wire::HANDSHAKE_LEN];
+            if s.read_exact(&mut buf).is_err() {
+                return;
+            }
+            let _ = s.write_all(&Handshake::new(ih, *b"-XX0000-bad000000000").encode());
+            let _ = s.write_all(&frame(&Message::Bitfield(
+                Bitfield::full(pieces).as_bytes().to_vec(),
+            )));
+            while let Ok(m) = read_msg(&mut s) {
+                let reply = match m {
+                    Message::Interested => Message::Unchoke,
+                    Message::Request {
+                        index,
+                        begin,
+                        length,
+                    } => Message::Piece {
+                        index,
+                        begin,
+                        data: random_bytes(length as usize),
+                    },
+                    _ => continue,
+                };
+                if s.write_all(&frame(&reply)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Starts a `corrupt_peer` for `torrent` and registers it with the tracker
+/// as a seeder of `name` (`size` bytes); returns its port and its count of
+/// accepted connections.
+pub fn start_corrupt_seeder(
+    tracker: &Tracker,
+    torrent: &Path,
+    name: &str,
+    size: usize,
+) -> (u16, Arc<AtomicUsize>) {
+    let m = metainfo_of(torrent);
+    let ih = m.info_hash;
+    let pieces = m.info.pieces.len();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let acc = accepted.clone();
+    std::thread::spawn(move || corrupt_peer(listener, ih, pieces, acc));
+    register_seeder(tracker, ih, "-XX0000-bad000000000", name, size, port);
+    (port, accepted)
+}
+
+/// A tracker and a seeder of a fresh random file, for tests that need a
+/// swarm to talk to.
+pub struct Swarm {
+    pub tracker: Tracker,
+    pub tmp: TempDir,
+    /// The seeder's directory.
+    pub dir: PathBuf,
+    pub data: PathBuf,
+    pub torrent: PathBuf,
+    pub magnet: String,
+    pub ih: InfoHash,
+    pub seeder: Proc,
+}
+
+/// A swarm seeding `f.bin` of `size` random bytes.
+pub fn swarm(tag: &str, size: usize, piece: u32) -> Swarm {
+    swarm_with(tag, "f.bin", size, piece, &[])
+}
+
+/// A swarm seeding `name` of `size` random bytes, the seeder started with
+/// `seed_args`.
+pub fn swarm_with(tag: &str, name: &str, size: usize, piece: u32, seed_args: &[&str]) -> Swarm {
+    swarm_after(tag, name, size, piece, seed_args, |_, _| ()).0
+}
+
+/// `swarm_with`, calling `before_seeder` with the tracker and the torrent
+/// once the torrent exists and before the seeder starts.
+pub fn swarm_after<R>(
+    tag: &str,
+    name: &str,
+    size: usize,
+    piece: u32,
+    seed_args: &[&str],
+    before_seeder: impl FnOnce(&Tracker, &Path) -> R,
+) -> (Swarm, R) {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new(tag);
+    let dir = tmp.sub("s");
+    let data = dir.join(name);
+    write_random(&data, size);
+    let stem = name.strip_suffix(".bin").unwrap_or(name);
+    let torrent = tmp.join(&format!("{stem}.torrent"));
+    let magnet = create_torrent(&data, &torrent, &tracker, piece);
+    let ih = metainfo_of(&torrent).info_hash;
+    let r = before_seeder(&tracker, &torrent);
+    let seeder = seed_torrent("seeder", &tracker, &torrent, &dir, seed_args);
+    let sw = Swarm {
+        tracker,
+        tmp,
+        dir,
+        data,
+        torrent,
+        magnet,
+        ih,
+        seeder,
+    };
+    (sw, r)
+}
+
+impl Swarm {
+    /// Downloads from `source` into a fresh directory and checks the file.
+    pub fn leech_ok(&self, name: &'static str, source: &str) {
+        let dir = self.tmp.sub(name);
+        get_ok(name, &self.tracker, source, &dir, &[]);
+        let file = self.data.file_name().unwrap().to_str().unwrap();
+        assert_same_file(&self.data, &dir.join(file));
+    }
+}
+
+/// Whether the other side closed `s` (EOF or reset) within `within`.
+pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
 }
