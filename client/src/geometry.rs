@@ -5,8 +5,9 @@
 use minitorrent_common::metainfo::{Info, BLOCK_SIZE};
 
 /// Largest piece length we handle: a piece is assembled in memory, so this
-/// bounds the memory one piece in flight can take.
-pub const MAX_PIECE_LEN: u64 = 32 << 20;
+/// bounds the memory one piece in flight can take. The metainfo parser
+/// refuses longer pieces with the same limit, so `info` and `get` agree.
+pub const MAX_PIECE_LEN: u64 = minitorrent_common::metainfo::MAX_PARSE_PIECE_LENGTH;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GeometryError {

@@ -20,9 +20,9 @@ use minitorrent_common::wire::METADATA_BLOCK;
 use crate::picker::ConnId;
 use minitorrent_common::hash::sha1;
 
-/// Info dictionaries larger than this are refused (a million pieces take
-/// 20 MB of hashes; real torrents are far below).
-pub const MAX_METADATA_SIZE: u64 = 16 << 20;
+/// Info dictionaries larger than this are refused (the wire codec's limit
+/// for `metadata_size`).
+pub use minitorrent_common::wire::MAX_METADATA_SIZE;
 /// A block asked of a peer that has not answered by then is asked elsewhere.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
