@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use crossbeam_channel::Receiver;
 use minitorrent::session::{self, Added, Config, Session};
-use minitorrent::torrent::{mb_per_s, Notice, Summary};
+use minitorrent::torrent::{Notice, Summary};
 use minitorrent::udp_announce::TrackerProtocol;
 use minitorrent::{menu, progress, share};
 use minitorrent_common::magnet::Magnet;
@@ -373,16 +373,7 @@ fn classify(source: &str) -> Result<Source> {
 }
 
 pub fn print_summary(s: &Summary, stats: Option<&Path>) {
-    println!(
-        "done: {}, {} bytes in {:.2} s ({:.1} MB/s), {} peers used, {} pieces fetched, {} already on disk, SHA-1 verified",
-        s.name,
-        s.size,
-        s.elapsed.as_secs_f64(),
-        mb_per_s(s.size, s.elapsed),
-        s.peers_used,
-        s.pieces_fetched,
-        s.pieces_on_disk
-    );
+    println!("{}", s.line());
     for (peer, bytes) in &s.from_peers {
         println!("  from {peer}: {bytes} bytes");
     }

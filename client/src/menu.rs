@@ -14,7 +14,7 @@ use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{format_size, InfoHash};
 
 use crate::session::{self, Added, Session};
-use crate::torrent::{mb_per_s, Notice, Phase, Summary};
+use crate::torrent::{Notice, Phase};
 
 const MENU: &str = concat!(
     " 1) seed a file\n",
@@ -44,19 +44,6 @@ enum Awaiting {
     Download,
     Search,
     Magnet,
-}
-
-pub fn summary_line(s: &Summary) -> String {
-    format!(
-        "done: {}, {} bytes in {:.2} s ({:.1} MB/s), {} peers used, {} pieces fetched, {} already on disk, SHA-1 verified",
-        s.name,
-        s.size,
-        s.elapsed.as_secs_f64(),
-        mb_per_s(s.size, s.elapsed),
-        s.peers_used,
-        s.pieces_fetched,
-        s.pieces_on_disk
-    )
 }
 
 pub fn run(s: &Session, ctrlc: Receiver<()>, stats: Option<PathBuf>) -> Result<()> {
@@ -148,7 +135,7 @@ fn notice(n: &Notice, downloads: &mut HashSet<InfoHash>, stats: Option<&Path>) {
         Notice::Completed(sum) => {
             downloads.remove(&sum.info_hash);
             out(&format!("\ndownload complete: {}", sum.name));
-            out(&summary_line(sum));
+            out(&sum.line());
             for (peer, bytes) in &sum.from_peers {
                 out(&format!("  from {peer}: {bytes} bytes"));
             }

@@ -318,6 +318,20 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The one line printed when a download completes (scripts parse it).
+    pub fn line(&self) -> String {
+        format!(
+            "done: {}, {} bytes in {:.2} s ({:.1} MB/s), {} peers used, {} pieces fetched, {} already on disk, SHA-1 verified",
+            self.name,
+            self.size,
+            self.elapsed.as_secs_f64(),
+            mb_per_s(self.size, self.elapsed),
+            self.peers_used,
+            self.pieces_fetched,
+            self.pieces_on_disk
+        )
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let peers: serde_json::Map<String, serde_json::Value> = self
             .from_peers
