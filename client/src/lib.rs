@@ -1,24 +1,17 @@
-//! The minitorrent peer as a library: the download engine (storage, piece
-//! picker, per-torrent coordinator, connection threads), the tracker client,
-//! and the session that ties them together. `main.rs` is a thin CLI over it.
+//! The minitorrent peer as a library, in layers whose imports point down
+//! only: `cli` (main glue, menu, progress, shared folder) → `session` (the
+//! facade every shell uses) → `net` (threads and sockets: coordinator and
+//! connection threads, listener, storage, tracker traffic) → `core` (no
+//! sockets, no threads, no clock: messages, shared state, the decisions).
+//! `main.rs` only calls [`cli::main`].
 //!
 //! The invariants of the download state and who owns which piece of it are
 //! written down in `docs/STATE.md`.
 
-pub mod geometry;
-pub mod menu;
-pub mod metadata;
-pub mod peer;
-pub mod picker;
-pub mod progress;
-pub mod ratelimit;
+pub mod cli;
+pub mod core;
+pub mod net;
 pub mod session;
-pub mod share;
-pub mod storage;
-pub mod torrent;
-pub mod trace;
-pub mod tracker_client;
-pub mod udp_announce;
 
 /// Our client's prefix in the peer id (Azureus style) and in `v` of the
 /// extension handshake.

@@ -4,7 +4,7 @@
 //! table of torrents with their coordinator threads. This is the API the CLI
 //! and the menu use.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,19 +12,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use log::{debug, info, warn};
+use crossbeam_channel::{Receiver, Sender};
+use log::warn;
 use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{self, InfoHash, Metainfo};
 
-use crate::peer;
-use crate::ratelimit::RateLimit;
-use crate::torrent::{
-    self, Coordinator, Event, MetaCtx, Notice, Phase, SessionLink, TorrentOpts, TorrentShared,
-    TorrentStatus, Tracked,
-};
-use crate::tracker_client::{self, FileSummary, PeersReply, RegisterFile, TrackerClient};
-use crate::udp_announce::{self, Protocol, TrackerProtocol};
+use crate::core::msg::{Event, Input, Notice, Phase, TorrentStatus, Tracked, TrackerMsg};
+use crate::core::ratelimit::RateLimit;
+use crate::net::coordinator::{self, Coordinator, SessionLink, TorrentOpts};
+use crate::net::listener;
+use crate::net::shared::{MetaCtx, TorrentHandle, TorrentShared};
+use crate::net::tracker::bep15::{self as udp_announce, Protocol, TrackerProtocol};
+use crate::net::tracker::json::{self as tracker_client, FileSummary, PeersReply, TrackerClient};
+use crate::net::tracker::register;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,22 +50,6 @@ impl Default for Config {
             tracker_protocol: TrackerProtocol::Auto,
         }
     }
-}
-
-/// Session-side handle of a torrent.
-#[derive(Clone)]
-pub struct TorrentHandle {
-    pub shared: Arc<TorrentShared>,
-    pub status: Arc<Mutex<TorrentStatus>>,
-    pub magnet: String,
-}
-
-/// Messages to the tracker thread.
-pub enum TrackerMsg {
-    /// Add or update a file; the reply (if asked) says whether the REGISTER
-    /// went through.
-    Update(Tracked, Option<Sender<Result<(), String>>>),
-    Shutdown(Sender<()>),
 }
 
 /// What adding a torrent returns.
@@ -117,13 +101,13 @@ impl Session {
         let table = torrents.clone();
         std::thread::Builder::new()
             .name("listener".into())
-            .spawn(move || listen_loop(listener, table))
+            .spawn(move || listener::listen_loop(listener, table))
             .context("starting the listener thread")?;
         let id = crate::peer_id_str(&peer_id);
         let port = listen.port();
         let tracker_thread = std::thread::Builder::new()
             .name("tracker".into())
-            .spawn(move || tracker_loop(tracker, listen.ip(), id, port, tracker_rx))
+            .spawn(move || register::run(tracker, listen.ip(), id, port, tracker_rx))
             .context("starting the tracker thread")?;
         Ok(Session {
             peer_id,
@@ -219,7 +203,7 @@ impl Session {
         }));
         let magnet = self.magnet_for(info_hash, name.clone());
         let link = SessionLink {
-            tracker: (!bep15).then_some(self.tracker),
+            lookups: !bep15,
             tracker_updates: if bep15 {
                 self.bep15_announcer()?
             } else {
@@ -261,7 +245,7 @@ impl Session {
             t.push(h);
         }
         if !initial_peers.is_empty() {
-            let _ = shared.events.send(Event::AddPeers(initial_peers));
+            let _ = shared.events.send(Event::AddPeers(initial_peers).into());
         }
         Ok(added)
     }
@@ -317,7 +301,8 @@ impl Session {
     /// is verified first.
     pub fn seed_metainfo(&self, m: Metainfo, root: &Path, check: bool) -> Result<Added> {
         let name = m.info.name.clone();
-        let meta = torrent::open_seed(m.info, m.info_bytes, root, check).map_err(|e| anyhow!(e))?;
+        let meta =
+            coordinator::open_seed(m.info, m.info_bytes, root, check).map_err(|e| anyhow!(e))?;
         let opts = self.seed_opts(&name);
         let added = self.spawn(m.info_hash, Some(meta), 0, opts, Vec::new())?;
         if let Err(e) = self.register_now(&added) {
@@ -340,8 +325,8 @@ impl Session {
     /// keeping what is already verified there.
     pub fn download_metainfo(&self, m: Metainfo) -> Result<Added> {
         let name = m.info.name.clone();
-        let (meta, on_disk) =
-            torrent::open_download(m.info, m.info_bytes, &self.cfg.dir).map_err(|e| anyhow!(e))?;
+        let (meta, on_disk) = coordinator::open_download(m.info, m.info_bytes, &self.cfg.dir)
+            .map_err(|e| anyhow!(e))?;
         self.spawn(
             m.info_hash,
             Some(meta),
@@ -478,7 +463,7 @@ impl Session {
             .and_then(|mut t| t.remove(info_hash));
         if let Some(h) = h {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            let _ = h.shared.events.send(Event::Shutdown(tx));
+            let _ = h.shared.events.send(Input::Shutdown(tx));
             let _ = rx.recv_timeout(Duration::from_secs(5));
         }
     }
@@ -494,7 +479,7 @@ impl Session {
         let mut acks = Vec::new();
         for h in handles {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            if h.shared.events.send(Event::Shutdown(tx)).is_ok() {
+            if h.shared.events.send(Input::Shutdown(tx)).is_ok() {
                 acks.push(rx);
             }
         }
@@ -543,339 +528,6 @@ pub fn read_torrent(path: &Path) -> Result<Metainfo> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Metainfo::from_bytes(&bytes)
         .with_context(|| format!("{} is not a valid .torrent", path.display()))
-}
-
-/// Inbound connections the listener keeps at once, handshaking or running:
-/// each costs a thread, so a flood of connects must not cost a thread each.
-pub const MAX_INBOUND: usize = 200;
-/// Inbound connections from one IP address at once. A classroom demo runs
-/// several peers on 127.0.0.1 (each peer sees at most one connection from
-/// each of the others, plus one being torn down), so this stays well above
-/// the number of peers of a demo or a test, and far below `MAX_INBOUND`.
-pub const MAX_INBOUND_PER_IP: usize = 16;
-
-/// The inbound connections the listener has admitted: whether each is still
-/// in its handshake, since when, and (while handshaking) a handle to close
-/// it. When a limit is reached, the connection that has been handshaking the
-/// longest makes room: a real peer sends its handshake at once, so silent or
-/// trickling connections are the ones that go, and a flood of them cannot
-/// lock real peers out. Plain data; time passed in.
-pub struct InboundTable {
-    max_total: usize,
-    max_per_ip: usize,
-    next_id: u64,
-    conns: HashMap<u64, InboundConn>,
-}
-
-struct InboundConn {
-    ip: IpAddr,
-    since: Instant,
-    handshaking: bool,
-    /// A clone of the socket, kept while handshaking, to close it.
-    closer: Option<std::net::TcpStream>,
-}
-
-/// A handshaking connection closed to make room for a new one.
-#[derive(Debug)]
-pub struct Evicted {
-    pub id: u64,
-    pub stream: Option<std::net::TcpStream>,
-}
-
-/// What to do with a new inbound connection.
-#[derive(Debug)]
-pub enum Admission {
-    /// Run it as connection `id`; first close `evict` (a connection that has
-    /// been handshaking longer than any other that could make room).
-    Accept { id: u64, evict: Option<Evicted> },
-    /// Close it at once; the reason is for the log.
-    Refuse(String),
-}
-
-impl InboundTable {
-    pub fn new(max_total: usize, max_per_ip: usize) -> InboundTable {
-        InboundTable {
-            max_total: max_total.max(1),
-            max_per_ip: max_per_ip.max(1),
-            next_id: 0,
-            conns: HashMap::new(),
-        }
-    }
-
-    /// Admits a connection from `ip`; `closer` (a clone of its socket) lets
-    /// a later connection evict it while it is handshaking.
-    pub fn admit(
-        &mut self,
-        ip: IpAddr,
-        now: Instant,
-        closer: Option<std::net::TcpStream>,
-    ) -> Admission {
-        let from_ip = self.conns.values().filter(|c| c.ip == ip).count();
-        let oldest_handshaking = |same_ip: bool| {
-            self.conns
-                .iter()
-                .filter(|(_, c)| c.handshaking && (!same_ip || c.ip == ip))
-                .min_by_key(|(id, c)| (c.since, **id))
-                .map(|(id, _)| *id)
-        };
-        let victim = if from_ip >= self.max_per_ip {
-            match oldest_handshaking(true) {
-                Some(v) => Some(v),
-                None => {
-                    return Admission::Refuse(format!(
-                        "{from_ip} connections from {ip} already (limit {})",
-                        self.max_per_ip
-                    ))
-                }
-            }
-        } else if self.conns.len() >= self.max_total {
-            match oldest_handshaking(false) {
-                Some(v) => Some(v),
-                None => {
-                    return Admission::Refuse(format!(
-                        "{} inbound connections already (limit {})",
-                        self.conns.len(),
-                        self.max_total
-                    ))
-                }
-            }
-        } else {
-            None
-        };
-        let evict = victim.and_then(|id| {
-            self.conns.remove(&id).map(|c| Evicted {
-                id,
-                stream: c.closer,
-            })
-        });
-        let id = self.next_id;
-        self.next_id += 1;
-        self.conns.insert(
-            id,
-            InboundConn {
-                ip,
-                since: now,
-                handshaking: true,
-                closer,
-            },
-        );
-        Admission::Accept { id, evict }
-    }
-
-    /// The handshake of `id` arrived: it is a peer now, never evicted.
-    pub fn handshake_done(&mut self, id: u64) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.handshaking = false;
-            c.closer = None;
-        }
-    }
-
-    /// Connection `id` ended (or was evicted already: then nothing happens).
-    pub fn remove(&mut self, id: u64) {
-        self.conns.remove(&id);
-    }
-
-    pub fn len(&self) -> usize {
-        self.conns.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
-    }
-}
-
-/// Removes its connection from the table when the connection thread ends.
-struct InboundSlot {
-    table: Arc<Mutex<InboundTable>>,
-    id: u64,
-}
-
-impl InboundSlot {
-    fn handshake_done(&self) {
-        if let Ok(mut t) = self.table.lock() {
-            t.handshake_done(self.id);
-        }
-    }
-}
-
-impl Drop for InboundSlot {
-    fn drop(&mut self) {
-        if let Ok(mut t) = self.table.lock() {
-            t.remove(self.id);
-        }
-    }
-}
-
-fn listen_loop(listener: TcpListener, torrents: Arc<Mutex<HashMap<InfoHash, TorrentHandle>>>) {
-    let limits = Arc::new(Mutex::new(InboundTable::new(
-        MAX_INBOUND,
-        MAX_INBOUND_PER_IP,
-    )));
-    for stream in listener.incoming() {
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                warn!("accept: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        let Ok(addr) = stream.peer_addr() else {
-            continue;
-        };
-        let admission = match limits.lock() {
-            Ok(mut l) => l.admit(addr.ip(), Instant::now(), stream.try_clone().ok()),
-            Err(_) => Admission::Refuse("inbound table poisoned".into()),
-        };
-        let id = match admission {
-            Admission::Refuse(why) => {
-                debug!("peer {addr}: refused: {why}");
-                drop(stream);
-                continue;
-            }
-            Admission::Accept { id, evict } => {
-                if let Some(old) = evict.and_then(|e| e.stream) {
-                    let who = old
-                        .peer_addr()
-                        .map(|a| a.to_string())
-                        .unwrap_or_else(|_| "?".into());
-                    debug!("peer {who}: closed: still no handshake, and {addr} needs its slot");
-                    // Wakes its thread's blocked read, which then ends.
-                    let _ = old.shutdown(std::net::Shutdown::Both);
-                }
-                id
-            }
-        };
-        let slot = InboundSlot {
-            table: limits.clone(),
-            id,
-        };
-        let table = torrents.clone();
-        let conn = peer::next_conn_id();
-        let spawned = std::thread::Builder::new()
-            .name("peer in".into())
-            .spawn(move || {
-                let slot = slot;
-                peer::run_inbound(stream, conn, |ih| {
-                    slot.handshake_done();
-                    table.lock().ok()?.get(ih).map(|h| h.shared.clone())
-                })
-            });
-        if let Err(e) = spawned {
-            warn!("cannot start a connection thread: {e}");
-        }
-    }
-}
-
-fn tracker_loop(
-    addr: SocketAddr,
-    local: IpAddr,
-    peer_id: String,
-    port: u16,
-    rx: Receiver<TrackerMsg>,
-) {
-    let mut client = match TrackerClient::from_ip(addr, local) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            warn!("{e}");
-            None
-        }
-    };
-    let mut files: BTreeMap<InfoHash, RegisterFile> = BTreeMap::new();
-    let mut registered = false;
-    let mut interval = Duration::from_secs(10);
-    let mut next = Instant::now() + interval;
-    let register = |c: &mut Option<TrackerClient>,
-                    files: &BTreeMap<InfoHash, RegisterFile>|
-     -> Result<Duration, String> {
-        let c = c
-            .as_mut()
-            .ok_or_else(|| format!("no socket for tracker {addr}"))?;
-        let list: Vec<RegisterFile> = files.values().cloned().collect();
-        c.register(&peer_id, port, &list)
-            .map(|t| t.interval)
-            .map_err(|e| e.to_string())
-    };
-    loop {
-        let wait = next.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(TrackerMsg::Update(t, reply)) => {
-                files.insert(
-                    t.info_hash,
-                    RegisterFile {
-                        info_hash: t.info_hash,
-                        name: t.name.clone(),
-                        size: t.size,
-                        complete: t.complete,
-                    },
-                );
-                let r = register(&mut client, &files);
-                match &r {
-                    Ok(i) => {
-                        registered = true;
-                        interval = *i;
-                        info!(
-                            "registered {} with tracker {addr} ({})",
-                            t.name,
-                            if t.complete { "seeder" } else { "leecher" }
-                        );
-                    }
-                    Err(e) => {
-                        registered = false;
-                        warn!("{e}");
-                    }
-                }
-                next = Instant::now() + interval;
-                if let Some(reply) = reply {
-                    let _ = reply.send(r.map(|_| ()));
-                }
-            }
-            Ok(TrackerMsg::Shutdown(ack)) => {
-                if registered {
-                    if let Some(c) = client.as_mut() {
-                        match c.exit(&peer_id) {
-                            Ok(()) => info!("sent EXIT to tracker {addr}"),
-                            Err(e) => warn!("EXIT: {e}"),
-                        }
-                    }
-                }
-                let _ = ack.send(());
-                return;
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                next = Instant::now() + interval;
-                if files.is_empty() {
-                    continue;
-                }
-                if !registered {
-                    match register(&mut client, &files) {
-                        Ok(i) => {
-                            registered = true;
-                            interval = i;
-                        }
-                        Err(e) => warn!("{e}"),
-                    }
-                    continue;
-                }
-                let Some(c) = client.as_mut() else { continue };
-                match c.heartbeat(&peer_id) {
-                    Ok(true) => debug!("heartbeat ok"),
-                    Ok(false) => {
-                        info!("tracker {addr} forgot us; registering again");
-                        match register(&mut client, &files) {
-                            Ok(i) => interval = i,
-                            Err(e) => {
-                                registered = false;
-                                warn!("{e}");
-                            }
-                        }
-                    }
-                    Err(e) => warn!("heartbeat: {e}"),
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-    }
 }
 
 /// SEARCH at `tracker`; a BEP 15 tracker gets a clear "no names" error.
@@ -930,71 +582,4 @@ pub fn pick_tracker(flag: Option<&str>, announce: Option<&str>) -> Result<Socket
         }
     }
     Ok(tracker_client::resolve(tracker_client::DEFAULT_TRACKER)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn accepted(a: Admission) -> (u64, Option<u64>) {
-        match a {
-            Admission::Accept { id, evict } => (id, evict.map(|e| e.id)),
-            Admission::Refuse(why) => panic!("refused: {why}"),
-        }
-    }
-
-    #[test]
-    fn a_full_ip_makes_room_by_closing_its_oldest_handshake() {
-        let mut t = InboundTable::new(100, 3);
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        let other: IpAddr = [10, 0, 0, 2].into();
-        let t0 = Instant::now();
-        let s = |n| t0 + Duration::from_secs(n);
-        let (a, _) = accepted(t.admit(ip, s(0), None));
-        let (b, _) = accepted(t.admit(ip, s(1), None));
-        let (c, _) = accepted(t.admit(ip, s(2), None));
-        let (_, none) = accepted(t.admit(other, s(3), None));
-        assert_eq!(none, None, "another IP has its own limit");
-        // `a` became a peer: never evicted; `b` is the oldest still silent.
-        t.handshake_done(a);
-        let (d, ev) = accepted(t.admit(ip, s(4), None));
-        assert_eq!(ev, Some(b));
-        assert_eq!(t.len(), 4);
-        // The evicted connection's thread ending later changes nothing.
-        t.remove(b);
-        assert_eq!(t.len(), 4);
-        t.handshake_done(c);
-        t.handshake_done(d);
-        match t.admit(ip, s(5), None) {
-            Admission::Refuse(why) => assert!(why.contains("10.0.0.1"), "{why}"),
-            Admission::Accept { .. } => panic!("admitted past the limit of peers"),
-        }
-        // A peer leaving frees its place.
-        t.remove(c);
-        assert_eq!(accepted(t.admit(ip, s(6), None)).1, None);
-    }
-
-    #[test]
-    fn the_global_limit_evicts_the_oldest_handshake_of_any_ip() {
-        let mut t = InboundTable::new(4, 16);
-        let t0 = Instant::now();
-        let ips: Vec<IpAddr> = (1..=5u8).map(|i| IpAddr::from([10, 0, 0, i])).collect();
-        let mut ids = Vec::new();
-        for (n, ip) in ips.iter().take(4).enumerate() {
-            ids.push(accepted(t.admit(*ip, t0 + Duration::from_secs(n as u64), None)).0);
-        }
-        t.handshake_done(ids[0]);
-        let (_, ev) = accepted(t.admit(ips[4], t0 + Duration::from_secs(9), None));
-        assert_eq!(ev, Some(ids[1]), "the oldest still handshaking");
-        assert_eq!(t.len(), 4);
-        for id in &ids[2..] {
-            t.handshake_done(*id);
-        }
-        let last = t.conns.keys().copied().max().unwrap();
-        t.handshake_done(last);
-        assert!(matches!(
-            t.admit(ips[0], t0 + Duration::from_secs(10), None),
-            Admission::Refuse(_)
-        ));
-    }
 }

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use crossbeam_channel::Receiver;
-use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{format_size, InfoHash};
 
+use crate::core::msg::{Notice, Phase};
 use crate::session::{self, Added, Session};
-use crate::torrent::{Notice, Phase};
 
 const MENU: &str = concat!(
     " 1) seed a file\n",
@@ -241,7 +240,7 @@ fn handle(
                 out("nothing to seed");
             } else {
                 let p = Path::new(line);
-                let r = if p.extension().is_some_and(|e| e == "torrent") {
+                let r = if crate::cli::source::is_torrent_file(p) {
                     session::read_torrent(p).and_then(|m| s.seed_metainfo(m, s.dir(), true))
                 } else {
                     s.seed_path(p, None)
@@ -257,7 +256,7 @@ fn handle(
             Awaiting::Choice
         }
         Awaiting::Download => {
-            match start_download(s, line) {
+            match crate::cli::source::start_download(s, line) {
                 Ok(a) => {
                     show_added(&a, "downloading");
                     downloads.insert(a.info_hash);
@@ -319,7 +318,7 @@ fn view(s: &Session) {
         return;
     }
     for st in all {
-        let line = crate::progress::line(&st);
+        let line = crate::cli::progress::line(&st);
         let tag = match st.phase {
             Phase::Seeding => " [seeding]",
             _ => "",
@@ -329,22 +328,4 @@ fn view(s: &Session) {
             format_size(st.uploaded)
         ));
     }
-}
-
-/// A name, magnet link, info hash or .torrent path.
-fn start_download(s: &Session, src: &str) -> Result<Added> {
-    if src.is_empty() {
-        anyhow::bail!("nothing to download");
-    }
-    if src.starts_with("magnet:") {
-        let m = Magnet::parse(src).map_err(|e| anyhow::anyhow!("bad magnet link: {e}"))?;
-        return s.download_magnet(&m);
-    }
-    if src.ends_with(".torrent") {
-        return s.download_metainfo(session::read_torrent(Path::new(src))?);
-    }
-    if src.len() == 40 && src.chars().all(|c| c.is_ascii_hexdigit()) {
-        return s.download_info_hash(InfoHash::from_hex(src)?, None, Vec::new());
-    }
-    s.download_name(src)
 }

@@ -8,389 +8,37 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, info, warn};
 use minitorrent_common::metainfo::{Info, InfoHash};
 use minitorrent_common::wire::Bitfield;
-use mio::Waker;
 
-use crate::geometry::Geometry;
-use crate::metadata::{MetadataError, MetadataFetch};
-use crate::peer::{self, MAX_UNCHOKED};
-use crate::picker::{ConnId, Picker};
-use crate::ratelimit::RateLimit;
-use crate::storage::{Found, Storage};
-use crate::trace;
-use crate::tracker_client::{PeerEntry, TrackerClient};
-
-/// The set of verified pieces, readable by every connection thread without a
-/// lock. Only the coordinator sets bits, and only after the piece is written.
-#[derive(Debug)]
-pub struct HaveSet {
-    words: Vec<AtomicU64>,
-    len: usize,
-    count: AtomicUsize,
-}
-
-impl HaveSet {
-    pub fn new(have: &[bool]) -> HaveSet {
-        let words: Vec<AtomicU64> = (0..have.len().div_ceil(64))
-            .map(|_| AtomicU64::new(0))
-            .collect();
-        let s = HaveSet {
-            words,
-            len: have.len(),
-            count: AtomicUsize::new(0),
-        };
-        for (i, h) in have.iter().enumerate() {
-            if *h {
-                s.set(i);
-            }
-        }
-        s
-    }
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    pub fn get(&self, i: usize) -> bool {
-        i < self.len && self.words[i / 64].load(Ordering::Acquire) & (1 << (i % 64)) != 0
-    }
-    /// Returns true if the bit was newly set.
-    pub fn set(&self, i: usize) -> bool {
-        if i >= self.len {
-            return false;
-        }
-        let old = self.words[i / 64].fetch_or(1 << (i % 64), Ordering::AcqRel);
-        let new = old & (1 << (i % 64)) == 0;
-        if new {
-            self.count.fetch_add(1, Ordering::AcqRel);
-        }
-        new
-    }
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-    /// BEP 3 bitfield bytes (piece 0 is the high bit of byte 0).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![0u8; self.len.div_ceil(8)];
-        for i in 0..self.len {
-            if self.get(i) {
-                out[i / 8] |= 0x80 >> (i % 8);
-            }
-        }
-        out
-    }
-}
-
-/// Everything known once the info dictionary is known.
-#[derive(Debug)]
-pub struct MetaCtx {
-    pub info: Info,
-    pub info_bytes: Vec<u8>,
-    pub geometry: Geometry,
-    pub storage: Storage,
-    pub have: HaveSet,
-}
-
-/// State shared between a torrent's coordinator and its connection threads.
-#[derive(Debug)]
-pub struct TorrentShared {
-    pub info_hash: InfoHash,
-    pub peer_id: [u8; 20],
-    pub listen_port: u16,
-    /// Set once, by the coordinator, when the metadata is known.
-    pub meta: OnceLock<Arc<MetaCtx>>,
-    pub events: Sender<Event>,
-    pub rate: Arc<RateLimit>,
-    downloaded: AtomicU64,
-    uploaded: AtomicU64,
-    wasted: AtomicU64,
-    upload_slots: AtomicUsize,
-}
-
-impl TorrentShared {
-    pub fn new(
-        info_hash: InfoHash,
-        peer_id: [u8; 20],
-        listen_port: u16,
-        events: Sender<Event>,
-        rate: Arc<RateLimit>,
-    ) -> TorrentShared {
-        TorrentShared {
-            info_hash,
-            peer_id,
-            listen_port,
-            meta: OnceLock::new(),
-            events,
-            rate,
-            downloaded: AtomicU64::new(0),
-            uploaded: AtomicU64::new(0),
-            wasted: AtomicU64::new(0),
-            upload_slots: AtomicUsize::new(0),
-        }
-    }
-    pub fn add_downloaded(&self, n: u64) {
-        self.downloaded.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn add_uploaded(&self, n: u64) {
-        self.uploaded.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn add_wasted(&self) {
-        self.wasted.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn downloaded(&self) -> u64 {
-        self.downloaded.load(Ordering::Relaxed)
-    }
-    pub fn uploaded(&self) -> u64 {
-        self.uploaded.load(Ordering::Relaxed)
-    }
-    /// Takes one of the torrent's upload slots if one is free.
-    pub fn take_upload_slot(&self) -> bool {
-        self.upload_slots
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_UNCHOKED).then_some(n + 1)
-            })
-            .is_ok()
-    }
-    pub fn give_upload_slot(&self) {
-        let _ = self
-            .upload_slots
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-    }
-}
-
-/// Connection (and session) → coordinator.
-pub enum Event {
-    Connected {
-        conn: ConnId,
-        addr: SocketAddr,
-        /// Our end of the connection (for `--trace`).
-        local: SocketAddr,
-        peer_id: [u8; 20],
-        outbound: bool,
-        cmd: Sender<Command>,
-        waker: Arc<Waker>,
-    },
-    ConnectFailed {
-        conn: ConnId,
-        addr: SocketAddr,
-        reason: String,
-    },
-    Ext {
-        conn: ConnId,
-        metadata_size: Option<u64>,
-        ut_metadata: bool,
-        listen_port: Option<u16>,
-    },
-    Bitfield {
-        conn: ConnId,
-        bits: Bitfield,
-    },
-    Have {
-        conn: ConnId,
-        index: u32,
-    },
-    Unchoked {
-        conn: ConnId,
-    },
-    Choked {
-        conn: ConnId,
-    },
-    /// Verified and written to disk.
-    PieceDone {
-        conn: ConnId,
-        index: u32,
-    },
-    /// Arrived with the wrong SHA-1; nothing was written.
-    PieceBad {
-        conn: ConnId,
-        index: u32,
-    },
-    /// The connection gives an assigned piece back.
-    Released {
-        conn: ConnId,
-        index: u32,
-    },
-    WriteFailed {
-        conn: ConnId,
-        index: u32,
-        error: String,
-    },
-    MetadataData {
-        conn: ConnId,
-        piece: u32,
-        total_size: u64,
-        data: Vec<u8>,
-    },
-    MetadataReject {
-        conn: ConnId,
-        piece: u32,
-    },
-    Gone {
-        conn: ConnId,
-        reason: String,
-        violation: bool,
-    },
-    /// A tracker lookup finished.
-    Lookup(Result<Vec<PeerEntry>, String>),
-    /// Peer addresses learnt elsewhere (magnet `x.pe`, an earlier lookup).
-    AddPeers(Vec<SocketAddr>),
-    Status(Sender<TorrentStatus>),
-    Shutdown(Sender<()>),
-}
-
-/// Coordinator → connection.
-#[derive(Debug, Clone)]
-pub enum Command {
-    /// Download this piece.
-    Fetch(u32),
-    /// Stop fetching this piece (it arrived from someone else).
-    Cancel(u32),
-    /// Tell the peer we have this piece.
-    Have(u32),
-    Interested(bool),
-    MetadataRequest(u32),
-    /// `TorrentShared::meta` is now set.
-    MetadataReady,
-    Close(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phase {
-    Metadata,
-    Downloading,
-    Seeding,
-    Failed(String),
-    Stopped,
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Phase::Metadata => f.write_str("fetching metadata"),
-            Phase::Downloading => f.write_str("downloading"),
-            Phase::Seeding => f.write_str("seeding"),
-            Phase::Failed(e) => write!(f, "failed: {e}"),
-            Phase::Stopped => f.write_str("stopped"),
-        }
-    }
-}
-
-/// A snapshot for progress display and the menu.
-#[derive(Debug, Clone)]
-pub struct TorrentStatus {
-    pub info_hash: InfoHash,
-    pub name: String,
-    pub size: Option<u64>,
-    pub pieces_total: u32,
-    pub pieces_have: u32,
-    pub bytes_have: u64,
-    pub downloaded: u64,
-    pub uploaded: u64,
-    pub peers: usize,
-    pub down_rate: f64,
-    pub up_rate: f64,
-    pub phase: Phase,
-    pub paths: Vec<PathBuf>,
-}
-
-/// What a finished download reports.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub info_hash: InfoHash,
-    pub name: String,
-    pub size: u64,
-    pub elapsed: Duration,
-    pub peers_used: usize,
-    pub pieces_total: u32,
-    pub pieces_fetched: u32,
-    pub pieces_on_disk: u32,
-    /// Verified bytes received from each peer (its listening address when known).
-    pub from_peers: Vec<(String, u64)>,
-    pub paths: Vec<PathBuf>,
-}
-
-impl Summary {
-    /// The one line printed when a download completes (scripts parse it).
-    pub fn line(&self) -> String {
-        format!(
-            "done: {}, {} bytes in {:.2} s ({:.1} MB/s), {} peers used, {} pieces fetched, {} already on disk, SHA-1 verified",
-            self.name,
-            self.size,
-            self.elapsed.as_secs_f64(),
-            mb_per_s(self.size, self.elapsed),
-            self.peers_used,
-            self.pieces_fetched,
-            self.pieces_on_disk
-        )
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        let peers: serde_json::Map<String, serde_json::Value> = self
-            .from_peers
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::from(*v)))
-            .collect();
-        serde_json::json!({
-            "name": self.name,
-            "info_hash": self.info_hash.to_hex(),
-            "size": self.size,
-            "seconds": self.elapsed.as_secs_f64(),
-            "mb_per_s": mb_per_s(self.size, self.elapsed),
-            "peers_used": self.peers_used,
-            "pieces_total": self.pieces_total,
-            "pieces_fetched": self.pieces_fetched,
-            "pieces_verified_on_disk": self.pieces_on_disk,
-            "bytes_from_peers": peers,
-        })
-    }
-}
-
-pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / d.as_secs_f64().max(1e-6) / 1e6
-}
-
-/// What the coordinator tells the session.
-#[derive(Debug, Clone)]
-pub enum Notice {
-    MetadataReceived {
-        info_hash: InfoHash,
-        name: String,
-        size: u64,
-        pieces_on_disk: u32,
-        pieces_total: u32,
-    },
-    Completed(Summary),
-    Failed {
-        info_hash: InfoHash,
-        name: String,
-        error: String,
-    },
-}
-
-/// A file the tracker should list for us.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tracked {
-    pub info_hash: InfoHash,
-    pub name: String,
-    pub size: u64,
-    pub complete: bool,
-}
+use crate::core::geometry::Geometry;
+use crate::core::metadata::{MetadataError, MetadataFetch};
+use crate::core::msg::{
+    BoxError, CloseReason, Command, ConnLink, Event, Input, Notice, Phase, Summary, TorrentStatus,
+    Tracked, TrackerMsg,
+};
+use crate::core::picker::{ConnId, Picker};
+use crate::core::shared::{pieces_per_peer, HaveSet, Meta};
+use crate::net::conn;
+use crate::net::shared::{MetaCtx, TorrentHandle, TorrentShared};
+use crate::net::storage::{Found, Storage};
+use crate::net::trace;
+use crate::net::tracker::json::PeerEntry;
 
 /// How the coordinator reaches the rest of the session.
 #[derive(Clone)]
 pub struct SessionLink {
-    pub tracker: Option<SocketAddr>,
-    pub tracker_updates: Sender<crate::session::TrackerMsg>,
+    /// Whether to ask the tracker home for peers (a BEP 15 announcer
+    /// delivers them on its own schedule).
+    pub lookups: bool,
+    pub tracker_updates: Sender<TrackerMsg>,
     pub notices: Sender<Notice>,
-    pub torrents: Arc<Mutex<HashMap<InfoHash, crate::session::TorrentHandle>>>,
+    pub torrents: Arc<Mutex<HashMap<InfoHash, TorrentHandle>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -426,8 +74,7 @@ struct Peer {
     key_id: u64,
     peer_id: [u8; 20],
     outbound: bool,
-    cmd: Sender<Command>,
-    waker: Arc<Waker>,
+    link: Option<ConnLink>,
     bits: Option<Bitfield>,
     /// Pieces this peer has that we lack.
     missing: u32,
@@ -442,8 +89,8 @@ struct Peer {
 
 impl Peer {
     fn send(&self, c: Command) {
-        if self.cmd.send(c).is_ok() {
-            let _ = self.waker.wake();
+        if let Some(l) = &self.link {
+            l.send(c);
         }
     }
     fn has(&self, i: usize) -> bool {
@@ -460,7 +107,8 @@ struct Known {
 
 pub struct Coordinator {
     t: Arc<TorrentShared>,
-    rx: Receiver<Event>,
+    rx: Receiver<Input>,
+    links: HashMap<ConnId, ConnLink>,
     link: SessionLink,
     opts: TorrentOpts,
     meta: Option<Arc<MetaCtx>>,
@@ -497,7 +145,7 @@ impl Coordinator {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         t: Arc<TorrentShared>,
-        rx: Receiver<Event>,
+        rx: Receiver<Input>,
         link: SessionLink,
         opts: TorrentOpts,
         meta: Option<Arc<MetaCtx>>,
@@ -523,6 +171,7 @@ impl Coordinator {
             fetch: MetadataFetch::new(t.info_hash),
             t,
             rx,
+            links: HashMap::new(),
             link,
             opts,
             meta,
@@ -570,12 +219,21 @@ impl Coordinator {
         loop {
             crossbeam_channel::select! {
                 recv(self.rx) -> ev => match ev {
-                    Ok(Event::Shutdown(ack)) => {
+                    Ok(Input::Shutdown(ack)) => {
                         self.stop(Phase::Stopped);
                         let _ = ack.send(());
                         return;
                     }
-                    Ok(ev) => self.on_event(ev),
+                    Ok(Input::Link { conn, link }) => {
+                        self.links.insert(conn, link);
+                    }
+                    Ok(Input::Status(reply)) => {
+                        self.publish_status();
+                        if let Ok(s) = self.status.lock() {
+                            let _ = reply.send(s.clone());
+                        }
+                    }
+                    Ok(Input::Event(ev)) => self.on_event(ev),
                     Err(_) => return,
                 },
                 recv(ticker) -> _ => self.on_tick(),
@@ -594,7 +252,7 @@ impl Coordinator {
 
     fn stop(&mut self, phase: Phase) {
         for p in self.peers.values() {
-            p.send(Command::Close("torrent stopped".into()));
+            p.send(Command::Close(CloseReason::TorrentStopped));
         }
         if let Some(m) = &self.meta {
             if let Err(e) = m.storage.sync() {
@@ -620,18 +278,15 @@ impl Coordinator {
 
     fn track(&self, complete: bool) {
         if let Some(m) = &self.meta {
-            let _ = self
-                .link
-                .tracker_updates
-                .send(crate::session::TrackerMsg::Update(
-                    Tracked {
-                        info_hash: self.t.info_hash,
-                        name: m.info.name.clone(),
-                        size: m.geometry.total_len(),
-                        complete,
-                    },
-                    None,
-                ));
+            let _ = self.link.tracker_updates.send(TrackerMsg::Update(
+                Tracked {
+                    info_hash: self.t.info_hash,
+                    name: m.info.name.clone(),
+                    size: m.geometry.total_len(),
+                    complete,
+                },
+                None,
+            ));
         }
     }
 
@@ -653,17 +308,15 @@ impl Coordinator {
                 local,
                 peer_id,
                 outbound,
-                cmd,
-                waker,
-            } => self.on_connected(conn, (addr, local), peer_id, outbound, cmd, waker),
-            Event::ConnectFailed { conn, addr, reason } => {
+            } => self.on_connected(conn, (addr, local), peer_id, outbound),
+            Event::ConnectFailed { conn, addr, error } => {
                 self.connecting.remove(&conn);
                 if let Some(k) = self.known.get_mut(&addr) {
                     k.conn = None;
                     k.failures += 1;
                     k.next_try = Instant::now() + Duration::from_secs(2u64 << k.failures.min(5));
                 }
-                debug!("{}: connect to {addr} failed: {reason}", self.name);
+                debug!("{}: connect to {addr} failed: {error}", self.name);
             }
             Event::Ext {
                 conn,
@@ -685,7 +338,7 @@ impl Coordinator {
                         p.key_id = id;
                     }
                     if self.banned.contains(&key) || self.banned.contains(&id_key(&peer_id)) {
-                        self.close(conn, "banned peer");
+                        self.close(conn, CloseReason::Banned);
                         return;
                     }
                 }
@@ -740,11 +393,10 @@ impl Coordinator {
                 }
                 self.request_metadata_all();
             }
-            Event::Gone {
-                conn,
-                reason,
-                violation,
-            } => self.on_gone(conn, &reason, violation),
+            Event::Gone { conn, error } => {
+                let violation = error.is_violation();
+                self.on_gone(conn, &error.to_string(), violation)
+            }
             Event::Lookup(r) => self.on_lookup(r),
             Event::AddPeers(addrs) => {
                 for a in addrs {
@@ -752,13 +404,6 @@ impl Coordinator {
                 }
                 self.maybe_connect();
             }
-            Event::Status(reply) => {
-                self.publish_status();
-                if let Ok(s) = self.status.lock() {
-                    let _ = reply.send(s.clone());
-                }
-            }
-            Event::Shutdown(_) => {}
         }
     }
 
@@ -768,9 +413,8 @@ impl Coordinator {
         (addr, local): (SocketAddr, SocketAddr),
         peer_id: [u8; 20],
         outbound: bool,
-        cmd: Sender<Command>,
-        waker: Arc<Waker>,
     ) {
+        let link = self.links.remove(&conn);
         self.connecting.remove(&conn);
         let key = addr.to_string();
         let key_id = self.key_id(&key);
@@ -781,8 +425,7 @@ impl Coordinator {
             key_id,
             peer_id,
             outbound,
-            cmd,
-            waker,
+            link,
             bits: None,
             missing: 0,
             am_interested: false,
@@ -792,18 +435,18 @@ impl Coordinator {
             ut_metadata: false,
             metadata_size: None,
         };
-        let reject = |why: &str| {
+        let reject = |why: CloseReason| {
             debug!("peer {addr}: {why}");
-            peer.send(Command::Close(why.to_string()));
+            peer.send(Command::Close(why));
         };
         if self.banned.contains(&peer.key) || self.banned.contains(&id_key(&peer_id)) {
-            return reject("banned");
+            return reject(CloseReason::Banned);
         }
         if matches!(self.phase, Phase::Failed(_) | Phase::Stopped) {
-            return reject("torrent stopped");
+            return reject(CloseReason::TorrentStopped);
         }
         if self.peers.len() >= self.opts.max_peers.max(1) * 2 {
-            return reject("too many peers");
+            return reject(CloseReason::TooManyPeers);
         }
         // Two peers that dial each other at once keep the connection opened
         // by the smaller peer id; both ends apply the same rule.
@@ -811,10 +454,10 @@ impl Coordinator {
             let keep_new = old.outbound != outbound && (self.t.peer_id < peer_id) == outbound;
             if keep_new {
                 debug!("peer {addr}: duplicate connection, keeping the new one");
-                self.close(other, "duplicate connection");
+                self.close(other, CloseReason::Duplicate);
                 self.on_gone(other, "duplicate connection", false);
             } else {
-                return reject("duplicate connection");
+                return reject(CloseReason::Duplicate);
             }
         }
         if outbound {
@@ -832,9 +475,9 @@ impl Coordinator {
         self.peers.insert(conn, peer);
     }
 
-    fn close(&mut self, conn: ConnId, why: &str) {
+    fn close(&mut self, conn: ConnId, why: CloseReason) {
         if let Some(p) = self.peers.get(&conn) {
-            p.send(Command::Close(why.to_string()));
+            p.send(Command::Close(why));
         }
     }
 
@@ -882,7 +525,7 @@ impl Coordinator {
         let seeder = bits.all();
         p.bits = Some(bits);
         if seeder && self.phase == Phase::Seeding {
-            self.close(conn, "both of us are seeders");
+            self.close(conn, CloseReason::BothSeeders);
             return;
         }
         self.update_interest(conn);
@@ -906,7 +549,7 @@ impl Coordinator {
         }
         let seeder = bits.all();
         if seeder && self.phase == Phase::Seeding {
-            self.close(conn, "both of us are seeders");
+            self.close(conn, CloseReason::BothSeeders);
             return;
         }
         self.update_interest(conn);
@@ -968,7 +611,7 @@ impl Coordinator {
         if !p.unchoked_us || p.bits.is_none() {
             return;
         }
-        let cap = peer::pieces_per_peer(m.geometry.nominal_piece_len());
+        let cap = pieces_per_peer(m.geometry.nominal_piece_len());
         while p.assigned.len() < cap {
             let Some(i) = pk.pick(conn, p.key_id, |i| p.has(i)) else {
                 break;
@@ -1074,7 +717,7 @@ impl Coordinator {
             );
             let (key, id) = (p.key.clone(), p.peer_id);
             self.ban(&key, &id);
-            self.close(conn, "too many bad pieces");
+            self.close(conn, CloseReason::BadPieces);
         } else {
             self.assign(conn);
         }
@@ -1116,7 +759,7 @@ impl Coordinator {
                 .get(&c)
                 .is_some_and(|p| p.bits.as_ref().is_some_and(|b| b.all()));
             if seeder {
-                self.close(c, "both of us are seeders");
+                self.close(c, CloseReason::BothSeeders);
             } else {
                 self.update_interest(c);
             }
@@ -1175,7 +818,7 @@ impl Coordinator {
             }
             Err(e) => {
                 warn!("{}: bad metadata from a peer: {e}", self.name);
-                self.close(conn, "bad metadata");
+                self.close(conn, CloseReason::BadMetadata);
             }
         }
     }
@@ -1248,7 +891,7 @@ impl Coordinator {
         }
     }
 
-    fn on_lookup(&mut self, r: Result<Vec<PeerEntry>, String>) {
+    fn on_lookup(&mut self, r: Result<Vec<PeerEntry>, BoxError>) {
         self.lookup_running = false;
         match r {
             Ok(list) => {
@@ -1264,7 +907,7 @@ impl Coordinator {
             }
             Err(e) => {
                 if !self.lookup_ok && self.peers.is_empty() && self.known.is_empty() {
-                    self.fail(e);
+                    self.fail(e.to_string());
                 } else {
                     warn!("{}: {e}", self.name);
                 }
@@ -1310,7 +953,7 @@ impl Coordinator {
             if self.peers.len() + self.connecting.len() >= self.opts.max_peers {
                 break;
             }
-            let conn = peer::next_conn_id();
+            let conn = conn::next_conn_id();
             if let Some(k) = self.known.get_mut(&addr) {
                 k.conn = Some(conn);
                 k.next_try = now + Duration::from_secs(5);
@@ -1319,7 +962,7 @@ impl Coordinator {
             let t = self.t.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("peer {addr}"))
-                .spawn(move || peer::run_outbound(t, conn, addr));
+                .spawn(move || conn::run_outbound(t, conn, addr));
             if let Err(e) = spawned {
                 warn!("cannot start a connection thread: {e}");
                 self.connecting.remove(&conn);
@@ -1331,9 +974,9 @@ impl Coordinator {
         if !self.wants_peers() || self.lookup_running {
             return;
         }
-        let Some(tracker) = self.link.tracker else {
+        if !self.link.lookups {
             return;
-        };
+        }
         let every = if self.peers.is_empty() {
             LOOKUP_EMPTY
         } else if self.peers.len() < self.opts.max_peers {
@@ -1346,24 +989,11 @@ impl Coordinator {
         }
         self.last_lookup = Some(Instant::now());
         self.lookup_running = true;
-        let events = self.t.events.clone();
-        let info_hash = self.t.info_hash;
-        let me = crate::peer_id_str(&self.t.peer_id);
-        let spawned = std::thread::Builder::new()
-            .name("tracker lookup".into())
-            .spawn(move || {
-                let r = match TrackerClient::new(tracker)
-                    .and_then(|mut c| c.request_peers(Some(&info_hash), None, Some(&me)))
-                {
-                    Ok(reply) => Ok(reply.peers),
-                    // Nobody registered it yet (our own REGISTER may still be
-                    // on its way): no peers for now, not a failure.
-                    Err(e) if e.code() == Some("not_found") => Ok(Vec::new()),
-                    Err(e) => Err(e.to_string()),
-                };
-                let _ = events.send(Event::Lookup(r));
-            });
-        if spawned.is_err() {
+        let asked = self.link.tracker_updates.send(TrackerMsg::Lookup {
+            info_hash: self.t.info_hash,
+            reply: self.t.events.clone(),
+        });
+        if asked.is_err() {
             self.lookup_running = false;
         }
     }
@@ -1445,7 +1075,9 @@ pub fn open_download(
             let have = storage.verify(&info.pieces, |_, _| {});
             let bad = storage.unverified_final_files(&have);
             if let Some(p) = bad.first() {
-                return Err(crate::storage::StorageError::Mismatch { path: p.clone() }.to_string());
+                return Err(
+                    crate::net::storage::StorageError::Mismatch { path: p.clone() }.to_string(),
+                );
             }
             have
         }
@@ -1460,10 +1092,12 @@ pub fn open_download(
     }
     Ok((
         MetaCtx {
-            have: HaveSet::new(&have),
-            info,
-            info_bytes,
-            geometry,
+            meta: Arc::new(Meta {
+                have: HaveSet::new(&have),
+                info,
+                info_bytes,
+                geometry,
+            }),
             storage,
         },
         on_disk,
@@ -1494,10 +1128,12 @@ pub fn open_seed(
         vec![true; geometry.num_pieces() as usize]
     };
     Ok(MetaCtx {
-        have: HaveSet::new(&have),
-        info,
-        info_bytes,
-        geometry,
+        meta: Arc::new(Meta {
+            have: HaveSet::new(&have),
+            info,
+            info_bytes,
+            geometry,
+        }),
         storage,
     })
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{FileRef, Reply, Request, MAX_DATAGRAM_SIZE};
 
-use crate::trace;
+use crate::net::trace;
 
 /// Default tracker when neither `--tracker` nor the torrent names one.
 pub const DEFAULT_TRACKER: &str = "127.0.0.1:6969";

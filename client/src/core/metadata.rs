@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::wire::METADATA_BLOCK;
 
-use crate::picker::ConnId;
+use crate::core::picker::ConnId;
 use minitorrent_common::hash::sha1;
 
 /// Info dictionaries larger than this are refused (the wire codec's limit

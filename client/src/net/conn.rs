@@ -28,10 +28,11 @@ use minitorrent_common::wire::{
 };
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::geometry::{Block, PieceIndex};
-use crate::picker::ConnId;
-use crate::torrent::{Command, Event, MetaCtx, TorrentShared};
-use crate::trace;
+use crate::core::geometry::{Block, PieceIndex};
+use crate::core::msg::{CloseReason, Command, ConnError, ConnLink, Event, Input};
+use crate::core::picker::ConnId;
+use crate::net::shared::{MetaCtx, TorrentShared};
+use crate::net::trace;
 use minitorrent_common::hash::sha1;
 
 const SOCK: Token = Token(0);
@@ -48,10 +49,6 @@ const MAX_OUTSTANDING: usize = 256;
 const DEFAULT_REQQ: usize = 128;
 /// Our `reqq`: requests from one peer we queue before calling it a flood.
 pub const OUR_REQQ: usize = 512;
-/// Bytes of request pipeline we aim for per peer.
-const PIPELINE_BYTES: u64 = 4 << 20;
-/// Memory for pieces being assembled per connection, roughly.
-const PIECE_MEMORY: u64 = 6 << 20;
 /// Bytes waiting to be sent past which the peer is taken to flood us without
 /// reading: blocks only refill the buffer up to `WBUF_TARGET`, so only
 /// answers to a flood of small requests (`ut_metadata`) can get here.
@@ -67,9 +64,6 @@ const METADATA_BACKLOG: usize = 1 << 20;
 const READ_PAUSE: usize = 2 << 20;
 /// Requests we cancelled or forgot (choke) whose blocks may still arrive.
 const FORGOTTEN_MAX: usize = 4096;
-/// Unchoked peers per torrent (upload slots).
-pub const MAX_UNCHOKED: usize = 16;
-
 /// The whole handshake, however slowly its bytes trickle in.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,51 +79,10 @@ const CHOKED_RELEASE: Duration = Duration::from_secs(10);
 /// of those turns for nothing.
 const UNINTERESTED_CHOKE_AFTER: Duration = Duration::from_secs(10);
 
-/// Pieces one connection holds at once: enough for a deep request pipeline,
-/// bounded in memory (each is assembled in a buffer of its own).
-pub fn pieces_per_peer(piece_len: u64) -> usize {
-    let plen = piece_len.max(1);
-    let want = PIPELINE_BYTES.div_ceil(plen) + 1;
-    let mem = (PIECE_MEMORY / plen).max(1);
-    want.min(mem).clamp(1, 64) as usize
-}
-
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 pub fn next_conn_id() -> ConnId {
     NEXT_CONN.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Why a connection ended.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnError {
-    #[error("connect: {0}")]
-    Connect(io::Error),
-    #[error("handshake: {0}")]
-    Handshake(String),
-    #[error("peer closed the connection")]
-    Closed,
-    #[error("socket: {0}")]
-    Io(#[from] io::Error),
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    #[error("stalled: no block for {0:?}")]
-    Stalled(Duration),
-    #[error("idle for {0:?}")]
-    Idle(Duration),
-    #[error("storage: {0}")]
-    Storage(String),
-    #[error("closed by us: {0}")]
-    Closing(String),
-    #[error("torrent stopped")]
-    Stopped,
-}
-
-impl ConnError {
-    /// Whether the peer misbehaved (worth a warning rather than a debug line).
-    pub fn is_violation(&self) -> bool {
-        matches!(self, ConnError::Protocol(_) | ConnError::Handshake(_))
-    }
 }
 
 fn violation(msg: impl Into<String>) -> ConnError {
@@ -171,11 +124,7 @@ fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, ConnError> {
         // aria2, qBittorrent and Transmission open with an encrypted (MSE/PE)
         // handshake when they may, then retry in plain: not worth a warning.
         if got > 0 && buf[0] != 19 {
-            return Err(ConnError::Closing(
-                "not a plain BitTorrent handshake (MSE/PE encryption is not supported; \
-                 clients that allow plain retry without it)"
-                    .into(),
-            ));
+            return Err(ConnError::Closing(CloseReason::NotPlain));
         }
     }
     Handshake::decode(&buf).map_err(|e| ConnError::Handshake(e.to_string()))
@@ -249,11 +198,14 @@ pub fn run_outbound(t: Arc<TorrentShared>, conn: ConnId, addr: SocketAddr) {
         Ok((s, hs)) => run(t, conn, s, hs, true),
         Err(e) => {
             debug!("peer {addr}: {e}");
-            let _ = t.events.send(Event::ConnectFailed {
-                conn,
-                addr,
-                reason: e.to_string(),
-            });
+            let _ = t.events.send(
+                Event::ConnectFailed {
+                    conn,
+                    addr,
+                    error: e,
+                }
+                .into(),
+            );
         }
     }
 }
@@ -304,22 +256,13 @@ fn run(t: Arc<TorrentShared>, conn: ConnId, s: TcpStream, hs: Handshake, outboun
         Err(_) => return,
     };
     let result = Conn::start(t.clone(), conn, s, hs, outbound).and_then(|c| c.run());
-    let reason = match &result {
-        Ok(()) => "closed".to_string(),
-        Err(e) => e.to_string(),
-    };
-    match &result {
-        Err(e) if e.is_violation() => warn!("peer {remote}: closing: {e}"),
-        Err(ConnError::Stalled(_)) | Err(ConnError::Storage(_)) => {
-            info!("peer {remote}: closing: {reason}")
-        }
-        _ => debug!("peer {remote}: {reason}"),
+    let error = result.err().unwrap_or(ConnError::Closed);
+    match &error {
+        e if e.is_violation() => warn!("peer {remote}: closing: {e}"),
+        ConnError::Stalled(_) | ConnError::Storage(_) => info!("peer {remote}: closing: {error}"),
+        _ => debug!("peer {remote}: {error}"),
     }
-    let _ = t.events.send(Event::Gone {
-        conn,
-        reason,
-        violation: matches!(&result, Err(e) if e.is_violation()),
-    });
+    let _ = t.events.send(Event::Gone { conn, error }.into());
 }
 
 /// The trace line of a message; extension messages are decoded one level
@@ -487,22 +430,35 @@ impl Conn {
                 payload: ext.encode(),
             });
         }
+        let link = ConnLink {
+            cmd: cmd_tx,
+            wake: Arc::new(move || {
+                let _ = waker.wake();
+            }),
+        };
         t.events
-            .send(Event::Connected {
-                conn: id,
-                addr: remote,
-                local,
-                peer_id: hs.peer_id,
-                outbound,
-                cmd: cmd_tx,
-                waker,
-            })
+            .send(Input::Link { conn: id, link })
+            .map_err(|_| ConnError::Stopped)?;
+        t.events
+            .send(
+                Event::Connected {
+                    conn: id,
+                    addr: remote,
+                    local,
+                    peer_id: hs.peer_id,
+                    outbound,
+                }
+                .into(),
+            )
             .map_err(|_| ConnError::Stopped)?;
         Ok(c)
     }
 
     fn report(&self, ev: Event) -> Result<(), ConnError> {
-        self.t.events.send(ev).map_err(|_| ConnError::Stopped)
+        self.t
+            .events
+            .send(ev.into())
+            .map_err(|_| ConnError::Stopped)
     }
 
     fn send(&mut self, m: &Message) {
@@ -1059,7 +1015,7 @@ impl Conn {
                 Err(e) => Event::WriteFailed {
                     conn: self.id,
                     index,
-                    error: e.to_string(),
+                    error: Box::new(e),
                 },
             }
         };
@@ -1119,7 +1075,7 @@ impl Conn {
                 blk.len,
             ));
             if let Err(e) = m.storage.read_block(blk, &mut self.wbuf[at + 13..]) {
-                return Err(ConnError::Storage(e.to_string()));
+                return Err(ConnError::Storage(Box::new(e)));
             }
             trace::peer(self.local, self.remote, || {
                 Message::Piece {
@@ -1267,12 +1223,5 @@ mod tests {
             f.insert((100 + i, 0));
         }
         assert!(f.remove(&(1, 0)));
-    }
-
-    #[test]
-    fn pieces_per_peer_is_bounded() {
-        assert_eq!(pieces_per_peer(0), 64);
-        assert!(pieces_per_peer(32 << 20) >= 1);
-        assert!(pieces_per_peer(16 << 10) <= 64);
     }
 }

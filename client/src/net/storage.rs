@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use minitorrent_common::metainfo::Info;
 
-use crate::geometry::{Block, Geometry, PieceIndex};
+use crate::core::geometry::{Block, Geometry, PieceIndex};
 use minitorrent_common::hash::sha1;
 
 #[derive(Debug, thiserror::Error)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use minitorrent_common::metainfo::{format_size, InfoHash};
 
+use crate::core::msg::{Phase, TorrentStatus};
 use crate::session::Session;
-use crate::torrent::{Phase, TorrentStatus};
 
 /// Plain progress lines come this often when stderr is not a terminal...
 const PLAIN_EVERY: Duration = Duration::from_secs(2);

@@ -21,9 +21,9 @@ use minitorrent_common::udp_tracker::{
     AnnounceRequest, Event, Request, Response, ScrapeStats, ACTION_ANNOUNCE,
 };
 
-use crate::session::{TorrentHandle, TrackerMsg};
-use crate::torrent::{Phase, Tracked};
-use crate::trace;
+use crate::core::msg::{BoxError, Event as TorrentEvent, Phase, Tracked, TrackerMsg};
+use crate::net::shared::TorrentHandle;
+use crate::net::trace;
 
 /// What `--tracker-protocol` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -562,7 +562,7 @@ pub trait Swarms {
     fn views(&self) -> Vec<SwarmView>;
     /// Peers found (or why none could be): goes to the torrent like the
     /// answer to a JSON `REQUEST`.
-    fn deliver(&self, info_hash: &InfoHash, r: Result<Vec<PeerEntry>, String>);
+    fn deliver(&self, info_hash: &InfoHash, r: Result<Vec<PeerEntry>, BoxError>);
 }
 
 impl Swarms for Arc<Mutex<HashMap<InfoHash, TorrentHandle>>> {
@@ -586,13 +586,13 @@ impl Swarms for Arc<Mutex<HashMap<InfoHash, TorrentHandle>>> {
             .collect()
     }
 
-    fn deliver(&self, info_hash: &InfoHash, r: Result<Vec<PeerEntry>, String>) {
+    fn deliver(&self, info_hash: &InfoHash, r: Result<Vec<PeerEntry>, BoxError>) {
         let shared = self
             .lock()
             .ok()
             .and_then(|t| t.get(info_hash).map(|h| h.shared.clone()));
         if let Some(s) = shared {
-            let _ = s.events.send(crate::torrent::Event::Lookup(r));
+            let _ = s.events.send(TorrentEvent::Lookup(r).into());
         }
     }
 }
@@ -612,7 +612,7 @@ struct Swarm {
     announced: Option<bool>,
     last_try: Option<Instant>,
     interval: Option<Duration>,
-    replies: Vec<Sender<Result<(), String>>>,
+    replies: Vec<Sender<Result<(), BoxError>>>,
 }
 
 /// Settings of the announcer thread.
@@ -639,9 +639,12 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
             for m in rx {
                 match m {
                     TrackerMsg::Update(_, Some(r)) => {
-                        let _ = r.send(Err(e.to_string()));
+                        let _ = r.send(Err(e.to_string().into()));
                     }
                     TrackerMsg::Update(_, None) => {}
+                    TrackerMsg::Lookup { reply, .. } => {
+                        let _ = reply.send(TorrentEvent::Lookup(Err(e.to_string().into())).into());
+                    }
                     TrackerMsg::Shutdown(ack) => {
                         let _ = ack.send(());
                         return;
@@ -661,6 +664,9 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
                 s.tracked = Some(t);
                 s.replies.extend(reply);
             }
+            // Peers come with each announce, on the announcer's schedule
+            // (sooner while a download lacks peers).
+            Ok(TrackerMsg::Lookup { .. }) => {}
             Ok(TrackerMsg::Shutdown(ack)) => {
                 client.schedule = Schedule::FAREWELL;
                 for (ih, s) in &state {
@@ -829,10 +835,10 @@ fn announce_one(
         Err(e) => {
             warn!("announce {ih}: {e}");
             if v.is_some_and(|v| v.wants_peers) {
-                swarms.deliver(ih, Err(e.to_string()));
+                swarms.deliver(ih, Err(e.to_string().into()));
             }
             for r in s.replies.drain(..) {
-                let _ = r.send(Err(e.to_string()));
+                let _ = r.send(Err(e.to_string().into()));
             }
         }
     }
@@ -1034,7 +1040,7 @@ mod tests {
         assert_eq!(c.live_connection(), None);
     }
 
-    type Delivered = (InfoHash, Result<Vec<PeerEntry>, String>);
+    type Delivered = (InfoHash, Result<Vec<PeerEntry>, BoxError>);
 
     struct FakeSwarms {
         views: Mutex<Vec<SwarmView>>,
@@ -1045,7 +1051,7 @@ mod tests {
         fn views(&self) -> Vec<SwarmView> {
             self.views.lock().unwrap().clone()
         }
-        fn deliver(&self, ih: &InfoHash, r: Result<Vec<PeerEntry>, String>) {
+        fn deliver(&self, ih: &InfoHash, r: Result<Vec<PeerEntry>, BoxError>) {
             self.got.lock().unwrap().push((*ih, r));
         }
     }
@@ -1093,8 +1099,9 @@ mod tests {
             .unwrap();
         rrx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
         // Peers delivered without ourselves (127.0.0.1:7004).
-        let got = swarms.got.lock().unwrap().clone();
-        let peers = got[0].1.as_ref().unwrap();
+        let got = swarms.got.lock().unwrap();
+        let peers = got[0].1.as_ref().unwrap().clone();
+        drop(got);
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].addr, "127.0.0.1:7001".parse().unwrap());
 

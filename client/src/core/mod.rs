@@ -1,0 +1,11 @@
+//! The peer's decisions, with no sockets, no threads and no clock: the
+//! messages between threads, the state they share, piece geometry, the piece
+//! picker, the metadata fetch, the upload rate limit. Everything here takes
+//! the time as an argument, so every rule is unit-tested with a fake clock.
+
+pub mod geometry;
+pub mod metadata;
+pub mod msg;
+pub mod picker;
+pub mod ratelimit;
+pub mod shared;

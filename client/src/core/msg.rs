@@ -1,0 +1,343 @@
+//! The messages between the threads of the peer: connection (and session) →
+//! coordinator ([`Event`]), coordinator → connection ([`Command`]),
+//! coordinator → session ([`Notice`]), anyone → tracker home ([`TrackerMsg`]),
+//! and the status snapshots the CLI and menu read. Plain data: defined here
+//! so that neither side imports the other.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::tracker_proto::PeerEntry;
+use minitorrent_common::wire::Bitfield;
+
+use crate::core::picker::ConnId;
+
+/// An error from the I/O layer (disk, tracker) that the core only reports.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why we close a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    #[error("banned peer")]
+    Banned,
+    #[error("torrent stopped")]
+    TorrentStopped,
+    #[error("too many peers")]
+    TooManyPeers,
+    #[error("too many connections from this address")]
+    TooManyFromAddress,
+    #[error("making room for a new peer")]
+    MakingRoom,
+    #[error("duplicate connection")]
+    Duplicate,
+    #[error("too many bad pieces")]
+    BadPieces,
+    #[error("both of us are seeders")]
+    BothSeeders,
+    #[error("bad metadata")]
+    BadMetadata,
+    #[error(
+        "not a plain BitTorrent handshake (MSE/PE encryption is not supported; \
+         clients that allow plain retry without it)"
+    )]
+    NotPlain,
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    #[error("handshake: {0}")]
+    Handshake(String),
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("stalled: no block for {0:?}")]
+    Stalled(Duration),
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error("storage: {0}")]
+    Storage(BoxError),
+    #[error("closed by us: {0}")]
+    Closing(CloseReason),
+    #[error("torrent stopped")]
+    Stopped,
+}
+
+impl ConnError {
+    /// Whether the peer misbehaved (worth a warning rather than a debug line).
+    pub fn is_violation(&self) -> bool {
+        matches!(self, ConnError::Protocol(_) | ConnError::Handshake(_))
+    }
+}
+
+/// Connection (and session) → coordinator.
+pub enum Event {
+    Connected {
+        conn: ConnId,
+        addr: SocketAddr,
+        /// Our end of the connection (for `--trace`).
+        local: SocketAddr,
+        peer_id: [u8; 20],
+        outbound: bool,
+    },
+    ConnectFailed {
+        conn: ConnId,
+        addr: SocketAddr,
+        error: ConnError,
+    },
+    Ext {
+        conn: ConnId,
+        metadata_size: Option<u64>,
+        ut_metadata: bool,
+        listen_port: Option<u16>,
+    },
+    Bitfield {
+        conn: ConnId,
+        bits: Bitfield,
+    },
+    Have {
+        conn: ConnId,
+        index: u32,
+    },
+    Unchoked {
+        conn: ConnId,
+    },
+    Choked {
+        conn: ConnId,
+    },
+    /// Verified and written to disk.
+    PieceDone {
+        conn: ConnId,
+        index: u32,
+    },
+    /// Arrived with the wrong SHA-1; nothing was written.
+    PieceBad {
+        conn: ConnId,
+        index: u32,
+    },
+    /// The connection gives an assigned piece back.
+    Released {
+        conn: ConnId,
+        index: u32,
+    },
+    WriteFailed {
+        conn: ConnId,
+        index: u32,
+        error: BoxError,
+    },
+    MetadataData {
+        conn: ConnId,
+        piece: u32,
+        total_size: u64,
+        data: Vec<u8>,
+    },
+    MetadataReject {
+        conn: ConnId,
+        piece: u32,
+    },
+    Gone {
+        conn: ConnId,
+        error: ConnError,
+    },
+    /// A tracker lookup finished.
+    Lookup(Result<Vec<PeerEntry>, BoxError>),
+    /// Peer addresses learnt elsewhere (magnet `x.pe`, an earlier lookup).
+    AddPeers(Vec<SocketAddr>),
+}
+
+/// How the coordinator thread reaches one connection thread: its command
+/// channel and the function that wakes its poll.
+#[derive(Clone)]
+pub struct ConnLink {
+    pub cmd: Sender<Command>,
+    pub wake: std::sync::Arc<dyn Fn() + Send + Sync>,
+}
+
+impl ConnLink {
+    pub fn send(&self, c: Command) {
+        if self.cmd.send(c).is_ok() {
+            (self.wake)();
+        }
+    }
+}
+
+/// What a coordinator thread receives: events for the core, and what only
+/// the thread itself handles.
+pub enum Input {
+    Event(Event),
+    /// Sent by a connection right before its `Event::Connected`.
+    Link {
+        conn: ConnId,
+        link: ConnLink,
+    },
+    Status(Sender<TorrentStatus>),
+    Shutdown(Sender<()>),
+}
+
+impl From<Event> for Input {
+    fn from(e: Event) -> Input {
+        Input::Event(e)
+    }
+}
+
+/// Coordinator → connection.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Download this piece.
+    Fetch(u32),
+    /// Stop fetching this piece (it arrived from someone else).
+    Cancel(u32),
+    /// Tell the peer we have this piece.
+    Have(u32),
+    Interested(bool),
+    MetadataRequest(u32),
+    /// `TorrentShared::meta` is now set.
+    MetadataReady,
+    Close(CloseReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Metadata,
+    Downloading,
+    Seeding,
+    Failed(String),
+    Stopped,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Metadata => f.write_str("fetching metadata"),
+            Phase::Downloading => f.write_str("downloading"),
+            Phase::Seeding => f.write_str("seeding"),
+            Phase::Failed(e) => write!(f, "failed: {e}"),
+            Phase::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// A snapshot for progress display and the menu.
+#[derive(Debug, Clone)]
+pub struct TorrentStatus {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub size: Option<u64>,
+    pub pieces_total: u32,
+    pub pieces_have: u32,
+    pub bytes_have: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub peers: usize,
+    pub down_rate: f64,
+    pub up_rate: f64,
+    pub phase: Phase,
+    pub paths: Vec<PathBuf>,
+}
+
+/// What a finished download reports.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub size: u64,
+    pub elapsed: Duration,
+    pub peers_used: usize,
+    pub pieces_total: u32,
+    pub pieces_fetched: u32,
+    pub pieces_on_disk: u32,
+    /// Verified bytes received from each peer (its listening address when known).
+    pub from_peers: Vec<(String, u64)>,
+    pub paths: Vec<PathBuf>,
+}
+
+impl Summary {
+    /// The one line printed when a download completes (scripts parse it).
+    pub fn line(&self) -> String {
+        format!(
+            "done: {}, {} bytes in {:.2} s ({:.1} MB/s), {} peers used, {} pieces fetched, {} already on disk, SHA-1 verified",
+            self.name,
+            self.size,
+            self.elapsed.as_secs_f64(),
+            mb_per_s(self.size, self.elapsed),
+            self.peers_used,
+            self.pieces_fetched,
+            self.pieces_on_disk
+        )
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let peers: serde_json::Map<String, serde_json::Value> = self
+            .from_peers
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(*v)))
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "info_hash": self.info_hash.to_hex(),
+            "size": self.size,
+            "seconds": self.elapsed.as_secs_f64(),
+            "mb_per_s": mb_per_s(self.size, self.elapsed),
+            "peers_used": self.peers_used,
+            "pieces_total": self.pieces_total,
+            "pieces_fetched": self.pieces_fetched,
+            "pieces_verified_on_disk": self.pieces_on_disk,
+            "bytes_from_peers": peers,
+        })
+    }
+}
+
+pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64().max(1e-6) / 1e6
+}
+
+/// What the coordinator tells the session.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    MetadataReceived {
+        info_hash: InfoHash,
+        name: String,
+        size: u64,
+        pieces_on_disk: u32,
+        pieces_total: u32,
+    },
+    Completed(Summary),
+    Failed {
+        info_hash: InfoHash,
+        name: String,
+        error: String,
+    },
+}
+
+/// A file the tracker should list for us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub size: u64,
+    pub complete: bool,
+}
+
+/// Messages to the tracker home.
+pub enum TrackerMsg {
+    /// Add or update a file; the reply (if asked) says whether the REGISTER
+    /// went through.
+    Update(Tracked, Option<Sender<Result<(), BoxError>>>),
+    /// Find peers for a torrent now; the answer goes to `reply` as
+    /// `Event::Lookup`. A tracker home that learns peers on its own
+    /// schedule (BEP 15 announces) may take it as a hint to announce sooner.
+    Lookup {
+        info_hash: InfoHash,
+        reply: Sender<Input>,
+    },
+    Shutdown(Sender<()>),
+}

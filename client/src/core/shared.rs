@@ -1,0 +1,109 @@
+//! Plain data shared by a torrent's coordinator and its connection threads:
+//! the verified-piece set ([`HaveSet`]), what is known once the info
+//! dictionary is ([`Meta`]), and the limits both sides must agree on.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use minitorrent_common::metainfo::Info;
+
+use crate::core::geometry::Geometry;
+
+/// The set of verified pieces, readable by every connection thread without a
+/// lock. Only the coordinator sets bits, and only after the piece is written.
+#[derive(Debug)]
+pub struct HaveSet {
+    words: Vec<AtomicU64>,
+    len: usize,
+    count: AtomicUsize,
+}
+
+impl HaveSet {
+    pub fn new(have: &[bool]) -> HaveSet {
+        let words: Vec<AtomicU64> = (0..have.len().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let s = HaveSet {
+            words,
+            len: have.len(),
+            count: AtomicUsize::new(0),
+        };
+        for (i, h) in have.iter().enumerate() {
+            if *h {
+                s.set(i);
+            }
+        }
+        s
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn get(&self, i: usize) -> bool {
+        i < self.len && self.words[i / 64].load(Ordering::Acquire) & (1 << (i % 64)) != 0
+    }
+    /// Returns true if the bit was newly set.
+    pub fn set(&self, i: usize) -> bool {
+        if i >= self.len {
+            return false;
+        }
+        let old = self.words[i / 64].fetch_or(1 << (i % 64), Ordering::AcqRel);
+        let new = old & (1 << (i % 64)) == 0;
+        if new {
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
+        new
+    }
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+    /// BEP 3 bitfield bytes (piece 0 is the high bit of byte 0).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.len.div_ceil(8)];
+        for i in 0..self.len {
+            if self.get(i) {
+                out[i / 8] |= 0x80 >> (i % 8);
+            }
+        }
+        out
+    }
+}
+
+/// Everything known once the info dictionary is known (the storage that
+/// holds the data is the I/O layer's: `net::shared::MetaCtx`).
+#[derive(Debug)]
+pub struct Meta {
+    pub info: Info,
+    pub info_bytes: Vec<u8>,
+    pub geometry: Geometry,
+    pub have: HaveSet,
+}
+
+/// Unchoked peers per torrent (upload slots).
+pub const MAX_UNCHOKED: usize = 16;
+/// Bytes of request pipeline we aim for per peer.
+const PIPELINE_BYTES: u64 = 4 << 20;
+/// Memory for pieces being assembled per connection, roughly.
+const PIECE_MEMORY: u64 = 6 << 20;
+
+/// Pieces one connection holds at once: enough for a deep request pipeline,
+/// bounded in memory (each is assembled in a buffer of its own).
+pub fn pieces_per_peer(piece_len: u64) -> usize {
+    let plen = piece_len.max(1);
+    let want = PIPELINE_BYTES.div_ceil(plen) + 1;
+    let mem = (PIECE_MEMORY / plen).max(1);
+    want.min(mem).clamp(1, 64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_per_peer_is_bounded() {
+        assert_eq!(pieces_per_peer(0), 64);
+        assert!(pieces_per_peer(32 << 20) >= 1);
+        assert!(pieces_per_peer(16 << 10) <= 64);
+    }
+}

@@ -1,0 +1,105 @@
+//! What a torrent's threads share at run time: [`TorrentShared`] (counters,
+//! upload slots, the event channel to the coordinator, the metadata once
+//! known), [`MetaCtx`] (the metadata plus the open storage) and the
+//! session's [`TorrentHandle`].
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crossbeam_channel::Sender;
+use minitorrent_common::metainfo::InfoHash;
+
+use crate::core::msg::{Input, TorrentStatus};
+use crate::core::ratelimit::RateLimit;
+use crate::core::shared::{Meta, MAX_UNCHOKED};
+use crate::net::storage::Storage;
+
+/// The metadata and the files that hold the torrent's data.
+#[derive(Debug)]
+pub struct MetaCtx {
+    pub meta: Arc<Meta>,
+    pub storage: Storage,
+}
+
+impl Deref for MetaCtx {
+    type Target = Meta;
+    fn deref(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+/// State shared between a torrent's coordinator and its connection threads.
+#[derive(Debug)]
+pub struct TorrentShared {
+    pub info_hash: InfoHash,
+    pub peer_id: [u8; 20],
+    pub listen_port: u16,
+    /// Set once, by the coordinator, when the metadata is known.
+    pub meta: OnceLock<Arc<MetaCtx>>,
+    pub events: Sender<Input>,
+    pub rate: Arc<RateLimit>,
+    downloaded: AtomicU64,
+    uploaded: AtomicU64,
+    wasted: AtomicU64,
+    upload_slots: AtomicUsize,
+}
+
+impl TorrentShared {
+    pub fn new(
+        info_hash: InfoHash,
+        peer_id: [u8; 20],
+        listen_port: u16,
+        events: Sender<Input>,
+        rate: Arc<RateLimit>,
+    ) -> TorrentShared {
+        TorrentShared {
+            info_hash,
+            peer_id,
+            listen_port,
+            meta: OnceLock::new(),
+            events,
+            rate,
+            downloaded: AtomicU64::new(0),
+            uploaded: AtomicU64::new(0),
+            wasted: AtomicU64::new(0),
+            upload_slots: AtomicUsize::new(0),
+        }
+    }
+    pub fn add_downloaded(&self, n: u64) {
+        self.downloaded.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_uploaded(&self, n: u64) {
+        self.uploaded.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_wasted(&self) {
+        self.wasted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn downloaded(&self) -> u64 {
+        self.downloaded.load(Ordering::Relaxed)
+    }
+    pub fn uploaded(&self) -> u64 {
+        self.uploaded.load(Ordering::Relaxed)
+    }
+    /// Takes one of the torrent's upload slots if one is free.
+    pub fn take_upload_slot(&self) -> bool {
+        self.upload_slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_UNCHOKED).then_some(n + 1)
+            })
+            .is_ok()
+    }
+    pub fn give_upload_slot(&self) {
+        let _ = self
+            .upload_slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// Session-side handle of a torrent.
+#[derive(Clone)]
+pub struct TorrentHandle {
+    pub shared: Arc<TorrentShared>,
+    pub status: Arc<Mutex<TorrentStatus>>,
+    pub magnet: String,
+}
