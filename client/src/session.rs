@@ -15,13 +15,17 @@ use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use log::warn;
 use minitorrent_common::magnet::Magnet;
-use minitorrent_common::metainfo::{self, InfoHash, Metainfo};
+use minitorrent_common::metainfo::{self, Info, InfoHash, Metainfo};
 
+use crate::core::msg::Opened;
 use crate::core::msg::{Event, Input, Notice, Phase, TorrentStatus, Tracked, TrackerMsg};
 use crate::core::ratelimit::RateLimit;
-use crate::net::coordinator::{self, Coordinator, SessionLink, TorrentOpts};
+use crate::core::swarm::{Start, Swarm, SwarmConfig};
+use crate::net::coordinator::{Coordinator, SessionLink};
 use crate::net::listener;
+use crate::net::open;
 use crate::net::shared::{MetaCtx, TorrentHandle, TorrentShared};
+use crate::net::trace;
 use crate::net::tracker::bep15::{self as udp_announce, Protocol, TrackerProtocol};
 use crate::net::tracker::json::{self as tracker_client, FileSummary, PeersReply, TrackerClient};
 use crate::net::tracker::register;
@@ -49,6 +53,48 @@ impl Default for Config {
             max_upload_rate: 0,
             tracker_protocol: TrackerProtocol::Auto,
         }
+    }
+}
+
+/// What a torrent starts from.
+enum Begin {
+    /// An info hash: the metadata comes from peers.
+    Magnet,
+    /// A .torrent's info dictionary: check the download directory first.
+    Check(Info, Vec<u8>),
+    /// A seed's storage, opened (and checked when asked).
+    Seed(MetaCtx),
+}
+
+#[derive(Debug, Clone)]
+struct TorrentOpts {
+    max_peers: usize,
+    dir: PathBuf,
+    name_hint: Option<String>,
+    /// A download (reports completion) rather than a seed.
+    download: bool,
+}
+
+/// The status of a torrent until its coordinator publishes the first one.
+fn swarm_status_placeholder(
+    info_hash: InfoHash,
+    name: &Option<String>,
+    size: Option<u64>,
+) -> TorrentStatus {
+    TorrentStatus {
+        info_hash,
+        name: name.clone().unwrap_or_else(|| info_hash.to_hex()),
+        size,
+        pieces_total: 0,
+        pieces_have: 0,
+        bytes_have: 0,
+        downloaded: 0,
+        uploaded: 0,
+        peers: 0,
+        down_rate: 0.0,
+        up_rate: 0.0,
+        phase: Phase::Metadata,
+        paths: Vec::new(),
     }
 }
 
@@ -154,8 +200,7 @@ impl Session {
     fn spawn(
         &self,
         info_hash: InfoHash,
-        meta: Option<MetaCtx>,
-        pieces_on_disk: u32,
+        begin: Begin,
         opts: TorrentOpts,
         initial_peers: Vec<SocketAddr>,
     ) -> Result<Added> {
@@ -163,6 +208,11 @@ impl Session {
         // tracker is asked for peers by the announcer, not by the torrent's
         // own JSON REQUESTs.
         let bep15 = self.protocol_for(info_hash) == Protocol::Bep15;
+        let tracker_updates = if bep15 {
+            self.bep15_announcer()?
+        } else {
+            self.tracker_tx.clone()
+        };
         let mut table = self
             .torrents
             .lock()
@@ -178,56 +228,69 @@ impl Session {
             tx,
             self.rate.clone(),
         ));
-        let meta = meta.map(Arc::new);
-        if let Some(m) = &meta {
-            let _ = shared.meta.set(m.clone());
-        }
-        let name = meta
-            .as_ref()
-            .map(|m| m.info.name.clone())
+        let info = match &begin {
+            Begin::Magnet => None,
+            Begin::Check(info, _) => Some(info),
+            Begin::Seed(ctx) => Some(&ctx.info),
+        };
+        let name = info
+            .map(|i| i.name.clone())
             .or_else(|| opts.name_hint.clone());
-        let status = Arc::new(Mutex::new(TorrentStatus {
-            info_hash,
-            name: name.clone().unwrap_or_else(|| info_hash.to_hex()),
-            size: meta.as_ref().map(|m| m.geometry.total_len()),
-            pieces_total: meta.as_ref().map(|m| m.geometry.num_pieces()).unwrap_or(0),
-            pieces_have: pieces_on_disk,
-            bytes_have: 0,
-            downloaded: 0,
-            uploaded: 0,
-            peers: 0,
-            down_rate: 0.0,
-            up_rate: 0.0,
-            phase: Phase::Metadata,
-            paths: Vec::new(),
-        }));
+        let (size, pieces) = (
+            info.map(|i| i.total_length()),
+            info.map(|i| i.num_pieces() as u32),
+        );
+        let start = match begin {
+            Begin::Magnet => Start::Magnet,
+            Begin::Check(info, info_bytes) => Start::Check { info, info_bytes },
+            Begin::Seed(ctx) => {
+                let ctx = Arc::new(ctx);
+                let _ = shared.meta.set(ctx.clone());
+                Start::Ready(Opened {
+                    meta: ctx.meta.clone(),
+                    on_disk: 0,
+                    paths: ctx.storage.final_paths(),
+                })
+            }
+        };
         let magnet = self.magnet_for(info_hash, name.clone());
-        let link = SessionLink {
-            lookups: !bep15,
-            tracker_updates: if bep15 {
-                self.bep15_announcer()?
-            } else {
-                self.tracker_tx.clone()
+        let swarm = Swarm::new(
+            SwarmConfig {
+                info_hash,
+                peer_id: self.peer_id,
+                max_peers: opts.max_peers,
+                download: opts.download,
+                name_hint: name.clone(),
+                lookups: !bep15,
+                trace: trace::enabled(),
             },
+            start,
+            Instant::now(),
+        );
+        let status = Arc::new(Mutex::new(swarm_status_placeholder(info_hash, &name, size)));
+        let (table_ref, me) = (self.torrents.clone(), shared.clone());
+        let link = SessionLink {
+            tracker_updates,
             notices: self.notices_tx.clone(),
-            torrents: self.torrents.clone(),
+            // A failed torrent leaves the table (unless it was replaced).
+            on_failure: Box::new(move || {
+                if let Ok(mut t) = table_ref.lock() {
+                    if t.get(&info_hash)
+                        .is_some_and(|h| Arc::ptr_eq(&h.shared, &me))
+                    {
+                        t.remove(&info_hash);
+                    }
+                }
+            }),
         };
         let added = Added {
             info_hash,
             name: name.unwrap_or_else(|| info_hash.to_hex()),
-            size: meta.as_ref().map(|m| m.geometry.total_len()),
-            pieces: meta.as_ref().map(|m| m.geometry.num_pieces()),
+            size,
+            pieces,
             magnet: magnet.clone(),
         };
-        let coord = Coordinator::new(
-            shared.clone(),
-            rx,
-            link,
-            opts,
-            meta,
-            pieces_on_disk,
-            status.clone(),
-        );
+        let coord = Coordinator::new(shared.clone(), rx, swarm, link, opts.dir, status.clone());
         table.insert(
             info_hash,
             TorrentHandle {
@@ -301,10 +364,9 @@ impl Session {
     /// is verified first.
     pub fn seed_metainfo(&self, m: Metainfo, root: &Path, check: bool) -> Result<Added> {
         let name = m.info.name.clone();
-        let meta =
-            coordinator::open_seed(m.info, m.info_bytes, root, check).map_err(|e| anyhow!(e))?;
+        let meta = open::open_seed(m.info, m.info_bytes, root, check)?;
         let opts = self.seed_opts(&name);
-        let added = self.spawn(m.info_hash, Some(meta), 0, opts, Vec::new())?;
+        let added = self.spawn(m.info_hash, Begin::Seed(meta), opts, Vec::new())?;
         if let Err(e) = self.register_now(&added) {
             self.remove(&added.info_hash);
             return Err(e);
@@ -325,12 +387,9 @@ impl Session {
     /// keeping what is already verified there.
     pub fn download_metainfo(&self, m: Metainfo) -> Result<Added> {
         let name = m.info.name.clone();
-        let (meta, on_disk) = coordinator::open_download(m.info, m.info_bytes, &self.cfg.dir)
-            .map_err(|e| anyhow!(e))?;
         self.spawn(
             m.info_hash,
-            Some(meta),
-            on_disk,
+            Begin::Check(m.info, m.info_bytes),
             self.download_opts(Some(name)),
             Vec::new(),
         )
@@ -343,7 +402,12 @@ impl Session {
         name_hint: Option<String>,
         peers: Vec<SocketAddr>,
     ) -> Result<Added> {
-        self.spawn(info_hash, None, 0, self.download_opts(name_hint), peers)
+        self.spawn(
+            info_hash,
+            Begin::Magnet,
+            self.download_opts(name_hint),
+            peers,
+        )
     }
 
     /// Downloads a magnet link.

@@ -70,9 +70,18 @@ impl Progress {
                     );
                     while !flag.load(Ordering::Relaxed) {
                         if let Some(s) = snapshot() {
-                            bar.set_message(s.name.clone());
-                            bar.set_length(s.size.unwrap_or(0));
-                            bar.set_position(s.bytes_have);
+                            if let Phase::Checking { done, total } = s.phase {
+                                // Pieces hashed, shown as a share of the size.
+                                let size = s.size.unwrap_or(0);
+                                let at = size * u64::from(done) / u64::from(total.max(1));
+                                bar.set_message(format!("checking {}", s.name));
+                                bar.set_length(size);
+                                bar.set_position(at);
+                            } else {
+                                bar.set_message(s.name.clone());
+                                bar.set_length(s.size.unwrap_or(0));
+                                bar.set_position(s.bytes_have);
+                            }
                             bar.set_prefix(format!("{} peers", s.peers));
                         }
                         std::thread::sleep(Duration::from_millis(200));
@@ -85,7 +94,10 @@ impl Progress {
                         std::thread::sleep(PLAIN_POLL);
                         if schedule.due(started.elapsed()) {
                             if let Some(s) = snapshot() {
-                                if matches!(s.phase, Phase::Downloading | Phase::Metadata) {
+                                if matches!(
+                                    s.phase,
+                                    Phase::Downloading | Phase::Metadata | Phase::Checking { .. }
+                                ) {
                                     eprintln!("{}", line(&s));
                                 }
                             }

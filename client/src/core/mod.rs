@@ -9,3 +9,4 @@ pub mod msg;
 pub mod picker;
 pub mod ratelimit;
 pub mod shared;
+pub mod swarm;

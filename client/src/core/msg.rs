@@ -14,7 +14,10 @@ use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::PeerEntry;
 use minitorrent_common::wire::Bitfield;
 
+use std::sync::Arc;
+
 use crate::core::picker::ConnId;
+use crate::core::shared::Meta;
 
 /// An error from the I/O layer (disk, tracker) that the core only reports.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -152,6 +155,27 @@ pub enum Event {
     Lookup(Result<Vec<PeerEntry>, BoxError>),
     /// Peer addresses learnt elsewhere (magnet `x.pe`, an earlier lookup).
     AddPeers(Vec<SocketAddr>),
+    /// The peer said INTERESTED (true) or NOT INTERESTED (false) to us.
+    PeerInterest {
+        conn: ConnId,
+        interested: bool,
+    },
+    /// The storage is open and the data already on disk checked (the
+    /// answer to `Action::Open`).
+    Opened(Result<Opened, BoxError>),
+    /// The files are synced and renamed to their final names (the answer to
+    /// `Action::Finish`).
+    Finished(Result<(), BoxError>),
+}
+
+/// A torrent's storage, opened and checked.
+#[derive(Debug)]
+pub struct Opened {
+    pub meta: Arc<Meta>,
+    /// Pieces found verified on disk.
+    pub on_disk: u32,
+    /// The files' final names.
+    pub paths: Vec<PathBuf>,
 }
 
 /// How the coordinator thread reaches one connection thread: its command
@@ -190,7 +214,7 @@ impl From<Event> for Input {
 }
 
 /// Coordinator → connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Download this piece.
     Fetch(u32),
@@ -208,6 +232,11 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
     Metadata,
+    /// Hashing the data already on disk: `done` of `total` pieces.
+    Checking {
+        done: u32,
+        total: u32,
+    },
     Downloading,
     Seeding,
     Failed(String),
@@ -218,6 +247,9 @@ impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Phase::Metadata => f.write_str("fetching metadata"),
+            Phase::Checking { done, total } => {
+                write!(f, "checking existing data ({done} of {total} pieces)")
+            }
             Phase::Downloading => f.write_str("downloading"),
             Phase::Seeding => f.write_str("seeding"),
             Phase::Failed(e) => write!(f, "failed: {e}"),

@@ -80,8 +80,62 @@ pub struct Meta {
     pub have: HaveSet,
 }
 
+/// Our client's prefix in the peer id (Azureus style) and in `v` of the
+/// extension handshake.
+pub const PEER_ID_PREFIX: &[u8; 8] = b"-MT0100-";
+pub const CLIENT_NAME: &str = concat!("minitorrent ", env!("CARGO_PKG_VERSION"));
+
+/// A fresh peer id: `-MT0100-` followed by 12 random alphanumerics.
+pub fn new_peer_id() -> [u8; 20] {
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(PEER_ID_PREFIX);
+    for b in &mut id[8..] {
+        *b = fastrand::alphanumeric() as u8;
+    }
+    id
+}
+
+/// The peer id as text for the tracker; ours is always ASCII, a foreign one
+/// is shown lossily.
+pub fn peer_id_str(id: &[u8; 20]) -> String {
+    String::from_utf8_lossy(id).into_owned()
+}
+
+/// A seed for a torrent's random choices, taken from its info hash (so a
+/// test that scripts events sees the same choices every run).
+pub fn seed_of(info_hash: &[u8; 20]) -> u64 {
+    info_hash[..8]
+        .iter()
+        .fold(0u64, |h, b| (h << 8) | u64::from(*b))
+}
+
 /// Unchoked peers per torrent (upload slots).
 pub const MAX_UNCHOKED: usize = 16;
+/// The torrent's upload slots: at most [`MAX_UNCHOKED`] connections
+/// unchoke their peer at once. Shared by the connection threads, lock-free.
+#[derive(Debug, Default)]
+pub struct UploadSlots(AtomicUsize);
+
+impl UploadSlots {
+    /// Takes a slot if one is free.
+    pub fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_UNCHOKED).then_some(n + 1)
+            })
+            .is_ok()
+    }
+    /// Gives a slot back.
+    pub fn give(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+    pub fn taken(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// Bytes of request pipeline we aim for per peer.
 const PIPELINE_BYTES: u64 = 4 << 20;
 /// Memory for pieces being assembled per connection, roughly.
@@ -99,6 +153,23 @@ pub fn pieces_per_peer(piece_len: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_slots_are_handed_out_and_taken_back() {
+        let slots = UploadSlots::default();
+        for _ in 0..MAX_UNCHOKED {
+            assert!(slots.take());
+        }
+        assert!(!slots.take(), "a 17th peer waits");
+        assert_eq!(slots.taken(), MAX_UNCHOKED);
+        slots.give();
+        assert!(slots.take(), "a freed slot goes to the next peer");
+        for _ in 0..MAX_UNCHOKED + 5 {
+            slots.give();
+        }
+        assert_eq!(slots.taken(), 0, "giving back never goes below zero");
+        assert!(slots.take());
+    }
 
     #[test]
     fn pieces_per_peer_is_bounded() {

@@ -5,6 +5,7 @@
 pub mod conn;
 pub mod coordinator;
 pub mod listener;
+pub mod open;
 pub mod shared;
 pub mod storage;
 pub mod trace;

@@ -4,7 +4,7 @@
 //! session's [`TorrentHandle`].
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::Sender;
@@ -12,7 +12,7 @@ use minitorrent_common::metainfo::InfoHash;
 
 use crate::core::msg::{Input, TorrentStatus};
 use crate::core::ratelimit::RateLimit;
-use crate::core::shared::{Meta, MAX_UNCHOKED};
+use crate::core::shared::{Meta, UploadSlots};
 use crate::net::storage::Storage;
 
 /// The metadata and the files that hold the torrent's data.
@@ -42,7 +42,7 @@ pub struct TorrentShared {
     downloaded: AtomicU64,
     uploaded: AtomicU64,
     wasted: AtomicU64,
-    upload_slots: AtomicUsize,
+    upload_slots: UploadSlots,
 }
 
 impl TorrentShared {
@@ -63,7 +63,7 @@ impl TorrentShared {
             downloaded: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
-            upload_slots: AtomicUsize::new(0),
+            upload_slots: UploadSlots::default(),
         }
     }
     pub fn add_downloaded(&self, n: u64) {
@@ -83,16 +83,10 @@ impl TorrentShared {
     }
     /// Takes one of the torrent's upload slots if one is free.
     pub fn take_upload_slot(&self) -> bool {
-        self.upload_slots
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_UNCHOKED).then_some(n + 1)
-            })
-            .is_ok()
+        self.upload_slots.take()
     }
     pub fn give_upload_slot(&self) {
-        let _ = self
-            .upload_slots
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.upload_slots.give()
     }
 }
 

@@ -1,0 +1,218 @@
+//! Finding peers for one torrent: the addresses we know (from the tracker,
+//! a magnet link, inbound peers), which of them to dial and when, and when
+//! to ask the tracker again. Bounded: at most [`MAX_KNOWN`] addresses.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::core::picker::ConnId;
+
+/// Ask the tracker again this often while no peer is connected...
+pub const LOOKUP_EMPTY: Duration = Duration::from_secs(3);
+/// ...and this often while downloading with fewer peers than allowed.
+pub const LOOKUP_MORE: Duration = Duration::from_secs(15);
+/// A lookup not answered within this long is taken as lost.
+pub const LOOKUP_LOST: Duration = Duration::from_secs(60);
+/// Failed dials after which an address is left alone until listed again.
+pub const MAX_CONNECT_FAILURES: u32 = 6;
+/// Addresses remembered at most; when full, the one that failed most (then
+/// the least recently listed) is forgotten for a new one.
+pub const MAX_KNOWN: usize = 2000;
+/// Outbound connection ids start here, so they never meet the listener's
+/// (which count up from 1).
+const DIAL_IDS: ConnId = 1 << 62;
+
+#[derive(Debug)]
+struct Known {
+    conn: Option<ConnId>,
+    failures: u32,
+    next_try: Instant,
+    listed_at: Instant,
+    peer_id: Option<String>,
+}
+
+/// Known addresses, dials in progress, and the tracker lookup schedule.
+#[derive(Debug)]
+pub struct Discovery {
+    known: HashMap<SocketAddr, Known>,
+    connecting: HashMap<ConnId, SocketAddr>,
+    next_dial: ConnId,
+    lookup_sent: Option<Instant>,
+    last_lookup: Option<Instant>,
+    /// A lookup has succeeded once: later failures are warnings.
+    lookup_ok: bool,
+}
+
+impl Default for Discovery {
+    fn default() -> Discovery {
+        Discovery {
+            known: HashMap::new(),
+            connecting: HashMap::new(),
+            next_dial: DIAL_IDS,
+            lookup_sent: None,
+            last_lookup: None,
+            lookup_ok: false,
+        }
+    }
+}
+
+impl Discovery {
+    pub fn known_len(&self) -> usize {
+        self.known.len()
+    }
+    pub fn connecting_len(&self) -> usize {
+        self.connecting.len()
+    }
+    pub fn lookup_ok(&self) -> bool {
+        self.lookup_ok
+    }
+
+    /// An address listed by the tracker (with its peer id) or learnt elsewhere.
+    pub fn add(&mut self, addr: SocketAddr, peer_id: Option<String>, now: Instant) {
+        if !self.known.contains_key(&addr) && self.known.len() >= MAX_KNOWN {
+            let victim = self
+                .known
+                .iter()
+                .filter(|(_, k)| k.conn.is_none())
+                .max_by_key(|(_, k)| (k.failures, std::cmp::Reverse(k.listed_at)))
+                .map(|(a, _)| *a);
+            match victim {
+                Some(v) => {
+                    self.known.remove(&v);
+                }
+                None => return,
+            }
+        }
+        let k = self.known.entry(addr).or_insert(Known {
+            conn: None,
+            failures: 0,
+            next_try: now,
+            listed_at: now,
+            peer_id: None,
+        });
+        k.listed_at = now;
+        if peer_id.is_some() {
+            k.peer_id = peer_id;
+        }
+        // Listed again: worth another try soon, even after many failures
+        // (it may have restarted).
+        if k.failures > 0 && k.conn.is_none() {
+            k.failures = k.failures.min(MAX_CONNECT_FAILURES / 2);
+            k.next_try = k.next_try.min(now + Duration::from_secs(2));
+        }
+    }
+
+    /// Addresses to dial now, at most `room`, skipping peers already
+    /// connected (`connected_ids`) and those `banned` refuses. Each gets a
+    /// connection id.
+    pub fn dials(
+        &mut self,
+        room: usize,
+        connected_ids: &HashSet<String>,
+        banned: impl Fn(SocketAddr, Option<&str>) -> bool,
+        now: Instant,
+        rng: &mut fastrand::Rng,
+    ) -> Vec<(ConnId, SocketAddr)> {
+        let room = room.saturating_sub(self.connecting.len());
+        if room == 0 {
+            return Vec::new();
+        }
+        let mut candidates: Vec<SocketAddr> = self
+            .known
+            .iter()
+            .filter(|(a, k)| {
+                k.conn.is_none()
+                    && k.next_try <= now
+                    && k.failures < MAX_CONNECT_FAILURES
+                    && !k
+                        .peer_id
+                        .as_ref()
+                        .is_some_and(|id| connected_ids.contains(id))
+                    && !banned(**a, k.peer_id.as_deref())
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        candidates.sort();
+        rng.shuffle(&mut candidates);
+        candidates.truncate(room);
+        let mut out = Vec::with_capacity(candidates.len());
+        for addr in candidates {
+            let conn = self.next_dial;
+            self.next_dial += 1;
+            if let Some(k) = self.known.get_mut(&addr) {
+                k.conn = Some(conn);
+                k.next_try = now + Duration::from_secs(5);
+            }
+            self.connecting.insert(conn, addr);
+            out.push((conn, addr));
+        }
+        out
+    }
+
+    /// A connection (dialled or not) finished its handshake.
+    pub fn connected(&mut self, conn: ConnId, addr: SocketAddr, outbound: bool) {
+        self.connecting.remove(&conn);
+        if outbound {
+            if let Some(k) = self.known.get_mut(&addr) {
+                k.conn = Some(conn);
+                k.failures = 0;
+            }
+        }
+    }
+
+    /// A dial failed: try again later, backing off.
+    pub fn connect_failed(&mut self, conn: ConnId, addr: SocketAddr, now: Instant) {
+        self.connecting.remove(&conn);
+        if let Some(k) = self.known.get_mut(&addr) {
+            k.conn = None;
+            k.failures += 1;
+            k.next_try = now + Duration::from_secs(2u64 << k.failures.min(5));
+        }
+    }
+
+    /// A connection ended (also one refused before it joined the peer table).
+    pub fn gone(&mut self, conn: ConnId, now: Instant) {
+        self.connecting.remove(&conn);
+        for k in self.known.values_mut() {
+            if k.conn == Some(conn) {
+                k.conn = None;
+                k.next_try = now + Duration::from_secs(5);
+            }
+        }
+    }
+
+    /// Whether to ask the tracker now, given how many peers we have.
+    pub fn lookup_due(&mut self, peers: usize, max_peers: usize, now: Instant) -> bool {
+        if let Some(sent) = self.lookup_sent {
+            if now.saturating_duration_since(sent) < LOOKUP_LOST {
+                return false;
+            }
+            self.lookup_sent = None;
+        }
+        let every = if peers == 0 {
+            LOOKUP_EMPTY
+        } else if peers < max_peers {
+            LOOKUP_MORE
+        } else {
+            return false;
+        };
+        if self
+            .last_lookup
+            .is_some_and(|t| now.saturating_duration_since(t) < every)
+        {
+            return false;
+        }
+        self.last_lookup = Some(now);
+        self.lookup_sent = Some(now);
+        true
+    }
+
+    /// A lookup was answered (successfully when `ok`).
+    pub fn lookup_answered(&mut self, ok: bool) {
+        self.lookup_sent = None;
+        if ok {
+            self.lookup_ok = true;
+        }
+    }
+}

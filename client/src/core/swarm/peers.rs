@@ -1,0 +1,265 @@
+//! The peers of one torrent: who is connected and what we know of each
+//! ([`Peer`]), who may join (bans, the duplicate rule, the per-address and
+//! total limits, making room by dropping the least useful peer), and who
+//! misbehaved ([`Bans`], [`Strikes`]). Every table here is bounded.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use minitorrent_common::wire::Bitfield;
+
+use crate::core::picker::ConnId;
+
+/// Banned addresses and banned peer ids remembered at most (each); the
+/// oldest ban is forgotten first.
+pub const MAX_BANS: usize = 1024;
+/// Peers whose bad pieces are counted at most; the oldest count is
+/// forgotten first (a forgotten peer starts again from zero strikes).
+pub const MAX_STRIKE_ENTRIES: usize = 1024;
+/// Connections of one torrent from one IP address at once. Loopback
+/// addresses are exempt: a classroom demo runs every peer on 127.0.0.1.
+pub const MAX_CONNS_PER_IP: usize = 8;
+/// A peer connected for less than this is never dropped to make room: it
+/// may not have said what it wants yet.
+pub const DISPLACE_GRACE: Duration = Duration::from_secs(2);
+
+/// A peer's stable key for the picker's "sent this piece bad" memory: a
+/// hash of its peer id (never of an address, whose port may be ephemeral).
+pub fn peer_key(peer_id: &[u8; 20]) -> u64 {
+    // FNV-1a: stable across runs, so tests are deterministic.
+    peer_id.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What the swarm knows of one connected peer.
+#[derive(Debug)]
+pub struct Peer {
+    /// The connection's remote address.
+    pub addr: SocketAddr,
+    /// Our end of the connection (for `--trace`).
+    pub local: SocketAddr,
+    /// Where the peer accepts connections: the address we dialled, or for
+    /// an inbound peer its IP with the port from its extension handshake.
+    pub listen: Option<SocketAddr>,
+    pub peer_id: [u8; 20],
+    pub key: u64,
+    pub outbound: bool,
+    pub bits: Option<Bitfield>,
+    /// Pieces this peer has that we lack.
+    pub missing: u32,
+    pub am_interested: bool,
+    /// Since when `am_interested` is no longer true of this peer's pieces.
+    pub interest_lost_at: Option<Instant>,
+    pub peer_interested: bool,
+    pub unchoked_us: bool,
+    pub assigned: HashSet<u32>,
+    pub ut_metadata: bool,
+    pub metadata_size: Option<u64>,
+    pub connected_at: Instant,
+    /// The last time it told us anything beyond keep-alives.
+    pub last_active: Instant,
+    /// Verified pieces it sent us.
+    pub pieces_from: u32,
+}
+
+impl Peer {
+    pub fn new(
+        addr: SocketAddr,
+        local: SocketAddr,
+        peer_id: [u8; 20],
+        outbound: bool,
+        now: Instant,
+    ) -> Peer {
+        Peer {
+            addr,
+            local,
+            listen: outbound.then_some(addr),
+            peer_id,
+            key: peer_key(&peer_id),
+            outbound,
+            bits: None,
+            missing: 0,
+            am_interested: false,
+            interest_lost_at: None,
+            peer_interested: false,
+            unchoked_us: false,
+            assigned: HashSet::new(),
+            ut_metadata: false,
+            metadata_size: None,
+            connected_at: now,
+            last_active: now,
+            pieces_from: 0,
+        }
+    }
+
+    pub fn has(&self, i: usize) -> bool {
+        self.bits.as_ref().is_some_and(|b| b.get(i))
+    }
+
+    pub fn is_seeder(&self) -> bool {
+        self.bits.as_ref().is_some_and(|b| b.all())
+    }
+
+    /// How the peer is named in logs and summaries: its listen address when
+    /// known, else the connection's remote address.
+    pub fn name(&self) -> String {
+        self.listen.unwrap_or(self.addr).to_string()
+    }
+
+    /// Nothing flows either way and nothing is about to: the peer we drop
+    /// first when room is needed.
+    fn is_idle(&self, now: Instant) -> bool {
+        self.pieces_from == 0
+            && !self.am_interested
+            && !self.peer_interested
+            && self.assigned.is_empty()
+            && now.saturating_duration_since(self.connected_at) >= DISPLACE_GRACE
+    }
+}
+
+/// A set that keeps at most `cap` entries, forgetting the oldest first.
+#[derive(Debug)]
+pub struct BoundedSet<T> {
+    set: HashSet<T>,
+    order: VecDeque<T>,
+    cap: usize,
+}
+
+impl<T: Hash + Eq + Clone> BoundedSet<T> {
+    pub fn new(cap: usize) -> BoundedSet<T> {
+        BoundedSet {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+    pub fn insert(&mut self, v: T) {
+        if !self.set.insert(v.clone()) {
+            return;
+        }
+        self.order.push_back(v);
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+    pub fn contains(&self, v: &T) -> bool {
+        self.set.contains(v)
+    }
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+/// Banned peers, by every name that identifies them: their listen address
+/// (never an ephemeral source port) and their peer id. A peer that changes
+/// one of the two is still refused by the other; a peer that changes both
+/// is a new peer (an IP ban would lock out every other peer on the same
+/// host: all of a localhost demo, a whole NATed classroom).
+#[derive(Debug)]
+pub struct Bans {
+    addrs: BoundedSet<SocketAddr>,
+    ids: BoundedSet<[u8; 20]>,
+}
+
+impl Default for Bans {
+    fn default() -> Bans {
+        Bans {
+            addrs: BoundedSet::new(MAX_BANS),
+            ids: BoundedSet::new(MAX_BANS),
+        }
+    }
+}
+
+impl Bans {
+    pub fn ban(&mut self, listen: Option<SocketAddr>, peer_id: &[u8; 20]) {
+        if let Some(a) = listen {
+            self.addrs.insert(a);
+        }
+        self.ids.insert(*peer_id);
+    }
+    pub fn is_banned(&self, listen: Option<SocketAddr>, peer_id: Option<&[u8; 20]>) -> bool {
+        listen.is_some_and(|a| self.addrs.contains(&a))
+            || peer_id.is_some_and(|p| self.ids.contains(p))
+    }
+    /// Entries held (addresses + ids), for tests of the bound.
+    pub fn len(&self) -> usize {
+        self.addrs.len() + self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Bad pieces per peer id, at most [`MAX_STRIKE_ENTRIES`] peers.
+#[derive(Debug, Default)]
+pub struct Strikes {
+    count: HashMap<[u8; 20], u32>,
+    order: VecDeque<[u8; 20]>,
+}
+
+impl Strikes {
+    /// Counts one more bad piece from `peer_id`; returns its total.
+    pub fn add(&mut self, peer_id: &[u8; 20]) -> u32 {
+        if !self.count.contains_key(peer_id) {
+            self.order.push_back(*peer_id);
+            while self.order.len() > MAX_STRIKE_ENTRIES {
+                if let Some(old) = self.order.pop_front() {
+                    self.count.remove(&old);
+                }
+            }
+        }
+        let n = self.count.entry(*peer_id).or_default();
+        *n += 1;
+        *n
+    }
+    pub fn len(&self) -> usize {
+        self.count.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count.is_empty()
+    }
+}
+
+/// Why a new connection may not join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    TooManyFromAddress,
+    TooManyPeers,
+}
+
+/// Whether a connection from `ip` fits among `peers` (at most `max_total`
+/// in all, [`MAX_CONNS_PER_IP`] from one non-loopback address). `Ok(None)`:
+/// it fits; `Ok(Some(c))`: it fits once `c`, the least useful peer (nothing
+/// exchanged, not interested either way, idle the longest), is dropped.
+pub fn make_room(
+    peers: &HashMap<ConnId, Peer>,
+    ip: IpAddr,
+    max_total: usize,
+    now: Instant,
+) -> Result<Option<ConnId>, Refusal> {
+    let idlest = |same_ip: bool| {
+        peers
+            .iter()
+            .filter(|(_, p)| p.is_idle(now) && (!same_ip || p.addr.ip() == ip))
+            .min_by_key(|(c, p)| (p.last_active, **c))
+            .map(|(c, _)| *c)
+    };
+    if !ip.is_loopback() {
+        let from_ip = peers.values().filter(|p| p.addr.ip() == ip).count();
+        if from_ip >= MAX_CONNS_PER_IP {
+            return idlest(true).map(Some).ok_or(Refusal::TooManyFromAddress);
+        }
+    }
+    if peers.len() >= max_total.max(1) {
+        return idlest(false).map(Some).ok_or(Refusal::TooManyPeers);
+    }
+    Ok(None)
+}

@@ -1,0 +1,691 @@
+//! The swarm's rules, driven by scripted events and a fake clock.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use minitorrent_common::metainfo::{Info, InfoHash};
+use minitorrent_common::tracker_proto::PeerEntry;
+use minitorrent_common::wire::Bitfield;
+
+use super::discovery::{LOOKUP_EMPTY, MAX_KNOWN};
+use super::peers::{MAX_BANS, MAX_CONNS_PER_IP, MAX_STRIKE_ENTRIES};
+use super::*;
+use crate::core::geometry::Geometry;
+use crate::core::msg::{ConnError, Event, Opened};
+use crate::core::picker::{PieceState, MAX_OWNERS};
+use crate::core::shared::{HaveSet, Meta};
+
+const PIECE: u64 = 16 * 1024;
+const OUR_ID: [u8; 20] = *b"-MT0100-mmmmmmmmmmmm";
+
+fn id(n: u32) -> [u8; 20] {
+    let mut id = *b"-XX0000-000000000000";
+    id[8..12].copy_from_slice(&n.to_be_bytes());
+    id
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn info(pieces: usize) -> (Info, Vec<u8>) {
+    let len = pieces as u64 * PIECE;
+    let mut b = format!(
+        "d6:lengthi{len}e4:name6:t.data12:piece lengthi{PIECE}e6:pieces{}:",
+        pieces * 20
+    )
+    .into_bytes();
+    for i in 0..pieces {
+        b.extend_from_slice(&[i as u8; 20]);
+    }
+    b.push(b'e');
+    (Info::from_bytes(&b).unwrap(), b)
+}
+
+fn cfg(download: bool) -> SwarmConfig {
+    SwarmConfig {
+        info_hash: InfoHash([7; 20]),
+        peer_id: OUR_ID,
+        max_peers: 8,
+        download,
+        name_hint: None,
+        lookups: true,
+        trace: false,
+    }
+}
+
+fn opened(pieces: usize, have: bool) -> Opened {
+    let (info, info_bytes) = info(pieces);
+    let geometry = Geometry::from_info(&info).unwrap();
+    Opened {
+        meta: Arc::new(Meta {
+            have: HaveSet::new(&vec![have; pieces]),
+            info,
+            info_bytes,
+            geometry,
+        }),
+        on_disk: if have { pieces as u32 } else { 0 },
+        paths: Vec::new(),
+    }
+}
+
+/// A leecher of a torrent of `pieces` pieces, nothing on disk.
+fn leecher(pieces: usize, t0: Instant) -> Swarm {
+    let mut s = Swarm::new(cfg(true), Start::Ready(opened(pieces, false)), t0);
+    s.start(t0);
+    s
+}
+
+fn seeder(pieces: usize, t0: Instant) -> Swarm {
+    let mut s = Swarm::new(cfg(false), Start::Ready(opened(pieces, true)), t0);
+    s.start(t0);
+    s
+}
+
+fn connect(
+    s: &mut Swarm,
+    conn: ConnId,
+    from: &str,
+    peer: [u8; 20],
+    outbound: bool,
+    now: Instant,
+) -> Vec<Action> {
+    s.handle(
+        Event::Connected {
+            conn,
+            addr: addr(from),
+            local: addr("127.0.0.1:6881"),
+            peer_id: peer,
+            outbound,
+        },
+        now,
+    )
+}
+
+fn all_bits(n: usize) -> Bitfield {
+    let mut b = Bitfield::new(n);
+    for i in 0..n {
+        b.set(i);
+    }
+    b
+}
+
+/// A peer with every piece that unchoked us.
+fn seeding_peer(
+    s: &mut Swarm,
+    conn: ConnId,
+    from: &str,
+    peer: [u8; 20],
+    n: usize,
+    now: Instant,
+) -> Vec<Action> {
+    let mut a = connect(s, conn, from, peer, true, now);
+    a.extend(s.handle(
+        Event::Bitfield {
+            conn,
+            bits: all_bits(n),
+        },
+        now,
+    ));
+    a.extend(s.handle(Event::Unchoked { conn }, now));
+    a
+}
+
+fn commands(actions: &[Action], to: ConnId) -> Vec<Command> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(c, cmd) if *c == to => Some(cmd.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn fetches(actions: &[Action], to: ConnId) -> Vec<u32> {
+    commands(actions, to)
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Fetch(i) => Some(i),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(actions: &[Action], to: ConnId) -> Option<CloseReason> {
+    commands(actions, to).into_iter().find_map(|c| match c {
+        Command::Close(r) => Some(r),
+        _ => None,
+    })
+}
+
+fn gone(s: &mut Swarm, conn: ConnId, error: ConnError, now: Instant) -> Vec<Action> {
+    s.handle(Event::Gone { conn, error }, now)
+}
+
+#[test]
+fn three_bad_pieces_ban_the_peer_by_address_and_id_and_requeue_its_pieces() {
+    let t0 = Instant::now();
+    let mut s = leecher(4, t0);
+    let bad = addr("10.0.0.5:7000");
+    let a = seeding_peer(&mut s, 1, "10.0.0.5:7000", id(5), 4, t0);
+    let mut held = fetches(&a, 1);
+    assert!(!held.is_empty());
+    for strike in 1..=MAX_STRIKES {
+        let piece = held.remove(0);
+        let a = s.handle(
+            Event::PieceBad {
+                conn: 1,
+                index: piece,
+            },
+            t0,
+        );
+        if strike < MAX_STRIKES {
+            assert_eq!(closed(&a, 1), None);
+            held.extend(fetches(&a, 1));
+        } else {
+            assert_eq!(closed(&a, 1), Some(CloseReason::BadPieces));
+        }
+    }
+    gone(&mut s, 1, ConnError::Closing(CloseReason::BadPieces), t0);
+    // Its pieces are queued again: an honest peer gets all four.
+    let a = seeding_peer(&mut s, 2, "10.0.0.6:7000", id(6), 4, t0);
+    let mut got = fetches(&a, 2);
+    got.sort();
+    assert_eq!(got, vec![0, 1, 2, 3]);
+    // Banned by address (another peer id at the same listen address)...
+    let a = connect(&mut s, 3, "10.0.0.5:7000", id(50), true, t0);
+    assert_eq!(closed(&a, 3), Some(CloseReason::Banned));
+    // ...and by peer id (the same peer from elsewhere).
+    let a = connect(&mut s, 4, "10.0.0.9:9999", id(5), false, t0);
+    assert_eq!(closed(&a, 4), Some(CloseReason::Banned));
+    // Nor is it dialled again when the tracker lists it.
+    let a = s.handle(
+        Event::Lookup(Ok(vec![PeerEntry {
+            addr: bad,
+            peer_id: String::from_utf8_lossy(&id(77)).into_owned(),
+            complete: true,
+        }])),
+        t0,
+    );
+    assert!(!a
+        .iter()
+        .any(|x| matches!(x, Action::Dial { addr, .. } if *addr == bad)));
+}
+
+#[test]
+fn a_duplicate_connection_keeps_the_one_opened_by_the_smaller_peer_id() {
+    let t0 = Instant::now();
+    let smaller = *b"-AA0000-000000000000";
+    let larger = *b"-ZZ0000-000000000000";
+    assert!(smaller < OUR_ID && OUR_ID < larger);
+    // A smaller peer id than ours: its connection to us (inbound) wins.
+    let mut s = seeder(4, t0);
+    connect(&mut s, 1, "10.0.0.1:7000", smaller, true, t0);
+    let a = connect(&mut s, 2, "10.0.0.1:50000", smaller, false, t0);
+    assert_eq!(closed(&a, 1), Some(CloseReason::Duplicate));
+    assert_eq!(closed(&a, 2), None);
+    assert_eq!(s.peer_count(), 1);
+    // A larger one: our connection to it (outbound) wins.
+    let mut s = seeder(4, t0);
+    connect(&mut s, 1, "10.0.0.1:7000", larger, true, t0);
+    let a = connect(&mut s, 2, "10.0.0.1:50000", larger, false, t0);
+    assert_eq!(closed(&a, 2), Some(CloseReason::Duplicate));
+    assert_eq!(closed(&a, 1), None);
+    assert_eq!(s.peer_count(), 1);
+}
+
+#[test]
+fn interest_lingers_five_seconds_after_catching_up_with_a_leecher() {
+    let t0 = Instant::now();
+    let at = |n: u64| t0 + Duration::from_millis(n);
+    let mut s = leecher(4, t0);
+    // A leecher that has piece 0 only.
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    let mut bits = Bitfield::new(4);
+    bits.set(0);
+    let a = s.handle(Event::Bitfield { conn: 1, bits }, t0);
+    assert_eq!(commands(&a, 1), vec![Command::Interested(true)]);
+    let a = s.handle(Event::Unchoked { conn: 1 }, t0);
+    assert_eq!(fetches(&a, 1), vec![0]);
+    // Piece 0 arrives: nothing more to want from it, but we stay interested.
+    let a = s.handle(Event::PieceDone { conn: 1, index: 0 }, at(1000));
+    assert!(!commands(&a, 1).contains(&Command::Interested(false)));
+    let a = s.tick(at(5900));
+    assert!(!commands(&a, 1).contains(&Command::Interested(false)));
+    let a = s.tick(at(6000));
+    assert_eq!(commands(&a, 1), vec![Command::Interested(false)]);
+    // A new HAVE within the linger keeps interest without a new INTERESTED.
+    let mut s = leecher(4, t0);
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    let mut bits = Bitfield::new(4);
+    bits.set(0);
+    s.handle(Event::Bitfield { conn: 1, bits }, t0);
+    s.handle(Event::Unchoked { conn: 1 }, t0);
+    s.handle(Event::PieceDone { conn: 1, index: 0 }, at(1000));
+    let a = s.handle(Event::Have { conn: 1, index: 1 }, at(3000));
+    assert!(commands(&a, 1)
+        .iter()
+        .all(|c| !matches!(c, Command::Interested(_))));
+    let a = s.tick(at(9000));
+    assert!(!commands(&a, 1).contains(&Command::Interested(false)));
+}
+
+#[test]
+fn endgame_shares_the_last_pieces_with_up_to_three_peers_and_cancels_the_rest() {
+    let t0 = Instant::now();
+    let mut s = leecher(1, t0);
+    let mut held = Vec::new();
+    for c in 1..=5u64 {
+        let a = seeding_peer(&mut s, c, &format!("10.0.0.{c}:7000"), id(c as u32), 1, t0);
+        held.push((c, fetches(&a, c)));
+    }
+    let owners: Vec<ConnId> = held
+        .iter()
+        .filter(|(_, f)| f == &vec![0])
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(owners.len(), MAX_OWNERS, "{held:?}");
+    let first = owners[0];
+    let a = s.handle(
+        Event::PieceDone {
+            conn: first,
+            index: 0,
+        },
+        t0,
+    );
+    for o in &owners[1..] {
+        assert!(commands(&a, *o).contains(&Command::Cancel(0)), "{o}");
+    }
+    assert!(a.iter().any(|x| matches!(x, Action::Finish)));
+    let a = s.handle(Event::Finished(Ok(())), t0);
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Notify(Notice::Completed(_)))));
+    assert_eq!(s.phase(), Phase::Seeding);
+    // The other seeders are of no use now.
+    assert_eq!(closed(&a, 5), Some(CloseReason::BothSeeders));
+}
+
+fn piece_state(s: &Swarm, i: u32) -> Option<PieceState> {
+    match &s.stage {
+        Stage::Live(l) => l.picker.state(i),
+        _ => None,
+    }
+}
+
+#[test]
+fn released_and_vanished_pieces_go_back_to_the_queue() {
+    let t0 = Instant::now();
+    let mut s = leecher(2, t0);
+    let a = seeding_peer(&mut s, 1, "10.0.0.1:7000", id(1), 2, t0);
+    let got = fetches(&a, 1);
+    assert_eq!(got.len(), 2);
+    // A choke that lasted 10 s: the connection gives a piece back, and the
+    // peer (still choking us) is not handed it again.
+    s.handle(Event::Choked { conn: 1 }, t0);
+    let a = s.handle(
+        Event::Released {
+            conn: 1,
+            index: got[0],
+        },
+        t0 + Duration::from_secs(10),
+    );
+    assert!(fetches(&a, 1).is_empty());
+    assert_eq!(piece_state(&s, got[0]), Some(PieceState::Queued));
+    assert_eq!(piece_state(&s, got[1]), Some(PieceState::InFlight));
+    // A connection closed as stalled (15 s without a block): its pieces
+    // are queued again, and whoever can fetch them gets them.
+    gone(
+        &mut s,
+        1,
+        ConnError::Stalled(Duration::from_secs(15)),
+        t0 + Duration::from_secs(15),
+    );
+    assert_eq!(piece_state(&s, got[1]), Some(PieceState::Queued));
+    let a = seeding_peer(&mut s, 2, "10.0.0.2:7000", id(2), 2, t0);
+    let mut again = fetches(&a, 2);
+    again.sort();
+    assert_eq!(again, vec![0, 1]);
+}
+
+#[test]
+fn conflicting_metadata_sizes_do_not_mix() {
+    let t0 = Instant::now();
+    let mut s = Swarm::new(cfg(true), Start::Magnet, t0);
+    s.start(t0);
+    let (_, bytes) = info(2);
+    let ext = |conn: ConnId, size: u64| Event::Ext {
+        conn,
+        metadata_size: Some(size),
+        ut_metadata: true,
+        listen_port: None,
+    };
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    let a = s.handle(ext(1, bytes.len() as u64 + 100), t0);
+    assert_eq!(commands(&a, 1), vec![Command::MetadataRequest(0)]);
+    connect(&mut s, 2, "10.0.0.2:7000", id(2), true, t0);
+    s.handle(ext(2, bytes.len() as u64), t0);
+    // The liar's block, of the size it claimed, does not complete anything.
+    let mut fake = bytes.clone();
+    fake.extend_from_slice(&[b'x'; 100]);
+    let a = s.handle(
+        Event::MetadataData {
+            conn: 1,
+            piece: 0,
+            total_size: fake.len() as u64,
+            data: fake,
+        },
+        t0,
+    );
+    assert!(!a.iter().any(|x| matches!(x, Action::Open { .. })));
+    assert_eq!(s.phase(), Phase::Metadata);
+    // The honest peer's copy is fetched and matches... only if the info
+    // hash is its SHA-1: use a swarm for the real hash.
+    let ih = InfoHash(minitorrent_common::hash::sha1(&bytes));
+    let mut s = Swarm::new(
+        SwarmConfig {
+            info_hash: ih,
+            ..cfg(true)
+        },
+        Start::Magnet,
+        t0,
+    );
+    s.start(t0);
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    s.handle(ext(1, bytes.len() as u64 + 100), t0);
+    connect(&mut s, 2, "10.0.0.2:7000", id(2), true, t0);
+    let a = s.handle(ext(2, bytes.len() as u64), t0);
+    let mut asked = commands(&a, 2);
+    let a = s.handle(Event::MetadataReject { conn: 1, piece: 0 }, t0);
+    asked.extend(commands(&a, 2));
+    if asked.is_empty() {
+        asked = commands(&s.tick(t0 + Duration::from_secs(1)), 2);
+    }
+    assert_eq!(asked, vec![Command::MetadataRequest(0)]);
+    let a = s.handle(
+        Event::MetadataData {
+            conn: 2,
+            piece: 0,
+            total_size: bytes.len() as u64,
+            data: bytes.clone(),
+        },
+        t0,
+    );
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Open { info_bytes, .. } if *info_bytes == bytes)));
+    assert!(matches!(s.phase(), Phase::Checking { total: 2, .. }));
+}
+
+#[test]
+fn keepalive_only_connections_make_room_for_a_real_peer() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(3);
+    let mut s = seeder(4, t0);
+    // Connections (from loopback, like a local attacker) that only send
+    // keep-alives fill every place...
+    for c in 1..=16u64 {
+        let a = connect(
+            &mut s,
+            c,
+            &format!("127.0.0.1:{}", 40000 + c),
+            id(c as u32),
+            false,
+            t0,
+        );
+        assert_eq!(closed(&a, c), None);
+    }
+    assert_eq!(s.peer_count(), 16);
+    // ...yet a leecher that says what it wants gets in, in place of the
+    // longest idle of them.
+    let a = connect(&mut s, 100, "127.0.0.1:50000", id(100), false, later);
+    assert_eq!(closed(&a, 100), None);
+    assert_eq!(closed(&a, 1), Some(CloseReason::MakingRoom));
+    assert_eq!(s.peer_count(), 16);
+    s.handle(
+        Event::PeerInterest {
+            conn: 100,
+            interested: true,
+        },
+        later,
+    );
+    // A peer in a useful exchange is never the one to go.
+    for c in 200..220u64 {
+        let a = connect(
+            &mut s,
+            c,
+            &format!("127.0.0.1:{}", 30000 + c),
+            id(c as u32),
+            false,
+            later + Duration::from_secs(3),
+        );
+        assert_ne!(closed(&a, 100), Some(CloseReason::MakingRoom));
+    }
+}
+
+#[test]
+fn one_address_gets_a_bounded_share_of_the_connections() {
+    let t0 = Instant::now();
+    let mut s = seeder(4, t0);
+    for c in 0..MAX_CONNS_PER_IP as u64 {
+        let a = connect(
+            &mut s,
+            c,
+            &format!("10.1.1.1:{}", 40000 + c),
+            id(c as u32),
+            false,
+            t0,
+        );
+        s.handle(
+            Event::PeerInterest {
+                conn: c,
+                interested: true,
+            },
+            t0,
+        );
+        assert_eq!(closed(&a, c), None);
+    }
+    let a = connect(&mut s, 99, "10.1.1.1:49999", id(99), false, t0);
+    assert_eq!(closed(&a, 99), Some(CloseReason::TooManyFromAddress));
+    // Another address still gets in.
+    let a = connect(&mut s, 100, "10.1.1.2:40000", id(100), false, t0);
+    assert_eq!(closed(&a, 100), None);
+}
+
+#[test]
+fn every_table_stays_bounded_under_a_flood_of_short_connections() {
+    let t0 = Instant::now();
+    let mut s = seeder(4, t0);
+    for n in 0..20_000u32 {
+        let conn = 10 + n as u64;
+        let port = 1024 + (n % 60000) as u16;
+        let mut pid = id(n);
+        pid[0] = b'x';
+        connect(
+            &mut s,
+            conn,
+            &format!("10.2.{}.{}:{port}", n / 250 % 250, n % 250),
+            pid,
+            false,
+            t0,
+        );
+        // Half tell a listen port, half break the protocol.
+        if n % 2 == 0 {
+            s.handle(
+                Event::Ext {
+                    conn,
+                    metadata_size: None,
+                    ut_metadata: false,
+                    listen_port: Some(6881),
+                },
+                t0,
+            );
+        }
+        let error = if n % 3 == 0 {
+            ConnError::Protocol("bad bitfield".into())
+        } else {
+            ConnError::Closed
+        };
+        gone(&mut s, conn, error, t0);
+        if n % 5 == 0 {
+            s.handle(
+                Event::Lookup(Ok(vec![PeerEntry {
+                    addr: addr(&format!("10.3.{}.{}:{port}", n / 250 % 250, n % 250)),
+                    peer_id: format!("p{n}"),
+                    complete: true,
+                }])),
+                t0,
+            );
+        }
+    }
+    assert_eq!(s.peer_count(), 0);
+    assert!(s.bans.len() <= 2 * MAX_BANS, "{}", s.bans.len());
+    assert!(s.strikes.len() <= MAX_STRIKE_ENTRIES);
+    assert!(
+        s.discovery.known_len() <= MAX_KNOWN,
+        "{}",
+        s.discovery.known_len()
+    );
+    assert!(s.discovery.connecting_len() <= s.cfg.max_peers);
+}
+
+#[test]
+fn strikes_stay_bounded_and_count_per_peer_id() {
+    let t0 = Instant::now();
+    let mut s = leecher(2, t0);
+    for n in 0..(MAX_STRIKE_ENTRIES as u64 + 500) {
+        let conn = n + 1;
+        let a = seeding_peer(
+            &mut s,
+            conn,
+            &format!("10.4.{}.{}:7000", n / 250, n % 250),
+            id(n as u32),
+            2,
+            t0,
+        );
+        let f = fetches(&a, conn);
+        s.handle(Event::PieceBad { conn, index: f[0] }, t0);
+        gone(&mut s, conn, ConnError::Closed, t0);
+    }
+    assert!(s.strikes.len() <= MAX_STRIKE_ENTRIES);
+}
+
+#[test]
+fn a_violator_is_banned_by_its_peer_id_never_by_its_ephemeral_port() {
+    let t0 = Instant::now();
+    let mut s = seeder(4, t0);
+    // An inbound peer that never told its listen port breaks the protocol.
+    connect(&mut s, 1, "10.5.0.1:50123", id(1), false, t0);
+    gone(
+        &mut s,
+        1,
+        ConnError::Protocol("bitfield of the wrong size".into()),
+        t0,
+    );
+    // Another peer that happens to come from the same ephemeral port is
+    // served...
+    let a = connect(&mut s, 2, "10.5.0.1:50123", id(2), false, t0);
+    assert_eq!(closed(&a, 2), None);
+    // ...and so is another connection of that host with another peer id...
+    let a = connect(&mut s, 3, "10.5.0.1:50999", id(3), false, t0);
+    assert_eq!(closed(&a, 3), None);
+    // ...but the violator's peer id is not.
+    let a = connect(&mut s, 4, "10.5.0.1:51000", id(1), false, t0);
+    assert_eq!(closed(&a, 4), Some(CloseReason::Banned));
+    // One that told its listen port is banned there too.
+    connect(&mut s, 5, "10.5.0.2:40000", id(5), false, t0);
+    s.handle(
+        Event::Ext {
+            conn: 5,
+            metadata_size: None,
+            ut_metadata: false,
+            listen_port: Some(6881),
+        },
+        t0,
+    );
+    gone(
+        &mut s,
+        5,
+        ConnError::Protocol("undecodable message".into()),
+        t0,
+    );
+    let a = connect(&mut s, 6, "10.5.0.2:6881", id(6), true, t0);
+    assert_eq!(closed(&a, 6), Some(CloseReason::Banned));
+}
+
+#[test]
+fn a_first_lookup_failure_with_nobody_known_fails_the_download() {
+    let t0 = Instant::now();
+    let mut s = leecher(2, t0);
+    let a = s.handle(Event::Lookup(Err("tracker unreachable".into())), t0);
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Notify(Notice::Failed { .. }))));
+    assert!(s.is_over());
+    // Once a lookup worked, a failure is only a warning.
+    let mut s = leecher(2, t0);
+    s.handle(Event::Lookup(Ok(Vec::new())), t0);
+    let later = t0 + LOOKUP_EMPTY;
+    let a = s.tick(later);
+    assert!(a.iter().any(|x| matches!(x, Action::Lookup)));
+    s.handle(Event::Lookup(Err("tracker unreachable".into())), later);
+    assert!(!s.is_over());
+}
+
+#[test]
+fn checking_runs_off_the_swarm_and_bitfields_wait_for_it() {
+    let t0 = Instant::now();
+    let (info, info_bytes) = info(4);
+    let mut s = Swarm::new(
+        cfg(true),
+        Start::Check {
+            info,
+            info_bytes: info_bytes.clone(),
+        },
+        t0,
+    );
+    let a = s.start(t0);
+    assert!(a.iter().any(|x| matches!(x, Action::Open { .. })));
+    assert!(matches!(s.phase(), Phase::Checking { total: 4, .. }));
+    // Peers are dialled and answered meanwhile.
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    s.handle(
+        Event::Bitfield {
+            conn: 1,
+            bits: all_bits(4),
+        },
+        t0,
+    );
+    s.handle(Event::Unchoked { conn: 1 }, t0);
+    let st = s.status(t0, 0, 0, 3);
+    assert_eq!(st.phase, Phase::Checking { done: 3, total: 4 });
+    let a = s.handle(Event::Opened(Ok(opened(4, false))), t0);
+    assert!(commands(&a, 1).contains(&Command::MetadataReady));
+    assert!(commands(&a, 1).contains(&Command::Interested(true)));
+    assert_eq!(fetches(&a, 1).len(), 4);
+    assert_eq!(s.phase(), Phase::Downloading);
+}
+
+#[test]
+fn a_torrent_found_complete_on_disk_finishes_at_once() {
+    let t0 = Instant::now();
+    let mut s = Swarm::new(cfg(true), Start::Ready(opened(3, true)), t0);
+    let a = s.start(t0);
+    assert!(a.iter().any(|x| matches!(x, Action::Finish)));
+    let a = s.handle(Event::Finished(Ok(())), t0);
+    let Some(Action::Notify(Notice::Completed(sum))) = a
+        .iter()
+        .find(|x| matches!(x, Action::Notify(Notice::Completed(_))))
+    else {
+        panic!("no completion: {a:?}");
+    };
+    assert_eq!((sum.pieces_fetched, sum.pieces_on_disk), (0, 3));
+    // A failed rename fails the download instead.
+    let mut s = Swarm::new(cfg(true), Start::Ready(opened(3, true)), t0);
+    s.start(t0);
+    let a = s.handle(Event::Finished(Err("disk full".into())), t0);
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Notify(Notice::Failed { .. }))));
+}
