@@ -5,6 +5,7 @@
 //! The invariants of the download state and who owns which piece of it are
 //! written down in `docs/STATE.md`.
 
+pub mod create;
 pub mod geometry;
 pub mod menu;
 pub mod metadata;
