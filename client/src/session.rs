@@ -584,7 +584,7 @@ pub fn create_metainfo(
             .map(|d| d.as_secs() as i64),
         ..Default::default()
     };
-    metainfo::create(path, &opts).with_context(|| format!("hashing {}", path.display()))
+    crate::net::create::create(path, &opts).with_context(|| format!("hashing {}", path.display()))
 }
 
 /// Reads and parses a .torrent file.

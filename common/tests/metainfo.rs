@@ -1,83 +1,19 @@
-//! Metainfo: the mktorrent fixtures, creation, round trips, and one test per
-//! rejection rule.
+//! Metainfo: the mktorrent fixtures, the layout of a new torrent, round trips,
+//! and one test per rejection rule. Making a torrent from files on disk is
+//! tested with the peer, in client/tests/create.rs.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
 use minitorrent_common::bencode::{self, bytes, dict, Value};
 use minitorrent_common::metainfo::{
-    choose_piece_length, create, format_size, CreateOptions, Info, InfoHash, Metainfo,
-    MetainfoError, MAX_PARSE_PIECE_LENGTH,
+    choose_piece_length, format_size, CreateOptions, Info, InfoHash, Layout, Metainfo,
+    MetainfoError, NewFile, MAX_PARSE_PIECE_LENGTH,
 };
 
-// Obtained by slicing the `info` value out of each fixture with a small Python
-// bencode walker (independent of our decoder) and hashing it with hashlib.sha1;
-// see tests/fixtures/README.md.
-const SINGLE_INFO_HASH: &str = "8d2d8e53c5148b9ea4d22662f43a74a37b6c26e8";
-const MULTI_INFO_HASH: &str = "05dc3580c085f58df338d00f45772a268a9adef8";
+mod fixtures;
 
-const SINGLE_TORRENT: &[u8] = include_bytes!("fixtures/single.torrent");
-const MULTI_TORRENT: &[u8] = include_bytes!("fixtures/multi.torrent");
-
-/// The fixture data generator (same as in tests/fixtures/README.md).
-fn pattern(n: u64, seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|i| ((i * 31 + seed * 7 + i / 256) % 256) as u8)
-        .collect()
-}
-
-/// A unique directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "minitorrent-meta-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn put(&self, rel: &str, data: &[u8]) -> PathBuf {
-        let p = self.0.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, data).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write_fixture_data(t: &TempDir) {
-    t.put("pattern.bin", &pattern(102523, 1));
-    t.put("multi/a.txt", &pattern(5000, 2));
-    t.put("multi/a/b.bin", &pattern(40000, 3));
-    t.put("multi/a/empty", &[]);
-    t.put("multi/z/deep/c.bin", &pattern(70000, 4));
-}
-
-fn opts(piece_length: Option<u64>) -> CreateOptions {
-    CreateOptions {
-        announce: Some("udp://127.0.0.1:6969".into()),
-        piece_length,
-        ..CreateOptions::default()
-    }
-}
+use fixtures::{opts, pattern, MULTI_INFO_HASH, MULTI_TORRENT, SINGLE_INFO_HASH, SINGLE_TORRENT};
 
 fn sha1(b: &[u8]) -> [u8; 20] {
     sha1_smol::Sha1::from(b).digest().bytes()
@@ -143,29 +79,6 @@ fn fixture_to_bytes_is_byte_identical() {
 }
 
 #[test]
-fn create_matches_mktorrent_single_file() {
-    let t = TempDir::new("mk1");
-    write_fixture_data(&t);
-    let ours = create(&t.path().join("pattern.bin"), &opts(Some(32768))).unwrap();
-    let theirs = Metainfo::from_bytes(SINGLE_TORRENT).unwrap();
-    assert_eq!(ours.info.pieces, theirs.info.pieces);
-    assert_eq!(ours.info_bytes, theirs.info_bytes);
-    assert_eq!(ours.info_hash.to_hex(), SINGLE_INFO_HASH);
-}
-
-#[test]
-fn create_matches_mktorrent_multi_file() {
-    let t = TempDir::new("mk2");
-    write_fixture_data(&t);
-    let ours = create(&t.path().join("multi"), &opts(Some(32768))).unwrap();
-    let theirs = Metainfo::from_bytes(MULTI_TORRENT).unwrap();
-    assert_eq!(ours.info.files, theirs.info.files);
-    assert_eq!(ours.info.pieces, theirs.info.pieces);
-    assert_eq!(ours.info_bytes, theirs.info_bytes);
-    assert_eq!(ours.info_hash.to_hex(), MULTI_INFO_HASH);
-}
-
-#[test]
 fn from_info_bytes_matches_full_parse() {
     let full = Metainfo::from_bytes(MULTI_TORRENT).unwrap();
     let m = Metainfo::from_info_bytes(full.info_bytes.clone(), Some("udp://h:1".into())).unwrap();
@@ -191,149 +104,128 @@ fn corrupted_fixtures_never_panic() {
     }
 }
 
-// ---------------------------------------------------------------- create
+// ---------------------------------------------------------------- layout
+
+/// The piece hashes of `data`, back to back, as `Layout::into_metainfo` takes them.
+fn piece_hashes(data: &[u8], piece_length: u64) -> Vec<u8> {
+    data.chunks(piece_length as usize).flat_map(sha1).collect()
+}
+
+fn new_file(path: &str, length: u64) -> NewFile {
+    NewFile {
+        path: path.split('/').map(str::to_string).collect(),
+        length,
+    }
+}
 
 #[test]
-fn create_round_trips_through_bytes() {
-    let t = TempDir::new("rt");
-    t.put("d/x.bin", &pattern(50_000, 9));
-    t.put("d/sub/y.bin", &pattern(20_000, 8));
+fn layout_matches_mktorrent_single_file() {
+    let data = pattern(102523, 1);
+    let layout = Layout::single("pattern.bin".into(), 102523, &opts(Some(32768))).unwrap();
+    assert_eq!(layout.files(), &[new_file("pattern.bin", 102523)]);
+    let ours = layout.into_metainfo(piece_hashes(&data, 32768)).unwrap();
+    let theirs = Metainfo::from_bytes(SINGLE_TORRENT).unwrap();
+    assert_eq!(ours.info_bytes, theirs.info_bytes);
+    assert_eq!(ours.info_hash.to_hex(), SINGLE_INFO_HASH);
+    assert_eq!(ours.announce.as_deref(), Some("udp://127.0.0.1:6969"));
+}
+
+#[test]
+fn layout_matches_mktorrent_multi_file() {
+    // Given in any order; laid out in byte order of the '/'-joined path, so
+    // "a.txt" comes before "a/b.bin" ('.' < '/').
+    let files = vec![
+        new_file("z/deep/c.bin", 70000),
+        new_file("a/empty", 0),
+        new_file("a.txt", 5000),
+        new_file("a/b.bin", 40000),
+    ];
+    let layout = Layout::directory("multi".into(), files, &opts(Some(32768))).unwrap();
+    let order: Vec<String> = layout.files().iter().map(|f| f.path.join("/")).collect();
+    assert_eq!(order, vec!["a.txt", "a/b.bin", "a/empty", "z/deep/c.bin"]);
+    assert!(layout.is_multi_file());
+    assert_eq!(layout.total_length(), 115000);
+    let data = [pattern(5000, 2), pattern(40000, 3), pattern(70000, 4)].concat();
+    let ours = layout.into_metainfo(piece_hashes(&data, 32768)).unwrap();
+    let theirs = Metainfo::from_bytes(MULTI_TORRENT).unwrap();
+    assert_eq!(ours.info.files, theirs.info.files);
+    assert_eq!(ours.info_bytes, theirs.info_bytes);
+    assert_eq!(ours.info_hash.to_hex(), MULTI_INFO_HASH);
+}
+
+#[test]
+fn layout_chooses_piece_length_and_carries_the_options() {
     let o = CreateOptions {
-        announce: Some("udp://10.0.0.1:6969".into()),
+        announce: None,
         piece_length: None,
         comment: Some("lab 3".into()),
         created_by: Some("minitorrent 0.1".into()),
         creation_date: Some(1_700_000_000),
         private: true,
     };
-    let mut m = create(&t.path().join("d"), &o).unwrap();
-    m.announce_list = vec![vec!["udp://a:1".into(), "udp://b:2".into()], vec![]];
-    let back = Metainfo::from_bytes(&m.to_bytes()).unwrap();
-    assert_eq!(back, m);
-    assert!(back.info.private);
-    assert_eq!(back.comment.as_deref(), Some("lab 3"));
-    let info = bencode::decode(&m.info_bytes).unwrap();
-    assert_eq!(info.get("private").and_then(Value::as_int), Some(1));
-    // Files are in sorted path order and every offset is the sum before it.
-    let paths: Vec<String> = m.info.files.iter().map(|f| f.path.join("/")).collect();
-    assert_eq!(paths, vec!["sub/y.bin", "x.bin"]);
-    assert_eq!(m.info.files[1].offset, 20_000);
+    let layout = Layout::single("f.bin".into(), 40_000, &o).unwrap();
+    assert_eq!(layout.piece_length(), choose_piece_length(40_000));
+    assert_eq!(layout.name(), "f.bin");
+    let m = layout
+        .into_metainfo(piece_hashes(&pattern(40_000, 1), 16 * 1024))
+        .unwrap();
+    assert!(m.info.private);
+    assert_eq!(m.comment.as_deref(), Some("lab 3"));
+    assert_eq!(m.created_by.as_deref(), Some("minitorrent 0.1"));
+    assert_eq!(m.creation_date, Some(1_700_000_000));
+    assert_eq!(Metainfo::from_bytes(&m.to_bytes()).unwrap(), m);
 }
 
 #[test]
-fn created_info_dict_has_only_standard_keys() {
-    let t = TempDir::new("keys");
-    let f = t.put("f.bin", &pattern(1000, 1));
-    let m = create(&f, &opts(None)).unwrap();
-    let info = bencode::decode(&m.info_bytes).unwrap();
-    let keys: Vec<&[u8]> = info.as_dict().unwrap().keys().map(Vec::as_slice).collect();
+fn layout_refuses_what_a_downloader_would() {
+    for pl in [0, 8 * 1024, 48 * 1024, 32 * 1024 * 1024] {
+        assert_eq!(
+            CreateOptions {
+                piece_length: Some(pl),
+                ..CreateOptions::default()
+            }
+            .check(),
+            Err(MetainfoError::BadCreatePieceLength(pl))
+        );
+        assert_eq!(
+            Layout::single("f".into(), 1, &opts(Some(pl))).unwrap_err(),
+            MetainfoError::BadCreatePieceLength(pl)
+        );
+    }
+    let e = Layout::single("C:x".into(), 1, &opts(None)).unwrap_err();
     assert_eq!(
-        keys,
-        vec![&b"length"[..], b"name", b"piece length", b"pieces"]
+        e.to_string(),
+        "info.name 'C:x' starts with a Windows drive prefix"
+    );
+    let e = Layout::directory("d".into(), vec![new_file("a/..", 1)], &opts(None)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "file path component '..' escapes the download directory"
+    );
+    let huge = vec![new_file("a", 1 << 40), new_file("b", 1)];
+    assert_eq!(
+        Layout::directory("d".into(), huge, &opts(None)).unwrap_err(),
+        MetainfoError::TooLarge((1 << 40) + 1)
     );
 }
 
 #[test]
-fn create_hashes_across_file_and_buffer_boundaries() {
-    // Pieces that span files, and pieces both smaller and larger than the
-    // internal read buffer, must hash like the plain concatenation.
-    let t = TempDir::new("span");
-    let a = pattern(100_000, 1);
-    let b = pattern(1, 2);
-    let c = pattern(300_000, 3);
-    t.put("d/a", &a);
-    t.put("d/b", &b);
-    t.put("d/c", &c);
-    let all = [a, b, c].concat();
-    for pl in [16 * 1024, 128 * 1024] {
-        let m = create(&t.path().join("d"), &opts(Some(pl))).unwrap();
-        let expected: Vec<[u8; 20]> = all.chunks(pl as usize).map(sha1).collect();
-        assert_eq!(m.info.pieces, expected, "piece length {pl}");
-    }
-}
-
-#[test]
-fn create_chooses_piece_length_when_not_given() {
-    let t = TempDir::new("choose");
-    let f = t.put("f.bin", &pattern(40_000, 1));
-    let m = create(&f, &opts(None)).unwrap();
-    assert_eq!(m.info.piece_length, 16 * 1024);
-    assert_eq!(m.info.num_pieces(), 3);
-    assert_eq!(m.announce.as_deref(), Some("udp://127.0.0.1:6969"));
-}
-
-#[test]
-fn create_rejects_bad_piece_length() {
-    let t = TempDir::new("badpl");
-    let f = t.put("f.bin", &pattern(1000, 1));
-    for pl in [0, 1, 1000, 8 * 1024, 48 * 1024, 32 * 1024 * 1024] {
-        let err = create(&f, &opts(Some(pl))).unwrap_err();
-        assert_eq!(err, MetainfoError::BadCreatePieceLength(pl));
-        assert!(err.to_string().contains("power of two"), "{err}");
-    }
-    assert!(create(&f, &opts(Some(16 * 1024 * 1024))).is_ok());
-}
-
-#[test]
-fn create_rejects_empty_file_and_empty_dir() {
-    let t = TempDir::new("empty");
-    let f = t.put("zero.bin", &[]);
-    assert!(matches!(
-        create(&f, &opts(None)),
-        Err(MetainfoError::NothingToShare(_))
-    ));
-    fs::create_dir_all(t.path().join("d/sub")).unwrap();
-    assert!(matches!(
-        create(&t.path().join("d"), &opts(None)),
-        Err(MetainfoError::NothingToShare(_))
-    ));
-    t.put("d/sub/zero", &[]);
-    let err = create(&t.path().join("d"), &opts(None)).unwrap_err();
-    assert!(err.to_string().contains("nothing to share"), "{err}");
-}
-
-#[test]
-fn create_rejects_missing_path() {
-    let t = TempDir::new("missing");
-    let err = create(&t.path().join("nope"), &opts(None)).unwrap_err();
-    assert!(matches!(err, MetainfoError::Io { .. }), "{err}");
-    assert!(err.to_string().contains("nope"), "{err}");
-}
-
-#[cfg(unix)]
-#[test]
-fn create_rejects_symlink_inside_directory() {
-    let t = TempDir::new("link");
-    let target = t.put("d/real.bin", &pattern(1000, 1));
-    std::os::unix::fs::symlink(&target, t.path().join("d/link.bin")).unwrap();
-    let err = create(&t.path().join("d"), &opts(None)).unwrap_err();
-    assert!(
-        matches!(&err, MetainfoError::UnsupportedFileType { kind: "symbolic link", path } if path.ends_with("link.bin")),
-        "{err}"
+fn layout_needs_bytes_and_the_right_hashes() {
+    let empty = Layout::directory("d".into(), vec![new_file("a/zero", 0)], &opts(None)).unwrap();
+    assert_eq!(empty.total_length(), 0);
+    assert_eq!(
+        empty.into_metainfo(Vec::new()).unwrap_err(),
+        MetainfoError::EmptyTorrent
     );
-    // A symlink named directly is followed: the user chose it.
-    let top = t.path().join("top.bin");
-    std::os::unix::fs::symlink(&target, &top).unwrap();
-    let m = create(&top, &opts(None)).unwrap();
-    assert_eq!(m.info.name, "top.bin");
-}
-
-#[cfg(unix)]
-#[test]
-fn create_rejects_name_with_backslash() {
-    // Legal on Unix, but our parser (and Windows) would refuse the torrent.
-    let t = TempDir::new("bslash");
-    t.put("d/a\\b", &pattern(10, 1));
-    let err = create(&t.path().join("d"), &opts(None)).unwrap_err();
-    assert!(err.to_string().contains("path separator"), "{err}");
-}
-
-#[test]
-fn create_names_dot_after_the_real_directory() {
-    let t = TempDir::new("dot");
-    t.put("share/x", &pattern(100, 1));
-    let m = create(&t.path().join("share/."), &opts(None)).unwrap();
-    assert_eq!(m.info.name, "share");
+    let layout = Layout::single("f".into(), 40_000, &opts(Some(16 * 1024))).unwrap();
+    assert!(matches!(
+        layout.into_metainfo(vec![0; 40]),
+        Err(MetainfoError::PieceCountMismatch {
+            actual: 2,
+            expected: 3,
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 pub mod conn;
 pub mod coordinator;
+pub mod create;
 pub mod listener;
 pub mod open;
 pub mod shared;

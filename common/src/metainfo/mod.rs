@@ -1,5 +1,5 @@
-//! BitTorrent v1 metainfo (`.torrent`): strict parsing, creation from a file or a
-//! directory, and the info hash.
+//! BitTorrent v1 metainfo (`.torrent`): strict parsing, the layout of a new
+//! torrent, and the info hash.
 //!
 //! Parsing is strict because a `.torrent` decides where bytes land on disk: every
 //! field is type-checked, sizes must agree with the piece hashes, and every path
@@ -9,37 +9,36 @@
 //! - `piece length`: a power of two from 16 KiB to 32 MiB (real clients create
 //!   up to 16 MiB; a few use 32 MiB for huge torrents). 32 MiB is also the most
 //!   the peer's piece geometry takes, so a torrent that parses can be fetched.
-//!   [`create`] only makes 16 KiB..=16 MiB.
+//!   A new torrent ([`Layout`]) only gets 16 KiB..=16 MiB.
 //! - total length at most 1 TiB and at most 2^20 pieces; total length 0 is
 //!   rejected.
 //! - names must be UTF-8 (`name.utf-8`/`path.utf-8` are ignored).
 //! - file paths must differ in more than letter case, or they would overwrite
 //!   each other on Windows and macOS.
 //!
-//! [`create`] shares a regular file or a directory. Inside a directory, files are
-//! taken in byte order of their `/`-joined relative path (the order `mktorrent`
-//! uses, so both produce the same info hash); empty files are included, empty
-//! directories cannot be represented in v1 and leave no trace. Symbolic links and
-//! special files (sockets, FIFOs, devices) inside a directory are an error rather
-//! than being skipped or followed: following could leave the shared tree or loop,
-//! and skipping would share less than the user asked for. The path given to
-//! [`create`] itself may be a symlink; it is followed because the user named it.
+//! Making a torrent is split in two so this crate reads no file: the caller
+//! lists the files (path below the root, size) and hashes their bytes; the
+//! `layout` submodule ([`Layout`], [`CreateOptions`], [`choose_piece_length`])
+//! puts them in torrent order, picks the piece length and builds the info
+//! dictionary. The peer's `create` module is that caller for files on disk.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::bencode::{self, BencodeError, Value};
+
+mod layout;
+
+pub use layout::{choose_piece_length, CreateOptions, Layout, NewFile};
 
 /// Size of one block on the wire (BEP 3 convention).
 pub const BLOCK_SIZE: u32 = 16 * 1024;
 
 /// Smallest piece length accepted (parsing and creation).
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;
-/// Largest piece length [`create`] makes or accepts as an option.
+/// Largest piece length a new torrent gets or [`CreateOptions`] accepts.
 pub const MAX_CREATE_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
 /// Largest piece length accepted when parsing a torrent; the same limit as the
 /// peer's piece geometry, so a torrent that parses can also be downloaded.
@@ -48,9 +47,6 @@ pub const MAX_PARSE_PIECE_LENGTH: u64 = 32 * 1024 * 1024;
 pub const MAX_TOTAL_LENGTH: u64 = 1 << 40;
 /// Largest number of pieces accepted.
 pub const MAX_PIECES: usize = 1 << 20;
-
-/// Read buffer used while hashing; files are streamed, never held whole.
-const HASH_BUF_SIZE: usize = 64 * 1024;
 
 /// SHA-1 of the bencoded `info` dictionary.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -165,6 +161,9 @@ pub enum MetainfoError {
     CaseCollision { first: String, second: String },
     #[error("info hash '{0}' is not 40 hex digits")]
     BadInfoHash(String),
+    // What making a torrent from files can run into. This crate reads no
+    // file; the peer's `create` reports these, in the same error type as the
+    // layout rules so a caller handles one type.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
     #[error("{0} holds no data (0 bytes); there is nothing to share")]
@@ -175,15 +174,6 @@ pub enum MetainfoError {
     NonUtf8FileName(String),
     #[error("{path} changed while it was being hashed (expected {expected} bytes)")]
     FileChanged { path: String, expected: u64 },
-}
-
-impl MetainfoError {
-    fn io(path: &Path, e: std::io::Error) -> MetainfoError {
-        MetainfoError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        }
-    }
 }
 
 /// One file of the torrent, in torrent order.
@@ -221,7 +211,7 @@ impl Info {
             return Err(MetainfoError::NotADict("info"));
         }
         let name = req_str(v, "name", "info.name")?.to_string();
-        check_component("info.name", &name)?;
+        check_name(&name)?;
 
         let pl = req_int(v, "piece length", "info.piece length")?;
         let piece_length = u64::try_from(pl)
@@ -408,7 +398,7 @@ fn parse_files(list: &Value) -> Result<Vec<FileEntry>, MetainfoError> {
         let mut path = Vec::with_capacity(comps.len());
         for c in comps {
             let c = as_utf8(c, &path_field)?;
-            check_component("file path component", c)?;
+            check_path_component(c)?;
             path.push(c.to_string());
         }
         files.push(FileEntry {
@@ -484,6 +474,19 @@ fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
         }
     }
     Ok(())
+}
+
+/// Checks a torrent's name (`info.name`) by the rules parsing applies, so
+/// whoever lists files for a new torrent can stop at the first name no
+/// downloader would accept.
+pub fn check_name(name: &str) -> Result<(), MetainfoError> {
+    check_component("info.name", name)
+}
+
+/// Checks one component of a file's path below the torrent's root by the
+/// rules parsing applies.
+pub fn check_path_component(c: &str) -> Result<(), MetainfoError> {
+    check_component("file path component", c)
 }
 
 /// Rejects anything that could make a path leave the download directory or
@@ -682,244 +685,4 @@ pub fn format_size(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Options for [`create`].
-#[derive(Debug, Clone, Default)]
-pub struct CreateOptions {
-    /// e.g. `udp://127.0.0.1:6969`
-    pub announce: Option<String>,
-    /// Power of two between 16 KiB and 16 MiB; `None` chooses from the size.
-    pub piece_length: Option<u64>,
-    pub comment: Option<String>,
-    pub created_by: Option<String>,
-    pub creation_date: Option<i64>,
-    pub private: bool,
-}
-
-/// Piece length for `total` bytes: a power of two from 16 KiB to 16 MiB giving
-/// about 1,000–2,000 pieces.
-///
-/// It is the smallest such power of two giving at most 2,000 pieces, so unless
-/// clamped at either end the count lands in 1,001..=2,000.
-pub fn choose_piece_length(total: u64) -> u64 {
-    const TARGET_MAX_PIECES: u64 = 2000;
-    let mut pl = MIN_PIECE_LENGTH;
-    while pl < MAX_CREATE_PIECE_LENGTH && total.div_ceil(pl) > TARGET_MAX_PIECES {
-        pl *= 2;
-    }
-    pl
-}
-
-/// A file found by [`create`], in torrent order.
-struct Source {
-    path: PathBuf,
-    components: Vec<String>,
-    length: u64,
-}
-
-/// Hashes a file or a directory (multi-file, files in sorted path order) into a
-/// metainfo.
-pub fn create(path: &Path, opts: &CreateOptions) -> Result<Metainfo, MetainfoError> {
-    if let Some(pl) = opts.piece_length {
-        if !pl.is_power_of_two() || !(MIN_PIECE_LENGTH..=MAX_CREATE_PIECE_LENGTH).contains(&pl) {
-            return Err(MetainfoError::BadCreatePieceLength(pl));
-        }
-    }
-    let meta = fs::metadata(path).map_err(|e| MetainfoError::io(path, e))?;
-    let name = torrent_name(path)?;
-    check_component("info.name", &name)?;
-
-    let multi_file = meta.is_dir();
-    let mut sources = Vec::new();
-    if meta.is_file() {
-        sources.push(Source {
-            path: path.to_path_buf(),
-            components: vec![name.clone()],
-            length: meta.len(),
-        });
-    } else if multi_file {
-        walk(path, &mut Vec::new(), &mut sources)?;
-        // Byte order of the '/'-joined path, as mktorrent sorts, so both tools
-        // give the same info hash for the same directory.
-        sources.sort_by_cached_key(|s| s.components.join("/"));
-    } else {
-        return Err(MetainfoError::UnsupportedFileType {
-            path: path.display().to_string(),
-            kind: file_kind(&meta.file_type()),
-        });
-    }
-
-    let mut total: u64 = 0;
-    for s in &sources {
-        total = total.saturating_add(s.length);
-    }
-    if total == 0 {
-        return Err(MetainfoError::NothingToShare(path.display().to_string()));
-    }
-    if total > MAX_TOTAL_LENGTH {
-        return Err(MetainfoError::TooLarge(total));
-    }
-    let piece_length = opts
-        .piece_length
-        .unwrap_or_else(|| choose_piece_length(total));
-
-    let pieces = hash_pieces(&sources, piece_length)?;
-
-    let mut entries: Vec<(&str, Value)> = Vec::new();
-    if multi_file {
-        let files = sources
-            .iter()
-            .map(|s| {
-                bencode::dict([
-                    ("length", Value::Int(s.length as i64)),
-                    (
-                        "path",
-                        Value::List(
-                            s.components
-                                .iter()
-                                .map(|c| bencode::bytes(c.as_str()))
-                                .collect(),
-                        ),
-                    ),
-                ])
-            })
-            .collect();
-        entries.push(("files", Value::List(files)));
-    } else {
-        entries.push(("length", Value::Int(total as i64)));
-    }
-    entries.push(("name", bencode::bytes(name.as_str())));
-    entries.push(("piece length", Value::Int(piece_length as i64)));
-    entries.push(("pieces", bencode::bytes(pieces)));
-    if opts.private {
-        entries.push(("private", Value::Int(1)));
-    }
-    let info_bytes = bencode::dict(entries).encode();
-
-    // Parsing our own output applies every rule a downloader will apply.
-    let mut m = Metainfo::from_info_bytes(info_bytes, opts.announce.clone())?;
-    m.comment = opts.comment.clone();
-    m.created_by = opts.created_by.clone();
-    m.creation_date = opts.creation_date;
-    Ok(m)
-}
-
-fn torrent_name(path: &Path) -> Result<String, MetainfoError> {
-    // "." or "dir/.." have no file name of their own; use the real directory's.
-    let owned;
-    let base = match path.file_name() {
-        Some(n) => n,
-        None => {
-            owned = fs::canonicalize(path).map_err(|e| MetainfoError::io(path, e))?;
-            owned
-                .file_name()
-                .ok_or_else(|| MetainfoError::UnsupportedFileType {
-                    path: path.display().to_string(),
-                    kind: "file system root",
-                })?
-        }
-    };
-    base.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| MetainfoError::NonUtf8FileName(path.display().to_string()))
-}
-
-fn file_kind(ft: &fs::FileType) -> &'static str {
-    if ft.is_symlink() {
-        return "symbolic link";
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_fifo() {
-            return "FIFO";
-        }
-        if ft.is_socket() {
-            return "socket";
-        }
-        if ft.is_block_device() || ft.is_char_device() {
-            return "device";
-        }
-    }
-    "special file"
-}
-
-fn walk(dir: &Path, prefix: &mut Vec<String>, out: &mut Vec<Source>) -> Result<(), MetainfoError> {
-    let rd = fs::read_dir(dir).map_err(|e| MetainfoError::io(dir, e))?;
-    for entry in rd {
-        let entry = entry.map_err(|e| MetainfoError::io(dir, e))?;
-        let p = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| MetainfoError::NonUtf8FileName(p.display().to_string()))?;
-        check_component("file path component", &name)?;
-        // symlink_metadata: a link is reported as a link, never followed.
-        let meta = fs::symlink_metadata(&p).map_err(|e| MetainfoError::io(&p, e))?;
-        let ft = meta.file_type();
-        prefix.push(name);
-        if ft.is_dir() {
-            walk(&p, prefix, out)?;
-        } else if ft.is_file() {
-            out.push(Source {
-                path: p,
-                components: prefix.clone(),
-                length: meta.len(),
-            });
-        } else {
-            return Err(MetainfoError::UnsupportedFileType {
-                path: p.display().to_string(),
-                kind: file_kind(&ft),
-            });
-        }
-        prefix.pop();
-    }
-    Ok(())
-}
-
-/// SHA-1 of every piece of the concatenated files, streamed through one
-/// fixed buffer.
-fn hash_pieces(sources: &[Source], piece_length: u64) -> Result<Vec<u8>, MetainfoError> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; HASH_BUF_SIZE];
-    let mut hasher = crate::hash::Sha1::new();
-    let mut in_piece: u64 = 0;
-    for s in sources {
-        let mut f = fs::File::open(&s.path).map_err(|e| MetainfoError::io(&s.path, e))?;
-        let mut read_total: u64 = 0;
-        loop {
-            let n = match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(MetainfoError::io(&s.path, e)),
-            };
-            read_total += n as u64;
-            if read_total > s.length {
-                break;
-            }
-            let mut chunk = &buf[..n];
-            while !chunk.is_empty() {
-                let room = (piece_length - in_piece).min(chunk.len() as u64) as usize;
-                hasher.update(&chunk[..room]);
-                in_piece += room as u64;
-                chunk = &chunk[room..];
-                if in_piece == piece_length {
-                    out.extend_from_slice(&hasher.finish_reset());
-                    in_piece = 0;
-                }
-            }
-        }
-        if read_total != s.length {
-            return Err(MetainfoError::FileChanged {
-                path: s.path.display().to_string(),
-                expected: s.length,
-            });
-        }
-    }
-    if in_piece > 0 {
-        out.extend_from_slice(&hasher.finish_reset());
-    }
-    Ok(out)
 }

@@ -1,0 +1,644 @@
+//! Reading tracker messages from bytes, strictly.
+//!
+//! This file owns `Request::decode` and `Reply::decode`, the field limits they
+//! enforce, and the wording of every [`DecodeError`].
+//!
+//! The fast path deserializes into a struct of optional, borrowed fields and
+//! then validates it. When serde rejects the datagram, a slower path looks at
+//! it as a `serde_json::Value` to name the field that is wrong and to recover
+//! the tid.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    DecodeError, DecodeErrorKind, ErrorCode, FileInfo, FileRef, FileSummary, PeerEntry, Reply,
+    Request, MAX_DATAGRAM_SIZE, MAX_NAME_CHARS, MAX_PEER_ID_CHARS, MAX_QUERY_CHARS,
+};
+use crate::metainfo::InfoHash;
+
+const REQUEST_TYPES: &str = "REGISTER, REQUEST, SEARCH, HEARTBEAT or EXIT";
+const REPLY_TYPES: &str = "OK, PEERS, FILES or ERROR";
+
+impl DecodeError {
+    fn new(tid: Option<u32>, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError { tid, kind }
+    }
+    fn missing(tid: u32, field: impl fmt::Display) -> DecodeError {
+        DecodeError::new(Some(tid), DecodeErrorKind::MissingField(field.to_string()))
+    }
+    fn bad(tid: u32, field: impl fmt::Display, problem: impl Into<String>) -> DecodeError {
+        DecodeError::new(
+            Some(tid),
+            DecodeErrorKind::BadValue {
+                field: field.to_string(),
+                problem: problem.into(),
+            },
+        )
+    }
+}
+
+/// A JSON string, borrowed from the datagram unless it had escapes.
+struct JStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for JStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JStr<'a>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<JStr<'de>, E> {
+                Ok(JStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<JStr<'de>, E> {
+                Ok(JStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<JStr<'de>, E> {
+                Ok(JStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<JStr<'a>>,
+    tid: Option<u32>,
+    #[serde(borrow)]
+    peer_id: Option<JStr<'a>>,
+    port: Option<u16>,
+    #[serde(borrow)]
+    files: Option<Vec<RawRegFile<'a>>>,
+    #[serde(borrow)]
+    info_hash: Option<JStr<'a>>,
+    #[serde(borrow)]
+    name: Option<JStr<'a>>,
+    #[serde(borrow)]
+    query: Option<JStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawRegFile<'a> {
+    #[serde(borrow)]
+    info_hash: Option<JStr<'a>>,
+    #[serde(borrow)]
+    name: Option<JStr<'a>>,
+    size: Option<u64>,
+    complete: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct RawReply<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<JStr<'a>>,
+    tid: Option<u32>,
+    interval: Option<u32>,
+    timeout: Option<u32>,
+    #[serde(borrow)]
+    info_hash: Option<JStr<'a>>,
+    #[serde(borrow)]
+    name: Option<JStr<'a>>,
+    size: Option<u64>,
+    seeders: Option<u32>,
+    leechers: Option<u32>,
+    #[serde(borrow)]
+    peers: Option<Vec<RawPeer<'a>>>,
+    #[serde(borrow)]
+    files: Option<Vec<RawFileSummary<'a>>>,
+    #[serde(borrow)]
+    code: Option<JStr<'a>>,
+    #[serde(borrow)]
+    message: Option<JStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawPeer<'a> {
+    #[serde(borrow)]
+    addr: Option<JStr<'a>>,
+    #[serde(borrow)]
+    peer_id: Option<JStr<'a>>,
+    complete: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct RawFileSummary<'a> {
+    #[serde(borrow)]
+    info_hash: Option<JStr<'a>>,
+    #[serde(borrow)]
+    name: Option<JStr<'a>>,
+    size: Option<u64>,
+    seeders: Option<u32>,
+    leechers: Option<u32>,
+}
+
+/// The JSON kind a known field must have; used to explain serde's rejections.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    U16,
+    U32,
+    U64,
+    Bool,
+    Array(&'static [(&'static str, Kind)]),
+}
+
+impl Kind {
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Str => "a string",
+            Kind::U16 => "an integer from 0 to 65535",
+            Kind::U32 => "an integer from 0 to 4294967295",
+            Kind::U64 => "a non-negative integer",
+            Kind::Bool => "true or false",
+            Kind::Array(_) => "an array of objects",
+        }
+    }
+
+    fn matches(self, v: &Value) -> bool {
+        let max = match self {
+            Kind::Str => return v.is_string(),
+            Kind::Bool => return v.is_boolean(),
+            Kind::Array(_) => return v.is_array(),
+            Kind::U16 => u64::from(u16::MAX),
+            Kind::U32 => u64::from(u32::MAX),
+            Kind::U64 => u64::MAX,
+        };
+        v.as_u64().is_some_and(|n| n <= max)
+    }
+}
+
+const REG_FILE_FIELDS: &[(&str, Kind)] = &[
+    ("info_hash", Kind::Str),
+    ("name", Kind::Str),
+    ("size", Kind::U64),
+    ("complete", Kind::Bool),
+];
+const REQUEST_FIELDS: &[(&str, Kind)] = &[
+    ("type", Kind::Str),
+    ("tid", Kind::U32),
+    ("peer_id", Kind::Str),
+    ("port", Kind::U16),
+    ("files", Kind::Array(REG_FILE_FIELDS)),
+    ("info_hash", Kind::Str),
+    ("name", Kind::Str),
+    ("query", Kind::Str),
+];
+const PEER_FIELDS: &[(&str, Kind)] = &[
+    ("addr", Kind::Str),
+    ("peer_id", Kind::Str),
+    ("complete", Kind::Bool),
+];
+const SUMMARY_FIELDS: &[(&str, Kind)] = &[
+    ("info_hash", Kind::Str),
+    ("name", Kind::Str),
+    ("size", Kind::U64),
+    ("seeders", Kind::U32),
+    ("leechers", Kind::U32),
+];
+const REPLY_FIELDS: &[(&str, Kind)] = &[
+    ("type", Kind::Str),
+    ("tid", Kind::U32),
+    ("interval", Kind::U32),
+    ("timeout", Kind::U32),
+    ("info_hash", Kind::Str),
+    ("name", Kind::Str),
+    ("size", Kind::U64),
+    ("seeders", Kind::U32),
+    ("leechers", Kind::U32),
+    ("peers", Kind::Array(PEER_FIELDS)),
+    ("files", Kind::Array(SUMMARY_FIELDS)),
+    ("code", Kind::Str),
+    ("message", Kind::Str),
+];
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("{b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => {
+            let short: String = s.chars().take(20).collect();
+            if short.len() < s.len() {
+                format!("string \"{short}…\"")
+            } else {
+                format!("string \"{short}\"")
+            }
+        }
+        Value::Array(_) => "an array".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    }
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Checks size and UTF-8, before any JSON parsing.
+fn precheck(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.len() > MAX_DATAGRAM_SIZE {
+        return Err(DecodeError::new(
+            None,
+            DecodeErrorKind::TooLarge(bytes.len()),
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError::new(None, DecodeErrorKind::Empty));
+    }
+    Ok(())
+}
+
+/// The slow path after serde rejected `bytes`: UTF-8 first, then the JSON.
+fn explain(
+    bytes: &[u8],
+    serde_err: &serde_json::Error,
+    fields: &[(&'static str, Kind)],
+) -> DecodeError {
+    // serde_json checks UTF-8 itself (so valid datagrams are scanned once);
+    // only here, on failure, is the whole datagram checked to say so.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => diagnose(text, serde_err, fields),
+        Err(e) => DecodeError::new(None, DecodeErrorKind::NotUtf8(e.valid_up_to())),
+    }
+}
+
+/// Explains why serde rejected `text`: names the offending field when it can.
+fn diagnose(
+    text: &str,
+    serde_err: &serde_json::Error,
+    fields: &[(&'static str, Kind)],
+) -> DecodeError {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return DecodeError::new(None, DecodeErrorKind::NotJson(e.to_string())),
+    };
+    let Some(obj) = value.as_object() else {
+        return DecodeError::new(None, DecodeErrorKind::NotObject(kind_name(&value)));
+    };
+    let tid = obj
+        .get("tid")
+        .and_then(Value::as_u64)
+        .and_then(|t| u32::try_from(t).ok());
+    let wrong = |field: String, kind: Kind, v: &Value| {
+        DecodeError::new(
+            tid,
+            DecodeErrorKind::WrongType {
+                field,
+                expected: kind.expected(),
+                found: describe(v),
+            },
+        )
+    };
+    for &(name, kind) in fields {
+        let Some(v) = obj.get(name) else { continue };
+        if v.is_null() {
+            continue;
+        }
+        if !kind.matches(v) {
+            return wrong(name.to_string(), kind, v);
+        }
+        if let (Kind::Array(item_fields), Some(items)) = (kind, v.as_array()) {
+            for (i, item) in items.iter().enumerate() {
+                let Some(item_obj) = item.as_object() else {
+                    return DecodeError::new(
+                        tid,
+                        DecodeErrorKind::WrongType {
+                            field: format!("{name}[{i}]"),
+                            expected: "an object",
+                            found: describe(item),
+                        },
+                    );
+                };
+                for &(sub, sub_kind) in item_fields {
+                    if let Some(sv) = item_obj.get(sub) {
+                        if !sv.is_null() && !sub_kind.matches(sv) {
+                            return wrong(format!("{name}[{i}].{sub}"), sub_kind, sv);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Not a type problem we know how to name (e.g. a duplicate field): pass on
+    // serde's own words.
+    DecodeError::new(tid, DecodeErrorKind::Invalid(serde_err.to_string()))
+}
+
+/// `files[2].name`: a field inside an array item, formatted only when an
+/// error names it (formatting on every decode showed up in profiles).
+#[derive(Clone, Copy)]
+struct Item(&'static str, usize, &'static str);
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}].{}", self.0, self.1, self.2)
+    }
+}
+
+fn check_chars(
+    tid: u32,
+    field: impl fmt::Display + Copy,
+    s: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), DecodeError> {
+    // ASCII (the usual case) needs no char decoding.
+    let n = if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    };
+    if n < min || n > max {
+        return Err(DecodeError::bad(
+            tid,
+            field,
+            format!("must be {min} to {max} characters, found {n}"),
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(DecodeError::bad(
+            tid,
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn req_str<'x>(
+    tid: u32,
+    field: impl fmt::Display,
+    v: &'x Option<JStr<'_>>,
+) -> Result<&'x str, DecodeError> {
+    match v {
+        Some(s) => Ok(&s.0),
+        None => Err(DecodeError::missing(tid, field)),
+    }
+}
+
+fn req<T: Copy>(tid: u32, field: impl fmt::Display, v: Option<T>) -> Result<T, DecodeError> {
+    v.ok_or_else(|| DecodeError::missing(tid, field))
+}
+
+fn peer_id_field(
+    tid: u32,
+    field: impl fmt::Display + Copy,
+    s: &str,
+) -> Result<String, DecodeError> {
+    check_chars(tid, field, s, 1, MAX_PEER_ID_CHARS)?;
+    Ok(s.to_string())
+}
+
+fn name_field(tid: u32, field: impl fmt::Display + Copy, s: &str) -> Result<String, DecodeError> {
+    check_chars(tid, field, s, 1, MAX_NAME_CHARS)?;
+    Ok(s.to_string())
+}
+
+fn hash_field(tid: u32, field: impl fmt::Display, s: &str) -> Result<InfoHash, DecodeError> {
+    crate::hex::decode_20(s).map(InfoHash).map_err(|_| {
+        DecodeError::bad(
+            tid,
+            field,
+            format!(
+                "must be 40 hex digits, found {}",
+                describe(&Value::String(s.to_string()))
+            ),
+        )
+    })
+}
+
+impl Request {
+    /// Decodes one datagram received by the tracker.
+    pub fn decode(bytes: &[u8]) -> Result<Request, DecodeError> {
+        precheck(bytes)?;
+        let raw: RawRequest<'_> = match serde_json::from_slice(bytes) {
+            Ok(r) => r,
+            Err(e) => return Err(explain(bytes, &e, REQUEST_FIELDS)),
+        };
+        let kind = raw.kind.as_ref().map(|k| &*k.0);
+        let Some(tid) = raw.tid else {
+            return Err(DecodeError::new(
+                None,
+                DecodeErrorKind::MissingField("tid".to_string()),
+            ));
+        };
+        let Some(kind) = kind else {
+            return Err(DecodeError::missing(tid, "type"));
+        };
+        match kind {
+            "REGISTER" => {
+                let peer_id =
+                    peer_id_field(tid, "peer_id", req_str(tid, "peer_id", &raw.peer_id)?)?;
+                let port = req(tid, "port", raw.port)?;
+                if port == 0 {
+                    return Err(DecodeError::bad(
+                        tid,
+                        "port",
+                        "must be from 1 to 65535, found 0",
+                    ));
+                }
+                let Some(raw_files) = raw.files else {
+                    return Err(DecodeError::missing(tid, "files"));
+                };
+                let mut files = Vec::with_capacity(raw_files.len());
+                for (i, f) in raw_files.iter().enumerate() {
+                    let field = |sub: &'static str| Item("files", i, sub);
+                    let info_hash = hash_field(
+                        tid,
+                        field("info_hash"),
+                        req_str(tid, field("info_hash"), &f.info_hash)?,
+                    )?;
+                    let name =
+                        name_field(tid, field("name"), req_str(tid, field("name"), &f.name)?)?;
+                    let size = req(tid, field("size"), f.size)?;
+                    let complete = req(tid, field("complete"), f.complete)?;
+                    files.push(FileInfo {
+                        info_hash,
+                        name,
+                        size,
+                        complete,
+                    });
+                }
+                Ok(Request::Register {
+                    tid,
+                    peer_id,
+                    port,
+                    files,
+                })
+            }
+            "REQUEST" => {
+                let file = match (&raw.info_hash, &raw.name) {
+                    (Some(h), None) => FileRef::InfoHash(hash_field(tid, "info_hash", &h.0)?),
+                    (None, Some(n)) => FileRef::Name(name_field(tid, "name", &n.0)?),
+                    (Some(_), Some(_)) => {
+                        return Err(DecodeError::new(
+                            Some(tid),
+                            DecodeErrorKind::Invalid(
+                                "give either `info_hash` or `name`, not both".to_string(),
+                            ),
+                        ))
+                    }
+                    (None, None) => return Err(DecodeError::missing(tid, "info_hash` or `name")),
+                };
+                let peer_id = match &raw.peer_id {
+                    Some(p) => Some(peer_id_field(tid, "peer_id", &p.0)?),
+                    None => None,
+                };
+                Ok(Request::Request { tid, file, peer_id })
+            }
+            "SEARCH" => {
+                let query = req_str(tid, "query", &raw.query)?;
+                let n = query.chars().count();
+                if n > MAX_QUERY_CHARS {
+                    return Err(DecodeError::bad(
+                        tid,
+                        "query",
+                        format!("must be at most {MAX_QUERY_CHARS} characters, found {n}"),
+                    ));
+                }
+                Ok(Request::Search {
+                    tid,
+                    query: query.to_string(),
+                })
+            }
+            "HEARTBEAT" | "EXIT" => {
+                let peer_id =
+                    peer_id_field(tid, "peer_id", req_str(tid, "peer_id", &raw.peer_id)?)?;
+                Ok(if kind == "EXIT" {
+                    Request::Exit { tid, peer_id }
+                } else {
+                    Request::Heartbeat { tid, peer_id }
+                })
+            }
+            other => Err(DecodeError::new(
+                Some(tid),
+                DecodeErrorKind::UnknownType {
+                    found: other.chars().take(40).collect(),
+                    expected: REQUEST_TYPES,
+                },
+            )),
+        }
+    }
+}
+
+impl Reply {
+    /// Decodes one datagram received from the tracker.
+    pub fn decode(bytes: &[u8]) -> Result<Reply, DecodeError> {
+        precheck(bytes)?;
+        let raw: RawReply<'_> = match serde_json::from_slice(bytes) {
+            Ok(r) => r,
+            Err(e) => return Err(explain(bytes, &e, REPLY_FIELDS)),
+        };
+        let Some(kind) = raw.kind.as_ref().map(|k| &*k.0) else {
+            return Err(DecodeError::new(
+                raw.tid,
+                DecodeErrorKind::MissingField("type".to_string()),
+            ));
+        };
+        if kind == "ERROR" {
+            // The only reply whose tid may be null.
+            let code =
+                req_str(0, "code", &raw.code).map_err(|e| DecodeError { tid: raw.tid, ..e })?;
+            let message = raw
+                .message
+                .as_ref()
+                .map(|m| m.0.to_string())
+                .unwrap_or_default();
+            return Ok(Reply::Error {
+                tid: raw.tid,
+                code: ErrorCode::parse(code),
+                message,
+            });
+        }
+        let Some(tid) = raw.tid else {
+            return Err(DecodeError::new(
+                None,
+                DecodeErrorKind::MissingField("tid".to_string()),
+            ));
+        };
+        match kind {
+            "OK" => Ok(Reply::Ok {
+                tid,
+                interval: req(tid, "interval", raw.interval)?,
+                timeout: req(tid, "timeout", raw.timeout)?,
+            }),
+            "PEERS" => {
+                let info_hash =
+                    hash_field(tid, "info_hash", req_str(tid, "info_hash", &raw.info_hash)?)?;
+                let name = req_str(tid, "name", &raw.name)?.to_string();
+                let Some(raw_peers) = raw.peers else {
+                    return Err(DecodeError::missing(tid, "peers"));
+                };
+                let mut peers = Vec::with_capacity(raw_peers.len());
+                for (i, p) in raw_peers.iter().enumerate() {
+                    let field = |sub: &'static str| Item("peers", i, sub);
+                    let addr_s = req_str(tid, field("addr"), &p.addr)?;
+                    let addr = addr_s.parse::<SocketAddr>().map_err(|_| {
+                        DecodeError::bad(
+                            tid,
+                            field("addr"),
+                            format!("must be IP:PORT, found \"{addr_s}\""),
+                        )
+                    })?;
+                    peers.push(PeerEntry {
+                        addr,
+                        peer_id: req_str(tid, field("peer_id"), &p.peer_id)?.to_string(),
+                        complete: req(tid, field("complete"), p.complete)?,
+                    });
+                }
+                Ok(Reply::Peers {
+                    tid,
+                    info_hash,
+                    name,
+                    size: req(tid, "size", raw.size)?,
+                    seeders: req(tid, "seeders", raw.seeders)?,
+                    leechers: req(tid, "leechers", raw.leechers)?,
+                    peers,
+                })
+            }
+            "FILES" => {
+                let Some(raw_files) = raw.files else {
+                    return Err(DecodeError::missing(tid, "files"));
+                };
+                let mut files = Vec::with_capacity(raw_files.len());
+                for (i, f) in raw_files.iter().enumerate() {
+                    let field = |sub: &'static str| Item("files", i, sub);
+                    files.push(FileSummary {
+                        info_hash: hash_field(
+                            tid,
+                            field("info_hash"),
+                            req_str(tid, field("info_hash"), &f.info_hash)?,
+                        )?,
+                        name: req_str(tid, field("name"), &f.name)?.to_string(),
+                        size: req(tid, field("size"), f.size)?,
+                        seeders: req(tid, field("seeders"), f.seeders)?,
+                        leechers: req(tid, field("leechers"), f.leechers)?,
+                    });
+                }
+                Ok(Reply::Files { tid, files })
+            }
+            other => Err(DecodeError::new(
+                Some(tid),
+                DecodeErrorKind::UnknownType {
+                    found: other.chars().take(40).collect(),
+                    expected: REPLY_TYPES,
+                },
+            )),
+        }
+    }
+}
