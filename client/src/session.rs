@@ -1,8 +1,7 @@
 //! A running peer: the TCP listener thread (routes each inbound connection to
-//! its torrent by info hash), the tracker thread (REGISTER, HEARTBEAT every
-//! `interval`, re-REGISTER on `unknown_peer`, EXIT on shutdown), and the
-//! table of torrents with their coordinator threads. This is the API the CLI
-//! and the menu use.
+//! its torrent by info hash), the tracker home (`net::tracker`: all traffic
+//! with the tracker, in JSON or BEP 15), and the table of torrents with their
+//! coordinator threads. This is the API the CLI and the menu use.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -13,12 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{Receiver, Sender};
-use log::warn;
 use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{self, Info, InfoHash, Metainfo};
 
-use crate::core::msg::Opened;
-use crate::core::msg::{Event, Input, Notice, Phase, TorrentStatus, Tracked, TrackerMsg};
+use crate::core::msg::{Event, Input, Notice, Opened, Phase, TorrentStatus, Tracked};
 use crate::core::ratelimit::RateLimit;
 use crate::core::swarm::{Start, Swarm, SwarmConfig};
 use crate::net::coordinator::{Coordinator, SessionLink};
@@ -26,9 +23,9 @@ use crate::net::listener;
 use crate::net::open;
 use crate::net::shared::{MetaCtx, TorrentHandle, TorrentShared};
 use crate::net::trace;
-use crate::net::tracker::bep15::{self as udp_announce, Protocol, TrackerProtocol};
-use crate::net::tracker::json::{self as tracker_client, FileSummary, PeersReply, TrackerClient};
-use crate::net::tracker::register;
+use crate::net::tracker::{FileSummary, HomeConfig, PeersReply, Trackers};
+
+pub use crate::net::tracker::{effective_protocol, pick_tracker, search, TrackerProtocol};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,7 +36,7 @@ pub struct Config {
     pub max_peers: usize,
     /// Bytes per second for all uploads together; 0: unlimited.
     pub max_upload_rate: u64,
-    /// JSON, BEP 15, or find out (see `udp_announce`).
+    /// JSON, BEP 15, or find out (see `net::tracker::probe`).
     pub tracker_protocol: TrackerProtocol,
 }
 
@@ -111,16 +108,13 @@ pub struct Added {
 pub struct Session {
     peer_id: [u8; 20],
     listen: SocketAddr,
-    tracker: SocketAddr,
     cfg: Config,
     torrents: Arc<Mutex<HashMap<InfoHash, TorrentHandle>>>,
-    tracker_tx: Sender<TrackerMsg>,
+    trackers: Trackers,
     notices_tx: Sender<Notice>,
     notices_rx: Receiver<Notice>,
     rate: Arc<RateLimit>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// The BEP 15 announcer, started when the tracker turns out to need it.
-    bep15_tx: Mutex<Option<Sender<TrackerMsg>>>,
 }
 
 impl Session {
@@ -140,7 +134,6 @@ impl Session {
         let listen = listener.local_addr().context("listening socket")?;
         let peer_id = crate::new_peer_id();
         let torrents: Arc<Mutex<HashMap<InfoHash, TorrentHandle>>> = Arc::default();
-        let (tracker_tx, tracker_rx) = crossbeam_channel::unbounded();
         let (notices_tx, notices_rx) = crossbeam_channel::unbounded();
         let rate = Arc::new(RateLimit::new(cfg.max_upload_rate));
 
@@ -149,24 +142,26 @@ impl Session {
             .name("listener".into())
             .spawn(move || listener::listen_loop(listener, table))
             .context("starting the listener thread")?;
-        let id = crate::peer_id_str(&peer_id);
-        let port = listen.port();
-        let tracker_thread = std::thread::Builder::new()
-            .name("tracker".into())
-            .spawn(move || register::run(tracker, listen.ip(), id, port, tracker_rx))
-            .context("starting the tracker thread")?;
+        let trackers = Trackers::start(
+            HomeConfig {
+                tracker,
+                protocol: cfg.tracker_protocol,
+                peer_id,
+                listen,
+                max_peers: cfg.max_peers,
+            },
+            torrents.clone(),
+        )?;
         Ok(Session {
             peer_id,
             listen,
-            tracker,
             cfg,
             torrents,
-            tracker_tx,
+            trackers,
             notices_tx,
             notices_rx,
             rate,
-            threads: Mutex::new(vec![tracker_thread]),
-            bep15_tx: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -174,7 +169,7 @@ impl Session {
         self.listen
     }
     pub fn tracker_addr(&self) -> SocketAddr {
-        self.tracker
+        self.trackers.addr()
     }
     pub fn peer_id(&self) -> String {
         crate::peer_id_str(&self.peer_id)
@@ -191,7 +186,7 @@ impl Session {
         Magnet {
             info_hash,
             name,
-            trackers: vec![format!("udp://{}", self.tracker)],
+            trackers: vec![format!("udp://{}", self.trackers.addr())],
             peers: Vec::new(),
         }
         .to_uri()
@@ -204,15 +199,8 @@ impl Session {
         opts: TorrentOpts,
         initial_peers: Vec<SocketAddr>,
     ) -> Result<Added> {
-        // Decided before taking the table: a probe may take seconds. A BEP 15
-        // tracker is asked for peers by the announcer, not by the torrent's
-        // own JSON REQUESTs.
-        let bep15 = self.protocol_for(info_hash) == Protocol::Bep15;
-        let tracker_updates = if bep15 {
-            self.bep15_announcer()?
-        } else {
-            self.tracker_tx.clone()
-        };
+        // Before taking the table: a probe may take seconds.
+        let route = self.trackers.route(info_hash)?;
         let mut table = self
             .torrents
             .lock()
@@ -261,7 +249,7 @@ impl Session {
                 max_peers: opts.max_peers,
                 download: opts.download,
                 name_hint: name.clone(),
-                lookups: !bep15,
+                lookups: route.lookups,
                 trace: trace::enabled(),
             },
             start,
@@ -270,7 +258,7 @@ impl Session {
         let status = Arc::new(Mutex::new(swarm_status_placeholder(info_hash, &name, size)));
         let (table_ref, me) = (self.torrents.clone(), shared.clone());
         let link = SessionLink {
-            tracker_updates,
+            tracker_updates: route.updates,
             notices: self.notices_tx.clone(),
             // A failed torrent leaves the table (unless it was replaced).
             on_failure: Box::new(move || {
@@ -313,29 +301,6 @@ impl Session {
         Ok(added)
     }
 
-    fn register_now(&self, added: &Added) -> Result<()> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let updates = match self.bep15_tx.lock().ok().and_then(|t| t.clone()) {
-            Some(t) => t,
-            None => self.tracker_tx.clone(),
-        };
-        let _ = updates.send(TrackerMsg::Update(
-            Tracked {
-                info_hash: added.info_hash,
-                name: added.name.clone(),
-                size: added.size.unwrap_or(0),
-                complete: true,
-            },
-            Some(tx),
-        ));
-        // A BEP 15 announce may take 45 s before giving up.
-        match rx.recv_timeout(Duration::from_secs(50)) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => bail!("{e}"),
-            Err(_) => bail!("tracker thread did not answer"),
-        }
-    }
-
     fn seed_opts(&self, name: &str) -> TorrentOpts {
         TorrentOpts {
             max_peers: self.cfg.max_peers,
@@ -347,7 +312,7 @@ impl Session {
 
     /// Seeds a file or a directory: hashes it and registers it.
     pub fn seed_path(&self, path: &Path, piece_length: Option<u64>) -> Result<Added> {
-        let m = create_metainfo(path, piece_length, Some(self.tracker))?;
+        let m = create_metainfo(path, piece_length, Some(self.trackers.addr()))?;
         let root = path
             .parent()
             .map(Path::to_path_buf)
@@ -367,9 +332,15 @@ impl Session {
         let meta = open::open_seed(m.info, m.info_bytes, root, check)?;
         let opts = self.seed_opts(&name);
         let added = self.spawn(m.info_hash, Begin::Seed(meta), opts, Vec::new())?;
-        if let Err(e) = self.register_now(&added) {
+        let seeding = Tracked {
+            info_hash: added.info_hash,
+            name: added.name.clone(),
+            size: added.size.unwrap_or(0),
+            complete: true,
+        };
+        if let Err(e) = self.trackers.register_now(seeding) {
             self.remove(&added.info_hash);
-            return Err(e);
+            return Err(e.into());
         }
         Ok(added)
     }
@@ -418,67 +389,7 @@ impl Session {
 
     /// Asks the tracker which file is called `name` and who has it.
     pub fn lookup_name(&self, name: &str) -> Result<PeersReply> {
-        if self.cfg.tracker_protocol == TrackerProtocol::Bep15 {
-            return Err(udp_announce::no_names_error(
-                self.tracker,
-                "a download by name",
-            ));
-        }
-        let mut c = TrackerClient::new(self.tracker)?;
-        c.request_peers(None, Some(name), Some(&self.peer_id()))
-            .map_err(|e| match e.code() {
-                Some("not_found") => anyhow!("the tracker knows no file called {name:?}"),
-                _ => self.json_error(e, "a download by name"),
-            })
-    }
-
-    /// The protocol for this session's tracker, probed with `info_hash`.
-    fn protocol_for(&self, info_hash: InfoHash) -> Protocol {
-        udp_announce::decide(
-            self.tracker,
-            self.cfg.tracker_protocol,
-            info_hash,
-            &self.peer_id(),
-        )
-    }
-
-    /// A JSON request that got no answer may have gone to a BEP 15 tracker:
-    /// say so rather than "unreachable".
-    fn json_error(&self, e: tracker_client::TrackerError, what: &str) -> anyhow::Error {
-        let silent = matches!(e, tracker_client::TrackerError::Unreachable { .. });
-        if silent && udp_announce::answers_bep15(self.tracker) {
-            return udp_announce::no_names_error(self.tracker, what);
-        }
-        anyhow!(e)
-    }
-
-    /// The sender to the BEP 15 announcer thread, started on first use.
-    fn bep15_announcer(&self) -> Result<Sender<TrackerMsg>> {
-        let mut slot = self
-            .bep15_tx
-            .lock()
-            .map_err(|_| anyhow!("session poisoned"))?;
-        if let Some(tx) = slot.as_ref() {
-            return Ok(tx.clone());
-        }
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let cfg = udp_announce::AnnouncerConfig {
-            tracker: self.tracker,
-            peer_id: self.peer_id,
-            port: self.listen.port(),
-            max_peers: self.cfg.max_peers,
-            schedule: udp_announce::Schedule::BEP15,
-        };
-        let swarms = self.torrents.clone();
-        let h = std::thread::Builder::new()
-            .name("bep15 announcer".into())
-            .spawn(move || udp_announce::run_announcer(cfg, swarms, rx))
-            .context("starting the BEP 15 announcer thread")?;
-        if let Ok(mut t) = self.threads.lock() {
-            t.push(h);
-        }
-        *slot = Some(tx.clone());
-        Ok(tx)
+        Ok(self.trackers.lookup_name(name)?)
     }
 
     /// Downloads a file by its name on the tracker.
@@ -495,7 +406,7 @@ impl Session {
     }
 
     pub fn search(&self, query: &str) -> Result<Vec<FileSummary>> {
-        search(self.tracker, self.cfg.tracker_protocol, query)
+        Ok(self.trackers.search(query)?)
     }
 
     pub fn handles(&self) -> Vec<TorrentHandle> {
@@ -551,17 +462,7 @@ impl Session {
         for rx in acks {
             let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.tracker_tx.send(TrackerMsg::Shutdown(tx)).is_ok() {
-            let _ = rx.recv_timeout(Duration::from_secs(10));
-        }
-        let bep15 = self.bep15_tx.lock().ok().and_then(|mut t| t.take());
-        if let Some(b) = bep15 {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            if b.send(TrackerMsg::Shutdown(tx)).is_ok() {
-                let _ = rx.recv_timeout(Duration::from_secs(10));
-            }
-        }
+        self.trackers.shutdown();
     }
 }
 
@@ -592,58 +493,4 @@ pub fn read_torrent(path: &Path) -> Result<Metainfo> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Metainfo::from_bytes(&bytes)
         .with_context(|| format!("{} is not a valid .torrent", path.display()))
-}
-
-/// SEARCH at `tracker`; a BEP 15 tracker gets a clear "no names" error.
-pub fn search(
-    tracker: SocketAddr,
-    proto: TrackerProtocol,
-    query: &str,
-) -> Result<Vec<FileSummary>> {
-    if proto == TrackerProtocol::Bep15 {
-        return Err(udp_announce::no_names_error(tracker, "SEARCH"));
-    }
-    let mut c = TrackerClient::new(tracker)?;
-    c.search(query).map_err(|e| {
-        if matches!(e, tracker_client::TrackerError::Unreachable { .. })
-            && udp_announce::answers_bep15(tracker)
-        {
-            udp_announce::no_names_error(tracker, "SEARCH")
-        } else {
-            anyhow!(e)
-        }
-    })
-}
-
-/// `--tracker-protocol auto` probes a tracker given as a `udp://` URL (in
-/// `--tracker`, a .torrent's announce or a magnet's `tr`); a bare
-/// `HOST:PORT` is minitorrent's own notation for its JSON tracker.
-pub fn effective_protocol(
-    choice: TrackerProtocol,
-    flag: Option<&str>,
-    announce: Option<&str>,
-) -> TrackerProtocol {
-    if choice != TrackerProtocol::Auto {
-        return choice;
-    }
-    let given = flag.or(announce.filter(|a| tracker_client::resolve(a).is_ok()));
-    match given {
-        Some(t) if t.trim().starts_with("udp://") => TrackerProtocol::Auto,
-        _ => TrackerProtocol::Json,
-    }
-}
-
-/// The tracker to use: `--tracker`, else the torrent's announce, else the
-/// default.
-pub fn pick_tracker(flag: Option<&str>, announce: Option<&str>) -> Result<SocketAddr> {
-    if let Some(t) = flag {
-        return Ok(tracker_client::resolve(t)?);
-    }
-    if let Some(a) = announce {
-        match tracker_client::resolve(a) {
-            Ok(addr) => return Ok(addr),
-            Err(e) => warn!("ignoring the torrent's announce: {e}"),
-        }
-    }
-    Ok(tracker_client::resolve(tracker_client::DEFAULT_TRACKER)?)
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::core::msg::{Notice, Summary};
-use crate::net::tracker::bep15::TrackerProtocol;
+use crate::net::tracker::TrackerProtocol;
 use crate::session::{self, Added, Config, Session};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};

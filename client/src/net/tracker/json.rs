@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket}
 use std::time::{Duration, Instant};
 
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::tracker_proto::{FileRef, Reply, Request, MAX_DATAGRAM_SIZE};
+use minitorrent_common::tracker_proto::{ErrorCode, FileRef, Reply, Request, MAX_DATAGRAM_SIZE};
 
 use crate::net::trace;
 
@@ -26,7 +26,7 @@ pub enum TrackerError {
     #[error("tracker {addr} says {code}: {message}")]
     Refused {
         addr: SocketAddr,
-        code: String,
+        code: ErrorCode,
         message: String,
     },
     #[error("tracker {addr} sent a bad reply: {why}")]
@@ -37,12 +37,28 @@ pub enum TrackerError {
         #[source]
         source: io::Error,
     },
-    #[error("tracker address {0:?}: {1}")]
-    BadAddress(String, String),
+    #[error("tracker address {given:?}: {why}")]
+    BadAddress {
+        given: String,
+        #[source]
+        why: AddressError,
+    },
+}
+
+/// Why a tracker address cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AddressError {
+    #[error("only udp:// trackers (or HOST:PORT) are supported")]
+    NotUdp,
+    #[error(transparent)]
+    Resolve(io::Error),
+    #[error("no address")]
+    NoAddress,
 }
 
 impl TrackerError {
-    pub fn code(&self) -> Option<&str> {
+    /// The tracker's `ERROR` code, when it refused.
+    pub fn code(&self) -> Option<&ErrorCode> {
         match self {
             TrackerError::Refused { code, .. } => Some(code),
             _ => None,
@@ -52,22 +68,23 @@ impl TrackerError {
 
 /// `udp://host:port[/announce]` or `host:port` → a socket address.
 pub fn resolve(tracker: &str) -> Result<SocketAddr, TrackerError> {
+    let bad = |why| TrackerError::BadAddress {
+        given: tracker.into(),
+        why,
+    };
     let t = tracker.trim();
     let rest = t.strip_prefix("udp://").unwrap_or(t);
     if rest.contains("://") {
-        return Err(TrackerError::BadAddress(
-            tracker.into(),
-            "only udp:// trackers (or HOST:PORT) are supported".into(),
-        ));
+        return Err(bad(AddressError::NotUdp));
     }
     let hostport = rest.split('/').next().unwrap_or(rest);
     let mut addrs = hostport
         .to_socket_addrs()
-        .map_err(|e| TrackerError::BadAddress(tracker.into(), e.to_string()))?;
+        .map_err(|e| bad(AddressError::Resolve(e)))?;
     addrs
         .find(|a| a.is_ipv4())
         .or_else(|| hostport.to_socket_addrs().ok().and_then(|mut a| a.next()))
-        .ok_or_else(|| TrackerError::BadAddress(tracker.into(), "no address".into()))
+        .ok_or_else(|| bad(AddressError::NoAddress))
 }
 
 pub use minitorrent_common::tracker_proto::{FileInfo as RegisterFile, FileSummary, PeerEntry};
@@ -218,7 +235,7 @@ impl TrackerClient {
                 if let Reply::Error { code, message, .. } = reply {
                     return Err(TrackerError::Refused {
                         addr: self.addr,
-                        code: code.as_str().to_string(),
+                        code,
                         message,
                     });
                 }
@@ -269,7 +286,7 @@ impl TrackerClient {
         }) {
             Ok(Reply::Ok { .. }) => Ok(true),
             Ok(other) => Err(self.unexpected(&other, "OK")),
-            Err(e) if e.code() == Some("unknown_peer") => Ok(false),
+            Err(e) if e.code() == Some(&ErrorCode::UnknownPeer) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -403,7 +420,7 @@ mod tests {
         let mut c = TrackerClient::new(addr).unwrap();
         let e = c.search("x").unwrap_err();
         assert!(
-            matches!(&e, TrackerError::Refused { code, .. } if code == "bad_request"),
+            matches!(&e, TrackerError::Refused { code, .. } if *code == ErrorCode::BadRequest),
             "{e}"
         );
         h.join().unwrap();

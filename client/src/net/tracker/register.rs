@@ -1,5 +1,6 @@
 //! The JSON tracker thread: REGISTER the files we share, HEARTBEAT every
-//! `interval`, REGISTER again when the tracker forgot us, EXIT on shutdown.
+//! `interval`, REGISTER again when the tracker forgot us, EXIT on shutdown;
+//! and each torrent's `REQUEST` for peers, on a short-lived thread of its own.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,9 +9,20 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{debug, info, warn};
 use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::tracker_proto::ErrorCode;
 
 use crate::core::msg::{Event, Input, TrackerMsg};
-use crate::net::tracker::json::{RegisterFile, TrackerClient};
+use crate::net::tracker::json::{RegisterFile, TrackerClient, TrackerError};
+
+/// Why a REGISTER did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The thread could not open its socket at start (logged then).
+    #[error("no socket for tracker {0}")]
+    NoSocket(SocketAddr),
+    #[error(transparent)]
+    Tracker(#[from] TrackerError),
+}
 
 pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Receiver<TrackerMsg>) {
     let mut client = match TrackerClient::from_ip(addr, local) {
@@ -26,14 +38,10 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
     let mut next = Instant::now() + interval;
     let register = |c: &mut Option<TrackerClient>,
                     files: &BTreeMap<InfoHash, RegisterFile>|
-     -> Result<Duration, String> {
-        let c = c
-            .as_mut()
-            .ok_or_else(|| format!("no socket for tracker {addr}"))?;
+     -> Result<Duration, RegisterError> {
+        let c = c.as_mut().ok_or(RegisterError::NoSocket(addr))?;
         let list: Vec<RegisterFile> = files.values().cloned().collect();
-        c.register(&peer_id, port, &list)
-            .map(|t| t.interval)
-            .map_err(|e| e.to_string())
+        Ok(c.register(&peer_id, port, &list)?.interval)
     };
     loop {
         let wait = next.saturating_duration_since(Instant::now());
@@ -132,7 +140,7 @@ fn lookup(addr: SocketAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>)
                 Ok(reply) => Ok(reply.peers),
                 // Nobody registered it yet (our own REGISTER may still be
                 // on its way): no peers for now, not a failure.
-                Err(e) if e.code() == Some("not_found") => Ok(Vec::new()),
+                Err(e) if e.code() == Some(&ErrorCode::NotFound) => Ok(Vec::new()),
                 Err(e) => Err(e.into()),
             };
             let _ = reply.send(Event::Lookup(r).into());
