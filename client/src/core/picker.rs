@@ -18,6 +18,9 @@ pub type ConnId = u64;
 
 /// At most this many connections fetch the same piece in endgame.
 pub const MAX_OWNERS: usize = 3;
+/// Peers remembered per piece as having sent it bad; the oldest is
+/// forgotten first (a peer is banned after 3 bad pieces anyway).
+pub const MAX_FAILED_BY: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PieceState {
@@ -204,6 +207,9 @@ impl Picker {
         if (i as usize) < self.state.len() {
             let v = self.failed_by.entry(i).or_default();
             if !v.contains(&key) {
+                if v.len() >= MAX_FAILED_BY {
+                    v.remove(0);
+                }
                 v.push(key);
             }
             self.remove_owner(i as usize, conn);
