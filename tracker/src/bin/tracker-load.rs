@@ -7,8 +7,9 @@
 //! tool to different cores.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -16,6 +17,9 @@ use clap::{Parser, ValueEnum};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{FileInfo, FileRef, Reply, Request};
 use minitorrent_common::udp_tracker as udp;
+use minitorrent_tracker::connection_id::ConnectionIds;
+use minitorrent_tracker::registry::Registry;
+use minitorrent_tracker::server::{Config, Handler};
 use socket2::{Domain, Protocol, Socket, Type};
 
 #[derive(Parser, Debug)]
@@ -80,6 +84,10 @@ enum Mode {
     /// request handler in this process, without sockets. `--tracker` is
     /// ignored.
     HandlerAnnounce,
+    /// BEP 15 scrapes of 10 random swarms each (after the announces of
+    /// `announce`) fed straight to the tracker's request handler in this
+    /// process, without sockets. `--tracker` is ignored.
+    HandlerScrape,
 }
 
 fn hash_of(file: usize) -> InfoHash {
@@ -507,7 +515,7 @@ fn announce_packet(connection_id: u64, tid: u32, i: usize, files: usize, out: &m
         left: if i % 3 == 1 { 0 } else { 1 << 20 },
         uploaded: 0,
         event: udp::Event::None,
-        ip: std::net::Ipv4Addr::UNSPECIFIED,
+        ip: Ipv4Addr::UNSPECIFIED,
         key: i as u32,
         num_want: -1,
         port: 10_000 + (i % 50_000) as u16,
@@ -620,19 +628,23 @@ fn run_fill(args: &Args, sock: &UdpSocket) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_handler(args: &Args) -> anyhow::Result<()> {
-    use minitorrent_tracker::registry::Registry;
-    use minitorrent_tracker::server::{Config, Handler};
-    use std::sync::Arc;
-    let mix = parse_mix(&args.mix)?;
-    let (peers, files) = (args.peers.max(1), args.files.max(1));
+/// The tracker's request handler in this process, without sockets, over a
+/// fresh registry: what the handler modes measure.
+fn local_handler() -> Handler {
     let config = Config::default();
     let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
-    let conn_ids = Arc::new(minitorrent_tracker::connection_id::ConnectionIds::new(
-        Instant::now(),
-    ));
-    let mut handler = Handler::new(registry, conn_ids, &config);
-    let src: SocketAddr = "127.0.0.1:40000".parse()?;
+    let conn_ids = Arc::new(ConnectionIds::new(Instant::now()));
+    Handler::new(registry, conn_ids, &config)
+}
+
+/// The address the handler modes' requests come from.
+const LOCAL_SRC: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+
+fn run_handler(args: &Args) -> anyhow::Result<()> {
+    let mix = parse_mix(&args.mix)?;
+    let (peers, files) = (args.peers.max(1), args.files.max(1));
+    let mut handler = local_handler();
+    let src = LOCAL_SRC;
     let mut out = Vec::with_capacity(65536);
     for i in 0..peers {
         handler.handle(
@@ -666,21 +678,13 @@ fn run_handler(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_handler_announce(args: &Args) -> anyhow::Result<()> {
-    use minitorrent_tracker::registry::Registry;
-    use minitorrent_tracker::server::{Config, Handler};
-    use std::sync::Arc;
-    let (peers, files) = (args.peers.max(1), args.files.max(1));
-    let config = Config::default();
-    let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
-    let conn_ids = Arc::new(minitorrent_tracker::connection_id::ConnectionIds::new(
-        Instant::now(),
-    ));
-    let mut handler = Handler::new(registry, conn_ids, &config);
-    let src: SocketAddr = "127.0.0.1:40000".parse()?;
+/// [`local_handler`] after every peer announced once (as in `announce`),
+/// and the connection id it issued.
+fn announced_handler(peers: usize, files: usize) -> anyhow::Result<(Handler, u64)> {
+    let mut handler = local_handler();
     let mut out = Vec::with_capacity(65536);
     let connect = udp::Request::Connect { transaction_id: 1 }.encode();
-    if !handler.handle(src, &connect, Instant::now(), &mut out) {
+    if !handler.handle(LOCAL_SRC, &connect, Instant::now(), &mut out) {
         bail!("the handler did not answer a connect");
     }
     let cid = match udp::Response::decode(&out, false)? {
@@ -691,8 +695,14 @@ fn run_handler_announce(args: &Args) -> anyhow::Result<()> {
     for i in 0..peers {
         p.clear();
         announce_packet(cid, i as u32, i, files, &mut p);
-        handler.handle(src, &p, Instant::now(), &mut out);
+        handler.handle(LOCAL_SRC, &p, Instant::now(), &mut out);
     }
+    Ok((handler, cid))
+}
+
+fn run_handler_announce(args: &Args) -> anyhow::Result<()> {
+    let (peers, files) = (args.peers.max(1), args.files.max(1));
+    let (mut handler, cid) = announced_handler(peers, files)?;
     let mut rng = fastrand::Rng::with_seed(42);
     let pool: Vec<Vec<u8>> = (0..65_536u32)
         .map(|k| {
@@ -701,37 +711,89 @@ fn run_handler_announce(args: &Args) -> anyhow::Result<()> {
             p
         })
         .collect();
-    // Connection ids live two minutes.
-    let secs = args.duration.min(100.0);
-    let start = Instant::now();
-    let cpu_start = thread_cpu_seconds();
-    let mut n = 0u64;
-    let mut bytes = 0u64;
-    let mut k = 0;
-    // Runs at least one chunk, so `--duration 0` makes a fixed amount of work
-    // (for instruction counts under valgrind: --toggle-collect=*announce_chunk*).
-    loop {
-        bytes += announce_chunk(&mut handler, src, &pool[k..k + 4096], &mut out);
-        k = (k + 4096) % pool.len();
-        n += 4096;
-        if start.elapsed().as_secs_f64() >= secs {
-            break;
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let cpu = thread_cpu_seconds() - cpu_start;
+    let t = time_chunks(&mut handler, &pool, args.duration);
     println!(
-        "handler only, BEP 15 announce: {n} requests in {secs:.2} s ({cpu:.2} s CPU) = {:.3} us CPU each, {:.0} reply bytes avg",
-        cpu * 1e6 / n as f64,
-        bytes as f64 / n as f64
+        "handler only, BEP 15 announce: {} requests in {:.2} s ({:.2} s CPU) = {:.3} us CPU each, {:.0} reply bytes avg",
+        t.requests,
+        t.secs,
+        t.cpu,
+        t.cpu * 1e6 / t.requests as f64,
+        t.bytes as f64 / t.requests as f64
     );
     Ok(())
 }
 
+/// Info hashes in each scrape of `handler-scrape`.
+const SCRAPE_HASHES: usize = 10;
+
+fn run_handler_scrape(args: &Args) -> anyhow::Result<()> {
+    let (peers, files) = (args.peers.max(1), args.files.max(1));
+    let (mut handler, cid) = announced_handler(peers, files)?;
+    let mut rng = fastrand::Rng::with_seed(42);
+    let pool: Vec<Vec<u8>> = (0..65_536u32)
+        .map(|k| {
+            udp::Request::Scrape {
+                connection_id: cid,
+                transaction_id: k,
+                info_hashes: (0..SCRAPE_HASHES)
+                    .map(|_| hash_of(rng.usize(0..files)))
+                    .collect(),
+            }
+            .encode()
+        })
+        .collect();
+    let t = time_chunks(&mut handler, &pool, args.duration);
+    println!(
+        "handler only, BEP 15 scrape of {SCRAPE_HASHES} swarms: {} requests in {:.2} s ({:.2} s CPU) = {:.3} us CPU each, {:.0} reply bytes avg",
+        t.requests,
+        t.secs,
+        t.cpu,
+        t.cpu * 1e6 / t.requests as f64,
+        t.bytes as f64 / t.requests as f64
+    );
+    Ok(())
+}
+
+/// What [`time_chunks`] measured.
+struct Timed {
+    requests: u64,
+    bytes: u64,
+    secs: f64,
+    cpu: f64,
+}
+
+/// Answers `pool` 4,096 packets at a time, cycling through it, for `secs`
+/// (at most 100: connection ids live two minutes). Runs at least one chunk,
+/// so `--duration 0` makes a fixed amount of work (for instruction counts
+/// under valgrind: --toggle-collect=*answer_chunk*).
+fn time_chunks(handler: &mut Handler, pool: &[Vec<u8>], secs: f64) -> Timed {
+    let secs = secs.min(100.0);
+    let mut out = Vec::with_capacity(65536);
+    let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
+    let mut requests = 0u64;
+    let mut bytes = 0u64;
+    let mut k = 0;
+    loop {
+        bytes += answer_chunk(handler, LOCAL_SRC, &pool[k..k + 4096], &mut out);
+        k = (k + 4096) % pool.len();
+        requests += 4096;
+        if start.elapsed().as_secs_f64() >= secs {
+            break;
+        }
+    }
+    Timed {
+        requests,
+        bytes,
+        secs: start.elapsed().as_secs_f64(),
+        cpu: thread_cpu_seconds() - cpu_start,
+    }
+}
+
 /// Answers `packets`; returns the reply bytes.
 #[inline(never)]
-fn announce_chunk(
-    handler: &mut minitorrent_tracker::server::Handler,
+fn answer_chunk(
+    handler: &mut Handler,
     src: SocketAddr,
     packets: &[Vec<u8>],
     out: &mut Vec<u8>,
@@ -766,12 +828,15 @@ fn main() -> anyhow::Result<()> {
     if args.mode == Mode::HandlerAnnounce {
         return run_handler_announce(&args);
     }
+    if args.mode == Mode::HandlerScrape {
+        return run_handler_scrape(&args);
+    }
     let sock = open_socket(args.tracker)?;
     match args.mode {
         Mode::Json => run_json(&args, &sock),
         Mode::Announce => run_announce(&args, &sock),
         Mode::Connect => run_connect(&args, &sock),
         Mode::Fill => run_fill(&args, &sock),
-        Mode::Handler | Mode::HandlerAnnounce => Ok(()),
+        Mode::Handler | Mode::HandlerAnnounce | Mode::HandlerScrape => Ok(()),
     }
 }
