@@ -254,15 +254,17 @@ impl Handler {
                 }
             }
             udp::Request::Scrape { info_hashes, .. } => {
-                out.extend_from_slice(&udp::ACTION_SCRAPE.to_be_bytes());
-                out.extend_from_slice(&tid.to_be_bytes());
-                for h in info_hashes {
-                    let c = self.registry.counts(h);
+                let registry = &self.registry;
+                let stats = info_hashes.iter().map(|h| {
+                    let c = registry.counts(h);
                     // Downloads are not counted: "completed" is always 0.
-                    for v in [c.seeders, 0, c.leechers] {
-                        out.extend_from_slice(&v.to_be_bytes());
+                    udp::ScrapeStats {
+                        seeders: c.seeders,
+                        completed: 0,
+                        leechers: c.leechers,
                     }
-                }
+                });
+                udp::encode_scrape_response(out, tid, stats);
             }
             // Handled above: a connect never carries a connection id.
             udp::Request::Connect { .. } => return false,
