@@ -17,9 +17,10 @@ use clap::{Parser, ValueEnum};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{FileInfo, FileRef, Reply, Request};
 use minitorrent_common::udp_tracker as udp;
+use minitorrent_tracker::config::Config;
 use minitorrent_tracker::connection_id::ConnectionIds;
+use minitorrent_tracker::handler::Handler;
 use minitorrent_tracker::registry::Registry;
-use minitorrent_tracker::server::{Config, Handler};
 use socket2::{Domain, Protocol, Socket, Type};
 
 #[derive(Parser, Debug)]
