@@ -3,10 +3,11 @@
 //! generator can use them directly. The `minitorrent-tracker` binary is a thin
 //! command line over [`server`].
 //!
-//! Layers, each importing only those below it: [`registry`] (plain data, time
-//! passed in) ← [`handler`] (datagram in, reply out, no socket) ← [`server`]
-//! (sockets, poll loop, threads). [`config`], [`connection_id`], [`peer_id`]
-//! and [`io_batch`] are leaves.
+//! Layers, each importing only those before it: [`registry`] (plain data, time
+//! passed in) → [`config`] (what the command line sets) → [`handler`]
+//! (datagram in, reply out, no socket) → [`server`] (sockets, poll loop,
+//! threads). [`connection_id`], [`peer_id`] and [`io_batch`] import nothing
+//! else from the crate.
 
 pub mod config;
 pub mod connection_id;
