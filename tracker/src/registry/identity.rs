@@ -14,6 +14,7 @@ use crate::peer_id::PeerId;
 /// one fixed size whatever the family.
 pub(super) type Ip16 = [u8; 16];
 
+#[inline]
 pub(super) fn ip16(ip: IpAddr) -> Ip16 {
     match ip.to_canonical() {
         IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
@@ -21,6 +22,7 @@ pub(super) fn ip16(ip: IpAddr) -> Ip16 {
     }
 }
 
+#[inline]
 pub(super) fn ip_from16(b: &Ip16) -> IpAddr {
     // The same as `Ipv6Addr::to_canonical`, but whole words at a time rather
     // than the byte shuffling that showed up in reply building.
@@ -31,6 +33,7 @@ pub(super) fn ip_from16(b: &Ip16) -> IpAddr {
     }
 }
 
+#[inline]
 fn is_v4(b: &Ip16) -> bool {
     b[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
 }
@@ -44,6 +47,7 @@ pub enum Family {
 }
 
 impl Family {
+    #[inline]
     pub(super) fn admits(self, ip: &Ip16) -> bool {
         match self {
             Family::Any => true,
@@ -53,6 +57,7 @@ impl Family {
     }
 }
 
+#[inline]
 pub(super) fn peer_hash(hasher: &KeyedHash, ip: &Ip16, id: &PeerId) -> u64 {
     hasher.peer(ip, id.as_bytes())
 }
@@ -68,11 +73,13 @@ pub(super) struct KeyedHash {
     k: [u64; 4],
 }
 
+#[inline]
 fn fold(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+#[inline]
 fn word(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[at..at + 8]);
@@ -88,6 +95,7 @@ impl KeyedHash {
         }
     }
 
+    #[inline]
     pub(super) fn swarm(&self, h: &InfoHash) -> u64 {
         let b = &h.0;
         let tail = u64::from(u32::from_le_bytes([b[16], b[17], b[18], b[19]]));
@@ -95,6 +103,7 @@ impl KeyedHash {
         fold(x ^ tail ^ self.k[2], self.k[3])
     }
 
+    #[inline]
     pub(super) fn peer(&self, ip: &Ip16, id: &[u8]) -> u64 {
         let mut x = fold(word(ip, 0) ^ self.k[0], word(ip, 8) ^ self.k[1]);
         // 16 bytes a round; the length goes in too, so ids that differ only

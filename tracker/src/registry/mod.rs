@@ -43,6 +43,11 @@
 //! - `listing`: `REQUEST` — a swarm and some of its peers ([`PeerList`]).
 //! - `bep15`: BEP 15 `announce` and `scrape`.
 //! - `expiry`: sweeping out peers past their timeout and empty swarms.
+//!
+//! The small functions on the announce path (hashing, IP conversion, expiry
+//! checks, shard lookups) are `#[inline]`: spread over these files they land
+//! in other codegen units than their callers, and without the hint a BEP 15
+//! announce cost about 10% more than when the registry was one file.
 
 mod bep15;
 mod expiry;

@@ -57,6 +57,7 @@ impl Picks<'_> {
 impl<'a> Picks<'a> {
     /// Up to `max` peers of `swarm`, not the one at `skip`, only of `family`
     /// and none past `timeout_ms` at `now_ms`.
+    #[inline]
     pub(super) fn new(
         swarm: &'a Swarm,
         skip: Option<usize>,
@@ -142,6 +143,7 @@ impl<'a> Iterator for Picks<'a> {
     }
 }
 
+#[inline]
 fn gcd(mut a: usize, mut b: usize) -> usize {
     while b != 0 {
         (a, b) = (b, a % b);

@@ -38,6 +38,7 @@ pub struct Registry {
     pub(super) peer_shards: Box<[Mutex<PeerShard>]>,
 }
 
+#[inline]
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not stop the tracker serving everyone else; the
     // shard's data stays structurally valid between operations.
@@ -45,6 +46,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Shard index from bits the hash tables do not use for bucket positions.
+#[inline]
 fn shard_of(hash: u64, n: usize) -> usize {
     ((hash >> 32) as usize) % n
 }
@@ -136,22 +138,27 @@ impl Registry {
         }
     }
 
+    #[inline]
     pub(super) fn ms(&self, now: Instant) -> u32 {
         now.saturating_duration_since(self.epoch).as_millis() as u32
     }
 
+    #[inline]
     pub(super) fn expired(&self, last_seen: u32, now_ms: u32) -> bool {
         expired(last_seen, now_ms, self.timeout_ms)
     }
 
+    #[inline]
     pub(super) fn swarm_hash(&self, info_hash: &InfoHash) -> u64 {
         self.hasher.swarm(info_hash)
     }
 
+    #[inline]
     pub(super) fn swarm_shard(&self, hash: u64) -> MutexGuard<'_, SwarmShard> {
         lock(&self.swarm_shards[shard_of(hash, self.swarm_shards.len())])
     }
 
+    #[inline]
     pub(super) fn peer_shard(&self, hash: u64) -> MutexGuard<'_, PeerShard> {
         lock(&self.peer_shards[shard_of(hash, self.peer_shards.len())])
     }

@@ -46,6 +46,7 @@ pub(super) struct SwarmPeer {
 }
 
 impl SwarmPeer {
+    #[inline]
     pub(super) fn last_seen(&self) -> u32 {
         match &self.shared {
             Some(live) => live.last_seen.load(Ordering::Relaxed),
@@ -53,6 +54,7 @@ impl SwarmPeer {
         }
     }
 
+    #[inline]
     pub(super) fn port(&self) -> u16 {
         match &self.shared {
             Some(live) => live.port.load(Ordering::Relaxed),
@@ -81,6 +83,7 @@ impl Swarm {
         }
     }
 
+    #[inline]
     pub(super) fn position(&self, phash: u64, ip: &Ip16, id: &PeerId) -> Option<usize> {
         self.peers.position(phash, |p| p.ip == *ip && p.id == *id)
     }
@@ -94,6 +97,7 @@ impl Swarm {
             .push(phash, peer, |p| peer_hash(hasher, &p.ip, &p.id))
     }
 
+    #[inline]
     pub(super) fn set_complete(&mut self, idx: usize, complete: bool) {
         let p = &mut self.peers.items_mut()[idx];
         if p.complete != complete {
@@ -116,16 +120,19 @@ impl Swarm {
         p
     }
 
+    #[inline]
     pub(super) fn leechers(&self) -> u32 {
         self.peers.len() as u32 - self.seeders
     }
 }
 
 impl SwarmShard {
+    #[inline]
     pub(super) fn find_mut(&mut self, hash: u64, info_hash: &InfoHash) -> Option<&mut Swarm> {
         self.swarms.find_mut(hash, |s| s.info_hash == *info_hash)
     }
 
+    #[inline]
     pub(super) fn find(&self, hash: u64, info_hash: &InfoHash) -> Option<&Swarm> {
         self.swarms.find(hash, |s| s.info_hash == *info_hash)
     }
@@ -185,6 +192,7 @@ impl SwarmShard {
 
 /// Whether an entry last heard at `last_seen` has timed out at `now_ms`
 /// (both in milliseconds since the registry's epoch, wrapping).
+#[inline]
 pub(super) fn expired(last_seen: u32, now_ms: u32, timeout_ms: u32) -> bool {
     // Signed: an entry refreshed by another thread with a slightly later `now`
     // must not look 49 days old.
