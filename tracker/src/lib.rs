@@ -1,8 +1,17 @@
-//! The minitorrent tracker as a library: the swarm registry and the UDP server,
-//! so that integration tests and the load generator can use them directly. The
-//! `minitorrent-tracker` binary is a thin command line over [`server`].
+//! The minitorrent tracker as a library: the swarm registry, the request
+//! handler and the UDP server, so that integration tests and the load
+//! generator can use them directly. The `minitorrent-tracker` binary is a thin
+//! command line over [`server`].
+//!
+//! Layers, each importing only those before it: [`registry`] (plain data, time
+//! passed in) → [`config`] (what the command line sets) → [`handler`]
+//! (datagram in, reply out, no socket) → [`server`] (sockets, poll loop,
+//! threads). [`connection_id`], [`peer_id`] and [`io_batch`] import nothing
+//! else from the crate.
 
+pub mod config;
 pub mod connection_id;
+pub mod handler;
 mod indexed;
 pub mod io_batch;
 pub mod peer_id;

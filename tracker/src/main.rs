@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use log::info;
+use minitorrent_tracker::config::Config;
 use minitorrent_tracker::registry::MAX_SWARMS;
-use minitorrent_tracker::server::{Config, Tracker};
+use minitorrent_tracker::server::Tracker;
 
 /// The minitorrent UDP tracker: knows which peer shares which file.
 ///

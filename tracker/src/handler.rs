@@ -1,0 +1,668 @@
+//! The request handler: one datagram in, one reply out, no socket. It tells
+//! JSON from BEP 15, decodes (common/), asks or updates the [`Registry`],
+//! encodes the reply into the caller's buffer, and writes the `--trace` and
+//! log lines. The socket workers ([`crate::server`]) own one [`Handler`] each.
+//!
+//! One port serves both protocols: a datagram starting with `{` is JSON; one of
+//! at least 16 bytes whose action field (bytes 8–11) is 0–3 is BEP 15;
+//! anything else is answered as malformed JSON.
+
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use log::{debug, info};
+use minitorrent_common::tracker_proto::{
+    self as proto, encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply,
+    ErrorCode, FileRef, FileView, Reply, Request, SwarmView, MAX_REPLY_SIZE,
+};
+use minitorrent_common::udp_tracker as udp;
+
+use crate::config::Config;
+use crate::connection_id::ConnectionIds;
+use crate::peer_id::peer_id_from_bytes;
+use crate::registry::{AnnounceEvent, Family, RegisterError, Registry, SearchHit, SweepReport};
+
+/// JSON error code for a `REGISTER` that would create a swarm past
+/// `--max-swarms`: the request is fine, the tracker is full.
+pub const FULL: &str = "full";
+
+/// Answers datagrams from the registry. One per worker thread; owns its
+/// scratch buffers so answering does not allocate for the common requests.
+pub struct Handler {
+    registry: Arc<Registry>,
+    conn_ids: Arc<ConnectionIds>,
+    max_peers: usize,
+    interval: u32,
+    timeout: u32,
+    trace: bool,
+    rng: fastrand::Rng,
+    hits: Vec<SearchHit>,
+}
+
+impl Handler {
+    pub fn new(registry: Arc<Registry>, conn_ids: Arc<ConnectionIds>, config: &Config) -> Handler {
+        Handler {
+            registry,
+            conn_ids,
+            max_peers: config.max_peers,
+            interval: config.interval_secs(),
+            timeout: config.timeout_secs(),
+            trace: config.trace,
+            rng: fastrand::Rng::new(),
+            hits: Vec::new(),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Answers one datagram from `src` into `out` (cleared first). Returns
+    /// false when there is nothing to send.
+    pub fn handle(
+        &mut self,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        out.clear();
+        if looks_like_bep15(data) {
+            return self.handle_bep15(src, data, now, out);
+        }
+        self.handle_json(src, data, now, out);
+        true
+    }
+
+    /// A BEP 15 packet: connect, announce or scrape. Returns false (no reply)
+    /// for a bad connect magic or an invalid or expired connection id, so a
+    /// spoofed source gets nothing.
+    fn handle_bep15(
+        &mut self,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Ok(head) = udp::RequestHeader::decode(data) else {
+            return false;
+        };
+        let tid = head.transaction_id;
+        let ipv6 = src.ip().to_canonical().is_ipv6();
+        if head.action == udp::ACTION_CONNECT {
+            if head.connection_id != udp::PROTOCOL_ID {
+                self.drop_bep15(src, data, "connect with a wrong protocol id");
+                return false;
+            }
+            if self.trace {
+                trace_line(
+                    '←',
+                    src,
+                    &udp::Request::Connect {
+                        transaction_id: tid,
+                    }
+                    .summary(),
+                );
+            }
+            let id = self.conn_ids.issue(src.ip(), now);
+            udp::encode_connect_response(out, tid, id);
+            self.trace_bep15_reply(src, out, ipv6);
+            return true;
+        }
+        if !self.conn_ids.is_valid(head.connection_id, src.ip(), now) {
+            self.drop_bep15(src, data, "invalid or expired connection id");
+            return false;
+        }
+        let req = match udp::Request::decode(data) {
+            Ok(r) => r,
+            Err(e) => {
+                if self.trace {
+                    trace_line(
+                        '←',
+                        src,
+                        &format!("malformed BEP 15 ({} bytes): {e}", data.len()),
+                    );
+                }
+                debug!("{src} sent a malformed BEP 15 packet: {e}");
+                udp::encode_error_response(out, tid, &e.to_string());
+                self.trace_bep15_reply(src, out, ipv6);
+                return true;
+            }
+        };
+        if self.trace {
+            trace_line('←', src, &req.summary());
+        }
+        if log::log_enabled!(log::Level::Debug) {
+            debug!("{src} → {}", req.summary());
+        }
+        match &req {
+            udp::Request::Announce(a) => {
+                if a.port == 0 {
+                    udp::encode_error_response(
+                        out,
+                        tid,
+                        "port 0 is not a port peers can connect to",
+                    );
+                } else {
+                    let want = if a.num_want <= 0 {
+                        self.max_peers
+                    } else {
+                        (a.num_want as usize).min(self.max_peers)
+                    };
+                    let event = if a.event == udp::Event::Stopped {
+                        AnnounceEvent::Stopped
+                    } else {
+                        AnnounceEvent::Update
+                    };
+                    let family = if ipv6 { Family::V6 } else { Family::V4 };
+                    let interval = self.interval;
+                    let announced = self.registry.announce(
+                        SocketAddr::new(src.ip(), a.port),
+                        peer_id_from_bytes(&a.peer_id),
+                        &a.info_hash,
+                        a.left == 0,
+                        event,
+                        want,
+                        family,
+                        &mut self.rng,
+                        now,
+                        |counts, picks| {
+                            udp::encode_announce_response(
+                                out,
+                                tid,
+                                interval,
+                                counts.leechers,
+                                counts.seeders,
+                                picks.addrs(),
+                                ipv6,
+                            )
+                        },
+                    );
+                    if let Err(e) = announced {
+                        debug!("{src}: BEP 15 announce refused: {e}");
+                        out.clear();
+                        udp::encode_error_response(out, tid, &e.to_string());
+                    }
+                }
+            }
+            udp::Request::Scrape { info_hashes, .. } => {
+                let registry = &self.registry;
+                let stats = info_hashes.iter().map(|h| {
+                    let c = registry.counts(h);
+                    // Downloads are not counted: "completed" is always 0.
+                    udp::ScrapeStats {
+                        seeders: c.seeders,
+                        completed: 0,
+                        leechers: c.leechers,
+                    }
+                });
+                udp::encode_scrape_response(out, tid, stats);
+            }
+            // Handled above: a connect never carries a connection id.
+            udp::Request::Connect { .. } => return false,
+        }
+        self.trace_bep15_reply(src, out, ipv6);
+        true
+    }
+
+    fn drop_bep15(&self, src: SocketAddr, data: &[u8], why: &str) {
+        if self.trace {
+            trace_line(
+                '←',
+                src,
+                &format!("BEP 15 packet ({} bytes) dropped: {why}", data.len()),
+            );
+        }
+        debug!("{src}: BEP 15 packet dropped: {why}");
+    }
+
+    fn trace_bep15_reply(&self, dst: SocketAddr, out: &[u8], ipv6: bool) {
+        if self.trace {
+            let line = match udp::Response::decode(out, ipv6) {
+                Ok(r) => r.summary(),
+                Err(e) => format!("(undecodable reply: {e})"),
+            };
+            trace_line('→', dst, &line);
+        }
+    }
+
+    fn handle_json(&mut self, src: SocketAddr, data: &[u8], now: Instant, out: &mut Vec<u8>) {
+        let req = match Request::decode(data) {
+            Ok(r) => r,
+            Err(e) => {
+                if self.trace {
+                    trace_line('←', src, &format!("malformed ({} bytes): {e}", data.len()));
+                }
+                debug!("{src} sent a malformed datagram: {e}");
+                encode_error_reply(out, e.tid, &ErrorCode::BadRequest, &e.to_string());
+                self.trace_reply(src, out);
+                return;
+            }
+        };
+        if self.trace {
+            trace_line('←', src, &req.summary());
+        }
+        if log::log_enabled!(log::Level::Debug) {
+            debug!("{src} → {}", req.summary());
+        }
+        match &req {
+            Request::Register {
+                tid,
+                peer_id,
+                port,
+                files,
+            } => match self.registry.register(src.ip(), peer_id, *port, files, now) {
+                Ok(o) => {
+                    if o.new_peer || o.joined > 0 {
+                        info!(
+                            "peer {peer_id} at {} {} ({} new swarm entr{}): {}",
+                            SocketAddr::new(src.ip(), *port),
+                            if o.new_peer { "registered" } else { "updated" },
+                            o.joined,
+                            if o.joined == 1 { "y" } else { "ies" },
+                            file_names(files)
+                        );
+                    }
+                    encode_ok_reply(out, *tid, self.interval, self.timeout);
+                }
+                Err(e) => {
+                    debug!("{src}: REGISTER of {peer_id} refused: {e}");
+                    let code = match e {
+                        RegisterError::TooManyFiles { .. } => ErrorCode::BadRequest,
+                        RegisterError::Full(_) => ErrorCode::Other(FULL.to_string()),
+                    };
+                    encode_error_reply(out, Some(*tid), &code, &e.to_string());
+                }
+            },
+            Request::Request { tid, file, peer_id } => {
+                let asker = peer_id.as_deref().map(|p| (src.ip(), p));
+                let found = self.registry.visit_peers(
+                    file,
+                    asker,
+                    self.max_peers,
+                    Family::Any,
+                    &mut self.rng,
+                    now,
+                    |h, picks| {
+                        let swarm = SwarmView {
+                            info_hash: h.info_hash,
+                            name: h.name,
+                            size: h.size,
+                            seeders: h.seeders,
+                            leechers: h.leechers,
+                        };
+                        encode_peers_reply(out, *tid, &swarm, picks, MAX_REPLY_SIZE);
+                    },
+                );
+                if found.is_none() {
+                    let message = match file {
+                        FileRef::InfoHash(h) => {
+                            format!("no peer shares info hash {}", h.to_hex())
+                        }
+                        FileRef::Name(n) => format!("no peer shares a file named \"{n}\""),
+                    };
+                    encode_error_reply(out, Some(*tid), &ErrorCode::NotFound, &message);
+                }
+            }
+            Request::Search { tid, query } => {
+                self.registry.search(query, &mut self.hits);
+                let files = self.hits.iter().map(|h| FileView {
+                    info_hash: &h.info_hash,
+                    name: &h.name,
+                    size: h.size,
+                    seeders: h.seeders,
+                    leechers: h.leechers,
+                });
+                encode_files_reply(out, *tid, files, MAX_REPLY_SIZE);
+            }
+            Request::Heartbeat { tid, peer_id } => {
+                match self.registry.heartbeat(src.ip(), peer_id, now) {
+                    Ok(()) => encode_ok_reply(out, *tid, self.interval, self.timeout),
+                    Err(_) => unknown_peer(out, *tid, src, peer_id),
+                }
+            }
+            Request::Exit { tid, peer_id } => match self.registry.exit(src.ip(), peer_id, now) {
+                Ok(port) => {
+                    info!("peer {peer_id} at {} left", SocketAddr::new(src.ip(), port));
+                    encode_ok_reply(out, *tid, self.interval, self.timeout);
+                }
+                Err(_) => unknown_peer(out, *tid, src, peer_id),
+            },
+        }
+        self.trace_reply(src, out);
+    }
+
+    fn trace_reply(&self, dst: SocketAddr, out: &[u8]) {
+        if self.trace {
+            // Decoding our own reply keeps the trace honest about the bytes sent.
+            let line = match Reply::decode(out) {
+                Ok(r) => r.summary(),
+                Err(e) => format!("(undecodable reply: {e})"),
+            };
+            trace_line('→', dst, &line);
+        }
+    }
+
+    /// Sweeps this worker's share of the registry and logs who expired.
+    pub fn sweep(&self, part: usize, parts: usize, now: Instant) -> SweepReport {
+        let mut report = SweepReport::default();
+        self.registry.sweep_part(part, parts, now, &mut report);
+        for (ip, id, port) in &report.expired {
+            info!(
+                "peer {id} at {} expired (silent for {} s)",
+                SocketAddr::new(*ip, *port),
+                self.timeout
+            );
+        }
+        if report.entries_removed > 0 {
+            debug!(
+                "sweep removed {} swarm entries and {} swarms",
+                report.entries_removed, report.swarms_removed
+            );
+        }
+        report
+    }
+}
+
+/// BEP 15 requests are at least 16 bytes with an action (bytes 8–11) of 0–3.
+/// JSON text never has NUL bytes there, and never starts with anything but
+/// `{` or whitespace; our connection ids start with a byte ≥ 0x80.
+fn looks_like_bep15(d: &[u8]) -> bool {
+    d.len() >= 16 && d[0] != b'{' && d[8..11] == [0, 0, 0] && d[11] <= 3
+}
+
+/// The `REGISTER` file names for the log: the first few, then how many more,
+/// so a 600-file datagram does not make a 150 KB log line.
+fn file_names(files: &[proto::FileInfo]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = files
+        .iter()
+        .take(SHOWN)
+        .map(|f| f.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > SHOWN {
+        s.push_str(&format!(" and {} more", files.len() - SHOWN));
+    }
+    s
+}
+
+fn unknown_peer(out: &mut Vec<u8>, tid: u32, src: SocketAddr, peer_id: &str) {
+    let message = format!(
+        "peer {peer_id} is not registered from {} (expired, never registered, or the tracker restarted): send REGISTER",
+        src.ip()
+    );
+    encode_error_reply(out, Some(tid), &ErrorCode::UnknownPeer, &message);
+}
+
+/// `HH:MM:SS.mmm` in UTC.
+pub fn clock() -> String {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        since.subsec_millis()
+    )
+}
+
+/// One `--trace` line on stderr: time, direction, the other side, the message.
+pub fn trace_line(dir: char, peer: SocketAddr, summary: &str) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "{} tracker {dir} {peer:<21} {summary}", clock());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use minitorrent_common::metainfo::InfoHash;
+    use minitorrent_common::tracker_proto::{FileInfo, PeerEntry};
+
+    fn handler(config: &Config) -> Handler {
+        let now = Instant::now();
+        Handler::new(
+            Arc::new(Registry::new(config.peer_timeout, 2, now)),
+            Arc::new(ConnectionIds::new(now)),
+            config,
+        )
+    }
+
+    fn ask(h: &mut Handler, src: &str, req: &Request) -> Reply {
+        let mut out = Vec::new();
+        assert!(h.handle(
+            src.parse().unwrap(),
+            &req.encode(),
+            Instant::now(),
+            &mut out
+        ));
+        Reply::decode(&out).unwrap()
+    }
+
+    fn register(h: &mut Handler, src: &str, id: &str, port: u16, name: &str, byte: u8) -> Reply {
+        ask(
+            h,
+            src,
+            &Request::Register {
+                tid: 1,
+                peer_id: id.into(),
+                port,
+                files: vec![FileInfo {
+                    info_hash: InfoHash([byte; 20]),
+                    name: name.into(),
+                    size: 10,
+                    complete: true,
+                }],
+            },
+        )
+    }
+
+    #[test]
+    fn register_request_uses_the_source_ip_and_given_port() {
+        let mut h = handler(&Config::default());
+        assert_eq!(
+            register(&mut h, "192.0.2.7:40000", "p", 7001, "a.txt", 1),
+            Reply::ok(1)
+        );
+        let r = ask(
+            &mut h,
+            "192.0.2.8:40000",
+            &Request::Request {
+                tid: 2,
+                file: FileRef::Name("a.txt".into()),
+                peer_id: None,
+            },
+        );
+        match r {
+            Reply::Peers {
+                tid,
+                peers,
+                seeders,
+                ..
+            } => {
+                assert_eq!((tid, seeders), (2, 1));
+                assert_eq!(
+                    peers,
+                    vec![PeerEntry {
+                        addr: "192.0.2.7:7001".parse().unwrap(),
+                        peer_id: "p".into(),
+                        complete: true
+                    }]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_timeouts_shorten_the_interval() {
+        let mut c = Config::default();
+        assert_eq!((c.interval_secs(), c.timeout_secs()), (10, 30));
+        c.peer_timeout = Duration::from_secs(1);
+        assert_eq!((c.interval_secs(), c.timeout_secs()), (1, 1));
+        c.peer_timeout = Duration::from_secs(12);
+        assert_eq!(c.interval_secs(), 4);
+        let mut h = handler(&c);
+        assert_eq!(
+            register(&mut h, "127.0.0.1:1", "p", 1, "a", 1),
+            Reply::Ok {
+                tid: 1,
+                interval: 4,
+                timeout: 12
+            }
+        );
+    }
+
+    #[test]
+    fn search_reply_is_capped_to_one_datagram() {
+        let mut h = handler(&Config::default());
+        let long = "n".repeat(200);
+        for i in 0..600u32 {
+            let mut hash = [0u8; 20];
+            hash[..4].copy_from_slice(&i.to_be_bytes());
+            let req = Request::Register {
+                tid: 1,
+                peer_id: "p".into(),
+                port: 1,
+                files: vec![FileInfo {
+                    info_hash: InfoHash(hash),
+                    name: format!("{long}{i:04}"),
+                    size: 1,
+                    complete: true,
+                }],
+            };
+            ask(&mut h, "127.0.0.1:1", &req);
+        }
+        let mut out = Vec::new();
+        let req = Request::Search {
+            tid: 3,
+            query: String::new(),
+        };
+        h.handle(
+            "127.0.0.1:2".parse().unwrap(),
+            &req.encode(),
+            Instant::now(),
+            &mut out,
+        );
+        assert!(out.len() <= MAX_REPLY_SIZE);
+        match Reply::decode(&out).unwrap() {
+            Reply::Files { files, .. } => {
+                assert!(files.len() > 100 && files.len() < 600, "{}", files.len());
+                // Sorted by name, so the first ones are kept.
+                assert!(files[0].name.ends_with("0000"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_file_and_unknown_peer() {
+        let mut h = handler(&Config::default());
+        let r = ask(
+            &mut h,
+            "127.0.0.1:1",
+            &Request::Request {
+                tid: 4,
+                file: FileRef::InfoHash(InfoHash([9; 20])),
+                peer_id: None,
+            },
+        );
+        assert!(
+            matches!(
+                r,
+                Reply::Error {
+                    tid: Some(4),
+                    code: ErrorCode::NotFound,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+        let r = ask(
+            &mut h,
+            "127.0.0.1:1",
+            &Request::Heartbeat {
+                tid: 5,
+                peer_id: "ghost".into(),
+            },
+        );
+        assert!(
+            matches!(
+                r,
+                Reply::Error {
+                    tid: Some(5),
+                    code: ErrorCode::UnknownPeer,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn dispatch_between_json_and_bep15() {
+        assert!(!looks_like_bep15(
+            b"{\"type\":\"SEARCH\",\"tid\":1,\"query\":\"\"}"
+        ));
+        assert!(!looks_like_bep15(b"  {\"type\":\"SEARCH\",\"tid\":1}"));
+        assert!(!looks_like_bep15(b"short"));
+        assert!(!looks_like_bep15(b"this is not json at all"));
+        assert!(looks_like_bep15(
+            &udp::Request::Connect { transaction_id: 1 }.encode()
+        ));
+        let mut scrape = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1];
+        assert!(looks_like_bep15(&scrape));
+        scrape[0] = b'{';
+        assert!(!looks_like_bep15(&scrape));
+        // A BEP-15-shaped packet without a valid connection id gets nothing;
+        // text that is neither gets a JSON error.
+        let mut h = handler(&Config::default());
+        let mut out = Vec::new();
+        scrape[0] = 0x80;
+        assert!(!h.handle(
+            "127.0.0.1:1".parse().unwrap(),
+            &scrape,
+            Instant::now(),
+            &mut out
+        ));
+        assert!(h.handle(
+            "127.0.0.1:1".parse().unwrap(),
+            b"hello",
+            Instant::now(),
+            &mut out
+        ));
+        assert!(matches!(
+            Reply::decode(&out),
+            Ok(Reply::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn malformed_input_gets_bad_request() {
+        let mut h = handler(&Config::default());
+        let mut out = Vec::new();
+        h.handle(
+            "127.0.0.1:1".parse().unwrap(),
+            b"{\"type\":\"NOPE\",\"tid\":6}",
+            Instant::now(),
+            &mut out,
+        );
+        match Reply::decode(&out).unwrap() {
+            Reply::Error { tid, code, message } => {
+                assert_eq!((tid, code), (Some(6), ErrorCode::BadRequest));
+                assert!(message.contains("NOPE"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
