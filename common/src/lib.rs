@@ -11,6 +11,7 @@ pub mod hash;
 pub mod hex;
 pub mod magnet;
 pub mod metainfo;
+pub mod trace;
 pub mod tracker_proto;
 pub mod udp_tracker;
 pub mod wire;

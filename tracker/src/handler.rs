@@ -402,14 +402,7 @@ pub fn clock() -> String {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = since.as_secs() % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        since.subsec_millis()
-    )
+    minitorrent_common::trace::hms_millis(since)
 }
 
 /// One `--trace` line on stderr: time, direction, the other side, the message.

@@ -24,14 +24,7 @@ pub fn clock() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let s = d.as_secs();
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        (s / 3600) % 24,
-        (s / 60) % 60,
-        s % 60,
-        d.subsec_millis()
-    )
+    minitorrent_common::trace::hms_millis(d)
 }
 
 fn emit(line: String) {
