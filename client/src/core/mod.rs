@@ -1,11 +1,13 @@
 //! The peer's decisions, with no sockets, no threads and no clock: the
 //! messages between threads, the state they share, piece geometry, the piece
-//! picker, the metadata fetch, the upload rate limit. Everything here takes
+//! picker, the metadata fetch, the upload rate limit, one connection's
+//! protocol state (choke, interest, requests, timers). Everything here takes
 //! the time as an argument, so every rule is unit-tested with a fake clock.
 
 pub mod geometry;
 pub mod metadata;
 pub mod msg;
+pub mod peer_state;
 pub mod picker;
 pub mod ratelimit;
 pub mod shared;

@@ -1,0 +1,336 @@
+//! The socket side of a connection: the poll loop, the read buffer and the
+//! frames in it, the write buffer and its flush.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use minitorrent_common::wire::{self, ExtHandshake, Message, MetadataMsg, MAX_MESSAGE_LEN};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::Conn;
+use crate::core::msg::ConnError;
+use crate::core::peer_state::violation;
+use crate::net::trace;
+
+const SOCK: Token = Token(0);
+const WAKE: Token = Token(1);
+
+/// Size of the read buffer (plus the largest frame) and the point past which
+/// the write buffer is not refilled: large enough that a loopback transfer
+/// makes few syscalls, small enough to bound memory per connection.
+const RBUF_LEN: usize = 256 * 1024;
+pub(super) const WBUF_TARGET: usize = 256 * 1024;
+/// Bytes waiting to be sent past which the peer is taken to flood us without
+/// reading: blocks only refill the buffer up to `WBUF_TARGET`, so only
+/// answers to a flood of small requests (`ut_metadata`) can get here.
+const MAX_BACKLOG: usize = 4 << 20;
+/// While more than this waits to be sent, the peer's messages are left
+/// unread (in the kernel's buffers, then in its own): nothing it sends can
+/// make us queue more. Above `serve::METADATA_BACKLOG`, so that a metadata
+/// flood is closed by name rather than merely paused; an honest peer never
+/// gets here.
+const READ_PAUSE: usize = 2 << 20;
+
+/// The trace line of a message; extension messages are decoded one level
+/// further. `ut_metadata` is the id the receiver gave that extension.
+pub(super) fn describe(m: &Message, ut_metadata: Option<u8>) -> String {
+    match m {
+        Message::Extended { id: 0, payload } => ExtHandshake::decode(payload)
+            .map(|h| h.summary())
+            .unwrap_or_else(|_| m.summary()),
+        Message::Extended { id, payload } if Some(*id) == ut_metadata => {
+            MetadataMsg::decode(payload)
+                .map(|x| x.summary())
+                .unwrap_or_else(|_| m.summary())
+        }
+        _ => m.summary(),
+    }
+}
+
+/// The socket, its poll and its buffers.
+pub(super) struct Wire {
+    stream: mio::net::TcpStream,
+    poll: Poll,
+    events: Events,
+    pub(super) local: SocketAddr,
+    pub(super) remote: SocketAddr,
+    /// Incoming bytes are `rbuf[rstart..rend]`: whole frames and the start
+    /// of the next one.
+    rbuf: Vec<u8>,
+    rstart: usize,
+    rend: usize,
+    max_frame: usize,
+    /// Outgoing bytes are `wbuf[wpos..wend]`; `wbuf` keeps its length so
+    /// that blocks are read from disk straight into it without zero-filling.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    wend: usize,
+    scratch: Vec<u8>,
+    readable: bool,
+    writable: bool,
+    /// The id the peer gave `ut_metadata` in its extension handshake.
+    pub(super) peer_ut_metadata: Option<u8>,
+}
+
+impl Wire {
+    /// Makes the socket non-blocking and registers it; the waker wakes the
+    /// poll from another thread.
+    pub(super) fn new(s: TcpStream, max_frame: usize) -> Result<(Wire, Waker), ConnError> {
+        let local = s.local_addr()?;
+        let remote = s.peer_addr()?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(true)?;
+        let mut stream = mio::net::TcpStream::from_std(s);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut stream, SOCK, Interest::READABLE | Interest::WRITABLE)?;
+        let waker = Waker::new(poll.registry(), WAKE)?;
+        let wire = Wire {
+            stream,
+            poll,
+            events: Events::with_capacity(16),
+            local,
+            remote,
+            rbuf: vec![0; RBUF_LEN + MAX_MESSAGE_LEN.max(max_frame) + 4],
+            rstart: 0,
+            rend: 0,
+            max_frame,
+            wbuf: vec![0; WBUF_TARGET + 64 * 1024],
+            wpos: 0,
+            wend: 0,
+            scratch: Vec::with_capacity(1024),
+            readable: true,
+            writable: true,
+            peer_ut_metadata: None,
+        };
+        Ok((wire, waker))
+    }
+
+    /// The largest frame allowed now that the piece count is known.
+    pub(super) fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+        // A frame must fit the read buffer whole (a huge bitfield could
+        // exceed the size chosen before the piece count was known).
+        let need = RBUF_LEN + max_frame + 4;
+        if self.rbuf.len() < need {
+            self.rbuf.resize(need, 0);
+        }
+    }
+
+    /// Appends the message to the bytes to send.
+    pub(super) fn send(&mut self, m: &Message) {
+        trace::peer(self.local, self.remote, || {
+            describe(m, self.peer_ut_metadata)
+        });
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        m.encode(&mut scratch);
+        self.reserve(scratch.len()).copy_from_slice(&scratch);
+        self.scratch = scratch;
+    }
+
+    /// Room for `n` more bytes to send, to be filled by the caller.
+    pub(super) fn reserve(&mut self, n: usize) -> &mut [u8] {
+        let at = self.wend;
+        if at + n > self.wbuf.len() {
+            self.wbuf.resize(at + n, 0);
+        }
+        self.wend += n;
+        &mut self.wbuf[at..at + n]
+    }
+
+    /// Bytes waiting to be sent.
+    pub(super) fn backlog(&self) -> usize {
+        self.wend - self.wpos
+    }
+
+    fn may_read(&self) -> bool {
+        self.readable && self.backlog() <= READ_PAUSE
+    }
+
+    /// Reads what the socket has, up to the end of the buffer; 0 when it
+    /// has nothing more for now.
+    fn read(&mut self) -> Result<usize, ConnError> {
+        if self.rend == self.rbuf.len() {
+            // Only reachable when a partial frame sits at the end.
+            self.compact();
+        }
+        loop {
+            return match self.stream.read(&mut self.rbuf[self.rend..]) {
+                Ok(0) => Err(ConnError::Closed),
+                Ok(n) => {
+                    self.rend += n;
+                    Ok(n)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    Ok(0)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.rstart > 0 {
+            self.rbuf.copy_within(self.rstart..self.rend, 0);
+            self.rend -= self.rstart;
+            self.rstart = 0;
+        }
+    }
+
+    /// Where the next whole frame (after its length prefix) sits in `rbuf`.
+    fn next_frame(&mut self) -> Result<Option<(usize, usize)>, ConnError> {
+        let avail = self.rend - self.rstart;
+        if avail >= 4 {
+            let mut prefix = [0u8; 4];
+            prefix.copy_from_slice(&self.rbuf[self.rstart..self.rstart + 4]);
+            let len = wire::frame_len(prefix, self.max_frame)
+                .map_err(|e| violation(format!("length prefix: {e}")))?;
+            if avail >= 4 + len {
+                let start = self.rstart + 4;
+                self.rstart += 4 + len;
+                return Ok(Some((start, len)));
+            }
+            if self.rstart + 4 + len > self.rbuf.len() {
+                self.compact();
+            }
+        }
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        }
+        Ok(None)
+    }
+
+    /// Writes what the socket takes; true if anything went out.
+    fn flush(&mut self) -> Result<bool, ConnError> {
+        let mut sent = false;
+        while self.wpos < self.wend {
+            match self.stream.write(&self.wbuf[self.wpos..self.wend]) {
+                Ok(0) => return Err(ConnError::Closed),
+                Ok(n) => {
+                    self.wpos += n;
+                    sent = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if self.wpos == self.wend {
+            self.wpos = 0;
+            self.wend = 0;
+        } else if self.wpos >= WBUF_TARGET {
+            self.wbuf.copy_within(self.wpos..self.wend, 0);
+            self.wend -= self.wpos;
+            self.wpos = 0;
+        }
+        Ok(sent)
+    }
+
+    /// Sleeps until the socket or the waker has news, or `timeout`.
+    fn wait(&mut self, timeout: Duration) -> Result<(), ConnError> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        for ev in self.events.iter() {
+            if ev.token() == SOCK {
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.readable = true;
+                }
+                if ev.is_writable() || ev.is_write_closed() {
+                    self.writable = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Conn {
+    pub(super) fn run(mut self) -> Result<(), ConnError> {
+        loop {
+            self.drain_commands()?;
+            if self.wire.may_read() {
+                self.read_some()?;
+            }
+            let backlog = self.wire.backlog();
+            if backlog > MAX_BACKLOG {
+                return Err(violation(format!(
+                    "{backlog} bytes of answers waiting: the peer sends requests but does not read"
+                )));
+            }
+            self.fill_requests();
+            self.fill_serve()?;
+            if self.wire.writable && self.wire.backlog() > 0 {
+                self.flush()?;
+                if self.wire.backlog() == 0 {
+                    self.fill_serve()?;
+                    self.flush()?;
+                }
+            }
+            let now = Instant::now();
+            self.state.tick(now, &*self.t)?;
+            self.apply_actions()?;
+            let serve_ready = self.state.serve_ready(now);
+            let w = &self.wire;
+            let busy = w.may_read() || (w.writable && (w.backlog() > 0 || serve_ready));
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                self.state.timeout(now)
+            };
+            self.wire.wait(timeout)?;
+        }
+    }
+
+    fn fill_serve(&mut self) -> Result<(), ConnError> {
+        match &self.meta {
+            Some(m) if self.state.serving() => self.wire.serve(&mut self.state, m, &self.t),
+            _ => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), ConnError> {
+        if self.wire.flush()? {
+            self.state.sent(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn read_some(&mut self) -> Result<(), ConnError> {
+        let mut budget = 4 * RBUF_LEN;
+        loop {
+            let n = self.wire.read()?;
+            if n == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            self.state.received(now);
+            self.process_frames(now)?;
+            budget = budget.saturating_sub(n);
+            if budget == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn process_frames(&mut self, now: Instant) -> Result<(), ConnError> {
+        while let Some((start, len)) = self.wire.next_frame()? {
+            // The frame is lent out of the buffer while it is handled.
+            let rbuf = std::mem::take(&mut self.wire.rbuf);
+            let r = self.on_frame(&rbuf[start..start + len], now);
+            self.wire.rbuf = rbuf;
+            r?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! What reaches a connection — the peer's messages, the coordinator's
+//! commands — handed to the protocol state or reported to the coordinator,
+//! and what the state decides carried out.
+
+use std::time::Instant;
+
+use crossbeam_channel::TryRecvError;
+use log::debug;
+use minitorrent_common::wire::{
+    self, Bitfield, ExtHandshake, Message, MetadataMsg, UT_METADATA_ID,
+};
+
+use super::io::describe;
+use super::Conn;
+use crate::core::msg::{Command, ConnError, Event};
+use crate::core::peer_state::{violation, Action, RequestFate};
+use crate::net::trace;
+
+/// HAVEs kept before the metadata is known, at most (a peer has no reason to
+/// send more HAVEs than there are pieces; the count is not known yet).
+const MAX_EARLY_HAVES: usize = 1 << 20;
+
+/// What the peer said it has before we knew how many pieces there are: kept,
+/// then checked and reported once we know.
+#[derive(Default)]
+pub(super) struct EarlyNews {
+    bitfield: Option<Vec<u8>>,
+    haves: Vec<u32>,
+    bitfield_seen: bool,
+}
+
+impl Conn {
+    pub(super) fn report(&self, ev: Event) -> Result<(), ConnError> {
+        self.t
+            .events
+            .send(ev.into())
+            .map_err(|_| ConnError::Stopped)
+    }
+
+    /// Carries out what the protocol state decided.
+    pub(super) fn apply_actions(&mut self) -> Result<(), ConnError> {
+        let conn = self.id;
+        while let Some(a) = self.state.poll_action() {
+            match a {
+                Action::Send(m) => self.wire.send(&m),
+                Action::Choked => self.report(Event::Choked { conn })?,
+                Action::Unchoked => self.report(Event::Unchoked { conn })?,
+                Action::Release(index) => self.report(Event::Released { conn, index })?,
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_frame(&mut self, frame: &[u8], now: Instant) -> Result<(), ConnError> {
+        // Blocks are most of the traffic: copy them straight from the read
+        // buffer into the piece being assembled instead of through the
+        // decoded message's own Vec. The layout (id, index, begin, data) is
+        // BEP 3's; anything short goes through the codec to get its error.
+        if frame.len() > 9 && frame[0] == wire::id::PIECE {
+            let index = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]);
+            let begin = u32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
+            let data = &frame[9..];
+            if trace::enabled() {
+                trace::peer(self.wire.remote, self.wire.local, || {
+                    Message::Piece {
+                        index,
+                        begin,
+                        data: data.to_vec(),
+                    }
+                    .summary()
+                });
+            }
+            return self.on_block(index, begin, data, now);
+        }
+        let msg = Message::decode(frame).map_err(|e| violation(e.to_string()))?;
+        trace::peer(self.wire.remote, self.wire.local, || {
+            describe(&msg, Some(UT_METADATA_ID))
+        });
+        match msg {
+            Message::KeepAlive | Message::Port(_) => {}
+            Message::Choke => self.state.peer_choked(now),
+            Message::Unchoke => self.state.peer_unchoked(now),
+            Message::Interested => self.state.peer_interested(&*self.t),
+            Message::NotInterested => self.state.peer_not_interested(now),
+            Message::Have(index) => self.on_have(index)?,
+            Message::Bitfield(bytes) => self.on_bitfield(bytes)?,
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => {
+                if self.state.on_request(index, begin, length)? == RequestFate::NotHad {
+                    debug!(
+                        "peer {}: REQUEST for piece {index} we do not have",
+                        self.wire.remote
+                    );
+                }
+            }
+            Message::Piece { index, begin, data } => self.on_block(index, begin, &data, now)?,
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => self.state.on_cancel(index, begin, length),
+            Message::Extended { id, payload } => self.on_extended(id, &payload)?,
+        }
+        self.apply_actions()
+    }
+
+    fn on_have(&mut self, index: u32) -> Result<(), ConnError> {
+        let Some(m) = &self.meta else {
+            if self.early.haves.len() > MAX_EARLY_HAVES {
+                return Err(violation("too many HAVEs"));
+            }
+            self.early.haves.push(index);
+            return Ok(());
+        };
+        let n = m.geometry.num_pieces();
+        if index >= n {
+            return Err(violation(format!("HAVE {index} beyond {n} pieces")));
+        }
+        self.report(Event::Have {
+            conn: self.id,
+            index,
+        })
+    }
+
+    fn on_bitfield(&mut self, bytes: Vec<u8>) -> Result<(), ConnError> {
+        // BEP 3 sends it once, right after the handshake; some clients send
+        // it again later, which simply replaces the first.
+        if self.early.bitfield_seen {
+            debug!(
+                "peer {}: another BITFIELD replaces the first",
+                self.wire.remote
+            );
+        }
+        self.early.bitfield_seen = true;
+        let Some(m) = &self.meta else {
+            self.early.bitfield = Some(bytes);
+            return Ok(());
+        };
+        self.report_bitfield(&bytes, m.geometry.num_pieces() as usize)
+    }
+
+    fn report_bitfield(&self, bytes: &[u8], num_pieces: usize) -> Result<(), ConnError> {
+        let bits = Bitfield::from_bytes(bytes, num_pieces)
+            .map_err(|e| violation(format!("bitfield: {e}")))?;
+        self.report(Event::Bitfield {
+            conn: self.id,
+            bits,
+        })
+    }
+
+    fn on_extended(&mut self, id: u8, payload: &[u8]) -> Result<(), ConnError> {
+        if id == 0 {
+            let ext = ExtHandshake::decode(payload)
+                .map_err(|e| violation(format!("extension handshake: {e}")))?;
+            self.wire.peer_ut_metadata = ext.m.get("ut_metadata").copied().filter(|id| *id != 0);
+            if let Some(q) = ext.reqq {
+                self.state.set_peer_reqq(q);
+            }
+            return self.report(Event::Ext {
+                conn: self.id,
+                metadata_size: ext.metadata_size,
+                ut_metadata: self.wire.peer_ut_metadata.is_some(),
+                listen_port: ext.p,
+            });
+        }
+        if id != UT_METADATA_ID {
+            return Ok(());
+        }
+        let msg =
+            MetadataMsg::decode(payload).map_err(|e| violation(format!("ut_metadata: {e}")))?;
+        match msg {
+            MetadataMsg::Request { piece } => {
+                self.wire.answer_metadata(piece, self.meta.as_deref())
+            }
+            MetadataMsg::Data {
+                piece,
+                total_size,
+                data,
+            } => self.report(Event::MetadataData {
+                conn: self.id,
+                piece,
+                total_size,
+                data,
+            }),
+            MetadataMsg::Reject { piece } => self.report(Event::MetadataReject {
+                conn: self.id,
+                piece,
+            }),
+        }
+    }
+
+    pub(super) fn drain_commands(&mut self) -> Result<(), ConnError> {
+        loop {
+            match self.cmds.try_recv() {
+                Ok(c) => self.on_command(c)?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return Err(ConnError::Stopped),
+            }
+        }
+    }
+
+    fn on_command(&mut self, c: Command) -> Result<(), ConnError> {
+        match c {
+            Command::Fetch(index) => {
+                if let Some(job) = self.state.fetch(index) {
+                    self.bufs.prepare(job);
+                }
+            }
+            Command::Cancel(index) => self.state.cancel(index),
+            Command::Have(index) => self.wire.send(&Message::Have(index)),
+            Command::Interested(yes) => self.state.set_interested(yes),
+            Command::MetadataRequest(piece) => {
+                if let Some(id) = self.wire.peer_ut_metadata {
+                    self.wire.send(&Message::Extended {
+                        id,
+                        payload: MetadataMsg::Request { piece }.encode(),
+                    });
+                }
+            }
+            Command::MetadataReady => self.on_metadata_ready()?,
+            Command::Close(why) => return Err(ConnError::Closing(why)),
+        }
+        self.apply_actions()
+    }
+
+    fn on_metadata_ready(&mut self) -> Result<(), ConnError> {
+        if self.meta.is_some() {
+            return Ok(());
+        }
+        let Some(m) = self.t.meta.get().cloned() else {
+            return Ok(());
+        };
+        let n = m.geometry.num_pieces() as usize;
+        self.wire.set_max_frame(wire::max_message_len(n));
+        // We could not send a bitfield after the handshake; HAVE does the job.
+        for i in 0..n {
+            if m.have.get(i) {
+                self.wire.send(&Message::Have(i as u32));
+            }
+        }
+        self.state.metadata_ready(m.meta.clone(), &*self.t);
+        self.meta = Some(m);
+        self.apply_actions()?;
+        if let Some(bytes) = self.early.bitfield.take() {
+            self.report_bitfield(&bytes, n)?;
+        }
+        for index in std::mem::take(&mut self.early.haves) {
+            self.on_have(index)?;
+        }
+        Ok(())
+    }
+}

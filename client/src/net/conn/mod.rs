@@ -1,0 +1,301 @@
+//! One connection thread per peer: the handshake, then a small poll loop over
+//! a non-blocking socket and the coordinator's command channel. It keeps the
+//! request pipeline full for the pieces the coordinator assigned, assembles
+//! each piece in a reusable buffer, checks its SHA-1 and writes it to disk,
+//! serves the peer's requests straight from disk, and answers `ut_metadata`.
+//!
+//! It never chooses a piece: it reports what it sees (bitfield, have, choke,
+//! piece done/bad) and the coordinator answers with [`Command`]s. Nor does it
+//! decide when to choke, request, give pieces back or give up on the peer:
+//! that is the connection's protocol state ([`PeerState`]), which this thread
+//! feeds with what arrives and the time, and obeys.
+//!
+//! Why a poll loop and not blocking reads: two peers that upload to each other
+//! with blocking writes can both block in `write` while neither reads, a
+//! deadlock. Reading whenever bytes arrive, whatever the write side is doing,
+//! rules that out with one thread per connection.
+//!
+//! - `mod.rs`: the handshake, the thread's entry points, the start.
+//! - `io.rs`: the poll loop, the read and write buffers, frames, flush.
+//! - `messages.rs`: what arrives (messages, commands) and what the state decides.
+//! - `pieces.rs`: the piece buffers, the PIECE fast path, SHA-1 and write.
+//! - `serve.rs`: answering requests from disk, and `ut_metadata` requests.
+
+mod io;
+mod messages;
+mod pieces;
+mod serve;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use log::{debug, info, warn};
+use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::wire::{
+    self, ExtHandshake, Handshake, Message, HANDSHAKE_LEN, UT_METADATA_ID,
+};
+
+use crate::core::msg::{CloseReason, Command, ConnError, ConnLink, Event, Input};
+use crate::core::peer_state::{PeerState, UploadSlots, OUR_REQQ};
+use crate::core::picker::ConnId;
+use crate::net::shared::{MetaCtx, TorrentShared};
+use crate::net::trace;
+use io::Wire;
+use messages::EarlyNews;
+use pieces::PieceBufs;
+
+/// The whole handshake, however slowly its bytes trickle in.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+pub fn next_conn_id() -> ConnId {
+    NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+}
+
+impl UploadSlots for TorrentShared {
+    fn take(&self) -> bool {
+        self.take_upload_slot()
+    }
+    fn give(&self) {
+        self.give_upload_slot()
+    }
+}
+
+/// Reads the 68-byte handshake within [`HANDSHAKE_TIMEOUT`] in all: the
+/// socket's read timeout alone restarts with every byte, so a peer sending
+/// one byte every few seconds could hold the thread for minutes.
+fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, ConnError> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    let mut got = 0;
+    while got < HANDSHAKE_LEN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ConnError::Handshake(format!(
+                "no complete handshake within {HANDSHAKE_TIMEOUT:?} ({got} of {HANDSHAKE_LEN} bytes)"
+            )));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(ConnError::Handshake(
+                    "connection closed during the handshake".into(),
+                ))
+            }
+            Ok(n) => got += n,
+            // A timeout goes round the loop, which reports the deadline.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(ConnError::Handshake(e.to_string())),
+        }
+        // aria2, qBittorrent and Transmission open with an encrypted (MSE/PE)
+        // handshake when they may, then retry in plain: not worth a warning.
+        if got > 0 && buf[0] != 19 {
+            return Err(ConnError::Closing(CloseReason::NotPlain));
+        }
+    }
+    Handshake::decode(&buf).map_err(|e| ConnError::Handshake(e.to_string()))
+}
+
+/// Connects to `addr` for `torrent`, shakes hands and runs the connection
+/// until it ends. Reports `Event::ConnectFailed` or `Event::Gone`.
+pub fn run_outbound(t: Arc<TorrentShared>, conn: ConnId, addr: SocketAddr) {
+    let setup = || -> Result<(TcpStream, Handshake), ConnError> {
+        let mut s =
+            TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(ConnError::Connect)?;
+        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        s.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        let ours = Handshake::new(t.info_hash, t.peer_id);
+        let local = s.local_addr()?;
+        trace::peer(local, addr, || ours.summary());
+        s.write_all(&ours.encode())?;
+        let theirs = read_handshake(&mut s)?;
+        trace::peer(addr, local, || theirs.summary());
+        if theirs.info_hash != t.info_hash {
+            return Err(ConnError::Handshake(format!(
+                "wrong info hash {} (wanted {})",
+                theirs.info_hash, t.info_hash
+            )));
+        }
+        if theirs.peer_id == t.peer_id {
+            return Err(ConnError::Handshake("connected to ourselves".into()));
+        }
+        Ok((s, theirs))
+    };
+    match setup() {
+        Ok((s, hs)) => run(t, conn, s, hs, true),
+        Err(e) => {
+            debug!("peer {addr}: {e}");
+            let _ = t.events.send(
+                Event::ConnectFailed {
+                    conn,
+                    addr,
+                    error: e,
+                }
+                .into(),
+            );
+        }
+    }
+}
+
+/// Handles an accepted connection: reads the handshake, finds the torrent by
+/// info hash with `lookup`, answers and runs the connection.
+pub fn run_inbound(
+    mut s: TcpStream,
+    conn: ConnId,
+    lookup: impl FnOnce(&InfoHash) -> Option<Arc<TorrentShared>>,
+) {
+    let addr = match s.peer_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let setup = |s: &mut TcpStream| -> Result<(Arc<TorrentShared>, Handshake), ConnError> {
+        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        s.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        let local = s.local_addr()?;
+        let theirs = read_handshake(s)?;
+        trace::peer(addr, local, || theirs.summary());
+        let t = lookup(&theirs.info_hash).ok_or_else(|| {
+            ConnError::Handshake(format!("unknown info hash {}", theirs.info_hash))
+        })?;
+        if theirs.peer_id == t.peer_id {
+            return Err(ConnError::Handshake("connected to ourselves".into()));
+        }
+        let ours = Handshake::new(t.info_hash, t.peer_id);
+        trace::peer(local, addr, || ours.summary());
+        s.write_all(&ours.encode())?;
+        Ok((t, theirs))
+    };
+    match setup(&mut s) {
+        Ok((t, hs)) => run(t, conn, s, hs, false),
+        Err(e) => {
+            if e.is_violation() {
+                warn!("peer {addr}: closing: {e}");
+            } else {
+                debug!("peer {addr}: {e}");
+            }
+        }
+    }
+}
+
+fn run(t: Arc<TorrentShared>, conn: ConnId, s: TcpStream, hs: Handshake, outbound: bool) {
+    let remote = match s.peer_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let result = Conn::start(t.clone(), conn, s, hs, outbound).and_then(|c| c.run());
+    let error = result.err().unwrap_or(ConnError::Closed);
+    match &error {
+        e if e.is_violation() => warn!("peer {remote}: closing: {e}"),
+        ConnError::Stalled(_) | ConnError::Storage(_) => info!("peer {remote}: closing: {error}"),
+        _ => debug!("peer {remote}: {error}"),
+    }
+    let _ = t.events.send(Event::Gone { conn, error }.into());
+}
+
+/// Our first messages after the handshake: the bitfield (it must come
+/// first, and only when we have something), then the extension handshake if
+/// the peer speaks BEP 10.
+fn greeting(meta: Option<&MetaCtx>, hs: &Handshake, listen_port: u16) -> Vec<Message> {
+    let mut out = Vec::new();
+    if let Some(m) = meta.filter(|m| m.have.count() > 0) {
+        out.push(Message::Bitfield(m.have.to_bytes()));
+    }
+    if hs.supports_extensions() {
+        let mut ext = ExtHandshake::default();
+        ext.m.insert("ut_metadata".into(), UT_METADATA_ID);
+        ext.metadata_size = meta.map(|m| m.info_bytes.len() as u64);
+        ext.v = Some(crate::CLIENT_NAME.into());
+        ext.p = Some(listen_port);
+        ext.reqq = Some(OUR_REQQ as u32);
+        out.push(Message::Extended {
+            id: 0,
+            payload: ext.encode(),
+        });
+    }
+    out
+}
+
+/// One connection after the handshake: the socket side ([`Wire`]), the
+/// protocol state ([`PeerState`]) and the pieces being assembled.
+struct Conn {
+    id: ConnId,
+    t: Arc<TorrentShared>,
+    meta: Option<Arc<MetaCtx>>,
+    cmds: Receiver<Command>,
+    wire: Wire,
+    state: PeerState,
+    bufs: PieceBufs,
+    early: EarlyNews,
+}
+
+impl Conn {
+    fn start(
+        t: Arc<TorrentShared>,
+        id: ConnId,
+        s: TcpStream,
+        hs: Handshake,
+        outbound: bool,
+    ) -> Result<Conn, ConnError> {
+        let meta = t.meta.get().cloned();
+        let max_frame = meta
+            .as_ref()
+            .map(|m| wire::max_message_len(m.geometry.num_pieces() as usize))
+            .unwrap_or(wire::MAX_MESSAGE_LEN);
+        let (wire, waker) = Wire::new(s, max_frame)?;
+        let (local, remote) = (wire.local, wire.remote);
+        let (cmd_tx, cmds) = crossbeam_channel::unbounded();
+        let mut c = Conn {
+            id,
+            t: t.clone(),
+            state: PeerState::new(meta.as_ref().map(|m| m.meta.clone()), Instant::now()),
+            meta,
+            cmds,
+            wire,
+            bufs: PieceBufs::default(),
+            early: EarlyNews::default(),
+        };
+        for m in greeting(c.meta.as_deref(), &hs, t.listen_port) {
+            c.wire.send(&m);
+        }
+        let link = ConnLink {
+            cmd: cmd_tx,
+            wake: Arc::new(move || {
+                let _ = waker.wake();
+            }),
+        };
+        t.events
+            .send(Input::Link { conn: id, link })
+            .map_err(|_| ConnError::Stopped)?;
+        t.events
+            .send(
+                Event::Connected {
+                    conn: id,
+                    addr: remote,
+                    local,
+                    peer_id: hs.peer_id,
+                    outbound,
+                }
+                .into(),
+            )
+            .map_err(|_| ConnError::Stopped)?;
+        Ok(c)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.state.close(&*self.t);
+    }
+}
