@@ -56,7 +56,7 @@ pub fn violation(msg: impl Into<String>) -> ConnError {
 
 /// The torrent's upload slots, shared by all its connections (an atomic
 /// counter in the I/O layer).
-pub trait UploadSlots {
+pub trait SlotPool {
     /// Takes a slot if one is free.
     fn take(&self) -> bool;
     fn give(&self);
@@ -386,7 +386,7 @@ impl PeerState {
     }
 
     /// The info dictionary is now known (it was not at the handshake).
-    pub fn metadata_ready(&mut self, meta: Arc<Meta>, slots: &impl UploadSlots) {
+    pub fn metadata_ready(&mut self, meta: Arc<Meta>, slots: &impl SlotPool) {
         self.meta = Some(meta);
         self.maybe_unchoke(slots);
     }
@@ -431,7 +431,12 @@ impl PeerState {
         }
     }
 
-    pub fn peer_interested(&mut self, slots: &impl UploadSlots) {
+    /// Whether the peer last said INTERESTED.
+    pub fn is_peer_interested(&self) -> bool {
+        self.peer_interested
+    }
+
+    pub fn peer_interested(&mut self, slots: &impl SlotPool) {
         self.peer_interested = true;
         self.uninterested_since = None;
         self.maybe_unchoke(slots);
@@ -455,7 +460,7 @@ impl PeerState {
     }
 
     /// Unchokes an interested peer when an upload slot is free.
-    fn maybe_unchoke(&mut self, slots: &impl UploadSlots) {
+    fn maybe_unchoke(&mut self, slots: &impl SlotPool) {
         if self.peer_interested && self.am_choking && self.meta.is_some() && slots.take() {
             self.holding_slot = true;
             self.am_choking = false;
@@ -464,11 +469,11 @@ impl PeerState {
     }
 
     /// The connection ends: gives the upload slot back if it holds one.
-    pub fn close(&mut self, slots: &impl UploadSlots) {
+    pub fn close(&mut self, slots: &impl SlotPool) {
         self.give_back_slot(slots);
     }
 
-    fn give_back_slot(&mut self, slots: &impl UploadSlots) {
+    fn give_back_slot(&mut self, slots: &impl SlotPool) {
         if self.holding_slot {
             self.holding_slot = false;
             slots.give();
@@ -478,7 +483,7 @@ impl PeerState {
     // ---- timers --------------------------------------------------------
 
     /// Runs the timers; an `Err` closes the connection.
-    pub fn tick(&mut self, now: Instant, slots: &impl UploadSlots) -> Result<(), ConnError> {
+    pub fn tick(&mut self, now: Instant, slots: &impl SlotPool) -> Result<(), ConnError> {
         if now.duration_since(self.last_recv) > IDLE_TIMEOUT {
             return Err(ConnError::Idle(IDLE_TIMEOUT));
         }
@@ -709,7 +714,7 @@ mod tests {
         }
     }
 
-    impl UploadSlots for Slots {
+    impl SlotPool for Slots {
         fn take(&self) -> bool {
             let ok = self.taken.get() < self.max;
             if ok {

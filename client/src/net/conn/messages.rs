@@ -80,8 +80,23 @@ impl Conn {
             Message::KeepAlive | Message::Port(_) => {}
             Message::Choke => self.state.peer_choked(now),
             Message::Unchoke => self.state.peer_unchoked(now),
-            Message::Interested => self.state.peer_interested(&*self.t),
-            Message::NotInterested => self.state.peer_not_interested(now),
+            Message::Interested | Message::NotInterested => {
+                let was = self.state.is_peer_interested();
+                let interested = matches!(msg, Message::Interested);
+                if interested {
+                    self.state.peer_interested(&*self.t);
+                } else {
+                    self.state.peer_not_interested(now);
+                }
+                // The swarm keeps a peer that wants something when it must
+                // make room; it hears of changes only.
+                if interested != was {
+                    self.report(Event::PeerInterest {
+                        conn: self.id,
+                        interested,
+                    })?;
+                }
+            }
             Message::Have(index) => self.on_have(index)?,
             Message::Bitfield(bytes) => self.on_bitfield(bytes)?,
             Message::Request {

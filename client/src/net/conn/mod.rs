@@ -40,7 +40,7 @@ use minitorrent_common::wire::{
 };
 
 use crate::core::msg::{CloseReason, Command, ConnError, ConnLink, Event, Input};
-use crate::core::peer_state::{PeerState, UploadSlots, OUR_REQQ};
+use crate::core::peer_state::{PeerState, SlotPool, OUR_REQQ};
 use crate::core::picker::ConnId;
 use crate::net::shared::{MetaCtx, TorrentShared};
 use crate::net::trace;
@@ -58,7 +58,7 @@ pub fn next_conn_id() -> ConnId {
     NEXT_CONN.fetch_add(1, Ordering::Relaxed)
 }
 
-impl UploadSlots for TorrentShared {
+impl SlotPool for TorrentShared {
     fn take(&self) -> bool {
         self.take_upload_slot()
     }
