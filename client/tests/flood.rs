@@ -14,17 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::wire::{self, Handshake, Message};
+use minitorrent_common::wire::{self, ExtHandshake, Handshake, Message};
 use socket2::{Domain, Socket, Type};
-
-/// A field of /proc/PID/status in kB (e.g. `VmRSS`).
-fn proc_kb(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
 
 fn peer_id(n: u32) -> [u8; 20] {
     let mut id = *b"-XX0000-000000000000";
@@ -124,8 +115,10 @@ fn fifty_thousand_short_connections_leave_the_seeders_memory_flat() {
     let port = sw.seeder.port();
     let pid = sw.seeder.child.id();
     let ih = sw.ih;
-    // Each connection: handshake, then close; one in three first breaks
-    // the protocol (a bitfield of the wrong size), which gets it banned.
+    // Each connection: handshake, extension handshake (with a listen port),
+    // INTERESTED, and once unchoked (so the seeder's torrent has taken it
+    // in) close; one in three first breaks the protocol (a bitfield of the
+    // wrong size), which gets it banned.
     let run = |from: u32, count: u32| {
         let workers: Vec<_> = (0..4u32)
             .map(|w| {
@@ -135,11 +128,38 @@ fn fifty_thousand_short_connections_leave_the_seeders_memory_flat() {
                         let Ok(mut c) = connect_from("127.0.0.1", port, true) else {
                             continue;
                         };
-                        if shake(&mut c, ih, peer_id(n)).is_some() {
-                            served += 1;
-                            if n % 3 == 0 {
-                                let _ = c.write_all(&frame(&Message::Bitfield(vec![0xff; 40])));
+                        if shake(&mut c, ih, peer_id(n)).is_none() {
+                            continue;
+                        }
+                        let ext = ExtHandshake {
+                            p: Some(10_000 + (n % 50_000) as u16),
+                            ..Default::default()
+                        };
+                        let hello = [
+                            frame(&Message::Extended {
+                                id: 0,
+                                payload: ext.encode(),
+                            }),
+                            frame(&Message::Interested),
+                        ]
+                        .concat();
+                        if c.write_all(&hello).is_err() {
+                            continue;
+                        }
+                        let unchoked = loop {
+                            match read_msg(&mut c) {
+                                Ok(Message::Unchoke) => break true,
+                                Ok(_) => continue,
+                                Err(_) => break false,
                             }
+                        };
+                        if !unchoked {
+                            continue;
+                        }
+                        served += 1;
+                        if n % 3 == 0 {
+                            let _ = c.write_all(&frame(&Message::Bitfield(vec![0xff; 40])));
+                            closed_within(&mut c, Duration::from_secs(5));
                         }
                     }
                     served
@@ -150,8 +170,8 @@ fn fifty_thousand_short_connections_leave_the_seeders_memory_flat() {
     };
     // A first round settles the allocator's arenas and thread caches.
     let warm = run(0, 5_000);
-    assert!(warm > 4_000, "only {warm} of 5000 handshakes answered");
-    let before = proc_kb(pid, "VmRSS");
+    assert!(warm > 4_000, "only {warm} of 5000 connections unchoked");
+    let before = proc_status(pid, "VmRSS");
     let served = run(5_000, 45_000);
     assert!(
         served > 40_000,
@@ -159,9 +179,10 @@ fn fifty_thousand_short_connections_leave_the_seeders_memory_flat() {
     );
     // Threads of the last connections may still be ending.
     wait_until("the connection threads to end", TIMEOUT, || {
-        proc_kb(pid, "Threads") < 20
+        proc_status(pid, "Threads") < 20
     });
-    let after = proc_kb(pid, "VmRSS");
+    let after = proc_status(pid, "VmRSS");
+    eprintln!("seeder resident memory: {before} kB before, {after} kB after");
     assert!(
         after <= before + 4 * 1024,
         "resident memory grew from {before} kB to {after} kB over 45,000 connections"

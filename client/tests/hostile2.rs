@@ -21,15 +21,6 @@ fn peer_id(tag: &str) -> [u8; 20] {
     id
 }
 
-/// A field of /proc/PID/status, e.g. `VmRSS` (kB) or `Threads`.
-fn proc_status(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
 #[test]
 fn a_peer_flooding_metadata_requests_without_reading_costs_bounded_memory() {
     // 4 MiB in 16 KiB pieces: a 5 KB info dictionary, so each 30-byte

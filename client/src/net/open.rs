@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use log::info;
 use minitorrent_common::metainfo::Info;
 
 use crate::core::geometry::{Geometry, GeometryError};
@@ -85,13 +84,6 @@ pub fn open_download(
         }
     };
     let on_disk = have.iter().filter(|h| **h).count() as u32;
-    if on_disk > 0 {
-        info!(
-            "{}: resume: {on_disk} of {} pieces already verified on disk",
-            info.name,
-            geometry.num_pieces()
-        );
-    }
     Ok((ctx(info, info_bytes, geometry, storage, &have), on_disk))
 }
 

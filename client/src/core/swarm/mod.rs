@@ -480,6 +480,12 @@ impl Swarm {
             String::from_utf8_lossy(&peer_id)
         );
         self.peers.insert(conn, peer);
+        if matches!(self.stage, Stage::Live(_)) {
+            // A connection that started before the storage was open (its
+            // `Connected` queued behind `Opened`) missed the word that sent
+            // the others theirs; one that started after ignores it.
+            self.send(conn, Command::MetadataReady);
+        }
     }
 
     /// Connections (both ways) at most.

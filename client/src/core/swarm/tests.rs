@@ -665,6 +665,10 @@ fn checking_runs_off_the_swarm_and_bitfields_wait_for_it() {
     assert!(commands(&a, 1).contains(&Command::Interested(true)));
     assert_eq!(fetches(&a, 1).len(), 4);
     assert_eq!(s.phase(), Phase::Downloading);
+    // A connection whose `Connected` was queued behind `Opened` (it started
+    // while the storage was checked) is told too.
+    let a = connect(&mut s, 2, "10.0.0.2:7000", id(2), true, t0);
+    assert!(commands(&a, 2).contains(&Command::MetadataReady));
 }
 
 #[test]
