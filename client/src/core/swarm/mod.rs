@@ -205,6 +205,16 @@ impl Swarm {
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         self.now = now;
         if let Some((info, info_bytes)) = self.to_open.take() {
+            // Registered before the first lookup, so that leechers starting
+            // together find each other in the tracker's first answer.
+            if self.cfg.download {
+                self.out.push(Action::Track(Tracked {
+                    info_hash: self.cfg.info_hash,
+                    name: info.name.clone(),
+                    size: info.total_length(),
+                    complete: false,
+                }));
+            }
             self.out.push(Action::Open { info, info_bytes });
         }
         if let Stage::Live(l) = &self.stage {

@@ -97,7 +97,10 @@ impl Swarm {
             self.complete();
             return;
         }
-        self.track(false);
+        if from_peers {
+            // A .torrent's download registered when it started.
+            self.track(false);
+        }
         for c in conns {
             self.update_interest(c);
         }

@@ -648,6 +648,16 @@ fn checking_runs_off_the_swarm_and_bitfields_wait_for_it() {
     let a = s.start(t0);
     assert!(a.iter().any(|x| matches!(x, Action::Open { .. })));
     assert!(matches!(s.phase(), Phase::Checking { total: 4, .. }));
+    // We register as a leecher before asking for peers, so that leechers
+    // starting together find each other.
+    let track = a
+        .iter()
+        .position(|x| matches!(x, Action::Track(t) if !t.complete));
+    let lookup = a.iter().position(|x| matches!(x, Action::Lookup));
+    assert!(
+        matches!((track, lookup), (Some(t), Some(l)) if t < l),
+        "{a:?}"
+    );
     // Peers are dialled and answered meanwhile.
     connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
     s.handle(
