@@ -12,5 +12,3 @@ pub mod cli;
 pub mod core;
 pub mod net;
 pub mod session;
-
-pub use crate::core::shared::{new_peer_id, peer_id_str, CLIENT_NAME, PEER_ID_PREFIX};

@@ -132,10 +132,10 @@ impl Session {
             }
         })?;
         let listen = listener.local_addr().context("listening socket")?;
-        let peer_id = crate::new_peer_id();
+        let peer_id = crate::core::shared::new_peer_id();
         let torrents: Arc<Mutex<HashMap<InfoHash, TorrentHandle>>> = Arc::default();
         let (notices_tx, notices_rx) = crossbeam_channel::unbounded();
-        let rate = Arc::new(RateLimit::new(cfg.max_upload_rate));
+        let rate = Arc::new(RateLimit::new(cfg.max_upload_rate, Instant::now()));
 
         let table = torrents.clone();
         std::thread::Builder::new()
@@ -172,7 +172,7 @@ impl Session {
         self.trackers.addr()
     }
     pub fn peer_id(&self) -> String {
-        crate::peer_id_str(&self.peer_id)
+        crate::core::shared::peer_id_str(&self.peer_id)
     }
     pub fn dir(&self) -> &Path {
         &self.cfg.dir
@@ -478,7 +478,7 @@ pub fn create_metainfo(
     let opts = metainfo::CreateOptions {
         announce: tracker.map(|t| format!("udp://{t}")),
         piece_length,
-        created_by: Some(crate::CLIENT_NAME.into()),
+        created_by: Some(crate::core::shared::CLIENT_NAME.into()),
         creation_date: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .ok()

@@ -1,8 +1,10 @@
 //! The peer's decisions, with no sockets, no threads and no clock: the
 //! messages between threads, the state they share, piece geometry, the piece
 //! picker, the metadata fetch, the upload rate limit, one connection's
-//! protocol state (choke, interest, requests, timers). Everything here takes
-//! the time as an argument, so every rule is unit-tested with a fake clock.
+//! protocol state (choke, interest, requests, timers), and a torrent's swarm
+//! (`swarm/`: which peer fetches what, who may join, when to dial and ask
+//! the tracker). Everything here takes the time as an argument, so every
+//! rule is unit-tested with a fake clock.
 
 pub mod geometry;
 pub mod metadata;

@@ -12,10 +12,12 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    pub fn new(rate: u64) -> RateLimit {
+    /// `rate` bytes per second (0: unlimited), starting at `now` with a
+    /// tenth of a second's worth of tokens.
+    pub fn new(rate: u64, now: Instant) -> RateLimit {
         RateLimit {
             rate,
-            state: Mutex::new((rate as f64 / 10.0, Instant::now())),
+            state: Mutex::new((rate as f64 / 10.0, now)),
         }
     }
 
@@ -55,8 +57,8 @@ mod tests {
 
     #[test]
     fn limits_rate() {
-        let r = RateLimit::new(100_000);
         let t0 = Instant::now();
+        let r = RateLimit::new(100_000, t0);
         let mut sent = 0;
         let mut now = t0;
         while now < t0 + Duration::from_secs(2) {
@@ -66,6 +68,6 @@ mod tests {
             }
         }
         assert!((190_000..=230_000).contains(&sent), "{sent}");
-        assert!(RateLimit::new(0).take(1 << 30, t0).is_ok());
+        assert!(RateLimit::new(0, t0).take(1 << 30, t0).is_ok());
     }
 }

@@ -216,7 +216,7 @@ fn greeting(meta: Option<&MetaCtx>, hs: &Handshake, listen_port: u16) -> Vec<Mes
         let mut ext = ExtHandshake::default();
         ext.m.insert("ut_metadata".into(), UT_METADATA_ID);
         ext.metadata_size = meta.map(|m| m.info_bytes.len() as u64);
-        ext.v = Some(crate::CLIENT_NAME.into());
+        ext.v = Some(crate::core::shared::CLIENT_NAME.into());
         ext.p = Some(listen_port);
         ext.reqq = Some(OUR_REQQ as u32);
         out.push(Message::Extended {

@@ -109,7 +109,7 @@ impl Trackers {
     /// torrents, which the BEP 15 announcer reads if it is ever started.
     pub fn start(cfg: HomeConfig, swarms: Table) -> Result<Trackers, HomeError> {
         let (json, rx) = crossbeam_channel::unbounded();
-        let id = crate::peer_id_str(&cfg.peer_id);
+        let id = crate::core::shared::peer_id_str(&cfg.peer_id);
         let (tracker, ip, port) = (cfg.tracker, cfg.listen.ip(), cfg.listen.port());
         let thread_id = id.clone();
         std::thread::Builder::new()
