@@ -2,10 +2,11 @@
 //! a magnet link, inbound peers), which of them to dial and when, and when
 //! to ask the tracker again. Bounded: at most [`MAX_KNOWN`] addresses.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::peers::PeerTable;
 use crate::core::picker::ConnId;
 
 /// Ask the tracker again this often while no peer is connected...
@@ -104,16 +105,19 @@ impl Discovery {
     }
 
     /// Addresses to dial now, at most `room`, skipping peers already
-    /// connected (`connected_ids`) and those `banned` refuses. Each gets a
-    /// connection id.
+    /// connected and those the bans refuse. Each gets a connection id.
     pub fn dials(
         &mut self,
         room: usize,
-        connected_ids: &HashSet<String>,
-        banned: impl Fn(SocketAddr, Option<&str>) -> bool,
+        peers: &PeerTable,
         now: Instant,
         rng: &mut fastrand::Rng,
     ) -> Vec<(ConnId, SocketAddr)> {
+        let connected_ids = peers.ids();
+        let banned = |a: SocketAddr, id: Option<&str>| {
+            let id = id.and_then(|id| <[u8; 20]>::try_from(id.as_bytes()).ok());
+            peers.bans.is_banned(Some(a), None) || peers.bans.is_banned(None, id.as_ref())
+        };
         let room = room.saturating_sub(self.connecting.len());
         if room == 0 {
             return Vec::new();

@@ -6,38 +6,45 @@
 //! [`Swarm::tick`] runs the timers. Nothing here touches a socket, a file, a
 //! thread or the clock, so every rule is unit-tested with scripted events.
 //!
-//! - `peers`: who is connected, admission, bans and strikes;
-//! - `pieces`: interest, assignment, endgame, verified and bad pieces,
-//!   completion, and the metadata fetch;
-//! - `discovery`: known addresses, dialling, tracker lookups.
+//! - `peers`: who is connected ([`PeerTable`]), admission, bans, strikes;
+//! - `pieces`: a live torrent's interest, assignment, endgame, verified and
+//!   bad pieces, completion;
+//! - `fetch`: the metadata fetch before that;
+//! - `discovery`: known addresses, dialling, tracker lookups;
+//! - `status`: the snapshot for the progress line and the menu.
+//!
+//! `Swarm` itself routes each event to the part it concerns and owns the
+//! lifecycle and the connections' coming and going.
 //!
 //! A torrent's lifecycle is one [`Stage`]: fetching metadata, checking the
 //! data on disk, live (downloading or seeding), failed or stopped.
 
 pub mod discovery;
+mod fetch;
 pub mod peers;
 mod pieces;
+mod stage;
+mod status;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use minitorrent_common::metainfo::{Info, InfoHash};
+use minitorrent_common::tracker_proto::PeerEntry;
 
 use crate::core::metadata::MetadataFetch;
-use crate::core::msg::{
-    BoxError, CloseReason, Command, Event, Notice, Opened, Phase, TorrentStatus, Tracked,
-};
-use crate::core::picker::{ConnId, Picker};
-use crate::core::shared::Meta;
+use crate::core::msg::{BoxError, CloseReason, Command, Event, Notice, Opened, Phase, Tracked};
+use crate::core::picker::ConnId;
 use discovery::{Discovery, LOOKUP_EMPTY};
-use peers::{Bans, Peer, Refusal, Strikes};
+use fetch::Fetching;
+use peers::{Admit, Peer, PeerTable};
+use pieces::{Ctx, Live};
+use stage::Stage;
+use status::Rates;
 
 /// Bad pieces after which a peer is dropped for good.
 pub const MAX_STRIKES: u32 = 3;
@@ -105,32 +112,6 @@ pub enum Action {
     Trace { at: SocketAddr, line: String },
 }
 
-/// Downloading or seeding: the metadata is known and the storage open.
-#[derive(Debug)]
-struct Live {
-    meta: Arc<Meta>,
-    picker: Picker,
-    seeding: bool,
-    /// `Action::Finish` is out; nothing more is fetched meanwhile.
-    finishing: bool,
-    paths: Vec<PathBuf>,
-}
-
-#[derive(Debug)]
-enum Stage {
-    Metadata(MetadataFetch),
-    /// The storage is being opened and checked (`Action::Open` is out);
-    /// `from_peers` when the metadata came from peers (the session is told).
-    Checking {
-        total: u32,
-        size: u64,
-        from_peers: bool,
-    },
-    Live(Box<Live>),
-    Failed(String),
-    Stopped,
-}
-
 /// One torrent's swarm, as seen from our peer.
 pub struct Swarm {
     cfg: SwarmConfig,
@@ -138,19 +119,12 @@ pub struct Swarm {
     /// The pending `Start::Check`, handed out by [`Swarm::start`].
     to_open: Option<(Info, Vec<u8>)>,
     name: String,
-    peers: HashMap<ConnId, Peer>,
+    peers: PeerTable,
     discovery: Discovery,
-    bans: Bans,
-    strikes: Strikes,
-    /// Verified bytes per peer name, at most [`MAX_SUMMARY_PEERS`] names.
-    from_peers: HashMap<String, u64>,
     started: Instant,
-    pieces_on_disk: u32,
-    pieces_fetched: u32,
     alone_since: Option<Instant>,
     told_alone: bool,
-    last_rate: (Instant, u64, u64),
-    rates: (f64, f64),
+    rates: Rates,
     rng: fastrand::Rng,
     out: Vec<Action>,
     /// The time of the event being handled.
@@ -164,21 +138,15 @@ impl Swarm {
             .clone()
             .unwrap_or_else(|| cfg.info_hash.to_hex());
         let mut s = Swarm {
-            stage: Stage::Metadata(MetadataFetch::new(cfg.info_hash)),
+            stage: Stage::Metadata(Fetching(MetadataFetch::new(cfg.info_hash))),
             to_open: None,
             name,
-            peers: HashMap::new(),
+            peers: PeerTable::default(),
             discovery: Discovery::default(),
-            bans: Bans::default(),
-            strikes: Strikes::default(),
-            from_peers: HashMap::new(),
             started: now,
-            pieces_on_disk: 0,
-            pieces_fetched: 0,
             alone_since: None,
             told_alone: false,
-            last_rate: (now, 0, 0),
-            rates: (0.0, 0.0),
+            rates: Rates::new(now),
             rng: fastrand::Rng::with_seed(crate::core::shared::seed_of(&cfg.info_hash.0)),
             out: Vec::new(),
             now,
@@ -195,7 +163,10 @@ impl Swarm {
                 };
                 s.to_open = Some((info, info_bytes));
             }
-            Start::Ready(o) => s.go_live(o),
+            Start::Ready(o) => {
+                s.name = o.meta.info.name.clone();
+                s.stage = Stage::Live(Box::new(Live::new(o, s.cfg.download, &mut s.peers)));
+            }
         }
         s
     }
@@ -217,18 +188,33 @@ impl Swarm {
             }
             self.out.push(Action::Open { info, info_bytes });
         }
-        if let Stage::Live(l) = &self.stage {
-            if self.cfg.download {
-                if l.picker.is_complete() {
-                    // Everything was already on disk: finish (rename) and report.
-                    self.complete();
-                } else {
-                    self.track(false);
-                }
+        let download = self.cfg.download;
+        let (stage, mut cx) = self.parts();
+        if let (Stage::Live(l), true) = (stage, download) {
+            if l.is_complete() {
+                // Everything was already on disk: finish (rename) and report.
+                l.complete(&mut cx);
+            } else {
+                cx.out.push(Action::Track(l.tracked(cx.info_hash, false)));
             }
         }
-        self.maybe_lookup(now);
+        self.maybe_lookup();
         self.take()
+    }
+
+    /// The stage, and what its parts work with.
+    fn parts(&mut self) -> (&mut Stage, Ctx<'_>) {
+        (
+            &mut self.stage,
+            Ctx {
+                peers: &mut self.peers,
+                out: &mut self.out,
+                now: self.now,
+                trace: self.cfg.trace,
+                name: &self.name,
+                info_hash: self.cfg.info_hash,
+            },
+        )
     }
 
     pub fn name(&self) -> &str {
@@ -267,14 +253,8 @@ impl Swarm {
     }
 
     fn close(&mut self, conn: ConnId, why: CloseReason) {
-        if self.peers.contains_key(&conn) {
+        if self.peers.contains(conn) {
             self.send(conn, Command::Close(why));
-        }
-    }
-
-    fn trace(&mut self, at: SocketAddr, line: impl FnOnce() -> String) {
-        if self.cfg.trace {
-            self.out.push(Action::Trace { at, line: line() });
         }
     }
 
@@ -289,10 +269,8 @@ impl Swarm {
     /// Handles one event; returns what to do about it.
     pub fn handle(&mut self, ev: Event, now: Instant) -> Vec<Action> {
         self.now = now;
-        if let Some(c) = event_conn(&ev) {
-            if let Some(p) = self.peers.get_mut(&c) {
-                p.last_active = now;
-            }
+        if let Some(p) = event_conn(&ev).and_then(|c| self.peers.get_mut(c)) {
+            p.last_active = now;
         }
         match ev {
             Event::Connected {
@@ -301,7 +279,7 @@ impl Swarm {
                 local,
                 peer_id,
                 outbound,
-            } => self.on_connected(conn, addr, local, peer_id, outbound, now),
+            } => self.on_connected(conn, Peer::new(addr, local, peer_id, outbound, now)),
             Event::ConnectFailed { conn, addr, error } => {
                 self.discovery.connect_failed(conn, addr, now);
                 debug!("{}: connect to {addr} failed: {error}", self.name);
@@ -311,28 +289,29 @@ impl Swarm {
                 metadata_size,
                 ut_metadata,
                 listen_port,
-            } => self.on_ext(conn, metadata_size, ut_metadata, listen_port, now),
-            Event::Bitfield { conn, bits } => self.on_bitfield(conn, bits),
-            Event::Have { conn, index } => self.on_have(conn, index),
+            } => self.on_ext(conn, metadata_size, ut_metadata, listen_port),
             Event::Unchoked { conn } => {
-                if let Some(p) = self.peers.get_mut(&conn) {
+                if let Some(p) = self.peers.get_mut(conn) {
                     p.unchoked_us = true;
                 }
-                self.assign(conn);
+                self.on_live_event(Event::Unchoked { conn });
             }
             Event::Choked { conn } => {
-                if let Some(p) = self.peers.get_mut(&conn) {
+                if let Some(p) = self.peers.get_mut(conn) {
                     p.unchoked_us = false;
                 }
             }
             Event::PeerInterest { conn, interested } => {
-                if let Some(p) = self.peers.get_mut(&conn) {
+                if let Some(p) = self.peers.get_mut(conn) {
                     p.peer_interested = interested;
                 }
             }
-            Event::PieceDone { conn, index } => self.on_piece_done(conn, index),
-            Event::PieceBad { conn, index } => self.on_piece_bad(conn, index),
-            Event::Released { conn, index } => self.on_released(conn, index),
+            ev @ (Event::Bitfield { .. }
+            | Event::Have { .. }
+            | Event::PieceDone { .. }
+            | Event::PieceBad { .. }
+            | Event::Released { .. }
+            | Event::Finished(_)) => self.on_live_event(ev),
             Event::WriteFailed { error, .. } => {
                 self.fail(format!(
                     "download stopped, nothing marked complete: {error}"
@@ -343,29 +322,33 @@ impl Swarm {
                 piece,
                 total_size,
                 data,
-            } => self.on_metadata_data(conn, piece, total_size, data, now),
-            Event::MetadataReject { conn, .. } => {
-                if let Stage::Metadata(f) = &mut self.stage {
-                    f.forget(conn);
+            } => {
+                if let (Stage::Metadata(f), mut cx) = self.parts() {
+                    if let Some(bytes) = f.on_data(&mut cx, conn, piece, total_size, data) {
+                        self.on_metadata(bytes);
+                    }
                 }
-                if let Some(p) = self.peers.get_mut(&conn) {
+            }
+            Event::MetadataReject { conn, .. } => {
+                if let Some(p) = self.peers.get_mut(conn) {
                     p.ut_metadata = false;
                 }
-                self.request_metadata_all(now);
+                if let (Stage::Metadata(f), mut cx) = self.parts() {
+                    f.forget(conn);
+                    f.request_all(&mut cx);
+                }
             }
             Event::Gone { conn, error } => {
-                let violation = error.is_violation();
-                self.on_gone(conn, &error.to_string(), violation, now);
+                self.on_gone(conn, &error.to_string(), error.is_violation());
             }
-            Event::Lookup(r) => self.on_lookup(r, now),
+            Event::Lookup(r) => self.on_lookup(r),
             Event::AddPeers(addrs) => {
                 for a in addrs {
                     self.discovery.add(a, None, now);
                 }
-                self.maybe_connect(now);
+                self.maybe_connect();
             }
             Event::Opened(r) => self.on_opened(r),
-            Event::Finished(r) => self.on_finished(r, now),
         }
         self.take()
     }
@@ -387,10 +370,14 @@ impl Swarm {
         } else {
             self.alone_since = None;
         }
-        self.expire_interest(now);
-        self.maybe_lookup(now);
-        self.maybe_connect(now);
-        self.request_metadata_all(now);
+        for c in self.peers.expire_interest(now, INTEREST_LINGER) {
+            self.send(c, Command::Interested(false));
+        }
+        self.maybe_lookup();
+        self.maybe_connect();
+        if let (Stage::Metadata(f), mut cx) = self.parts() {
+            f.request_all(&mut cx);
+        }
         self.take()
     }
 
@@ -401,8 +388,7 @@ impl Swarm {
     }
 
     fn stop_as(&mut self, stage: Stage) {
-        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        for c in conns {
+        for c in self.peers.conns() {
             self.send(c, Command::Close(CloseReason::TorrentStopped));
         }
         if matches!(self.stage, Stage::Live(_)) {
@@ -424,70 +410,56 @@ impl Swarm {
         self.stage = Stage::Failed(error);
     }
 
-    fn track(&mut self, complete: bool) {
-        if let Stage::Live(l) = &self.stage {
-            self.out.push(Action::Track(Tracked {
-                info_hash: self.cfg.info_hash,
-                name: l.meta.info.name.clone(),
-                size: l.meta.geometry.total_len(),
-                complete,
-            }));
+    /// An event about pieces, for a live torrent. A bitfield that arrives
+    /// before is kept until the storage is checked (the connection holds
+    /// it back while the metadata is unknown).
+    fn on_live_event(&mut self, ev: Event) {
+        let started = self.started;
+        match self.parts() {
+            (Stage::Live(l), mut cx) => {
+                if let Err(e) = l.handle(&mut cx, ev, started) {
+                    self.fail(e);
+                }
+            }
+            (_, cx) => {
+                if let Event::Bitfield { conn, bits } = ev {
+                    if let Some(p) = cx.peers.get_mut(conn) {
+                        p.bits = Some(bits);
+                    }
+                }
+            }
         }
     }
 
-    fn on_connected(
-        &mut self,
-        conn: ConnId,
-        addr: SocketAddr,
-        local: SocketAddr,
-        peer_id: [u8; 20],
-        outbound: bool,
-        now: Instant,
-    ) {
+    fn on_connected(&mut self, conn: ConnId, peer: Peer) {
+        let (addr, outbound) = (peer.addr, peer.outbound);
         self.discovery.connected(conn, addr, outbound);
-        let peer = Peer::new(addr, local, peer_id, outbound, now);
-        let reject = |s: &mut Swarm, why: CloseReason| {
-            debug!("peer {addr}: {why}");
-            s.out.push(Action::Send(conn, Command::Close(why)));
+        let admit = if self.is_over() {
+            Admit::Refuse(CloseReason::TorrentStopped)
+        } else {
+            self.peers
+                .admit(&peer, &self.cfg.peer_id, self.max_conns(), self.now)
         };
-        if self.bans.is_banned(peer.listen, Some(&peer_id)) {
-            return reject(self, CloseReason::Banned);
-        }
-        if self.is_over() {
-            return reject(self, CloseReason::TorrentStopped);
-        }
-        // Two peers that dial each other at once keep the connection opened
-        // by the smaller peer id; both ends apply the same rule.
-        if let Some((&other, old)) = self.peers.iter().find(|(_, p)| p.peer_id == peer_id) {
-            let keep_new = old.outbound != outbound && (self.cfg.peer_id < peer_id) == outbound;
-            if keep_new {
-                debug!("peer {addr}: duplicate connection, keeping the new one");
-                self.close(other, CloseReason::Duplicate);
-                self.on_gone(other, "duplicate connection", false, now);
-            } else {
-                return reject(self, CloseReason::Duplicate);
+        match admit {
+            Admit::Refuse(why) => {
+                debug!("peer {addr}: {why}");
+                self.send(conn, Command::Close(why));
+                return;
             }
-        }
-        match peers::make_room(&self.peers, addr.ip(), self.max_conns(), now) {
-            Ok(None) => {}
-            Ok(Some(victim)) => {
-                debug!(
-                    "{}: dropping an idle peer to make room for {addr}",
-                    self.name
-                );
-                self.close(victim, CloseReason::MakingRoom);
-                self.on_gone(victim, "making room", false, now);
+            Admit::Join {
+                replace: Some((old, why)),
+            } => {
+                debug!("{}: closing {old} ({why}) for {addr}", self.name);
+                self.close(old, why);
+                self.on_gone(old, &why.to_string(), false);
             }
-            Err(Refusal::TooManyFromAddress) => {
-                return reject(self, CloseReason::TooManyFromAddress)
-            }
-            Err(Refusal::TooManyPeers) => return reject(self, CloseReason::TooManyPeers),
+            Admit::Join { replace: None } => {}
         }
         info!(
             "{}: connected to {} {addr} ({})",
             self.name,
             if outbound { "outbound" } else { "inbound" },
-            String::from_utf8_lossy(&peer_id)
+            String::from_utf8_lossy(&peer.peer_id)
         );
         self.peers.insert(conn, peer);
         if matches!(self.stage, Stage::Live(_)) {
@@ -509,69 +481,78 @@ impl Swarm {
         metadata_size: Option<u64>,
         ut_metadata: bool,
         listen_port: Option<u16>,
-        now: Instant,
     ) {
-        let Some(p) = self.peers.get_mut(&conn) else {
+        let Some(p) = self.peers.get_mut(conn) else {
             return;
         };
         p.ut_metadata = ut_metadata;
         p.metadata_size = metadata_size;
         if let (false, Some(port)) = (p.outbound, listen_port.filter(|p| *p != 0)) {
             p.listen = Some(SocketAddr::new(p.addr.ip(), port));
-            if self.bans.is_banned(p.listen, Some(&p.peer_id)) {
+            let (listen, id) = (p.listen, p.peer_id);
+            if self.peers.bans.is_banned(listen, Some(&id)) {
                 self.close(conn, CloseReason::Banned);
                 return;
             }
         }
-        if let (Stage::Metadata(f), Some(size)) = (&mut self.stage, metadata_size) {
-            if let Err(e) = f.offer_size(conn, size) {
-                debug!("{}: {e}", self.name);
-            }
+        if let (Stage::Metadata(f), mut cx) = self.parts() {
+            f.offer(&mut cx, conn, metadata_size);
         }
-        self.request_metadata(conn, now);
     }
 
-    fn on_gone(&mut self, conn: ConnId, reason: &str, violation: bool, now: Instant) {
-        if let Stage::Metadata(f) = &mut self.stage {
-            f.forget(conn);
-        }
-        self.discovery.gone(conn, now);
-        let Some(p) = self.peers.remove(&conn) else {
+    fn on_gone(&mut self, conn: ConnId, reason: &str, violation: bool) {
+        self.discovery.gone(conn, self.now);
+        let Some(p) = self.peers.remove(conn) else {
+            if let Stage::Metadata(f) = &mut self.stage {
+                f.forget(conn);
+            }
             return;
         };
         debug!("{}: peer {} gone: {reason}", self.name, p.addr);
         if violation {
             // A peer that broke the protocol is not dialled again.
-            self.bans.ban(p.listen, &p.peer_id);
+            self.peers.bans.ban(p.listen, &p.peer_id);
         }
-        if let Stage::Live(l) = &mut self.stage {
-            if let Some(b) = &p.bits {
-                l.picker.peer_removed(|i| b.get(i));
+        match self.parts() {
+            (Stage::Live(l), mut cx) => {
+                l.peer_gone(conn, p.bits.as_ref(), p.assigned.iter().copied());
+                l.assign_all(&mut cx);
             }
-            for i in &p.assigned {
-                l.picker.release(*i, conn);
+            (Stage::Metadata(f), mut cx) => {
+                f.forget(conn);
+                f.request_all(&mut cx);
             }
+            _ => {}
         }
-        self.assign_all();
-        self.request_metadata_all(now);
     }
 
-    fn on_lookup(
-        &mut self,
-        r: Result<Vec<minitorrent_common::tracker_proto::PeerEntry>, BoxError>,
-        now: Instant,
-    ) {
+    /// The whole info dictionary arrived: on to checking the storage.
+    fn on_metadata(&mut self, bytes: Vec<u8>) {
+        match self.stage.metadata_complete(bytes, &mut self.out) {
+            Ok(name) => self.name = name,
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn on_opened(&mut self, r: Result<Opened, BoxError>) {
+        let download = self.cfg.download;
+        let (stage, mut cx) = self.parts();
+        match stage.opened(&mut cx, r, download) {
+            Ok(Some(name)) => self.name = name,
+            Ok(None) => {}
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn on_lookup(&mut self, r: Result<Vec<PeerEntry>, BoxError>) {
         self.discovery.lookup_answered(r.is_ok());
         match r {
             Ok(list) => {
                 let me = crate::core::shared::peer_id_str(&self.cfg.peer_id);
-                for e in list {
-                    if e.peer_id == me {
-                        continue;
-                    }
-                    self.discovery.add(e.addr, Some(e.peer_id), now);
+                for e in list.into_iter().filter(|e| e.peer_id != me) {
+                    self.discovery.add(e.addr, Some(e.peer_id), self.now);
                 }
-                self.maybe_connect(now);
+                self.maybe_connect();
             }
             Err(e) => {
                 if !self.discovery.lookup_ok()
@@ -586,102 +567,28 @@ impl Swarm {
         }
     }
 
-    fn maybe_connect(&mut self, now: Instant) {
-        if !self.wants_peers() {
-            return;
-        }
-        let connected_ids: HashSet<String> = self
-            .peers
-            .values()
-            .map(|p| crate::core::shared::peer_id_str(&p.peer_id))
-            .collect();
-        let room = self.cfg.max_peers.saturating_sub(self.peers.len());
-        let bans = &self.bans;
-        let dials = self.discovery.dials(
-            room,
-            &connected_ids,
-            |a, id| {
-                bans.is_banned(Some(a), None)
-                    || id.is_some_and(|id| {
-                        <[u8; 20]>::try_from(id.as_bytes())
-                            .is_ok_and(|b| bans.is_banned(None, Some(&b)))
-                    })
-            },
-            now,
-            &mut self.rng,
-        );
-        for (conn, addr) in dials {
-            self.out.push(Action::Dial { conn, addr });
+    fn maybe_connect(&mut self) {
+        if self.wants_peers() {
+            let room = self.cfg.max_peers.saturating_sub(self.peers.len());
+            let dials = self
+                .discovery
+                .dials(room, &self.peers, self.now, &mut self.rng);
+            for (conn, addr) in dials {
+                self.out.push(Action::Dial { conn, addr });
+            }
         }
     }
 
-    fn maybe_lookup(&mut self, now: Instant) {
+    fn maybe_lookup(&mut self) {
         if !self.cfg.lookups || !self.wants_peers() {
             return;
         }
         if self
             .discovery
-            .lookup_due(self.peers.len(), self.cfg.max_peers, now)
+            .lookup_due(self.peers.len(), self.cfg.max_peers, self.now)
         {
             self.out.push(Action::Lookup);
         }
-    }
-
-    /// A snapshot for the progress display and the menu. `downloaded` and
-    /// `uploaded` are the torrent's byte counters, `checked` how many pieces
-    /// the storage check has hashed so far.
-    pub fn status(
-        &mut self,
-        now: Instant,
-        downloaded: u64,
-        uploaded: u64,
-        checked: u32,
-    ) -> TorrentStatus {
-        let (t0, d0, u0) = self.last_rate;
-        let dt = now.saturating_duration_since(t0).as_secs_f64();
-        if dt >= 1.0 {
-            self.rates = (
-                downloaded.saturating_sub(d0) as f64 / dt,
-                uploaded.saturating_sub(u0) as f64 / dt,
-            );
-            self.last_rate = (now, downloaded, uploaded);
-        }
-        let mut phase = self.phase();
-        if let Phase::Checking { done, .. } = &mut phase {
-            *done = checked;
-        }
-        let mut s = TorrentStatus {
-            info_hash: self.cfg.info_hash,
-            name: self.name.clone(),
-            size: None,
-            pieces_total: 0,
-            pieces_have: 0,
-            bytes_have: 0,
-            downloaded,
-            uploaded,
-            peers: self.peers.len(),
-            down_rate: self.rates.0,
-            up_rate: self.rates.1,
-            phase,
-            paths: Vec::new(),
-        };
-        if let Stage::Checking { total, size, .. } = &self.stage {
-            s.size = Some(*size);
-            s.pieces_total = *total;
-        }
-        if let Stage::Live(l) = &self.stage {
-            let g = &l.meta.geometry;
-            s.size = Some(g.total_len());
-            s.pieces_total = g.num_pieces();
-            s.pieces_have = l.picker.have_count();
-            s.bytes_have = if l.picker.is_complete() {
-                g.total_len()
-            } else {
-                (l.picker.have_count() as u64 * g.nominal_piece_len()).min(g.total_len())
-            };
-            s.paths = l.paths.clone();
-        }
-        s
     }
 }
 

@@ -1,7 +1,8 @@
 //! The peers of one torrent: who is connected and what we know of each
 //! ([`Peer`]), who may join (bans, the duplicate rule, the per-address and
 //! total limits, making room by dropping the least useful peer), and who
-//! misbehaved ([`Bans`], [`Strikes`]). Every table here is bounded.
+//! misbehaved ([`Bans`], [`Strikes`]), all in one [`PeerTable`]. Every
+//! table here is bounded.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use minitorrent_common::wire::Bitfield;
 
+use crate::core::msg::CloseReason;
 use crate::core::picker::ConnId;
 
 /// Banned addresses and banned peer ids remembered at most (each); the
@@ -107,6 +109,30 @@ impl Peer {
     /// known, else the connection's remote address.
     pub fn name(&self) -> String {
         self.listen.unwrap_or(self.addr).to_string()
+    }
+
+    /// Interest follows what the peer has that we lack (`downloading`: we
+    /// still need pieces). It starts at once, and ends at once when we need
+    /// nothing more; when it ends because we caught up with a leecher, only
+    /// after `INTEREST_LINGER` without a new piece from it (see
+    /// [`PeerTable::expire_interest`]). Returns what to tell the peer.
+    pub fn update_interest(&mut self, downloading: bool, now: Instant) -> Option<bool> {
+        if downloading && self.missing > 0 {
+            self.interest_lost_at = None;
+            if !self.am_interested {
+                self.am_interested = true;
+                return Some(true);
+            }
+        } else if self.am_interested {
+            if downloading {
+                self.interest_lost_at.get_or_insert(now);
+            } else {
+                self.am_interested = false;
+                self.interest_lost_at = None;
+                return Some(false);
+            }
+        }
+        None
     }
 
     /// Nothing flows either way and nothing is about to: the peer we drop
@@ -228,23 +254,121 @@ impl Strikes {
     }
 }
 
-/// Why a new connection may not join.
+/// Whether a new connection may join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    TooManyFromAddress,
-    TooManyPeers,
+pub enum Admit {
+    /// It joins; `replace` is a connection to close first (a duplicate of
+    /// the same peer, or the idlest peer making room).
+    Join {
+        replace: Option<(ConnId, CloseReason)>,
+    },
+    Refuse(CloseReason),
+}
+
+/// The connected peers of one torrent, with the bans and strikes that
+/// decide who may join.
+#[derive(Debug, Default)]
+pub struct PeerTable {
+    peers: HashMap<ConnId, Peer>,
+    pub bans: Bans,
+    pub strikes: Strikes,
+}
+
+impl PeerTable {
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+    pub fn get(&self, c: ConnId) -> Option<&Peer> {
+        self.peers.get(&c)
+    }
+    pub fn get_mut(&mut self, c: ConnId) -> Option<&mut Peer> {
+        self.peers.get_mut(&c)
+    }
+    pub fn contains(&self, c: ConnId) -> bool {
+        self.peers.contains_key(&c)
+    }
+    pub fn insert(&mut self, c: ConnId, p: Peer) {
+        self.peers.insert(c, p);
+    }
+    pub fn remove(&mut self, c: ConnId) -> Option<Peer> {
+        self.peers.remove(&c)
+    }
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Peer> {
+        self.peers.values_mut()
+    }
+    /// Every connection, in order (so that scripted tests see one order).
+    pub fn conns(&self) -> Vec<ConnId> {
+        let mut v: Vec<ConnId> = self.peers.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+    /// The peer ids connected, as the tracker writes them.
+    pub fn ids(&self) -> HashSet<String> {
+        self.peers
+            .values()
+            .map(|p| crate::core::shared::peer_id_str(&p.peer_id))
+            .collect()
+    }
+
+    /// Whether `peer` may join (`own_id` is ours, `max_total` the
+    /// connections allowed): not banned, not a duplicate we keep the other
+    /// of, and within the limits, if need be in place of the idlest peer.
+    pub fn admit(&self, peer: &Peer, own_id: &[u8; 20], max_total: usize, now: Instant) -> Admit {
+        if self.bans.is_banned(peer.listen, Some(&peer.peer_id)) {
+            return Admit::Refuse(CloseReason::Banned);
+        }
+        // Two peers that dial each other at once keep the connection opened
+        // by the smaller peer id; both ends apply the same rule.
+        if let Some((&other, old)) = self.peers.iter().find(|(_, p)| p.peer_id == peer.peer_id) {
+            let keep_new =
+                old.outbound != peer.outbound && (*own_id < peer.peer_id) == peer.outbound;
+            return if keep_new {
+                Admit::Join {
+                    replace: Some((other, CloseReason::Duplicate)),
+                }
+            } else {
+                Admit::Refuse(CloseReason::Duplicate)
+            };
+        }
+        match make_room(&self.peers, peer.addr.ip(), max_total, now) {
+            Ok(victim) => Admit::Join {
+                replace: victim.map(|v| (v, CloseReason::MakingRoom)),
+            },
+            Err(why) => Admit::Refuse(why),
+        }
+    }
+
+    /// The peers that had nothing new for us for `linger`: they are told
+    /// NOT INTERESTED.
+    pub fn expire_interest(&mut self, now: Instant, linger: Duration) -> Vec<ConnId> {
+        let mut lost = Vec::new();
+        for (c, p) in self.peers.iter_mut() {
+            if p.interest_lost_at
+                .is_some_and(|t| now.saturating_duration_since(t) >= linger)
+            {
+                p.interest_lost_at = None;
+                p.am_interested = false;
+                lost.push(*c);
+            }
+        }
+        lost.sort_unstable();
+        lost
+    }
 }
 
 /// Whether a connection from `ip` fits among `peers` (at most `max_total`
 /// in all, [`MAX_CONNS_PER_IP`] from one non-loopback address). `Ok(None)`:
 /// it fits; `Ok(Some(c))`: it fits once `c`, the least useful peer (nothing
 /// exchanged, not interested either way, idle the longest), is dropped.
-pub fn make_room(
+fn make_room(
     peers: &HashMap<ConnId, Peer>,
     ip: IpAddr,
     max_total: usize,
     now: Instant,
-) -> Result<Option<ConnId>, Refusal> {
+) -> Result<Option<ConnId>, CloseReason> {
     let idlest = |same_ip: bool| {
         peers
             .iter()
@@ -255,11 +379,13 @@ pub fn make_room(
     if !ip.is_loopback() {
         let from_ip = peers.values().filter(|p| p.addr.ip() == ip).count();
         if from_ip >= MAX_CONNS_PER_IP {
-            return idlest(true).map(Some).ok_or(Refusal::TooManyFromAddress);
+            return idlest(true)
+                .map(Some)
+                .ok_or(CloseReason::TooManyFromAddress);
         }
     }
     if peers.len() >= max_total.max(1) {
-        return idlest(false).map(Some).ok_or(Refusal::TooManyPeers);
+        return idlest(false).map(Some).ok_or(CloseReason::TooManyPeers);
     }
     Ok(None)
 }

@@ -1,36 +1,67 @@
-//! The swarm's piece decisions: interest, which connection fetches which
-//! piece (rarest first, endgame), verified and bad pieces, completion; and
-//! before that, fetching the info dictionary from peers (BEP 9).
+//! A live torrent's piece decisions ([`Live`]): interest, which connection
+//! fetches which piece (rarest first, endgame), verified and bad pieces,
+//! completion and the summary of a finished download.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use log::{debug, info, warn};
-use minitorrent_common::metainfo::Info;
+use log::{info, warn};
+use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::wire::Bitfield;
 
-use super::{Action, Live, Stage, Swarm, MAX_STRIKES, MAX_SUMMARY_PEERS, OTHER_PEERS};
-use crate::core::geometry::Geometry;
-use crate::core::metadata::MetadataError;
-use crate::core::msg::{BoxError, CloseReason, Command, Notice, Opened, Summary};
+use super::peers::PeerTable;
+use super::{Action, MAX_STRIKES, MAX_SUMMARY_PEERS, OTHER_PEERS};
+use crate::core::msg::{BoxError, CloseReason, Command, Event, Notice, Opened, Summary, Tracked};
 use crate::core::picker::{ConnId, Picker};
-use crate::core::shared::pieces_per_peer;
-use crate::core::swarm::INTEREST_LINGER;
+use crate::core::shared::{pieces_per_peer, Meta};
 
-impl Swarm {
-    fn live_mut(&mut self) -> Option<&mut Live> {
-        match &mut self.stage {
-            Stage::Live(l) => Some(l),
-            _ => None,
+/// What a piece decision works with besides the pieces: the peers, where
+/// the actions go, the time, and what names the torrent.
+pub(super) struct Ctx<'a> {
+    pub peers: &'a mut PeerTable,
+    pub out: &'a mut Vec<Action>,
+    pub now: Instant,
+    pub trace: bool,
+    pub name: &'a str,
+    pub info_hash: InfoHash,
+}
+
+impl Ctx<'_> {
+    fn send(&mut self, conn: ConnId, c: Command) {
+        self.out.push(Action::Send(conn, c));
+    }
+    fn trace(&mut self, at: SocketAddr, line: impl FnOnce() -> String) {
+        if self.trace {
+            self.out.push(Action::Trace { at, line: line() });
         }
     }
+}
 
-    /// Enters the live stage with the storage opened and checked.
-    pub(super) fn go_live(&mut self, o: Opened) {
+/// Downloading or seeding: the metadata is known and the storage open.
+#[derive(Debug)]
+pub(super) struct Live {
+    pub meta: Arc<Meta>,
+    pub picker: Picker,
+    pub seeding: bool,
+    /// `Action::Finish` is out; nothing more is fetched meanwhile.
+    pub finishing: bool,
+    pub paths: Vec<PathBuf>,
+    pub pieces_on_disk: u32,
+    pub pieces_fetched: u32,
+    /// Verified bytes per peer name, at most [`MAX_SUMMARY_PEERS`] names.
+    from_peers: HashMap<String, u64>,
+}
+
+impl Live {
+    /// The storage is open and checked; bitfields that arrived meanwhile
+    /// count now.
+    pub fn new(o: Opened, download: bool, peers: &mut PeerTable) -> Live {
         let have: Vec<bool> = (0..o.meta.have.len()).map(|i| o.meta.have.get(i)).collect();
         let mut picker = Picker::new(&have);
-        // Bitfields that arrived while the storage was being checked.
-        for p in self.peers.values_mut() {
+        for p in peers.values_mut() {
             if let Some(b) = &p.bits {
                 if b.len() == have.len() {
                     picker.peer_added(|i| b.get(i));
@@ -40,280 +71,220 @@ impl Swarm {
                 }
             }
         }
-        self.name = o.meta.info.name.clone();
-        self.pieces_on_disk = o.on_disk;
-        let seeding = picker.is_complete() && !self.cfg.download;
-        self.stage = Stage::Live(Box::new(Live {
-            meta: o.meta,
+        Live {
+            seeding: picker.is_complete() && !download,
             picker,
-            seeding,
+            meta: o.meta,
             finishing: false,
             paths: o.paths,
-        }));
+            pieces_on_disk: o.on_disk,
+            pieces_fetched: 0,
+            from_peers: HashMap::new(),
+        }
     }
 
-    pub(super) fn on_opened(&mut self, r: Result<Opened, BoxError>) {
-        if !matches!(self.stage, Stage::Checking { .. }) {
-            return;
-        }
-        let o = match r {
-            Ok(o) => o,
-            Err(e) => return self.fail(e.to_string()),
-        };
-        let (size, total, on_disk) = (
-            o.meta.geometry.total_len(),
-            o.meta.geometry.num_pieces(),
-            o.on_disk,
-        );
-        if on_disk > 0 {
-            info!(
-                "{}: resume: {on_disk} of {total} pieces already verified on disk",
-                o.meta.info.name
-            );
-        }
-        let from_peers = matches!(
-            self.stage,
-            Stage::Checking {
-                from_peers: true,
-                ..
-            }
-        );
-        self.go_live(o);
-        if from_peers {
-            self.out.push(Action::Notify(Notice::MetadataReceived {
-                info_hash: self.cfg.info_hash,
-                name: self.name.clone(),
-                size,
-                pieces_on_disk: on_disk,
-                pieces_total: total,
-            }));
-        }
-        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        for c in &conns {
-            self.send(*c, Command::MetadataReady);
-        }
-        let complete = self.live_mut().is_some_and(|l| l.picker.is_complete());
-        if complete {
-            self.complete();
-            return;
-        }
-        if from_peers {
-            // A .torrent's download registered when it started.
-            self.track(false);
-        }
-        for c in conns {
-            self.update_interest(c);
-        }
-        self.assign_all();
+    pub fn is_complete(&self) -> bool {
+        self.picker.is_complete()
     }
 
-    pub(super) fn on_bitfield(&mut self, conn: ConnId, bits: Bitfield) {
-        let Some(p) = self.peers.get_mut(&conn) else {
+    fn downloading(&self) -> bool {
+        !self.seeding
+    }
+
+    pub fn tracked(&self, info_hash: InfoHash, complete: bool) -> Tracked {
+        Tracked {
+            info_hash,
+            name: self.meta.info.name.clone(),
+            size: self.meta.geometry.total_len(),
+            complete,
+        }
+    }
+
+    /// Just opened: every peer learns that the metadata is known, then
+    /// interest and pieces follow (or the download is already complete).
+    pub fn start(&mut self, cx: &mut Ctx) {
+        for c in cx.peers.conns() {
+            cx.send(c, Command::MetadataReady);
+        }
+        if self.is_complete() {
+            self.complete(cx);
             return;
-        };
-        let Stage::Live(l) = &mut self.stage else {
-            // Kept until the storage check is done (the connection holds
-            // it back while the metadata is unknown).
-            p.bits = Some(bits);
+        }
+        for c in cx.peers.conns() {
+            self.update_interest(cx, c);
+        }
+        self.assign_all(cx);
+    }
+
+    /// The events about pieces; returns the error to fail the download with.
+    pub fn handle(&mut self, cx: &mut Ctx, ev: Event, started: Instant) -> Result<(), String> {
+        match ev {
+            Event::Bitfield { conn, bits } => self.on_bitfield(cx, conn, bits),
+            Event::Have { conn, index } => self.on_have(cx, conn, index),
+            Event::Unchoked { conn } => self.assign(cx, conn),
+            Event::PieceDone { conn, index } => self.on_piece_done(cx, conn, index),
+            Event::PieceBad { conn, index } => self.on_piece_bad(cx, conn, index),
+            Event::Released { conn, index } => self.on_released(cx, conn, index),
+            Event::Finished(r) => return self.on_finished(cx, r, started),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn on_bitfield(&mut self, cx: &mut Ctx, conn: ConnId, bits: Bitfield) {
+        let Some(p) = cx.peers.get_mut(conn) else {
             return;
         };
         if let Some(old) = &p.bits {
-            l.picker.peer_removed(|i| old.get(i));
+            self.picker.peer_removed(|i| old.get(i));
         }
-        l.picker.peer_added(|i| bits.get(i));
+        self.picker.peer_added(|i| bits.get(i));
         p.missing = (0..bits.len())
-            .filter(|&i| bits.get(i) && !l.picker.have(i as u32))
+            .filter(|&i| bits.get(i) && !self.picker.have(i as u32))
             .count() as u32;
         let seeder = bits.all();
         p.bits = Some(bits);
-        if seeder && l.seeding {
-            self.close(conn, CloseReason::BothSeeders);
+        if seeder && self.seeding {
+            cx.send(conn, Command::Close(CloseReason::BothSeeders));
             return;
         }
-        self.update_interest(conn);
-        self.assign(conn);
+        self.update_interest(cx, conn);
+        self.assign(cx, conn);
     }
 
-    pub(super) fn on_have(&mut self, conn: ConnId, index: u32) {
-        let Stage::Live(l) = &mut self.stage else {
+    pub fn on_have(&mut self, cx: &mut Ctx, conn: ConnId, index: u32) {
+        let Some(p) = cx.peers.get_mut(conn) else {
             return;
         };
-        let Some(p) = self.peers.get_mut(&conn) else {
-            return;
-        };
-        let n = l.picker.num_pieces() as usize;
+        let n = self.picker.num_pieces() as usize;
         let bits = p.bits.get_or_insert_with(|| Bitfield::new(n));
         if bits.get(index as usize) {
             return;
         }
         bits.set(index as usize);
-        l.picker.peer_has(index);
-        if !l.picker.have(index) {
+        self.picker.peer_has(index);
+        if !self.picker.have(index) {
             p.missing += 1;
         }
-        if bits.all() && l.seeding {
-            self.close(conn, CloseReason::BothSeeders);
+        if bits.all() && self.seeding {
+            cx.send(conn, Command::Close(CloseReason::BothSeeders));
             return;
         }
-        self.update_interest(conn);
-        self.assign(conn);
+        self.update_interest(cx, conn);
+        self.assign(cx, conn);
     }
 
-    /// Interest follows what the peer has that we lack. It is said at once
-    /// when it starts, and when it ends because we need nothing more; when
-    /// it ends because we caught up with a leecher, only after
-    /// [`INTEREST_LINGER`] without a new piece from it (see `tick`).
-    pub(super) fn update_interest(&mut self, conn: ConnId) {
-        let downloading = matches!(&self.stage, Stage::Live(l) if !l.seeding);
-        let Some(p) = self.peers.get_mut(&conn) else {
-            return;
-        };
-        let want = downloading && p.missing > 0;
-        let mut say = None;
-        if want {
-            p.interest_lost_at = None;
-            if !p.am_interested {
-                p.am_interested = true;
-                say = Some(true);
-            }
-        } else if p.am_interested {
-            if downloading {
-                p.interest_lost_at.get_or_insert(self.now);
-            } else {
-                p.am_interested = false;
-                p.interest_lost_at = None;
-                say = Some(false);
-            }
-        }
+    pub fn update_interest(&self, cx: &mut Ctx, conn: ConnId) {
+        let (downloading, now) = (self.downloading(), cx.now);
+        let say = cx
+            .peers
+            .get_mut(conn)
+            .and_then(|p| p.update_interest(downloading, now));
         if let Some(yes) = say {
-            self.send(conn, Command::Interested(yes));
-        }
-    }
-
-    /// NOT INTERESTED to the peers that had nothing new for us for
-    /// [`INTEREST_LINGER`].
-    pub(super) fn expire_interest(&mut self, now: Instant) {
-        let mut lost = Vec::new();
-        for (c, p) in self.peers.iter_mut() {
-            if p.interest_lost_at
-                .is_some_and(|t| now.saturating_duration_since(t) >= INTEREST_LINGER)
-            {
-                p.interest_lost_at = None;
-                p.am_interested = false;
-                lost.push(*c);
-            }
-        }
-        for c in lost {
-            self.send(c, Command::Interested(false));
+            cx.send(conn, Command::Interested(yes));
         }
     }
 
     /// Hands pieces to `conn` until it holds as many as it should.
-    pub(super) fn assign(&mut self, conn: ConnId) {
-        let Stage::Live(l) = &mut self.stage else {
-            return;
-        };
-        if l.seeding || l.finishing {
+    pub fn assign(&mut self, cx: &mut Ctx, conn: ConnId) {
+        if self.seeding || self.finishing {
             return;
         }
-        let Some(p) = self.peers.get_mut(&conn) else {
+        let Some(p) = cx.peers.get_mut(conn) else {
             return;
         };
         if !p.unchoked_us || p.bits.is_none() {
             return;
         }
-        let cap = pieces_per_peer(l.meta.geometry.nominal_piece_len());
+        let cap = pieces_per_peer(self.meta.geometry.nominal_piece_len());
         while p.assigned.len() < cap {
-            let Some(i) = l.picker.pick(conn, p.key, |i| p.has(i)) else {
+            let Some(i) = self.picker.pick(conn, p.key, |i| p.has(i)) else {
                 break;
             };
             p.assigned.insert(i);
-            self.out.push(Action::Send(conn, Command::Fetch(i)));
+            cx.out.push(Action::Send(conn, Command::Fetch(i)));
         }
     }
 
-    pub(super) fn assign_all(&mut self) {
-        let mut conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        conns.sort_unstable();
-        for c in conns {
-            self.assign(c);
+    pub fn assign_all(&mut self, cx: &mut Ctx) {
+        for c in cx.peers.conns() {
+            self.assign(cx, c);
         }
     }
 
-    pub(super) fn on_released(&mut self, conn: ConnId, index: u32) {
-        if let Some(p) = self.peers.get_mut(&conn) {
+    /// A connection gave a piece back (a long choke).
+    pub fn on_released(&mut self, cx: &mut Ctx, conn: ConnId, index: u32) {
+        if let Some(p) = cx.peers.get_mut(conn) {
             p.assigned.remove(&index);
         }
-        if let Some(l) = self.live_mut() {
-            l.picker.release(index, conn);
-        }
-        self.assign_all();
+        self.picker.release(index, conn);
+        self.assign_all(cx);
     }
 
-    pub(super) fn on_piece_done(&mut self, conn: ConnId, index: u32) {
-        let Stage::Live(l) = &mut self.stage else {
-            return;
-        };
-        let (new, others) = l.picker.completed(index, conn);
-        let geometry: &Geometry = &l.meta.geometry;
-        let bytes = geometry
-            .piece(index)
-            .map(|x| geometry.piece_len(x) as u64)
-            .unwrap_or(0);
+    /// A peer left: what it had no longer counts, what it held is queued.
+    pub fn peer_gone(
+        &mut self,
+        conn: ConnId,
+        bits: Option<&Bitfield>,
+        held: impl Iterator<Item = u32>,
+    ) {
+        if let Some(b) = bits {
+            self.picker.peer_removed(|i| b.get(i));
+        }
+        for i in held {
+            self.picker.release(i, conn);
+        }
+    }
+
+    pub fn on_piece_done(&mut self, cx: &mut Ctx, conn: ConnId, index: u32) {
+        let (new, others) = self.picker.completed(index, conn);
+        let g = &self.meta.geometry;
+        let bytes = g.piece(index).map(|x| g.piece_len(x) as u64).unwrap_or(0);
         if new {
-            l.meta.have.set(index as usize);
+            self.meta.have.set(index as usize);
         }
-        let complete = l.picker.is_complete();
-        let mut note = None;
-        if let Some(p) = self.peers.get_mut(&conn) {
+        if let Some(p) = cx.peers.get_mut(conn) {
             p.assigned.remove(&index);
+            let (at, from) = (p.local, p.addr);
             let dup = if new { "" } else { ", already had" };
-            note = Some((
-                p.local,
-                format!(
-                    "piece {index} SHA-1 ok ({bytes} bytes from {}{dup})",
-                    p.addr
-                ),
-            ));
-        }
-        if let Some((at, line)) = note {
-            self.trace(at, || line);
+            cx.trace(at, || {
+                format!("piece {index} SHA-1 ok ({bytes} bytes from {from}{dup})")
+            });
         }
         for o in others {
-            if let Some(op) = self.peers.get_mut(&o) {
+            if let Some(op) = cx.peers.get_mut(o) {
                 op.assigned.remove(&index);
-                self.out.push(Action::Send(o, Command::Cancel(index)));
+                cx.send(o, Command::Cancel(index));
             }
         }
         if !new {
-            self.assign(conn);
+            self.assign(cx, conn);
             return;
         }
         self.pieces_fetched += 1;
-        if let Some(p) = self.peers.get_mut(&conn) {
+        if let Some(p) = cx.peers.get_mut(conn) {
             p.pieces_from += 1;
             let name = p.name();
             self.count_from(name, bytes);
         }
-        let mut conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        conns.sort_unstable();
+        let conns = cx.peers.conns();
         for c in &conns {
-            if let Some(p) = self.peers.get_mut(c) {
+            if let Some(p) = cx.peers.get_mut(*c) {
                 if p.has(index as usize) {
                     p.missing = p.missing.saturating_sub(1);
                 } else {
-                    self.out.push(Action::Send(*c, Command::Have(index)));
+                    cx.send(*c, Command::Have(index));
                 }
             }
         }
-        if complete {
-            self.complete();
+        if self.is_complete() {
+            self.complete(cx);
             return;
         }
         for c in conns {
-            self.update_interest(c);
+            self.update_interest(cx, c);
         }
-        self.assign(conn);
+        self.assign(cx, conn);
     }
 
     /// Adds verified bytes to a peer's line of the summary (bounded).
@@ -327,194 +298,95 @@ impl Swarm {
         *self.from_peers.entry(key).or_default() += bytes;
     }
 
-    pub(super) fn on_piece_bad(&mut self, conn: ConnId, index: u32) {
-        let Stage::Live(l) = &mut self.stage else {
-            return;
-        };
-        let Some(p) = self.peers.get_mut(&conn) else {
-            l.picker.release(index, conn);
+    /// A piece failed its SHA-1 check: a strike for the peer that sent it,
+    /// dropped and banned at [`MAX_STRIKES`].
+    pub fn on_piece_bad(&mut self, cx: &mut Ctx, conn: ConnId, index: u32) {
+        let Some(p) = cx.peers.get_mut(conn) else {
+            self.picker.release(index, conn);
             return;
         };
         p.assigned.remove(&index);
-        l.picker.failed_piece(index, conn, p.key);
-        let n = self.strikes.add(&p.peer_id);
+        self.picker.failed_piece(index, conn, p.key);
         let (name, at, addr, listen, id) = (p.name(), p.local, p.addr, p.listen, p.peer_id);
+        let n = cx.peers.strikes.add(&id).min(MAX_STRIKES);
         warn!(
-            "{}: piece {index} from {name} failed the SHA-1 check ({} of {MAX_STRIKES})",
-            self.name,
-            n.min(MAX_STRIKES)
+            "{}: piece {index} from {name} failed the SHA-1 check ({n} of {MAX_STRIKES})",
+            cx.name
         );
-        self.trace(at, || {
+        cx.trace(at, || {
             let end = if n >= MAX_STRIKES { ": dropped" } else { "" };
-            format!(
-                "piece {index} SHA-1 MISMATCH from {addr} (strike {}/{MAX_STRIKES}{end})",
-                n.min(MAX_STRIKES)
-            )
+            format!("piece {index} SHA-1 MISMATCH from {addr} (strike {n}/{MAX_STRIKES}{end})")
         });
         if n >= MAX_STRIKES {
             warn!(
                 "{}: dropping {name} after {MAX_STRIKES} bad pieces",
-                self.name
+                cx.name
             );
-            self.bans.ban(listen, &id);
-            self.close(conn, CloseReason::BadPieces);
+            cx.peers.bans.ban(listen, &id);
+            cx.send(conn, Command::Close(CloseReason::BadPieces));
         } else {
-            self.assign(conn);
+            self.assign(cx, conn);
         }
-        self.assign_all();
+        self.assign_all(cx);
     }
 
     /// Every piece is verified: finish the files (the coordinator answers
     /// with `Event::Finished`).
-    pub(super) fn complete(&mut self) {
-        let Some(l) = self.live_mut() else { return };
-        if l.finishing || l.seeding {
+    pub fn complete(&mut self, cx: &mut Ctx) {
+        if self.finishing || self.seeding {
             return;
         }
-        l.finishing = true;
-        self.out.push(Action::Finish);
+        self.finishing = true;
+        cx.out.push(Action::Finish);
     }
 
-    pub(super) fn on_finished(&mut self, r: Result<(), BoxError>, now: Instant) {
-        let Stage::Live(l) = &mut self.stage else {
-            return;
-        };
-        if !l.finishing {
-            return;
+    /// The files have their final names (or could not get them: the error
+    /// for the swarm to fail with). From now on we seed.
+    pub fn on_finished(
+        &mut self,
+        cx: &mut Ctx,
+        r: Result<(), BoxError>,
+        started: Instant,
+    ) -> Result<(), String> {
+        if !self.finishing {
+            return Ok(());
         }
-        l.finishing = false;
-        if let Err(e) = r {
-            return self.fail(format!("could not finish the download: {e}"));
+        self.finishing = false;
+        r.map_err(|e| format!("could not finish the download: {e}"))?;
+        self.seeding = true;
+        info!("{}: complete, seeding", cx.name);
+        cx.out.push(Action::Track(self.tracked(cx.info_hash, true)));
+        let summary = self.summary(cx.info_hash, cx.now.saturating_duration_since(started));
+        cx.out.push(Action::Notify(Notice::Completed(summary)));
+        for c in cx.peers.conns() {
+            if cx.peers.get(c).is_some_and(|p| p.is_seeder()) {
+                cx.send(c, Command::Close(CloseReason::BothSeeders));
+            } else {
+                self.update_interest(cx, c);
+            }
         }
-        l.seeding = true;
-        let g = &l.meta.geometry;
+        Ok(())
+    }
+
+    fn summary(&self, info_hash: InfoHash, elapsed: std::time::Duration) -> Summary {
+        let g = &self.meta.geometry;
         let mut from: Vec<(String, u64)> = self
             .from_peers
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         from.sort();
-        let summary = Summary {
-            info_hash: self.cfg.info_hash,
-            name: l.meta.info.name.clone(),
+        Summary {
+            info_hash,
+            name: self.meta.info.name.clone(),
             size: g.total_len(),
-            elapsed: now.saturating_duration_since(self.started),
+            elapsed,
             peers_used: from.iter().filter(|(_, b)| *b > 0).count(),
             pieces_total: g.num_pieces(),
             pieces_fetched: self.pieces_fetched,
             pieces_on_disk: self.pieces_on_disk,
             from_peers: from,
-            paths: l.paths.clone(),
-        };
-        info!("{}: complete, seeding", self.name);
-        self.track(true);
-        self.out.push(Action::Notify(Notice::Completed(summary)));
-        let mut conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        conns.sort_unstable();
-        for c in conns {
-            if self.peers.get(&c).is_some_and(|p| p.is_seeder()) {
-                self.close(c, CloseReason::BothSeeders);
-            } else {
-                self.update_interest(c);
-            }
-        }
-    }
-
-    pub(super) fn request_metadata(&mut self, conn: ConnId, now: Instant) {
-        let Stage::Metadata(f) = &mut self.stage else {
-            return;
-        };
-        if !self.peers.get(&conn).is_some_and(|p| p.ut_metadata) || f.is_asking(conn) {
-            return;
-        }
-        if let Some(piece) = f.next_request(conn, now) {
-            self.send(conn, Command::MetadataRequest(piece));
-        }
-    }
-
-    pub(super) fn request_metadata_all(&mut self, now: Instant) {
-        if !matches!(self.stage, Stage::Metadata(_)) {
-            return;
-        }
-        let mut conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        conns.sort_unstable();
-        for c in conns {
-            self.request_metadata(c, now);
-        }
-    }
-
-    pub(super) fn on_metadata_data(
-        &mut self,
-        conn: ConnId,
-        piece: u32,
-        total: u64,
-        data: Vec<u8>,
-        now: Instant,
-    ) {
-        let Stage::Metadata(f) = &mut self.stage else {
-            return;
-        };
-        match f.received(conn, piece, total, data) {
-            Ok(Some(bytes)) => self.on_metadata(bytes),
-            Ok(None) => self.request_metadata(conn, now),
-            Err(MetadataError::HashMismatch) => {
-                warn!(
-                    "{}: metadata did not match the info hash; asking again",
-                    self.name
-                );
-                self.request_metadata_all(now);
-            }
-            // Not a reason to close: a late answer to a withdrawn request,
-            // or a peer whose size differs from the one being fetched
-            // (which may be the wrong one); its claim is forgotten.
-            Err(e @ (MetadataError::Unsolicited { .. } | MetadataError::SizeMismatch { .. })) => {
-                debug!("{}: metadata block ignored: {e}", self.name);
-                self.request_metadata_all(now);
-            }
-            Err(e) => {
-                warn!("{}: bad metadata from a peer: {e}", self.name);
-                self.close(conn, CloseReason::BadMetadata);
-            }
-        }
-    }
-
-    /// The whole info dictionary arrived and matches the info hash: check
-    /// that it is usable, then have the storage opened and checked.
-    fn on_metadata(&mut self, bytes: Vec<u8>) {
-        let info = match Info::from_bytes(&bytes) {
-            Ok(i) => i,
-            Err(e) => {
-                return self.fail(format!(
-                    "the metadata from peers is not a valid info dictionary: {e}"
-                ))
-            }
-        };
-        if let Err(e) = Geometry::from_info(&info) {
-            return self.fail(format!("{}: {e}", info.name));
-        }
-        info!(
-            "{}: metadata received: {} bytes in {} pieces",
-            info.name,
-            info.total_length(),
-            info.num_pieces()
-        );
-        self.name = info.name.clone();
-        self.stage = Stage::Checking {
-            total: info.num_pieces() as u32,
-            size: info.total_length(),
-            from_peers: true,
-        };
-        self.out.push(Action::Open {
-            info,
-            info_bytes: bytes,
-        });
-    }
-
-    /// The shared metadata, once live (for tests and the shell).
-    pub fn meta(&self) -> Option<Arc<crate::core::shared::Meta>> {
-        match &self.stage {
-            Stage::Live(l) => Some(l.meta.clone()),
-            _ => None,
+            paths: self.paths.clone(),
         }
     }
 }

@@ -540,8 +540,8 @@ fn every_table_stays_bounded_under_a_flood_of_short_connections() {
         }
     }
     assert_eq!(s.peer_count(), 0);
-    assert!(s.bans.len() <= 2 * MAX_BANS, "{}", s.bans.len());
-    assert!(s.strikes.len() <= MAX_STRIKE_ENTRIES);
+    assert!(s.peers.bans.len() <= 2 * MAX_BANS, "{}", s.peers.bans.len());
+    assert!(s.peers.strikes.len() <= MAX_STRIKE_ENTRIES);
     assert!(
         s.discovery.known_len() <= MAX_KNOWN,
         "{}",
@@ -568,7 +568,7 @@ fn strikes_stay_bounded_and_count_per_peer_id() {
         s.handle(Event::PieceBad { conn, index: f[0] }, t0);
         gone(&mut s, conn, ConnError::Closed, t0);
     }
-    assert!(s.strikes.len() <= MAX_STRIKE_ENTRIES);
+    assert!(s.peers.strikes.len() <= MAX_STRIKE_ENTRIES);
 }
 
 #[test]
