@@ -114,11 +114,16 @@ impl Coordinator {
                     Ok(Input::Event(ev)) => self.handle(ev),
                     Err(_) => return,
                 },
-                recv(check_rx.as_ref().unwrap_or(&never)) -> r => {
-                    if let Ok(r) = r {
-                        self.checked(r);
+                recv(check_rx.as_ref().unwrap_or(&never)) -> r => match r {
+                    Ok(r) => self.checked(r),
+                    // The checking thread ended without an answer.
+                    Err(_) => {
+                        self.check = None;
+                        self.handle(Event::Opened(Err(
+                            "checking the data on disk ended unexpectedly".into(),
+                        )));
                     }
-                }
+                },
                 recv(ticker) -> _ => {
                     let actions = self.swarm.tick(Instant::now());
                     self.act(actions);

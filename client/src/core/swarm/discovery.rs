@@ -114,10 +114,7 @@ impl Discovery {
         rng: &mut fastrand::Rng,
     ) -> Vec<(ConnId, SocketAddr)> {
         let connected_ids = peers.ids();
-        let banned = |a: SocketAddr, id: Option<&str>| {
-            let id = id.and_then(|id| <[u8; 20]>::try_from(id.as_bytes()).ok());
-            peers.bans.is_banned(Some(a), None) || peers.bans.is_banned(None, id.as_ref())
-        };
+        let banned = |a: SocketAddr, id: Option<&str>| peers.bans.is_listed_banned(a, id);
         let room = room.saturating_sub(self.connecting.len());
         if room == 0 {
             return Vec::new();
@@ -162,6 +159,15 @@ impl Discovery {
                 k.conn = Some(conn);
                 k.failures = 0;
             }
+        }
+    }
+
+    /// A connection was refused after its handshake (banned, a duplicate,
+    /// no room): like a failed dial, it is tried again later, backing off.
+    pub fn refused(&mut self, conn: ConnId, addr: SocketAddr, outbound: bool, now: Instant) {
+        self.connecting.remove(&conn);
+        if outbound {
+            self.connect_failed(conn, addr, now);
         }
     }
 

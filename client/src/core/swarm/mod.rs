@@ -176,16 +176,6 @@ impl Swarm {
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         self.now = now;
         if let Some((info, info_bytes)) = self.to_open.take() {
-            // Registered before the first lookup, so that leechers starting
-            // together find each other in the tracker's first answer.
-            if self.cfg.download {
-                self.out.push(Action::Track(Tracked {
-                    info_hash: self.cfg.info_hash,
-                    name: info.name.clone(),
-                    size: info.total_length(),
-                    complete: false,
-                }));
-            }
             self.out.push(Action::Open { info, info_bytes });
         }
         let download = self.cfg.download;
@@ -260,7 +250,10 @@ impl Swarm {
 
     fn wants_peers(&self) -> bool {
         match &self.stage {
-            Stage::Metadata(_) | Stage::Checking { .. } => true,
+            // A .torrent's download contacts peers once its data is checked
+            // and it is registered; a magnet's keeps those it fetched from.
+            Stage::Metadata(_) => true,
+            Stage::Checking { from_peers, .. } => *from_peers,
             Stage::Live(l) => !l.seeding,
             Stage::Failed(_) | Stage::Stopped => false,
         }
@@ -433,16 +426,18 @@ impl Swarm {
 
     fn on_connected(&mut self, conn: ConnId, peer: Peer) {
         let (addr, outbound) = (peer.addr, peer.outbound);
-        self.discovery.connected(conn, addr, outbound);
+        let live = matches!(self.stage, Stage::Live(_));
         let admit = if self.is_over() {
             Admit::Refuse(CloseReason::TorrentStopped)
         } else {
+            let max = self.max_conns();
             self.peers
-                .admit(&peer, &self.cfg.peer_id, self.max_conns(), self.now)
+                .admit(&peer, &self.cfg.peer_id, max, live, self.now)
         };
         match admit {
             Admit::Refuse(why) => {
                 debug!("peer {addr}: {why}");
+                self.discovery.refused(conn, addr, outbound, self.now);
                 self.send(conn, Command::Close(why));
                 return;
             }
@@ -455,6 +450,7 @@ impl Swarm {
             }
             Admit::Join { replace: None } => {}
         }
+        self.discovery.connected(conn, addr, outbound);
         info!(
             "{}: connected to {} {addr} ({})",
             self.name,
@@ -468,6 +464,12 @@ impl Swarm {
             // the others theirs; one that started after ignores it.
             self.send(conn, Command::MetadataReady);
         }
+    }
+
+    /// Peers that are not idle (see `Peer::is_idle`).
+    fn useful_peers(&self) -> usize {
+        let live = matches!(self.stage, Stage::Live(_));
+        self.peers.useful(live, self.now)
     }
 
     /// Connections (both ways) at most.
@@ -538,7 +540,13 @@ impl Swarm {
         let download = self.cfg.download;
         let (stage, mut cx) = self.parts();
         match stage.opened(&mut cx, r, download) {
-            Ok(Some(name)) => self.name = name,
+            Ok(Some(name)) => {
+                self.name = name;
+                // Registered (by `opened`) before this lookup, so that
+                // leechers starting together find each other at once.
+                self.maybe_lookup();
+                self.maybe_connect();
+            }
             Ok(None) => {}
             Err(e) => self.fail(e),
         }
@@ -569,7 +577,8 @@ impl Swarm {
 
     fn maybe_connect(&mut self) {
         if self.wants_peers() {
-            let room = self.cfg.max_peers.saturating_sub(self.peers.len());
+            // Idle connections do not count: they must not starve a download.
+            let room = self.cfg.max_peers.saturating_sub(self.useful_peers());
             let dials = self
                 .discovery
                 .dials(room, &self.peers, self.now, &mut self.rng);
@@ -583,9 +592,10 @@ impl Swarm {
         if !self.cfg.lookups || !self.wants_peers() {
             return;
         }
+        let useful = self.useful_peers();
         if self
             .discovery
-            .lookup_due(self.peers.len(), self.cfg.max_peers, self.now)
+            .lookup_due(useful, self.cfg.max_peers, self.now)
         {
             self.out.push(Action::Lookup);
         }

@@ -136,12 +136,15 @@ impl Peer {
     }
 
     /// Nothing flows either way and nothing is about to: the peer we drop
-    /// first when room is needed.
-    fn is_idle(&self, now: Instant) -> bool {
+    /// first when room is needed, or whose place a dial may take. Before
+    /// the torrent is live (`live` false), a peer that offers the metadata
+    /// or told us its pieces may be the one we need, and counts as useful.
+    pub fn is_idle(&self, live: bool, now: Instant) -> bool {
         self.pieces_from == 0
             && !self.am_interested
             && !self.peer_interested
             && self.assigned.is_empty()
+            && (live || (!self.ut_metadata && self.bits.is_none()))
             && now.saturating_duration_since(self.connected_at) >= DISPLACE_GRACE
     }
 }
@@ -193,6 +196,9 @@ impl<T: Hash + Eq + Clone> BoundedSet<T> {
 pub struct Bans {
     addrs: BoundedSet<SocketAddr>,
     ids: BoundedSet<[u8; 20]>,
+    /// The same ids as the tracker writes them (lossy text for ids that are
+    /// not UTF-8), to check the peers it lists.
+    id_texts: BoundedSet<String>,
 }
 
 impl Default for Bans {
@@ -200,6 +206,7 @@ impl Default for Bans {
         Bans {
             addrs: BoundedSet::new(MAX_BANS),
             ids: BoundedSet::new(MAX_BANS),
+            id_texts: BoundedSet::new(MAX_BANS),
         }
     }
 }
@@ -210,10 +217,17 @@ impl Bans {
             self.addrs.insert(a);
         }
         self.ids.insert(*peer_id);
+        self.id_texts
+            .insert(crate::core::shared::peer_id_str(peer_id));
     }
     pub fn is_banned(&self, listen: Option<SocketAddr>, peer_id: Option<&[u8; 20]>) -> bool {
         listen.is_some_and(|a| self.addrs.contains(&a))
             || peer_id.is_some_and(|p| self.ids.contains(p))
+    }
+    /// A peer the tracker lists: its address, and its id as text.
+    pub fn is_listed_banned(&self, addr: SocketAddr, peer_id: Option<&str>) -> bool {
+        self.addrs.contains(&addr)
+            || peer_id.is_some_and(|id| self.id_texts.contains(&id.to_string()))
     }
     /// Entries held (addresses + ids), for tests of the bound.
     pub fn len(&self) -> usize {
@@ -224,25 +238,45 @@ impl Bans {
     }
 }
 
-/// Bad pieces per peer id, at most [`MAX_STRIKE_ENTRIES`] peers.
+/// Who a strike counts against: the peer id, and the listen address when
+/// known (a peer that comes back under another id at the same address is
+/// the same peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum StrikeKey {
+    Id([u8; 20]),
+    Addr(SocketAddr),
+}
+
+/// Bad pieces per peer id and per listen address, at most
+/// [`MAX_STRIKE_ENTRIES`] keys.
 #[derive(Debug, Default)]
 pub struct Strikes {
-    count: HashMap<[u8; 20], u32>,
-    order: VecDeque<[u8; 20]>,
+    count: HashMap<StrikeKey, u32>,
+    order: VecDeque<StrikeKey>,
 }
 
 impl Strikes {
-    /// Counts one more bad piece from `peer_id`; returns its total.
-    pub fn add(&mut self, peer_id: &[u8; 20]) -> u32 {
-        if !self.count.contains_key(peer_id) {
-            self.order.push_back(*peer_id);
+    /// Counts one more bad piece from the peer; returns the larger of its
+    /// counts (by id, by listen address).
+    pub fn add(&mut self, peer_id: &[u8; 20], listen: Option<SocketAddr>) -> u32 {
+        let keys = [Some(StrikeKey::Id(*peer_id)), listen.map(StrikeKey::Addr)];
+        keys.into_iter()
+            .flatten()
+            .map(|k| self.bump(k))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn bump(&mut self, k: StrikeKey) -> u32 {
+        if !self.count.contains_key(&k) {
+            self.order.push_back(k);
             while self.order.len() > MAX_STRIKE_ENTRIES {
                 if let Some(old) = self.order.pop_front() {
                     self.count.remove(&old);
                 }
             }
         }
-        let n = self.count.entry(*peer_id).or_default();
+        let n = self.count.entry(k).or_default();
         *n += 1;
         *n
     }
@@ -305,6 +339,15 @@ impl PeerTable {
         v.sort_unstable();
         v
     }
+    /// Peers worth their place (not idle): what the dial room and the
+    /// lookups count, so that idle connections cannot starve a download.
+    pub fn useful(&self, live: bool, now: Instant) -> usize {
+        self.peers
+            .values()
+            .filter(|p| !p.is_idle(live, now))
+            .count()
+    }
+
     /// The peer ids connected, as the tracker writes them.
     pub fn ids(&self) -> HashSet<String> {
         self.peers
@@ -316,7 +359,14 @@ impl PeerTable {
     /// Whether `peer` may join (`own_id` is ours, `max_total` the
     /// connections allowed): not banned, not a duplicate we keep the other
     /// of, and within the limits, if need be in place of the idlest peer.
-    pub fn admit(&self, peer: &Peer, own_id: &[u8; 20], max_total: usize, now: Instant) -> Admit {
+    pub fn admit(
+        &self,
+        peer: &Peer,
+        own_id: &[u8; 20],
+        max_total: usize,
+        live: bool,
+        now: Instant,
+    ) -> Admit {
         if self.bans.is_banned(peer.listen, Some(&peer.peer_id)) {
             return Admit::Refuse(CloseReason::Banned);
         }
@@ -333,7 +383,7 @@ impl PeerTable {
                 Admit::Refuse(CloseReason::Duplicate)
             };
         }
-        match make_room(&self.peers, peer.addr.ip(), max_total, now) {
+        match make_room(&self.peers, peer.addr.ip(), max_total, live, now) {
             Ok(victim) => Admit::Join {
                 replace: victim.map(|v| (v, CloseReason::MakingRoom)),
             },
@@ -367,12 +417,13 @@ fn make_room(
     peers: &HashMap<ConnId, Peer>,
     ip: IpAddr,
     max_total: usize,
+    live: bool,
     now: Instant,
 ) -> Result<Option<ConnId>, CloseReason> {
     let idlest = |same_ip: bool| {
         peers
             .iter()
-            .filter(|(_, p)| p.is_idle(now) && (!same_ip || p.addr.ip() == ip))
+            .filter(|(_, p)| p.is_idle(live, now) && (!same_ip || p.addr.ip() == ip))
             .min_by_key(|(c, p)| (p.last_active, **c))
             .map(|(c, _)| *c)
     };

@@ -308,7 +308,7 @@ impl Live {
         p.assigned.remove(&index);
         self.picker.failed_piece(index, conn, p.key);
         let (name, at, addr, listen, id) = (p.name(), p.local, p.addr, p.listen, p.peer_id);
-        let n = cx.peers.strikes.add(&id).min(MAX_STRIKES);
+        let n = cx.peers.strikes.add(&id, listen).min(MAX_STRIKES);
         warn!(
             "{}: piece {index} from {name} failed the SHA-1 check ({n} of {MAX_STRIKES})",
             cx.name

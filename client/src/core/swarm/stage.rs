@@ -85,8 +85,7 @@ impl Stage {
             }));
         }
         let mut live = Live::new(o, download, cx.peers);
-        if from_peers && !live.is_complete() {
-            // A .torrent's download registered when it started.
+        if download && !live.is_complete() {
             cx.out
                 .push(Action::Track(live.tracked(cx.info_hash, false)));
         }

@@ -648,18 +648,19 @@ fn checking_runs_off_the_swarm_and_bitfields_wait_for_it() {
     let a = s.start(t0);
     assert!(a.iter().any(|x| matches!(x, Action::Open { .. })));
     assert!(matches!(s.phase(), Phase::Checking { total: 4, .. }));
-    // We register as a leecher before asking for peers, so that leechers
-    // starting together find each other.
-    let track = a
-        .iter()
-        .position(|x| matches!(x, Action::Track(t) if !t.complete));
-    let lookup = a.iter().position(|x| matches!(x, Action::Lookup));
+    // Nobody is asked for peers before we know what we have and are
+    // registered (a check that fails must leave no registration behind).
     assert!(
-        matches!((track, lookup), (Some(t), Some(l)) if t < l),
+        !a.iter()
+            .any(|x| matches!(x, Action::Lookup | Action::Track(_))),
         "{a:?}"
     );
-    // Peers are dialled and answered meanwhile.
-    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    assert!(!s
+        .tick(t0 + LOOKUP_EMPTY)
+        .iter()
+        .any(|x| matches!(x, Action::Lookup)));
+    // Peers that come meanwhile are answered.
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), false, t0);
     s.handle(
         Event::Bitfield {
             conn: 1,
@@ -672,6 +673,16 @@ fn checking_runs_off_the_swarm_and_bitfields_wait_for_it() {
     assert_eq!(st.phase, Phase::Checking { done: 3, total: 4 });
     let a = s.handle(Event::Opened(Ok(opened(4, false))), t0);
     assert!(commands(&a, 1).contains(&Command::MetadataReady));
+    // Registered as a leecher, then asking for peers: leechers starting
+    // together find each other in the tracker's first answer.
+    let track = a
+        .iter()
+        .position(|x| matches!(x, Action::Track(t) if !t.complete));
+    let lookup = a.iter().position(|x| matches!(x, Action::Lookup));
+    assert!(
+        matches!((track, lookup), (Some(t), Some(l)) if t < l),
+        "{a:?}"
+    );
     assert!(commands(&a, 1).contains(&Command::Interested(true)));
     assert_eq!(fetches(&a, 1).len(), 4);
     assert_eq!(s.phase(), Phase::Downloading);
@@ -702,4 +713,113 @@ fn a_torrent_found_complete_on_disk_finishes_at_once() {
     assert!(a
         .iter()
         .any(|x| matches!(x, Action::Notify(Notice::Failed { .. }))));
+}
+
+#[test]
+fn idle_inbound_connections_do_not_stop_a_leecher_from_dialling() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(3);
+    let mut s = leecher(4, t0);
+    s.handle(Event::Lookup(Ok(Vec::new())), t0);
+    // One host fills the peer count with connections that say nothing.
+    for c in 1..=8u64 {
+        connect(
+            &mut s,
+            c,
+            &format!("10.6.0.1:{}", 40000 + c),
+            id(c as u32),
+            false,
+            t0,
+        );
+    }
+    // The tracker is still asked, and a seeder it lists is dialled.
+    let a = s.tick(later + Duration::from_secs(20));
+    assert!(a.iter().any(|x| matches!(x, Action::Lookup)), "{a:?}");
+    let seeder = addr("10.7.0.1:6881");
+    let a = s.handle(
+        Event::Lookup(Ok(vec![PeerEntry {
+            addr: seeder,
+            peer_id: "-XX0000-seeder000000".into(),
+            complete: true,
+        }])),
+        later + Duration::from_secs(20),
+    );
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Dial { addr, .. } if *addr == seeder)),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_poisoner_that_changes_its_peer_id_is_still_struck_at_its_address() {
+    let t0 = Instant::now();
+    let mut s = leecher(8, t0);
+    let mut conn = 0;
+    for strike in 1..=MAX_STRIKES {
+        conn += 1;
+        // Each time under a new peer id, at the same listen address.
+        let a = seeding_peer(&mut s, conn, "10.8.0.1:6881", id(100 + strike), 8, t0);
+        let f = fetches(&a, conn);
+        let a = s.handle(Event::PieceBad { conn, index: f[0] }, t0);
+        if strike == MAX_STRIKES {
+            assert_eq!(closed(&a, conn), Some(CloseReason::BadPieces));
+        } else {
+            assert_eq!(closed(&a, conn), None);
+            gone(&mut s, conn, ConnError::Closed, t0);
+        }
+    }
+}
+
+#[test]
+fn a_peer_offering_the_metadata_is_not_dropped_to_make_room() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(5);
+    let mut s = Swarm::new(cfg(true), Start::Magnet, t0);
+    s.start(t0);
+    connect(&mut s, 1, "127.0.0.1:7001", id(1), true, t0);
+    s.handle(
+        Event::Ext {
+            conn: 1,
+            metadata_size: Some(1000),
+            ut_metadata: true,
+            listen_port: None,
+        },
+        t0,
+    );
+    for c in 2..=16u64 {
+        connect(
+            &mut s,
+            c,
+            &format!("127.0.0.1:{}", 40000 + c),
+            id(c as u32),
+            false,
+            t0,
+        );
+    }
+    let a = connect(&mut s, 100, "127.0.0.1:50000", id(100), false, later);
+    assert_ne!(closed(&a, 1), Some(CloseReason::MakingRoom), "{a:?}");
+    assert_eq!(closed(&a, 100), None, "an idle one makes room instead");
+}
+
+#[test]
+fn a_banned_peer_id_that_is_not_utf8_is_not_dialled() {
+    let t0 = Instant::now();
+    let mut s = seeder(4, t0);
+    let mut s2 = leecher(4, t0);
+    let mut raw = id(9);
+    raw[10] = 0xff;
+    for sw in [&mut s, &mut s2] {
+        connect(sw, 1, "10.9.0.1:50000", raw, false, t0);
+        gone(sw, 1, ConnError::Protocol("garbage".into()), t0);
+    }
+    let a = s2.handle(
+        Event::Lookup(Ok(vec![PeerEntry {
+            addr: addr("10.9.0.1:6881"),
+            peer_id: crate::core::shared::peer_id_str(&raw),
+            complete: true,
+        }])),
+        t0,
+    );
+    assert!(!a.iter().any(|x| matches!(x, Action::Dial { .. })), "{a:?}");
 }
