@@ -520,7 +520,11 @@ impl PeerState {
     /// How long the shell may sleep before the next [`PeerState::tick`].
     pub fn timeout(&self, now: Instant) -> Duration {
         match self.serve_wait {
-            Some(t) if !self.serve.is_empty() => TICK.min(t.saturating_duration_since(now)),
+            // A wait already over must not shorten the sleep: whether we
+            // can serve now is the shell's `busy` test (serving may wait
+            // for room in the write buffer, which only a writable socket
+            // brings).
+            Some(t) if !self.serve.is_empty() && t > now => TICK.min(t - now),
             _ => TICK,
         }
     }
@@ -966,6 +970,10 @@ mod tests {
         assert_eq!(s.next_to_serve(t0, |_| Err(wait)), None);
         assert!(!s.serve_ready(t0) && s.serve_ready(t0 + wait));
         assert_eq!(s.timeout(t0), wait);
+        // Once the wait is over, while nothing can be written (the write
+        // buffer full, so nobody asks for the next block), the poll still
+        // sleeps a whole tick instead of spinning.
+        assert_eq!(s.timeout(t0 + wait * 2), TICK);
         assert_eq!(s.next_to_serve(t0, |_| Ok(())), None, "still waiting");
         let second = s.next_to_serve(t0 + wait, |_| Ok(()));
         assert_eq!(second.map(|b| b.piece.get()), Some(1));
