@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{self, Info, InfoHash, Metainfo};
 
-use crate::core::msg::{Event, Input, Notice, Opened, Phase, TorrentStatus, Tracked};
+use crate::core::msg::{Event, Input, Notice, Opened, Phase, TorrentStatus, Tracked, TrackerMsg};
 use crate::core::ratelimit::RateLimit;
 use crate::core::swarm::{Start, Swarm, SwarmConfig};
 use crate::net::coordinator::{Coordinator, SessionLink};
@@ -257,16 +257,19 @@ impl Session {
         );
         let status = Arc::new(Mutex::new(swarm_status_placeholder(info_hash, &name, size)));
         let (table_ref, me) = (self.torrents.clone(), shared.clone());
+        let forget = route.updates.clone();
         let link = SessionLink {
             tracker_updates: route.updates,
             notices: self.notices_tx.clone(),
-            // A failed torrent leaves the table (unless it was replaced).
+            // A failed torrent leaves the table (unless it was replaced)
+            // and the tracker's lists.
             on_failure: Box::new(move || {
                 if let Ok(mut t) = table_ref.lock() {
                     if t.get(&info_hash)
                         .is_some_and(|h| Arc::ptr_eq(&h.shared, &me))
                     {
                         t.remove(&info_hash);
+                        let _ = forget.send(TrackerMsg::Forget(info_hash));
                     }
                 }
             }),
@@ -441,6 +444,7 @@ impl Session {
             let _ = h.shared.events.send(Input::Shutdown(tx));
             let _ = rx.recv_timeout(Duration::from_secs(5));
         }
+        self.trackers.forget(*info_hash);
     }
 
     /// Stops every torrent (files flushed), sends EXIT to the tracker and

@@ -250,7 +250,7 @@ fn handle(
                         show_added(&a, "seeding");
                         out(&format!("magnet: {}", a.magnet));
                     }
-                    Err(e) => out(&format!("cannot seed {line}: {e:#}")),
+                    Err(e) => out(&format!("cannot seed {line}: {}", super::error_chain(&e))),
                 }
             }
             Awaiting::Choice
@@ -261,7 +261,10 @@ fn handle(
                     show_added(&a, "downloading");
                     downloads.insert(a.info_hash);
                 }
-                Err(e) => out(&format!("cannot download {line:?}: {e:#}")),
+                Err(e) => out(&format!(
+                    "cannot download {line:?}: {}",
+                    super::error_chain(&e)
+                )),
             }
             Awaiting::Choice
         }
@@ -280,7 +283,7 @@ fn handle(
                         ));
                     }
                 }
-                Err(e) => out(&format!("search failed: {e:#}")),
+                Err(e) => out(&format!("search failed: {}", super::error_chain(&e))),
             }
             Awaiting::Choice
         }

@@ -138,7 +138,7 @@ pub fn main() -> ExitCode {
 
 /// The error and its causes, leaving out a cause whose text an outer
 /// message already includes.
-fn error_chain(e: &anyhow::Error) -> String {
+pub fn error_chain(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let c = cause.to_string();
@@ -298,7 +298,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ctrlc.recv_timeout(share::RESCAN_EVERY)
             {
                 if let Err(e) = share::share_dir(&s, dir, print_seeding) {
-                    log::warn!("share: {e:#}");
+                    log::warn!("share: {}", error_chain(&e));
                 }
             }
             eprintln!("minitorrent: shutting down");

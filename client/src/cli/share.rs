@@ -136,7 +136,11 @@ pub fn share_dir(s: &Session, dir: &Path, mut each: impl FnMut(&Added)) -> Resul
                     m
                 }
                 Err(e) => {
-                    warn!("share: skipping {}: {e:#}", path.display());
+                    warn!(
+                        "share: skipping {}: {}",
+                        path.display(),
+                        super::error_chain(&e)
+                    );
                     continue;
                 }
             },
@@ -151,7 +155,11 @@ pub fn share_dir(s: &Session, dir: &Path, mut each: impl FnMut(&Added)) -> Resul
                 each(&a);
             }
             Err(e) if e.to_string().contains("unreachable") => return Err(e),
-            Err(e) => warn!("share: cannot seed {}: {e:#}", path.display()),
+            Err(e) => warn!(
+                "share: cannot seed {}: {}",
+                path.display(),
+                super::error_chain(&e)
+            ),
         }
     }
     if changed {

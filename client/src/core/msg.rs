@@ -371,5 +371,8 @@ pub enum TrackerMsg {
         info_hash: InfoHash,
         reply: Sender<Input>,
     },
+    /// The torrent is gone from the session (removed, failed): the tracker
+    /// is to stop listing us for it.
+    Forget(InfoHash),
     Shutdown(Sender<()>),
 }

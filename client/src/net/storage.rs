@@ -311,7 +311,7 @@ impl Storage {
 
     /// Hashes every piece on disk and returns which ones match `hashes`.
     /// Pieces that cannot be read (short file, I/O error) count as missing.
-    /// `progress(done, total)` is called now and then.
+    /// `done` counts the pieces checked so far (for a progress display).
     pub fn verify(&self, hashes: &[[u8; 20]], done: &AtomicU32) -> Vec<bool> {
         let n = self.geometry.num_pieces();
         // Reading and hashing run at disk or SHA-1 speed: one thread per

@@ -122,7 +122,7 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
                     TrackerMsg::Update(_, Some(r)) => {
                         let _ = r.send(Err(Box::new(e.clone())));
                     }
-                    TrackerMsg::Update(_, None) => {}
+                    TrackerMsg::Update(_, None) | TrackerMsg::Forget(_) => {}
                     TrackerMsg::Lookup { reply, .. } => {
                         let _ = reply.send(TorrentEvent::Lookup(Err(Box::new(e.clone()))).into());
                     }
@@ -148,6 +148,9 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
             // Peers come with each announce, on the announcer's schedule
             // (sooner while a download lacks peers).
             Ok(TrackerMsg::Lookup { .. }) => {}
+            // A torrent that left the session leaves the swarm below, when
+            // the session's table no longer lists it.
+            Ok(TrackerMsg::Forget(_)) => {}
             Ok(TrackerMsg::Shutdown(ack)) => {
                 client.schedule = Schedule::FAREWELL;
                 for (ih, s) in &state {

@@ -186,6 +186,11 @@ impl Trackers {
         }
     }
 
+    /// The torrent left the session: stop being listed for it.
+    pub fn forget(&self, info_hash: InfoHash) {
+        let _ = self.json.send(TrackerMsg::Forget(info_hash));
+    }
+
     /// Asks the tracker which file is called `name` and who has it.
     pub fn lookup_name(&self, name: &str) -> Result<PeersReply, HomeError> {
         const WHAT: &str = "a download by name";
@@ -281,6 +286,7 @@ mod tests {
     use crate::core::msg::{Event, Input};
     use crate::net::tracker::fake::{fake, hash};
     use std::net::UdpSocket;
+    use std::sync::{Arc, Mutex};
 
     fn home(tracker: SocketAddr, protocol: TrackerProtocol) -> Trackers {
         let cfg = HomeConfig {
@@ -315,6 +321,58 @@ mod tests {
         assert!(!a.updates.same_channel(&t.json));
         t.shutdown();
         assert!(t.bep15.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_forgotten_torrent_leaves_the_trackers_lists() {
+        // A JSON tracker that says OK to everything and records what it got.
+        let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let log = seen.clone();
+        let (addr, _h, stop) = fake(move |b| {
+            let v: serde_json::Value = serde_json::from_slice(b).ok()?;
+            let r =
+                serde_json::json!({"type": "OK", "tid": v["tid"], "interval": 10, "timeout": 30});
+            log.lock().unwrap().push(v);
+            Some(r.to_string().into_bytes())
+        });
+        let t = home(addr, TrackerProtocol::Json);
+        let tracked = |b: u8| Tracked {
+            info_hash: hash(b),
+            name: format!("f{b}"),
+            size: 100,
+            complete: true,
+        };
+        t.register_now(tracked(1)).unwrap();
+        t.register_now(tracked(2)).unwrap();
+        t.forget(hash(9)); // never registered: nothing is sent
+        t.forget(hash(1));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let kinds = || -> Vec<String> {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .map(|v| v["type"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        while kinds().len() < 4 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", kinds());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(kinds(), ["REGISTER", "REGISTER", "EXIT", "REGISTER"]);
+        let last = seen.lock().unwrap()[3].clone();
+        let names: Vec<&str> = last["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["f2"],
+            "only the file still shared is registered again"
+        );
+        t.shutdown();
+        *stop.lock().unwrap() = true;
     }
 
     /// A JSON tracker that answers every REQUEST with `ERROR code`.

@@ -148,8 +148,12 @@ impl ProtocolChoice {
 
     fn answers_bep15_with(&self, connect: impl FnOnce() -> bool) -> bool {
         let mut found = self.found();
-        if *found == Some(Protocol::Bep15) {
-            return true;
+        match *found {
+            Some(Protocol::Bep15) => return true,
+            // It answered JSON before: a JSON request left unanswered now
+            // was lost, and must not switch the session to BEP 15.
+            Some(Protocol::Json) => return false,
+            None => {}
         }
         let yes = connect();
         if yes {
@@ -306,6 +310,14 @@ mod tests {
         // Two choices own two memories: nothing is shared through the process.
         let other = ProtocolChoice::new(addr(), TrackerProtocol::Auto);
         assert_eq!(other.decide_with(|| None), Protocol::Json);
+    }
+
+    #[test]
+    fn a_json_answer_is_not_undone_by_a_lost_request() {
+        let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto);
+        assert_eq!(c.decide_with(|| Some(Protocol::Json)), Protocol::Json);
+        assert!(!c.answers_bep15_with(|| panic!("no BEP 15 connect once JSON answered")));
+        assert_eq!(c.decide_with(no_probe), Protocol::Json);
     }
 
     #[test]

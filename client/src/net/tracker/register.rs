@@ -78,6 +78,31 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 }
             }
             Ok(TrackerMsg::Lookup { info_hash, reply }) => lookup(addr, info_hash, &peer_id, reply),
+            Ok(TrackerMsg::Forget(info_hash)) => {
+                let Some(gone) = files.remove(&info_hash) else {
+                    continue;
+                };
+                // REGISTER only adds: leaving one swarm takes an EXIT, then a
+                // REGISTER of the files we still share.
+                if registered {
+                    if let Some(c) = client.as_mut() {
+                        if let Err(e) = c.exit(&peer_id) {
+                            warn!("EXIT: {e}");
+                        }
+                    }
+                    registered = false;
+                    if !files.is_empty() {
+                        match register(&mut client, &files) {
+                            Ok(i) => {
+                                registered = true;
+                                interval = i;
+                            }
+                            Err(e) => warn!("{e}"),
+                        }
+                    }
+                    info!("withdrew {} from tracker {addr}", gone.name);
+                }
+            }
             Ok(TrackerMsg::Shutdown(ack)) => {
                 if registered {
                     if let Some(c) = client.as_mut() {
@@ -131,6 +156,7 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
 /// and sends the answer to the torrent as `Event::Lookup`.
 fn lookup(addr: SocketAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>) {
     let me = me.to_string();
+    let answer = reply.clone();
     let spawned = std::thread::Builder::new()
         .name("tracker lookup".into())
         .spawn(move || {
@@ -147,5 +173,6 @@ fn lookup(addr: SocketAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>)
         });
     if let Err(e) = spawned {
         warn!("cannot start a tracker lookup thread: {e}");
+        let _ = answer.send(Event::Lookup(Err(Box::new(e))).into());
     }
 }
