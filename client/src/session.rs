@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{self, Info, InfoHash, Metainfo};
 
-use crate::core::msg::{Event, Input, Notice, Opened, Phase, TorrentStatus, Tracked, TrackerMsg};
+use crate::core::msg::{Event, Input, Notice, Opened, TorrentStatus, Tracked, TrackerMsg};
 use crate::core::ratelimit::RateLimit;
 use crate::core::swarm::{Start, Swarm, SwarmConfig};
 use crate::net::coordinator::{Coordinator, SessionLink};
@@ -70,29 +70,6 @@ struct TorrentOpts {
     name_hint: Option<String>,
     /// A download (reports completion) rather than a seed.
     download: bool,
-}
-
-/// The status of a torrent until its coordinator publishes the first one.
-fn swarm_status_placeholder(
-    info_hash: InfoHash,
-    name: &Option<String>,
-    size: Option<u64>,
-) -> TorrentStatus {
-    TorrentStatus {
-        info_hash,
-        name: name.clone().unwrap_or_else(|| info_hash.to_hex()),
-        size,
-        pieces_total: 0,
-        pieces_have: 0,
-        bytes_have: 0,
-        downloaded: 0,
-        uploaded: 0,
-        peers: 0,
-        down_rate: 0.0,
-        up_rate: 0.0,
-        phase: Phase::Metadata,
-        paths: Vec::new(),
-    }
 }
 
 /// What adding a torrent returns.
@@ -242,7 +219,7 @@ impl Session {
             }
         };
         let magnet = self.magnet_for(info_hash, name.clone());
-        let swarm = Swarm::new(
+        let mut swarm = Swarm::new(
             SwarmConfig {
                 info_hash,
                 peer_id: self.peer_id,
@@ -255,7 +232,7 @@ impl Session {
             start,
             Instant::now(),
         );
-        let status = Arc::new(Mutex::new(swarm_status_placeholder(info_hash, &name, size)));
+        let status = Arc::new(Mutex::new(swarm.status(Instant::now(), 0, 0, 0)));
         let (table_ref, me) = (self.torrents.clone(), shared.clone());
         let forget = route.updates.clone();
         let link = SessionLink {

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use crate::core::msg::{Notice, Summary};
 use crate::net::tracker::TrackerProtocol;
 use crate::session::{self, Added, Config, Session};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use crossbeam_channel::Receiver;
 use minitorrent_common::magnet::Magnet;
@@ -376,16 +376,7 @@ fn get(cli: &Cli, source: &str, no_seed: bool) -> Result<ExitCode> {
     let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
     let s = start(cli, tracker, announce.as_deref())?;
     let ctrlc = ctrlc_channel();
-    let added = match src {
-        Source::Torrent(_) => match metainfo {
-            Some(m) => s.download_metainfo(m),
-            None => Err(anyhow!("no metainfo")),
-        },
-        Source::Magnet(m) => s.download_magnet(&m),
-        Source::InfoHash(ih) => s.download_info_hash(ih, None, Vec::new()),
-        Source::Name(n) => s.download_name(&n),
-    };
-    let added = match added {
+    let added = match source::download(&s, src, metainfo) {
         Ok(a) => a,
         Err(e) => {
             s.shutdown();

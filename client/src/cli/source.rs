@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use minitorrent_common::magnet::Magnet;
-use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::metainfo::{InfoHash, Metainfo};
 
 use crate::session::{self, Added, Session};
 
@@ -43,11 +43,19 @@ pub fn classify(source: &str) -> Result<Source> {
     Ok(Source::Name(source.to_string()))
 }
 
-/// Starts downloading what `src` names (the menu's path; `get` does the
-/// same with the .torrent it already read for its tracker).
+/// Starts downloading what `src` names (the menu's path).
 pub fn start_download(s: &Session, src: &str) -> Result<Added> {
-    match classify(src)? {
-        Source::Torrent(p) => s.download_metainfo(session::read_torrent(&p)?),
+    download(s, classify(src)?, None)
+}
+
+/// Starts downloading `src`; `metainfo` is the .torrent already read, if
+/// the caller needed it first (`get` takes its tracker from it).
+pub fn download(s: &Session, src: Source, metainfo: Option<Metainfo>) -> Result<Added> {
+    match src {
+        Source::Torrent(p) => match metainfo {
+            Some(m) => s.download_metainfo(m),
+            None => s.download_metainfo(session::read_torrent(&p)?),
+        },
         Source::Magnet(m) => s.download_magnet(&m),
         Source::InfoHash(ih) => s.download_info_hash(ih, None, Vec::new()),
         Source::Name(n) => s.download_name(&n),
