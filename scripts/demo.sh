@@ -327,7 +327,7 @@ name_of() {
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 echo
-printf '%s%-10s %8s %8s %12s %13s  %-8s %s%s\n' "$MT_B" peer time MB/s 'from seeder' 'from leechers' sha256 'leechers it got pieces from' "$MT_N"
+printf '%s%-10s %8s %8s %12s %13s  %-8s %s%s\n' "$MT_B" peer time MiB/s 'from seeder' 'from leechers' sha256 'leechers it got pieces from' "$MT_N"
 total_from_leechers=0
 for ((i = 1; i <= leechers; i++)); do
     n=${names[$i]}
@@ -335,7 +335,7 @@ for ((i = 1; i <= leechers; i++)); do
     secs='?' rate='?' from_seed=0 from_others=0 detail=''
     if [[ -s $stats ]]; then
         secs=$(json_num "$stats" seconds)
-        rate=$(json_num "$stats" mb_per_s)
+        rate=$(json_num "$stats" mib_per_s)
         secs=$(awk -v s="$secs" 'BEGIN { printf "%.2f s", s }')
         rate=$(awk -v r="$rate" 'BEGIN { printf "%.1f", r }')
         while read -r who bytes; do

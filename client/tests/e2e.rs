@@ -24,7 +24,8 @@ fn one_seeder_one_leecher_from_torrent_magnet_and_name() {
     assert_same_file(&data, &l1.join("data.bin"));
     assert!(!l1.join("data.bin.part").exists());
     let done = p.out.wait_for("done: data.bin", TIMEOUT);
-    assert!(done.contains("1 peers used"), "{done}");
+    assert!(done.contains(" fetched at "), "{done}");
+    assert!(done.contains("/s from 1 peer, "), "{done}");
 
     let l2 = tmp.sub("l2");
     let p = get_ok("magnet", &tracker, &magnet, &l2, &["--trace"]);
@@ -180,6 +181,14 @@ fn resume_fetches_only_missing_pieces() {
     let total = json["pieces_total"].as_u64().unwrap();
     assert!(on_disk >= 128, "only {on_disk} pieces kept\n{}", g.dump());
     assert_eq!(on_disk + fetched, total, "{}", g.dump());
+    // The rate is that of the bytes fetched this time, not of the file.
+    let got = json["bytes_from_peers"].as_object().unwrap();
+    let got: u64 = got.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(json["bytes_fetched"].as_u64(), Some(got), "{}", g.dump());
+    assert_eq!(got, fetched * u64::from(PIECE), "{}", g.dump());
+    let rate = json["mib_per_s"].as_f64().unwrap() * 1024.0 * 1024.0;
+    let secs = json["fetch_seconds"].as_f64().unwrap();
+    assert!((rate * secs - got as f64).abs() < 1.0, "{}", g.dump());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use minitorrent_common::metainfo::{format_size, InfoHash};
 
-use crate::core::msg::{Phase, TorrentStatus};
+use crate::core::msg::{count, format_rate, Phase, TorrentStatus};
 use crate::session::Session;
 
 /// Plain progress lines come this often when stderr is not a terminal...
@@ -61,28 +61,10 @@ impl Progress {
                 let snapshot = || status.lock().map(|s| s.clone()).ok();
                 if tty {
                     let bar = ProgressBar::new(0);
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{msg:20!} [{bar:30}] {bytes}/{total_bytes} {percent:>3}% {binary_bytes_per_sec} ETA {eta} {prefix}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    );
+                    let mut shown = None;
                     while !flag.load(Ordering::Relaxed) {
                         if let Some(s) = snapshot() {
-                            if let Phase::Checking { done, total } = s.phase {
-                                // Pieces hashed, shown as a share of the size.
-                                let size = s.size.unwrap_or(0);
-                                let at = size * u64::from(done) / u64::from(total.max(1));
-                                bar.set_message(format!("checking {}", s.name));
-                                bar.set_length(size);
-                                bar.set_position(at);
-                            } else {
-                                bar.set_message(s.name.clone());
-                                bar.set_length(s.size.unwrap_or(0));
-                                bar.set_position(s.bytes_have);
-                            }
-                            bar.set_prefix(format!("{} peers", s.peers));
+                            show_on_bar(&bar, &s, &mut shown);
                         }
                         std::thread::sleep(Duration::from_millis(200));
                     }
@@ -125,29 +107,142 @@ impl Drop for Progress {
     }
 }
 
-/// One status line: name, bytes, %, rate, ETA, peers.
+/// What the bar looks like: a spinner while the size is unknown, a bar
+/// once it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BarKind {
+    Spinner,
+    Bar,
+}
+
+/// Shows one status snapshot on the live bar. The rate and ETA are the
+/// swarm's (bytes fetched from peers), not the bar's own estimate, which
+/// would count the data found on disk by a resume as downloaded at once.
+fn show_on_bar(bar: &ProgressBar, s: &TorrentStatus, shown: &mut Option<BarKind>) {
+    let kind = if s.phase == Phase::Metadata {
+        BarKind::Spinner
+    } else {
+        BarKind::Bar
+    };
+    if *shown != Some(kind) {
+        let template = match kind {
+            BarKind::Spinner => "{spinner} {msg}",
+            BarKind::Bar => "{msg:20!} [{bar:30}] {bytes}/{total_bytes} {percent:>3}% {prefix}",
+        };
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        if kind == BarKind::Spinner {
+            bar.enable_steady_tick(Duration::from_millis(120));
+        } else {
+            bar.disable_steady_tick();
+        }
+        *shown = Some(kind);
+    }
+    match &s.phase {
+        Phase::Metadata => {
+            bar.set_message(format!("{}: {}", s.name, metadata_words(s)));
+        }
+        Phase::Checking { done, total } => {
+            // Pieces hashed, shown as a share of the size.
+            let size = s.size.unwrap_or(0);
+            let at = size * u64::from(*done) / u64::from((*total).max(1));
+            bar.set_message(format!("checking {}", s.name));
+            bar.set_length(size);
+            bar.set_position(at);
+            bar.set_prefix(count(s.peers as u64, "peer"));
+        }
+        _ => {
+            bar.set_message(s.name.clone());
+            bar.set_length(s.size.unwrap_or(0));
+            bar.set_position(s.bytes_have);
+            let mut prefix = format!(
+                "{} ETA {}, {}",
+                format_rate(s.down_rate),
+                eta(s),
+                count(s.peers as u64, "peer")
+            );
+            if let Some(p) = &s.problem {
+                prefix = format!("{prefix}: {p}");
+            }
+            bar.set_prefix(prefix);
+        }
+    }
+}
+
+/// While the metadata is being fetched: from how many peers.
+fn metadata_words(s: &TorrentStatus) -> String {
+    if s.peers == 0 {
+        "fetching metadata: looking for peers…".to_string()
+    } else {
+        format!("fetching metadata from {}…", count(s.peers as u64, "peer"))
+    }
+}
+
+/// Time left at the current rate, or "-".
+fn eta(s: &TorrentStatus) -> String {
+    let size = s.size.unwrap_or(0);
+    if s.down_rate > 1.0 && size > s.bytes_have {
+        format!("{:.0} s", (size - s.bytes_have) as f64 / s.down_rate)
+    } else {
+        "-".into()
+    }
+}
+
+/// One status line: name, phase, bytes, %, rates, ETA, peers, and what
+/// stops the download if something does. While the metadata is fetched
+/// the size is unknown: the line says so instead of showing 0 of 0 bytes.
 pub fn line(s: &TorrentStatus) -> String {
+    with_problem(s, progress_words(s))
+}
+
+/// The menu's line for one torrent: [`line`] with the bytes uploaded and
+/// whether it is seeding, before the problem if there is one.
+pub fn menu_line(s: &TorrentStatus) -> String {
+    let tag = if s.phase == Phase::Seeding {
+        " [seeding]"
+    } else {
+        ""
+    };
+    let words = format!(
+        "{}, uploaded {}{tag}",
+        progress_words(s),
+        format_size(s.uploaded)
+    );
+    with_problem(s, words)
+}
+
+fn progress_words(s: &TorrentStatus) -> String {
+    if s.phase == Phase::Metadata {
+        return format!("{}: {}", s.name, metadata_words(s));
+    }
     let size = s.size.unwrap_or(0);
     let pct = if size > 0 {
         s.bytes_have as f64 * 100.0 / size as f64
     } else {
         0.0
     };
-    let eta = if s.down_rate > 1.0 && size > s.bytes_have {
-        format!("{:.0} s", (size - s.bytes_have) as f64 / s.down_rate)
-    } else {
-        "-".into()
-    };
     format!(
-        "{}: {} {}/{} ({pct:.1}%) down {}/s up {}/s ETA {eta} peers {}",
+        "{}: {} {} of {} ({pct:.1}%), down {}, up {}, ETA {}, {}",
         s.name,
         s.phase,
         format_size(s.bytes_have),
         format_size(size),
-        format_size(s.down_rate as u64),
-        format_size(s.up_rate as u64),
-        s.peers
+        format_rate(s.down_rate),
+        format_rate(s.up_rate),
+        eta(s),
+        count(s.peers as u64, "peer")
     )
+}
+
+fn with_problem(s: &TorrentStatus, mut words: String) -> String {
+    if let Some(p) = &s.problem {
+        words.push_str(": ");
+        words.push_str(p);
+    }
+    words
 }
 
 #[cfg(test)]
@@ -169,5 +264,67 @@ mod tests {
         assert!(!s.due(ms(5100)));
         assert!(!s.due(ms(6900)));
         assert!(s.due(ms(7000)));
+    }
+
+    fn status(phase: Phase, peers: usize) -> TorrentStatus {
+        TorrentStatus {
+            info_hash: InfoHash([1; 20]),
+            name: "f.bin".into(),
+            size: None,
+            pieces_total: 0,
+            pieces_have: 0,
+            bytes_have: 0,
+            downloaded: 0,
+            uploaded: 0,
+            peers,
+            down_rate: 0.0,
+            up_rate: 0.0,
+            phase,
+            paths: Vec::new(),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn fetching_metadata_is_said_rather_than_a_full_bar() {
+        assert_eq!(
+            line(&status(Phase::Metadata, 2)),
+            "f.bin: fetching metadata from 2 peers…"
+        );
+        assert_eq!(
+            line(&status(Phase::Metadata, 1)),
+            "f.bin: fetching metadata from 1 peer…"
+        );
+        assert_eq!(
+            line(&status(Phase::Metadata, 0)),
+            "f.bin: fetching metadata: looking for peers…"
+        );
+    }
+
+    #[test]
+    fn the_line_names_its_units_and_counts_in_the_singular() {
+        let mut s = status(Phase::Downloading, 1);
+        s.size = Some(4 * 1024 * 1024);
+        s.bytes_have = 1024 * 1024;
+        s.down_rate = 1024.0 * 1024.0;
+        s.up_rate = 512.0;
+        assert_eq!(
+            line(&s),
+            "f.bin: downloading 1.0 MiB of 4.0 MiB (25.0%), down 1.0 MiB/s, up 512 B/s, ETA 3 s, 1 peer"
+        );
+        s.uploaded = 3 * 1024 * 1024;
+        assert_eq!(
+            menu_line(&s),
+            "f.bin: downloading 1.0 MiB of 4.0 MiB (25.0%), down 1.0 MiB/s, up 512 B/s, ETA 3 s, \
+             1 peer, uploaded 3.0 MiB"
+        );
+        s.problem = Some("every peer that has this file sent corrupt data".into());
+        s.peers = 0;
+        s.down_rate = 0.0;
+        assert!(
+            line(&s).ends_with("ETA -, 0 peers: every peer that has this file sent corrupt data"),
+            "{}",
+            line(&s)
+        );
     }
 }

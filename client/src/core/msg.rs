@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::metainfo::{format_size, InfoHash};
 use minitorrent_common::tracker_proto::PeerEntry;
 use minitorrent_common::wire::Bitfield;
 
@@ -248,7 +248,11 @@ impl std::fmt::Display for Phase {
         match self {
             Phase::Metadata => f.write_str("fetching metadata"),
             Phase::Checking { done, total } => {
-                write!(f, "checking existing data ({done} of {total} pieces)")
+                write!(
+                    f,
+                    "checking existing data ({done} of {})",
+                    count(*total, "piece")
+                )
             }
             Phase::Downloading => f.write_str("downloading"),
             Phase::Seeding => f.write_str("seeding"),
@@ -274,6 +278,9 @@ pub struct TorrentStatus {
     pub up_rate: f64,
     pub phase: Phase,
     pub paths: Vec<PathBuf>,
+    /// Why the download makes no progress, in words for the user (every
+    /// peer that has the file sent corrupt data); `None` while it can.
+    pub problem: Option<String>,
 }
 
 /// What a finished download reports.
@@ -282,7 +289,11 @@ pub struct Summary {
     pub info_hash: InfoHash,
     pub name: String,
     pub size: u64,
+    /// From the start of the download (metadata and check included).
     pub elapsed: Duration,
+    /// From the moment the data on disk was checked and pieces could be
+    /// fetched: what the rate is measured over.
+    pub fetch_elapsed: Duration,
     pub peers_used: usize,
     pub pieces_total: u32,
     pub pieces_fetched: u32,
@@ -293,18 +304,49 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The one line printed when a download completes (scripts parse it).
+    /// Verified bytes received from peers (not those found on disk).
+    pub fn bytes_fetched(&self) -> u64 {
+        self.from_peers.iter().map(|(_, b)| *b).sum()
+    }
+
+    /// Bytes per second of the bytes fetched (after a resume, only those),
+    /// over the time spent fetching.
+    pub fn rate(&self) -> f64 {
+        self.bytes_fetched() as f64 / self.fetch_elapsed.as_secs_f64().max(1e-6)
+    }
+
+    /// The one line printed when a download completes (scripts parse it:
+    /// it starts with `done: NAME, SIZE bytes` and ends with
+    /// `N pieces fetched, M already on disk, SHA-1 verified`).
     pub fn line(&self) -> String {
+        let fetched = self.bytes_fetched();
+        let got = if fetched == 0 {
+            "nothing fetched".to_string()
+        } else {
+            format!(
+                "{} fetched at {} from {}",
+                format_size(fetched),
+                format_rate(self.rate()),
+                count(self.peers_used as u64, "peer")
+            )
+        };
         format!(
-            "done: {}, {} bytes in {:.2} s ({:.1} MB/s), {} peers used, {} pieces fetched, {} already on disk, SHA-1 verified",
+            "done: {}, {} bytes ({}) in {:.2} s, {got}, {} fetched, {} already on disk, SHA-1 verified",
             self.name,
             self.size,
+            format_size(self.size),
             self.elapsed.as_secs_f64(),
-            mb_per_s(self.size, self.elapsed),
-            self.peers_used,
-            self.pieces_fetched,
+            count(self.pieces_fetched, "piece"),
             self.pieces_on_disk
         )
+    }
+
+    /// The lines under [`Summary::line`]: verified bytes from each peer.
+    pub fn peer_lines(&self) -> Vec<String> {
+        self.from_peers
+            .iter()
+            .map(|(peer, bytes)| format!("  from {peer}: {bytes} bytes ({})", format_size(*bytes)))
+            .collect()
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -318,7 +360,9 @@ impl Summary {
             "info_hash": self.info_hash.to_hex(),
             "size": self.size,
             "seconds": self.elapsed.as_secs_f64(),
-            "mb_per_s": mb_per_s(self.size, self.elapsed),
+            "bytes_fetched": self.bytes_fetched(),
+            "fetch_seconds": self.fetch_elapsed.as_secs_f64(),
+            "mib_per_s": self.rate() / MIB,
             "peers_used": self.peers_used,
             "pieces_total": self.pieces_total,
             "pieces_fetched": self.pieces_fetched,
@@ -328,8 +372,28 @@ impl Summary {
     }
 }
 
-pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / d.as_secs_f64().max(1e-6) / 1e6
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A rate with binary units, like [`format_size`]: "512 B/s",
+/// "1.5 MiB/s".
+pub fn format_rate(bytes_per_s: f64) -> String {
+    let b = if bytes_per_s.is_finite() && bytes_per_s > 0.0 {
+        bytes_per_s.round() as u64
+    } else {
+        0
+    };
+    format!("{}/s", format_size(b))
+}
+
+/// A count and its noun, singular or plural: "1 peer", "0 pieces",
+/// "2 bad pieces". The noun takes an "s" (every noun the peer counts does).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// What the coordinator tells the session.
@@ -375,4 +439,80 @@ pub enum TrackerMsg {
     /// is to stop listing us for it.
     Forget(InfoHash),
     Shutdown(Sender<()>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(size: u64, from: &[u64], on_disk: u32, fetched: u32) -> Summary {
+        Summary {
+            info_hash: InfoHash([1; 20]),
+            name: "f.bin".into(),
+            size,
+            elapsed: Duration::from_millis(2500),
+            fetch_elapsed: Duration::from_secs(2),
+            peers_used: from.iter().filter(|b| **b > 0).count(),
+            pieces_total: on_disk + fetched,
+            pieces_fetched: fetched,
+            pieces_on_disk: on_disk,
+            from_peers: from
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("127.0.0.1:{}", 7000 + i), *b))
+                .collect(),
+            paths: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn counts_say_one_in_the_singular() {
+        assert_eq!(count(0u32, "peer"), "0 peers");
+        assert_eq!(count(1u32, "peer"), "1 peer");
+        assert_eq!(count(2u64, "bad piece"), "2 bad pieces");
+    }
+
+    #[test]
+    fn rates_use_binary_units() {
+        assert_eq!(format_rate(0.0), "0 B/s");
+        assert_eq!(format_rate(f64::NAN), "0 B/s");
+        assert_eq!(format_rate(-3.0), "0 B/s");
+        assert_eq!(format_rate(512.4), "512 B/s");
+        assert_eq!(format_rate(1.5 * 1024.0 * 1024.0), "1.5 MiB/s");
+    }
+
+    #[test]
+    fn the_summary_line_gives_the_rate_of_the_bytes_fetched() {
+        let mib = 1024 * 1024;
+        // A fresh download from one peer: 4 MiB in 2 s of fetching.
+        let s = summary(4 * mib, &[4 * mib], 0, 1);
+        assert_eq!(
+            s.line(),
+            "done: f.bin, 4194304 bytes (4.0 MiB) in 2.50 s, 4.0 MiB fetched at 2.0 MiB/s \
+             from 1 peer, 1 piece fetched, 0 already on disk, SHA-1 verified"
+        );
+        // A resume: half was on disk, the rate is that of the other half.
+        let s = summary(4 * mib, &[mib, mib], 2, 2);
+        assert!(
+            s.line().contains(
+                "2.0 MiB fetched at 1.0 MiB/s from 2 peers, 2 pieces fetched, 2 already on disk"
+            ),
+            "{}",
+            s.line()
+        );
+        assert_eq!(s.to_json()["mib_per_s"], 1.0);
+        assert_eq!(s.to_json()["bytes_fetched"], 2 * mib);
+        // Everything on disk: nothing fetched, no rate.
+        let s = summary(4 * mib, &[], 4, 0);
+        assert!(
+            s.line()
+                .contains("in 2.50 s, nothing fetched, 0 pieces fetched, 4 already on disk"),
+            "{}",
+            s.line()
+        );
+        assert_eq!(
+            summary(mib, &[mib], 0, 1).peer_lines(),
+            vec!["  from 127.0.0.1:7000: 1048576 bytes (1.0 MiB)"]
+        );
+    }
 }

@@ -37,7 +37,9 @@ use minitorrent_common::metainfo::{Info, InfoHash};
 use minitorrent_common::tracker_proto::PeerEntry;
 
 use crate::core::metadata::MetadataFetch;
-use crate::core::msg::{BoxError, CloseReason, Command, Event, Notice, Opened, Phase, Tracked};
+use crate::core::msg::{
+    count, BoxError, CloseReason, Command, Event, Notice, Opened, Phase, Tracked,
+};
 use crate::core::picker::ConnId;
 use discovery::{Discovery, LOOKUP_EMPTY};
 use fetch::Fetching;
@@ -50,6 +52,10 @@ use status::Rates;
 pub const MAX_STRIKES: u32 = 3;
 /// Without any peer for this long, the user is told that we keep trying.
 pub const NO_PEERS_NOTICE: Duration = Duration::from_secs(10);
+/// Every peer that had pieces we lack was dropped for corrupt data, and
+/// no other came for this long: the user is told (a peer that is just
+/// connecting may still bring the pieces, so not at once).
+pub const CORRUPT_NOTICE: Duration = Duration::from_secs(2);
 /// We stay interested in a leecher this long after it stopped having a piece
 /// we lack. Between two leechers that lasts only until its next HAVE, so
 /// saying NOT INTERESTED at once would make every HAVE a new
@@ -124,6 +130,13 @@ pub struct Swarm {
     started: Instant,
     alone_since: Option<Instant>,
     told_alone: bool,
+    /// Since when every peer that had pieces we lack was dropped for
+    /// corrupt data (and no other has any).
+    corrupt_since: Option<Instant>,
+    /// What the user was told about it, once it lasted
+    /// [`CORRUPT_NOTICE`]; shown in the status until a peer with pieces
+    /// comes (told again when one more peer is dropped).
+    corrupt: Option<String>,
     rates: Rates,
     rng: fastrand::Rng,
     out: Vec<Action>,
@@ -146,6 +159,8 @@ impl Swarm {
             started: now,
             alone_since: None,
             told_alone: false,
+            corrupt_since: None,
+            corrupt: None,
             rates: Rates::new(now),
             rng: fastrand::Rng::with_seed(crate::core::shared::seed_of(&cfg.info_hash.0)),
             out: Vec::new(),
@@ -165,7 +180,7 @@ impl Swarm {
             }
             Start::Ready(o) => {
                 s.name = o.meta.info.name.clone();
-                s.stage = Stage::Live(Box::new(Live::new(o, s.cfg.download, &mut s.peers)));
+                s.stage = Stage::Live(Box::new(Live::new(o, s.cfg.download, &mut s.peers, now)));
             }
         }
         s
@@ -346,22 +361,38 @@ impl Swarm {
         self.take()
     }
 
-    /// The timers: the "no peer yet" notice, lingering interest, lookups,
-    /// dials and metadata requests.
+    /// The timers: the "no peer yet" and "only corrupt peers" notices,
+    /// lingering interest, lookups, dials and metadata requests.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         self.now = now;
-        if self.wants_peers() && self.peers.is_empty() {
-            let alone = *self.alone_since.get_or_insert(now);
-            if !self.told_alone && now.saturating_duration_since(alone) >= NO_PEERS_NOTICE {
-                self.told_alone = true;
-                warn!(
-                    "{}: no peer to download from yet; asking the tracker every {} s (Ctrl-C to stop)",
-                    self.name,
-                    LOOKUP_EMPTY.as_secs()
-                );
+        match self.corrupt_only() {
+            Some(why) => {
+                let since = *self.corrupt_since.get_or_insert(now);
+                // Told once, and again if one more peer was dropped.
+                if self.corrupt.as_ref() != Some(&why)
+                    && now.saturating_duration_since(since) >= CORRUPT_NOTICE
+                {
+                    let meanwhile = if self.cfg.lookups {
+                        format!(
+                            "asking the tracker every {} s for another peer",
+                            LOOKUP_EMPTY.as_secs()
+                        )
+                    } else {
+                        "waiting for another peer".to_string()
+                    };
+                    warn!(
+                        "{}: {why}. Ask whoever shares it to share it again, then download \
+                         the new version; meanwhile {meanwhile} (Ctrl-C to stop)",
+                        self.name
+                    );
+                    self.corrupt = Some(why);
+                }
             }
-        } else {
-            self.alone_since = None;
+            None => {
+                self.corrupt_since = None;
+                self.corrupt = None;
+                self.tell_alone(now);
+            }
         }
         for c in self.peers.expire_interest(now, INTEREST_LINGER) {
             self.send(c, Command::Interested(false));
@@ -372,6 +403,41 @@ impl Swarm {
             f.request_all(&mut cx);
         }
         self.take()
+    }
+
+    /// After [`NO_PEERS_NOTICE`] without any peer, the user is told once
+    /// that we keep trying.
+    fn tell_alone(&mut self, now: Instant) {
+        if !(self.wants_peers() && self.peers.is_empty()) {
+            self.alone_since = None;
+            return;
+        }
+        let alone = *self.alone_since.get_or_insert(now);
+        if !self.told_alone && now.saturating_duration_since(alone) >= NO_PEERS_NOTICE {
+            self.told_alone = true;
+            warn!(
+                "{}: no peer to download from yet; asking the tracker every {} s (Ctrl-C to stop)",
+                self.name,
+                LOOKUP_EMPTY.as_secs()
+            );
+        }
+    }
+
+    /// Why a download cannot go on when every peer that had pieces we lack
+    /// was dropped for sending corrupt data (and no other peer has any):
+    /// the words for the user, or `None` while some peer can still help.
+    fn corrupt_only(&self) -> Option<String> {
+        let downloading = matches!(&self.stage, Stage::Live(l) if !l.seeding && !l.finishing);
+        let dropped = self.peers.dropped_corrupt;
+        if !downloading || dropped == 0 || self.peers.any_source() {
+            return None;
+        }
+        Some(format!(
+            "every peer that has this file sent corrupt data ({} dropped after {} each): \
+             its seeder's copy no longer matches the torrent",
+            count(dropped, "peer"),
+            count(MAX_STRIKES, "bad piece")
+        ))
     }
 
     /// The torrent stops: every connection is closed and the files flushed.

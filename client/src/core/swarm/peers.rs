@@ -65,6 +65,9 @@ pub struct Peer {
     pub last_active: Instant,
     /// Verified pieces it sent us.
     pub pieces_from: u32,
+    /// Dropped for sending corrupt data: its connection is closing, and
+    /// what it still sends is only cleaned up (no new piece, no strike).
+    pub dropped: bool,
 }
 
 impl Peer {
@@ -94,6 +97,7 @@ impl Peer {
             connected_at: now,
             last_active: now,
             pieces_from: 0,
+            dropped: false,
         }
     }
 
@@ -306,6 +310,9 @@ pub struct PeerTable {
     peers: HashMap<ConnId, Peer>,
     pub bans: Bans,
     pub strikes: Strikes,
+    /// Peers dropped for sending corrupt data (bad pieces), for what the
+    /// user is told when no other peer has the file.
+    pub dropped_corrupt: u32,
 }
 
 impl PeerTable {
@@ -346,6 +353,12 @@ impl PeerTable {
             .values()
             .filter(|p| !p.is_idle(live, now))
             .count()
+    }
+
+    /// Whether a connected peer that is not being dropped has a piece we
+    /// lack.
+    pub fn any_source(&self) -> bool {
+        self.peers.values().any(|p| !p.dropped && p.missing > 0)
     }
 
     /// The peer ids connected, as the tracker writes them.

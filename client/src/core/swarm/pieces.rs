@@ -8,13 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::wire::Bitfield;
 
 use super::peers::PeerTable;
 use super::{Action, MAX_STRIKES, MAX_SUMMARY_PEERS, OTHER_PEERS};
-use crate::core::msg::{BoxError, CloseReason, Command, Event, Notice, Opened, Summary, Tracked};
+use crate::core::msg::{
+    count, BoxError, CloseReason, Command, Event, Notice, Opened, Summary, Tracked,
+};
 use crate::core::picker::{ConnId, Picker};
 use crate::core::shared::{pieces_per_peer, Meta};
 
@@ -51,6 +53,9 @@ pub(super) struct Live {
     pub paths: Vec<PathBuf>,
     pub pieces_on_disk: u32,
     pub pieces_fetched: u32,
+    /// Since when pieces can be fetched (the storage open and checked):
+    /// the summary's rate is measured from here.
+    since: Instant,
     /// Verified bytes per peer name, at most [`MAX_SUMMARY_PEERS`] names.
     from_peers: HashMap<String, u64>,
 }
@@ -58,7 +63,7 @@ pub(super) struct Live {
 impl Live {
     /// The storage is open and checked; bitfields that arrived meanwhile
     /// count now.
-    pub fn new(o: Opened, download: bool, peers: &mut PeerTable) -> Live {
+    pub fn new(o: Opened, download: bool, peers: &mut PeerTable, now: Instant) -> Live {
         let have: Vec<bool> = (0..o.meta.have.len()).map(|i| o.meta.have.get(i)).collect();
         let mut picker = Picker::new(&have);
         for p in peers.values_mut() {
@@ -79,6 +84,7 @@ impl Live {
             paths: o.paths,
             pieces_on_disk: o.on_disk,
             pieces_fetched: 0,
+            since: now,
             from_peers: HashMap::new(),
         }
     }
@@ -193,7 +199,7 @@ impl Live {
         let Some(p) = cx.peers.get_mut(conn) else {
             return;
         };
-        if !p.unchoked_us || p.bits.is_none() {
+        if !p.unchoked_us || p.bits.is_none() || p.dropped {
             return;
         }
         let cap = pieces_per_peer(self.meta.geometry.nominal_piece_len());
@@ -299,7 +305,11 @@ impl Live {
     }
 
     /// A piece failed its SHA-1 check: a strike for the peer that sent it,
-    /// dropped and banned at [`MAX_STRIKES`].
+    /// dropped and banned at [`MAX_STRIKES`]. Pieces that were already
+    /// assembled when the peer was dropped still arrive (bad, like the
+    /// others) before its connection closes: they only go back to the
+    /// queue, so the count said never goes past [`MAX_STRIKES`] and the
+    /// peer is dropped once.
     pub fn on_piece_bad(&mut self, cx: &mut Ctx, conn: ConnId, index: u32) {
         let Some(p) = cx.peers.get_mut(conn) else {
             self.picker.release(index, conn);
@@ -308,21 +318,38 @@ impl Live {
         p.assigned.remove(&index);
         self.picker.failed_piece(index, conn, p.key);
         let (name, at, addr, listen, id) = (p.name(), p.local, p.addr, p.listen, p.peer_id);
+        if p.dropped {
+            debug!(
+                "{}: piece {index} from {name} failed the SHA-1 check (already dropped)",
+                cx.name
+            );
+            self.assign_all(cx);
+            return;
+        }
+        // A strike count forgotten meanwhile (the table is bounded) may
+        // have been above the limit when the ban was forgotten: never say
+        // more than the limit.
         let n = cx.peers.strikes.add(&id, listen).min(MAX_STRIKES);
+        let dropped = n >= MAX_STRIKES;
         warn!(
-            "{}: piece {index} from {name} failed the SHA-1 check ({n} of {MAX_STRIKES})",
+            "{}: piece {index} from {name} failed the SHA-1 check (strike {n} of {MAX_STRIKES})",
             cx.name
         );
         cx.trace(at, || {
-            let end = if n >= MAX_STRIKES { ": dropped" } else { "" };
+            let end = if dropped { ": dropped" } else { "" };
             format!("piece {index} SHA-1 MISMATCH from {addr} (strike {n}/{MAX_STRIKES}{end})")
         });
-        if n >= MAX_STRIKES {
+        if dropped {
             warn!(
-                "{}: dropping {name} after {MAX_STRIKES} bad pieces",
-                cx.name
+                "{}: dropping {name} after {}: it sends corrupt data",
+                cx.name,
+                count(MAX_STRIKES, "bad piece")
             );
             cx.peers.bans.ban(listen, &id);
+            cx.peers.dropped_corrupt += 1;
+            if let Some(p) = cx.peers.get_mut(conn) {
+                p.dropped = true;
+            }
             cx.send(conn, Command::Close(CloseReason::BadPieces));
         } else {
             self.assign(cx, conn);
@@ -356,7 +383,7 @@ impl Live {
         self.seeding = true;
         info!("{}: complete, seeding", cx.name);
         cx.out.push(Action::Track(self.tracked(cx.info_hash, true)));
-        let summary = self.summary(cx.info_hash, cx.now.saturating_duration_since(started));
+        let summary = self.summary(cx.info_hash, cx.now, started);
         cx.out.push(Action::Notify(Notice::Completed(summary)));
         for c in cx.peers.conns() {
             if cx.peers.get(c).is_some_and(|p| p.is_seeder()) {
@@ -368,7 +395,7 @@ impl Live {
         Ok(())
     }
 
-    fn summary(&self, info_hash: InfoHash, elapsed: std::time::Duration) -> Summary {
+    fn summary(&self, info_hash: InfoHash, now: Instant, started: Instant) -> Summary {
         let g = &self.meta.geometry;
         let mut from: Vec<(String, u64)> = self
             .from_peers
@@ -380,7 +407,8 @@ impl Live {
             info_hash,
             name: self.meta.info.name.clone(),
             size: g.total_len(),
-            elapsed,
+            elapsed: now.saturating_duration_since(started),
+            fetch_elapsed: now.saturating_duration_since(self.since),
             peers_used: from.iter().filter(|(_, b)| *b > 0).count(),
             pieces_total: g.num_pieces(),
             pieces_fetched: self.pieces_fetched,

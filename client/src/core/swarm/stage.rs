@@ -3,13 +3,13 @@
 //! storage) and the storage opened (on to live).
 
 use log::info;
-use minitorrent_common::metainfo::Info;
+use minitorrent_common::metainfo::{format_size, Info};
 
 use super::fetch::Fetching;
 use super::pieces::{Ctx, Live};
 use super::Action;
 use crate::core::geometry::Geometry;
-use crate::core::msg::{BoxError, Notice, Opened};
+use crate::core::msg::{count, BoxError, Notice, Opened};
 
 #[derive(Debug)]
 pub(super) enum Stage {
@@ -39,10 +39,11 @@ impl Stage {
             .map_err(|e| format!("the metadata from peers is not a valid info dictionary: {e}"))?;
         Geometry::from_info(&info).map_err(|e| format!("{}: {e}", info.name))?;
         info!(
-            "{}: metadata received: {} bytes in {} pieces",
+            "{}: metadata received: {} bytes ({}) in {}",
             info.name,
             info.total_length(),
-            info.num_pieces()
+            format_size(info.total_length()),
+            count(info.num_pieces() as u64, "piece")
         );
         let name = info.name.clone();
         *self = Stage::Checking {
@@ -73,7 +74,10 @@ impl Stage {
         let (size, total, on_disk) = (g.total_len(), g.num_pieces(), o.on_disk);
         let name = o.meta.info.name.clone();
         if on_disk > 0 {
-            info!("{name}: resume: {on_disk} of {total} pieces already verified on disk");
+            info!(
+                "{name}: resume: {on_disk} of {} already verified on disk",
+                count(total, "piece")
+            );
         }
         if from_peers {
             cx.out.push(Action::Notify(Notice::MetadataReceived {
@@ -84,7 +88,7 @@ impl Stage {
                 pieces_total: total,
             }));
         }
-        let mut live = Live::new(o, download, cx.peers);
+        let mut live = Live::new(o, download, cx.peers, cx.now);
         if download && !live.is_complete() {
             cx.out
                 .push(Action::Track(live.tracked(cx.info_hash, false)));

@@ -92,6 +92,7 @@ impl Swarm {
             up_rate,
             phase,
             paths: Vec::new(),
+            problem: self.corrupt.clone(),
         };
         self.stage.fill(&mut s);
         s

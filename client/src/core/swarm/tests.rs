@@ -12,7 +12,7 @@ use super::discovery::{LOOKUP_EMPTY, MAX_KNOWN};
 use super::peers::{MAX_BANS, MAX_CONNS_PER_IP, MAX_STRIKE_ENTRIES};
 use super::*;
 use crate::core::geometry::Geometry;
-use crate::core::msg::{ConnError, Event, Opened};
+use crate::core::msg::{ConnError, Event, Opened, Summary};
 use crate::core::picker::{PieceState, MAX_OWNERS};
 use crate::core::shared::{HaveSet, Meta};
 
@@ -822,4 +822,210 @@ fn a_banned_peer_id_that_is_not_utf8_is_not_dialled() {
         t0,
     );
     assert!(!a.iter().any(|x| matches!(x, Action::Dial { .. })), "{a:?}");
+}
+
+/// The `--trace` lines the swarm emitted.
+fn traces(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Trace { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn completed(actions: &[Action]) -> Option<Summary> {
+    actions.iter().find_map(|a| match a {
+        Action::Notify(Notice::Completed(sum)) => Some(sum.clone()),
+        _ => None,
+    })
+}
+
+/// A corrupt peer dropped at its third bad piece: the pieces it had
+/// already sent (bad too) arrive before its connection closes.
+fn drop_corrupt_peer(s: &mut Swarm, conn: ConnId, from: &str, peer: [u8; 20], now: Instant) {
+    let n = s.stage_pieces();
+    let a = seeding_peer(s, conn, from, peer, n, now);
+    for index in fetches(&a, conn).into_iter().take(MAX_STRIKES as usize) {
+        s.handle(Event::PieceBad { conn, index }, now);
+    }
+    gone(s, conn, ConnError::Closing(CloseReason::BadPieces), now);
+}
+
+impl Swarm {
+    fn stage_pieces(&self) -> usize {
+        match &self.stage {
+            Stage::Live(l) => l.picker.num_pieces() as usize,
+            _ => 0,
+        }
+    }
+}
+
+#[test]
+fn bad_pieces_still_in_flight_after_the_drop_count_no_further_strike() {
+    let t0 = Instant::now();
+    let mut c = cfg(true);
+    c.trace = true;
+    let mut s = Swarm::new(c, Start::Ready(opened(8, false)), t0);
+    s.start(t0);
+    let a = seeding_peer(&mut s, 1, "10.0.0.5:7000", id(5), 8, t0);
+    let held = fetches(&a, 1);
+    assert!(held.len() > MAX_STRIKES as usize + 2, "{held:?}");
+    let mut lines = Vec::new();
+    let mut closes = 0;
+    let mut refetched = Vec::new();
+    // Every piece it holds arrives bad, the later ones after the drop.
+    for &index in &held {
+        let a = s.handle(Event::PieceBad { conn: 1, index }, t0);
+        lines.extend(traces(&a));
+        closes += usize::from(closed(&a, 1) == Some(CloseReason::BadPieces));
+        refetched.extend(fetches(&a, 1));
+    }
+    assert_eq!(
+        lines,
+        vec![
+            format!(
+                "piece {} SHA-1 MISMATCH from 10.0.0.5:7000 (strike 1/3)",
+                held[0]
+            ),
+            format!(
+                "piece {} SHA-1 MISMATCH from 10.0.0.5:7000 (strike 2/3)",
+                held[1]
+            ),
+            format!(
+                "piece {} SHA-1 MISMATCH from 10.0.0.5:7000 (strike 3/3: dropped)",
+                held[2]
+            ),
+        ]
+    );
+    assert_eq!(closes, 1, "dropped once");
+    // Nothing new goes to the peer being dropped; every piece is queued.
+    let after_drop: Vec<u32> = refetched
+        .iter()
+        .copied()
+        .filter(|i| held[3..].contains(i))
+        .collect();
+    assert!(after_drop.is_empty(), "{after_drop:?}");
+    gone(&mut s, 1, ConnError::Closing(CloseReason::BadPieces), t0);
+    for i in 0..8 {
+        assert_eq!(piece_state(&s, i), Some(PieceState::Queued), "piece {i}");
+    }
+    // Back under a new peer id at the same address: refused, not struck.
+    let a = connect(&mut s, 2, "10.0.0.5:7000", id(55), true, t0);
+    assert_eq!(closed(&a, 2), Some(CloseReason::Banned));
+}
+
+#[test]
+fn a_leecher_whose_only_peers_sent_corrupt_data_says_so() {
+    let t0 = Instant::now();
+    let sec = Duration::from_secs;
+    let mut s = leecher(8, t0);
+    s.handle(Event::Lookup(Ok(Vec::new())), t0);
+    assert_eq!(s.status(t0, 0, 0, 0).problem, None);
+    drop_corrupt_peer(&mut s, 1, "10.0.0.5:7000", id(5), t0);
+    // A peer that is just connecting may still bring the pieces: not yet.
+    s.tick(t0 + sec(1));
+    assert_eq!(s.status(t0 + sec(1), 0, 0, 0).problem, None);
+    s.tick(t0 + CORRUPT_NOTICE + sec(1));
+    let problem = s.status(t0 + sec(4), 0, 0, 0).problem.unwrap_or_default();
+    assert!(
+        problem.contains("every peer that has this file sent corrupt data")
+            && problem.contains("its seeder's copy no longer matches the torrent")
+            && problem.contains("(1 peer dropped after 3 bad pieces each)"),
+        "{problem}"
+    );
+    // Long after, it is still the reason (not "no peer yet").
+    s.tick(t0 + sec(60));
+    assert!(s.status(t0 + sec(60), 0, 0, 0).problem.is_some());
+    // Another leecher with nothing we lack changes nothing...
+    let a = connect(&mut s, 2, "10.0.0.6:7000", id(6), true, t0 + sec(61));
+    assert_eq!(closed(&a, 2), None);
+    s.handle(
+        Event::Bitfield {
+            conn: 2,
+            bits: Bitfield::new(8),
+        },
+        t0 + sec(61),
+    );
+    s.tick(t0 + sec(62));
+    assert!(s.status(t0 + sec(62), 0, 0, 0).problem.is_some());
+    // ...a second corrupt seeder is counted...
+    drop_corrupt_peer(&mut s, 3, "10.0.0.7:7000", id(7), t0 + sec(63));
+    s.tick(t0 + sec(63));
+    s.tick(t0 + sec(70));
+    let problem = s.status(t0 + sec(70), 0, 0, 0).problem.unwrap_or_default();
+    assert!(problem.contains("(2 peers dropped"), "{problem}");
+    // ...and an honest seeder ends it.
+    seeding_peer(&mut s, 4, "10.0.0.8:7000", id(8), 8, t0 + sec(71));
+    s.tick(t0 + sec(72));
+    assert_eq!(s.status(t0 + sec(72), 0, 0, 0).problem, None);
+}
+
+#[test]
+fn a_corrupt_peer_next_to_an_honest_seeder_is_no_problem_for_the_user() {
+    let t0 = Instant::now();
+    let mut s = leecher(8, t0);
+    seeding_peer(&mut s, 1, "10.0.0.8:7000", id(8), 8, t0);
+    drop_corrupt_peer(&mut s, 2, "10.0.0.5:7000", id(5), t0);
+    s.tick(t0 + Duration::from_secs(10));
+    assert_eq!(
+        s.status(t0 + Duration::from_secs(10), 0, 0, 0).problem,
+        None
+    );
+}
+
+#[test]
+fn a_resumed_download_reports_the_rate_of_the_bytes_it_fetched() {
+    let t0 = Instant::now();
+    let sec = Duration::from_secs;
+    // Half the pieces on disk, found by a check that took 5 s.
+    let started = t0 + sec(5);
+    let (info, info_bytes) = info(8);
+    let mut s = Swarm::new(cfg(true), Start::Check { info, info_bytes }, t0);
+    s.start(t0);
+    s.handle(Event::Opened(Ok(opened_half())), started);
+    let a = seeding_peer(&mut s, 1, "10.0.0.8:7000", id(8), 8, started);
+    let got = fetches(&a, 1);
+    assert_eq!(got.len(), 4);
+    let done = started + sec(2);
+    let mut last = Vec::new();
+    for index in got {
+        last = s.handle(Event::PieceDone { conn: 1, index }, done);
+    }
+    assert!(last.iter().any(|x| matches!(x, Action::Finish)));
+    let a = s.handle(Event::Finished(Ok(())), done);
+    let sum = completed(&a).expect("completed");
+    assert_eq!(sum.bytes_fetched(), 4 * PIECE);
+    assert_eq!((sum.elapsed, sum.fetch_elapsed), (sec(7), sec(2)));
+    assert_eq!(sum.rate(), (4 * PIECE) as f64 / 2.0);
+    assert_eq!((sum.pieces_fetched, sum.pieces_on_disk), (4, 4));
+    let line = sum.line();
+    assert!(
+        line.contains(
+            "64.0 KiB fetched at 32.0 KiB/s from 1 peer, 4 pieces fetched, 4 already on disk"
+        ),
+        "{line}"
+    );
+    assert_eq!(sum.to_json()["bytes_fetched"], 4 * PIECE);
+}
+
+fn opened_half() -> Opened {
+    let mut o = opened(8, false);
+    let have: Vec<bool> = (0..8).map(|i| i < 4).collect();
+    if let Some(m) = Arc::get_mut(&mut o.meta) {
+        m.have = HaveSet::new(&have);
+    }
+    o.on_disk = 4;
+    o
+}
+
+#[test]
+fn the_status_while_fetching_metadata_knows_no_size() {
+    let t0 = Instant::now();
+    let mut s = Swarm::new(cfg(true), Start::Magnet, t0);
+    s.start(t0);
+    connect(&mut s, 1, "10.0.0.8:7000", id(8), true, t0);
+    let st = s.status(t0, 0, 0, 0);
+    assert_eq!((st.phase, st.size, st.peers), (Phase::Metadata, None, 1));
 }
