@@ -26,7 +26,11 @@ Options:
                      leechers then get most pieces from each other
   --timeout SECS     give up if the downloads take longer
                      [default: 60 + 1 s per 2 MiB]
-  --trace            run every process with --trace (each message in its log)
+  --trace            run every process with --trace (each message it sends or
+                     receives, one line each, in its log), show the first
+                     leecher's messages on screen as they happen (floods of
+                     REQUEST, PIECE, HAVE and SHA-1 lines condensed to counts)
+                     and keep the logs at the end
   --keep             keep the temp dir (files and logs) at the end
   --workdir DIR      where to make the temp dir [default: $TMPDIR or /tmp]
   -h, --help         show this help
@@ -90,7 +94,7 @@ cleanup() {
     [[ -n $work && -d $work ]] || return
     if ((keep)); then
         echo "Files and logs kept in $work"
-    elif ((ok)); then
+    elif ((ok && ${#trace[@]} == 0)); then
         rm -rf "$work"
     else
         # The logs explain the failure; the data would only fill the disk.
@@ -165,6 +169,91 @@ for ((i = 1; i <= leechers; i++)); do
     mt_note "$n listening on $MT_PEER_ADDR"
 done
 
+# ------------------------------------------------------------- live trace
+
+# --trace: leecher1's trace on screen while the demo runs. follow_trace
+# prints the lines added to its log since the last call; listening addresses
+# become names, and runs of REQUEST, PIECE, CANCEL, HAVE and "SHA-1 ok" lines
+# one line of counts. The log itself keeps every line.
+trace_file=''
+trace_seen=0
+trace_names=''
+if ((${#trace[@]})); then
+    trace_file=$logs/leecher1.log
+    for ((i = 0; i <= leechers; i++)); do
+        trace_names+="${addrs[$i]}=${names[$i]} "
+    done
+    mt_info "leecher1's trace, live (--trace; the whole of it is in $trace_file)"
+    mt_note "Each line: time, peer or tracker message, sender → receiver, the message."
+    mt_note "A peer's name stands for its listening address; other ports are those the"
+    mt_note "system gave an outgoing TCP connection or a UDP socket (the tracker is"
+    mt_note "$MT_TRACKER_ADDR). Runs of block messages are condensed to counts."
+fi
+
+follow_trace() {
+    [[ -n $trace_file && -f $trace_file ]] || return 0
+    local n
+    n=$(wc -l <"$trace_file" | tr -d ' ')
+    ((n > trace_seen)) || return 0
+    sed -n "$((trace_seen + 1)),${n}p" "$trace_file" |
+        NAMES=$trace_names DIM=$MT_DIM OFF=$MT_N awk '
+        BEGIN {
+            nn = split(ENVIRON["NAMES"], pairs, " ")
+            nk = split("REQUEST,PIECE,CANCEL,SHA-1 ok,HAVE", kind, ",")
+        }
+        # Every ADDR (not followed by a digit) in s becomes its name.
+        function named(s,    k, a, at, out, next_ch) {
+            for (k = 1; k <= nn; k++) {
+                split(pairs[k], a, "=")
+                out = ""
+                while ((at = index(s, a[1])) > 0) {
+                    next_ch = substr(s, at + length(a[1]), 1)
+                    if (next_ch ~ /[0-9]/) {
+                        out = out substr(s, 1, at + length(a[1]) - 1)
+                    } else {
+                        out = out substr(s, 1, at - 1) a[2]
+                    }
+                    s = substr(s, at + length(a[1]))
+                }
+                s = out s
+            }
+            return s
+        }
+        function flush(    k, line) {
+            if (!runs) return
+            line = ""
+            for (k = 1; k <= nk; k++) {
+                if (count[kind[k]]) line = line (line == "" ? "" : ", ") count[kind[k]] " " kind[k]
+                count[kind[k]] = 0
+            }
+            printf "    %s%s … %s  %s%s\n", ENVIRON["DIM"], first, last, line, ENVIRON["OFF"]
+            runs = 0
+        }
+        # Lines that are not trace lines: only warnings and errors.
+        !/^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\./ {
+            if (/WARN|ERROR/) { flush(); print "    " $0 }
+            next
+        }
+        {
+            k = ""
+            if (/  REQUEST piece /) k = "REQUEST"
+            else if (/  PIECE [0-9]/) k = "PIECE"
+            else if (/  CANCEL piece /) k = "CANCEL"
+            else if (/  HAVE [0-9]/) k = "HAVE"
+            else if (/ SHA-1 ok /) k = "SHA-1 ok"
+            if (k != "") {
+                if (!runs++) first = $1
+                count[k]++
+                last = $1
+                next
+            }
+            flush()
+            print "    " named($0)
+        }
+        END { flush() }'
+    trace_seen=$n
+}
+
 # ----------------------------------------------------------------- progress
 
 # One leecher's state: "done", "failed", "NN%" or "starting".
@@ -197,7 +286,8 @@ bar() {
 }
 
 tty=0
-if [[ -t 1 ]]; then tty=1; fi
+# (the live trace would scroll the redrawn bars away: a line now and then instead)
+if [[ -t 1 ]] && ((${#trace[@]} == 0)); then tty=1; fi
 drawn=0
 last_line=''
 last_print=-10
@@ -231,7 +321,10 @@ show_progress() {
 mt_info "Downloading (timeout ${timeout} s)"
 deadline=$((SECONDS + timeout))
 failed=''
+polls=0
 while :; do
+    # The trace once a second: fewer, fuller lines of counts.
+    if ((polls++ % 4 == 0)); then follow_trace; fi
     show_progress
     all_done=1
     for ((i = 1; i <= leechers; i++)); do
@@ -262,10 +355,13 @@ while :; do
     fi
     sleep 0.25
 done
+follow_trace
 last_print=-10
-last_line=''
 show_progress
 elapsed=$(mt_since "$start_time")
+if [[ -n $trace_file ]]; then
+    mt_note "(leecher1's trace resumes once every process is told to stop)"
+fi
 
 # ------------------------------------------------------------------- verify
 
@@ -369,6 +465,15 @@ fi
 
 mt_info "Stopping every process"
 mt_stop_all
+if [[ -n $trace_file ]]; then
+    # What leecher1 did since: seeding to the others, then EXIT and its OK.
+    mt_info "The rest of leecher1's trace"
+    follow_trace
+    echo
+    mt_note "Every message of every process is in $logs:"
+    mt_note "  tracker.log, seeder.log, leecher1.log (the trace above, in full) ... leecher$leechers.log"
+    mt_note "  e.g.  grep -E 'BITFIELD|INTERESTED|UNCHOKE' $logs/leecher1.log"
+fi
 if ((bad)); then
     mt_die "some downloads are not identical to the original"
 fi

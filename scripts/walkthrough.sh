@@ -92,7 +92,7 @@ step() {
     local bar='' i
     for ((i = ${#1}; i < 56; i++)); do bar+='━'; done
     printf '\n%s━━ Step %d: %s %s%s\n' "$MT_B" "$step_no" "$1" "$bar" "$MT_N"
-    sed 's/^/  /'
+    sed 's/^./  &/'
 }
 
 pause() {
@@ -188,6 +188,7 @@ logs=$work/logs
 mkdir -p "$logs" "$work/seeder" "$work/A" "$work/B"
 file_name=slides.bin
 piece_len=65536
+pieces=$(((size + piece_len - 1) / piece_len))
 mt_random_file "$work/seeder/$file_name" "$size"
 
 # --------------------------------------------------------------------- steps
@@ -249,6 +250,11 @@ replies PEERS: the file's info hash and size, and the address of every peer
 sharing it. A then REGISTERs itself too (as "downloading"), so that others
 can find it. Leecher B starts just after: its PEERS list names the seeder and A.
 (A also asks once more by info hash, the file's real name, as it starts.)
+
+One peer, several port numbers: "port=P" in a REGISTER is the TCP port the
+peer listens on for other peers, the address the tracker hands out. The
+datagrams themselves come from UDP ports the operating system picked: one
+for the socket that sends REGISTER and HEARTBEAT, another for each lookup.
 EOF
 pause "start leechers A and B"
 start_leecher() {
@@ -277,6 +283,12 @@ if expect "$ttrace" "→ .*PEERS.*$(re_addr "$a_addr")" 10 "PEERS reply listing 
     show "$ttrace" "→ .*PEERS.*$(re_addr "$a_addr")" 1 "tracker trace (leecher B):"
     checked "B's PEERS also lists leecher A $a_addr"
 fi
+# A's UDP ports, as its own trace shows them: "tracker LOCAL → TRACKER".
+a_udp=$(sed -n "s/^[0-9:.]* tracker [^ ]*:\([0-9]*\) → $(re_addr "$tracker") .*/\1/p" "$a_trace" |
+    awk '!seen[$0]++' | tr '\n' ' ')
+if [[ -n $a_udp ]]; then
+    mt_note "A listens on TCP port ${a_addr##*:}; its datagrams to the tracker came from UDP ports ${a_udp% }"
+fi
 
 s_re=$(re_addr "$seeder")
 step "TCP connection, handshake and bitfield" <<EOF
@@ -284,12 +296,31 @@ A opens a TCP connection to the seeder's port. Both send a HANDSHAKE: the
 protocol name, the info hash (so both talk about the same file) and their
 peer id. Extension handshakes follow (A only knows the info hash, so it
 fetches the file's description, the "metadata", with EXTENDED messages).
-The seeder then sends its BITFIELD: one bit per piece, all set.
+The seeder then sends its BITFIELD: one bit per piece, all set. A cannot know
+yet how many pieces there are (that is in the metadata), so its trace counts
+the bits set; the seeder's trace says "$pieces/$pieces pieces".
+
+Ports again: A's end of the connection is not its listening port. Whoever
+opens a TCP connection gets a temporary ("ephemeral") port for it from the
+operating system; only the side that accepts uses its listening port. So A
+shows up here with a port of its own, and tells the seeder where it listens
+in its extension handshake ("p=${a_addr##*:}").
 EOF
 pause
 if expect "$a_trace" "$s_re.*HANDSHAKE" 10 "HANDSHAKE from the seeder in A's trace" &&
     expect "$a_trace" "$s_re.*BITFIELD" 10 "BITFIELD from the seeder in A's trace"; then
     show "$a_trace" "$s_re.*(HANDSHAKE|BITFIELD|EXTENDED|METADATA)" 8 "leecher A's trace, connection with the seeder:"
+    # "HH:MM:SS.mmm peer A_END → SEEDER  HANDSHAKE ...": A's end of it.
+    a_end=$(sed -n "s/^[0-9:.]* peer \([^ ]*\) → $s_re  HANDSHAKE.*/\1/p" "$a_trace" | sed -n 1p)
+    if [[ -n $a_end ]]; then
+        mt_note "A's end of this connection is $a_end (ephemeral); A listens on $a_addr"
+        if expect "$logs/seeder.log" "→ $(re_addr "$a_end")  BITFIELD $pieces/$pieces pieces" 5 \
+            "'BITFIELD $pieces/$pieces pieces' in the seeder's trace"; then
+            show "$logs/seeder.log" "→ $(re_addr "$a_end")  BITFIELD" 1 "the seeder's trace:"
+        fi
+    else
+        missing "no HANDSHAKE from A to the seeder in A's trace"
+    fi
     checked "handshakes exchanged, bitfield received"
 fi
 
@@ -326,7 +357,6 @@ this one keeps sending garbage: 3 strikes and it is dropped). --trace prints
 one line per piece checked: "SHA-1 ok", or "SHA-1 MISMATCH" with the strike.
 EOF
 pause
-pieces=$(((size + piece_len - 1) / piece_len))
 if expect "$a_trace" 'piece [0-9]+ SHA-1 ok' 10 "a 'SHA-1 ok' line in A's trace"; then
     if expect "$logs/A.out" '^done: ' 60 "A's download to finish"; then
         show "$a_trace" 'piece [0-9]+ SHA-1 (ok|MISMATCH)' 3 "leecher A's trace:"
@@ -360,6 +390,13 @@ EOF
 pause
 if expect "$a_trace" ' HAVE ' 10 "HAVE between the leechers"; then
     show "$a_trace" ' HAVE ' 4 "leecher A's trace:"
+    # "HH:MM:SS.mmm peer FROM → TO  HAVE i": which end is A's listening port
+    # tells who opened the connection.
+    have_ends=$(grep -E ' HAVE ' "$a_trace" | sed -n 1p | awk '{ print $3, $5 }')
+    case " $have_ends " in
+    *" $a_addr "*) mt_note "B opened this connection: A's end is its listening port ${a_addr##*:}, B's end an ephemeral port" ;;
+    ?*) mt_note "A opened this connection to B's listening port ${b_addr##*:}, from an ephemeral port of its own" ;;
+    esac
     if [[ -s $logs/B.stats.json ]] || mt_wait_for "$logs/B.out" '^done: ' 60; then
         from_a=$(sed -n "s/.*\"$a_addr\": *\([0-9]*\).*/\1/p" "$logs/B.stats.json" 2>/dev/null || true)
         [[ -n $from_a ]] && mt_note "B got $(mt_human "$from_a") of $(mt_human "$size") from A"
@@ -402,14 +439,24 @@ if expect "$ttrace" '← .*HEARTBEAT' $((interval * 3 + 5)) "HEARTBEAT at the tr
 fi
 
 step "EXIT: a peer leaves politely" <<EOF
-We stop leecher B the way Ctrl-C does. Before it quits it sends EXIT, and the
-tracker forgets it at once: nobody will be sent to B's address any more.
+We stop leecher B the way Ctrl-C does. Before it quits it sends EXIT and
+waits for the tracker's OK (briefly: two tries, 0.75 s in all, so that a
+peer whose tracker is gone too still quits at once). The tracker forgets B
+at once: nobody will be sent to B's address any more.
 EOF
 pause "stop leecher B"
 printf '  $ kill -TERM %s   # like Ctrl-C\n' "$b_pid"
 mt_stop "$b_pid"
 if expect "$ttrace" '← .*EXIT' 10 "EXIT at the tracker"; then
-    show "$ttrace" '← .*EXIT' 2 "tracker trace:"
+    # The OK answering it goes back to the same address with the same tid.
+    exit_line=$(grep -E '← .*EXIT' "$ttrace" | sed -n 1p)
+    exit_from=$(awk '{ print $4 }' <<<"$exit_line")
+    exit_tid=$(sed -n 's/.* tid=\([0-9]*\).*/\1/p' <<<"$exit_line")
+    if expect "$ttrace" "→ $(re_addr "$exit_from") +OK .*tid=$exit_tid\$" 5 "the tracker's OK to EXIT"; then
+        show "$ttrace" "(← .*EXIT|→ $(re_addr "$exit_from") +OK .*tid=$exit_tid\$)" 2 "tracker trace:"
+        show "$logs/B.log" " tid=$exit_tid\$" 2 "leecher B's trace, its last messages:"
+        checked "EXIT answered with OK"
+    fi
     if wait_seeders 2 5; then
         checked "B left; the tracker lists 2 seeders"
     else

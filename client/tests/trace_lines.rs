@@ -117,3 +117,79 @@ fn two_leechers_do_not_churn_interest_or_choke() {
         "the leechers did not trade pieces; the test shows nothing"
     );
 }
+
+/// A BITFIELD reads as pieces had out of pieces in all ("BITFIELD 32/32
+/// pieces"), on the sending side and on a receiver that knows the torrent;
+/// a receiver that has only the name counts the bits until the metadata
+/// comes. And EXIT on the way out is answered by the tracker's OK, which the
+/// peer waits for and traces.
+#[test]
+fn trace_shows_bitfields_in_pieces_and_the_ok_answering_exit() {
+    let size = 1024 * 1024;
+    let sw = swarm_with("trace-bitfield", "b.bin", size, PIECE, &["--trace"]);
+    let (tracker, tmp, data, torrent) = (&sw.tracker, &sw.tmp, &sw.data, &sw.torrent);
+    let pieces = metainfo_of(torrent).info.pieces.len();
+    assert_eq!(pieces, 32);
+    let seeder_port = sw.seeder.port();
+    let from_seeder = format!(" peer 127.0.0.1:{seeder_port} → 127.0.0.1:");
+
+    // With the .torrent, the piece count is known from the start.
+    let dir = tmp.sub("t");
+    let g = get_ok(
+        "by-torrent",
+        tracker,
+        torrent.to_str().unwrap(),
+        &dir,
+        &["--trace"],
+    );
+    assert_same_file(data, &dir.join("b.bin"));
+    let trace = g.err.text();
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.contains(&from_seeder) && l.ends_with("  BITFIELD 32/32 pieces")),
+        "no 'BITFIELD 32/32 pieces' from the seeder\n{trace}"
+    );
+
+    // The EXIT the peer sends on the way out, then the OK with its tid.
+    let exit = trace
+        .lines()
+        .find(|l| l.contains(" tracker ") && l.contains("  EXIT peer="))
+        .unwrap_or_else(|| panic!("no EXIT line\n{trace}"));
+    let tid = exit
+        .rsplit("tid=")
+        .next()
+        .unwrap_or_else(|| panic!("no tid in {exit:?}"));
+    let ok = trace
+        .lines()
+        .skip_while(|l| *l != exit)
+        .find(|l| l.contains("  OK ") && l.ends_with(&format!(" tid={tid}")));
+    assert!(ok.is_some(), "no OK answering {exit:?}\n{trace}");
+
+    // By name: the bitfield arrives before the metadata.
+    let dir = tmp.sub("n");
+    let g = get_ok("by-name", tracker, "b.bin", &dir, &["--trace"]);
+    assert_same_file(data, &dir.join("b.bin"));
+    let trace = g.err.text();
+    let early = "  BITFIELD 32 pieces (4 bytes; the piece count comes with the metadata)";
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.contains(&from_seeder) && l.ends_with(early)),
+        "no {early:?} from the seeder\n{trace}"
+    );
+
+    // The seeder's side of both connections.
+    let sent = sw
+        .seeder
+        .err
+        .text()
+        .lines()
+        .filter(|l| {
+            l.contains(&format!(" peer 127.0.0.1:{seeder_port} → "))
+                && l.ends_with("  BITFIELD 32/32 pieces")
+        })
+        .count();
+    // One per leecher (more if one reconnected).
+    assert!(sent >= 2, "{sent} BITFIELD lines\n{}", sw.seeder.dump());
+}

@@ -47,9 +47,81 @@ pub fn note(at: SocketAddr, what: impl FnOnce() -> String) {
     }
 }
 
+/// The trace text of a BITFIELD: how many pieces the peer has out of how
+/// many the torrent has, e.g. `BITFIELD 32/32 pieces`. Before the metadata
+/// is known (a download by name or info hash) the piece count is not, so the
+/// line gives the bits set and the message's size instead.
+pub fn bitfield(bits: &[u8], pieces: Option<usize>) -> String {
+    match pieces {
+        Some(n) => {
+            // Only the first `n` bits are pieces; the spare bits at the end
+            // of the last byte are not counted, whatever a peer put there.
+            let full = bits.iter().take(n / 8).map(|b| b.count_ones() as usize);
+            let last = match (n % 8, bits.get(n / 8)) {
+                (0, _) | (_, None) => 0,
+                (r, Some(b)) => (b >> (8 - r)).count_ones() as usize,
+            };
+            let have = full.sum::<usize>() + last;
+            format!("BITFIELD {have}/{n} {}", plural(n, "piece", "pieces"))
+        }
+        None => {
+            let set: usize = bits.iter().map(|b| b.count_ones() as usize).sum();
+            format!(
+                "BITFIELD {set} {} ({} {}; the piece count comes with the metadata)",
+                plural(set, "piece", "pieces"),
+                bits.len(),
+                plural(bits.len(), "byte", "bytes")
+            )
+        }
+    }
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
 /// A tracker datagram.
 pub fn tracker(from: SocketAddr, to: SocketAddr, what: impl FnOnce() -> String) {
     if enabled() {
         emit(format!("{} tracker {from} → {to}  {}", clock(), what()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bitfield;
+
+    #[test]
+    fn a_bitfield_reads_as_pieces_had_out_of_pieces_in_all() {
+        assert_eq!(bitfield(&[0xff; 4], Some(32)), "BITFIELD 32/32 pieces");
+        assert_eq!(bitfield(&[0; 4], Some(32)), "BITFIELD 0/32 pieces");
+        // 10 pieces: 8 in the first byte, 2 in the top bits of the second.
+        assert_eq!(bitfield(&[0xf0, 0xc0], Some(10)), "BITFIELD 6/10 pieces");
+        assert_eq!(bitfield(&[0x80], Some(1)), "BITFIELD 1/1 piece");
+    }
+
+    #[test]
+    fn spare_bits_and_missing_bytes_are_not_counted() {
+        // Spare bits set (a malformed bitfield the connection will refuse).
+        assert_eq!(bitfield(&[0xff, 0xff], Some(10)), "BITFIELD 10/10 pieces");
+        // Too short: the bytes that are there count, nothing else.
+        assert_eq!(bitfield(&[0xff], Some(10)), "BITFIELD 8/10 pieces");
+        assert_eq!(bitfield(&[], Some(10)), "BITFIELD 0/10 pieces");
+    }
+
+    #[test]
+    fn without_the_metadata_the_bits_set_are_counted() {
+        assert_eq!(
+            bitfield(&[0xff; 4], None),
+            "BITFIELD 32 pieces (4 bytes; the piece count comes with the metadata)"
+        );
+        assert_eq!(
+            bitfield(&[0x80], None),
+            "BITFIELD 1 piece (1 byte; the piece count comes with the metadata)"
+        );
     }
 }

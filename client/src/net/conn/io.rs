@@ -33,9 +33,11 @@ const MAX_BACKLOG: usize = 4 << 20;
 const READ_PAUSE: usize = 2 << 20;
 
 /// The trace line of a message; extension messages are decoded one level
-/// further. `ut_metadata` is the id the receiver gave that extension.
-pub(super) fn describe(m: &Message, ut_metadata: Option<u8>) -> String {
+/// further. `ut_metadata` is the id the receiver gave that extension;
+/// `pieces` the torrent's piece count, once known.
+pub(super) fn describe(m: &Message, ut_metadata: Option<u8>, pieces: Option<usize>) -> String {
     match m {
+        Message::Bitfield(bits) => trace::bitfield(bits, pieces),
         Message::Extended { id: 0, payload } => ExtHandshake::decode(payload)
             .map(|h| h.summary())
             .unwrap_or_else(|_| m.summary()),
@@ -71,12 +73,15 @@ pub(super) struct Wire {
     writable: bool,
     /// The id the peer gave `ut_metadata` in its extension handshake.
     pub(super) peer_ut_metadata: Option<u8>,
+    /// The torrent's piece count once the metadata is known (for the trace).
+    pub(super) pieces: Option<usize>,
 }
 
 impl Wire {
     /// Makes the socket non-blocking and registers it; the waker wakes the
     /// poll from another thread.
-    pub(super) fn new(s: TcpStream, max_frame: usize) -> Result<(Wire, Waker), ConnError> {
+    pub(super) fn new(s: TcpStream, pieces: Option<usize>) -> Result<(Wire, Waker), ConnError> {
+        let max_frame = pieces.map_or(MAX_MESSAGE_LEN, wire::max_message_len);
         let local = s.local_addr()?;
         let remote = s.peer_addr()?;
         s.set_nodelay(true)?;
@@ -103,12 +108,15 @@ impl Wire {
             readable: true,
             writable: true,
             peer_ut_metadata: None,
+            pieces,
         };
         Ok((wire, waker))
     }
 
-    /// The largest frame allowed now that the piece count is known.
-    pub(super) fn set_max_frame(&mut self, max_frame: usize) {
+    /// The piece count, now known, and with it the largest frame allowed.
+    pub(super) fn set_pieces(&mut self, pieces: usize) {
+        self.pieces = Some(pieces);
+        let max_frame = wire::max_message_len(pieces);
         self.max_frame = max_frame;
         // A frame must fit the read buffer whole (a huge bitfield could
         // exceed the size chosen before the piece count was known).
@@ -121,7 +129,7 @@ impl Wire {
     /// Appends the message to the bytes to send.
     pub(super) fn send(&mut self, m: &Message) {
         trace::peer(self.local, self.remote, || {
-            describe(m, self.peer_ut_metadata)
+            describe(m, self.peer_ut_metadata, self.pieces)
         });
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();

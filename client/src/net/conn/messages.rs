@@ -74,7 +74,7 @@ impl Conn {
         }
         let msg = Message::decode(frame).map_err(|e| violation(e.to_string()))?;
         trace::peer(self.wire.remote, self.wire.local, || {
-            describe(&msg, Some(UT_METADATA_ID))
+            describe(&msg, Some(UT_METADATA_ID), self.wire.pieces)
         });
         match msg {
             Message::KeepAlive | Message::Port(_) => {}
@@ -249,7 +249,7 @@ impl Conn {
             return Ok(());
         };
         let n = m.geometry.num_pieces() as usize;
-        self.wire.set_max_frame(wire::max_message_len(n));
+        self.wire.set_pieces(n);
         // We could not send a bitfield after the handshake; HAVE does the job.
         for i in 0..n {
             if m.have.get(i) {

@@ -35,9 +35,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use log::{debug, info, warn};
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::wire::{
-    self, ExtHandshake, Handshake, Message, HANDSHAKE_LEN, UT_METADATA_ID,
-};
+use minitorrent_common::wire::{ExtHandshake, Handshake, Message, HANDSHAKE_LEN, UT_METADATA_ID};
 
 use crate::core::msg::{CloseReason, Command, ConnError, ConnLink, Event, Input};
 use crate::core::peer_state::{PeerState, SlotPool, OUR_REQQ};
@@ -249,11 +247,8 @@ impl Conn {
         outbound: bool,
     ) -> Result<Conn, ConnError> {
         let meta = t.meta.get().cloned();
-        let max_frame = meta
-            .as_ref()
-            .map(|m| wire::max_message_len(m.geometry.num_pieces() as usize))
-            .unwrap_or(wire::MAX_MESSAGE_LEN);
-        let (wire, waker) = Wire::new(s, max_frame)?;
+        let pieces = meta.as_ref().map(|m| m.geometry.num_pieces() as usize);
+        let (wire, waker) = Wire::new(s, pieces)?;
         let (local, remote) = (wire.local, wire.remote);
         let (cmd_tx, cmds) = crossbeam_channel::unbounded();
         let mut c = Conn {
