@@ -61,9 +61,9 @@ struct Cli {
     /// Do not look for a tracker on the LAN when none is named
     #[arg(long, global = true)]
     no_discover: bool,
-    /// UDP port of LAN tracker discovery
-    #[arg(long, global = true, default_value_t = 6968, value_name = "N")]
-    discover_port: u16,
+    /// UDP port of LAN tracker discovery [default: 6968]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    discover_port: Option<u16>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -133,7 +133,10 @@ pub fn main() -> ExitCode {
         .format_timestamp_millis()
         .init();
     crate::net::trace::enable(cli.trace);
-    crate::net::tracker::discover::configure(!cli.no_discover, cli.discover_port);
+    let discover_port = cli
+        .discover_port
+        .unwrap_or(crate::net::tracker::discover::DISCOVER_PORT);
+    crate::net::tracker::discover::configure(!cli.no_discover, discover_port);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -19,9 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use minitorrent_common::tracker_proto::{
-    Discover, TrackerHere, DISCOVER_GROUP, DISCOVER_PORT, MAX_DISCOVER_SIZE,
-};
+pub use minitorrent_common::tracker_proto::DISCOVER_PORT;
+use minitorrent_common::tracker_proto::{Discover, TrackerHere, DISCOVER_GROUP, MAX_DISCOVER_SIZE};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::net::trace;
@@ -188,6 +187,7 @@ fn send_all(sock: &UdpSocket, msg: &Discover, port: u16, ifaces: &[Iface]) -> io
             }
             Err(e) => {
                 log::debug!("discovery: cannot send to {to}: {e}");
+                trace::tracker(local, to, || format!("{} not sent: {e}", msg.summary()));
                 last_err = Some(e);
             }
         }
