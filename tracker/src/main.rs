@@ -113,9 +113,10 @@ fn main() -> ExitCode {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!(
-                    "minitorrent-tracker: warning: cannot answer LAN discovery on UDP port {}: {e}; \
-                     the tracker runs, but peers must be given --tracker ADDR",
-                    config.discover_port
+                    "minitorrent-tracker: warning: cannot answer LAN discovery on UDP port {port}: {e} \
+                     (another program holds it? pick another with --discover-port N, or \
+                     --no-discover); the tracker runs, but peers must be given --tracker ADDR",
+                    port = config.discover_port
                 );
                 None
             }
