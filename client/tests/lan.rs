@@ -506,3 +506,202 @@ fn netns_probe() {
     }
     println!("PROBE-NO-REPLY");
 }
+
+// ------------------------------------------------------------ discovery
+
+/// Not the default 6968: namespaces keep tests apart anyway, and a test must
+/// never answer to (or be answered by) a tracker someone runs for real.
+const DISCOVER_PORT: &str = "16968";
+
+/// LAN discovery across the bridge: a seeder and a leecher started with no
+/// `--tracker` find the tracker in its own namespace (by broadcast or
+/// multicast: the copy sent to 127.0.0.1 reaches nobody there), and the file
+/// arrives byte for byte; a tracker started with `--no-discover` is not found,
+/// and the peer says so.
+#[test]
+fn peers_find_the_tracker_on_the_lan_by_themselves() {
+    if std::env::var_os(PROBE_ENV).is_some() {
+        return;
+    }
+    remove_stale_namespaces();
+    let tag = format!(
+        "{NS_PREFIX}{}-{}",
+        std::process::id(),
+        fastrand::u32(..1 << 20)
+    );
+    let probe = format!("{tag}-probe");
+    if let Err(why) = ip(&["netns", "add", &probe]) {
+        println!("SKIPPED lan discovery test: cannot create a network namespace here ({why}); needs root and iproute2");
+        return;
+    }
+    drop(Namespaces(vec![probe]));
+    let (_nss, [ns_t, ns_a, ns_b]) = build_lan(&tag).unwrap_or_else(|e| panic!("{e}"));
+
+    let tmp = TempDir(std::env::temp_dir().join(&tag));
+    let seed_dir = tmp.0.join("seeder");
+    let get_dir = tmp.0.join("leecher");
+    fs::create_dir_all(&seed_dir).unwrap();
+    fs::create_dir_all(&get_dir).unwrap();
+    let name = "found-on-the-lan.bin";
+    let mut data = vec![0u8; 1024 * 1024 + 777];
+    fastrand::Rng::new().fill(&mut data);
+    let seed_path = seed_dir.join(name);
+    fs::write(&seed_path, &data).unwrap();
+
+    let tracker_bin = tracker_bin();
+    let peer = peer_bin();
+    let mut tracker = Proc::start(
+        "tracker",
+        &ns_t,
+        &tmp.0,
+        &tracker_bin,
+        &[
+            "--bind",
+            "0.0.0.0:0",
+            "--discover-port",
+            DISCOVER_PORT,
+            "--trace",
+        ],
+    );
+    let line = tracker.wait_line("listening on", &[]);
+    let tracker_addr = format!("{TRACKER_IP}:{}", port_of(&line));
+    let found = format!("found tracker {tracker_addr} on the LAN");
+
+    let mut seeder = Proc::start(
+        "seeder",
+        &ns_a,
+        &tmp.0,
+        &peer,
+        &[
+            "--discover-port",
+            DISCOVER_PORT,
+            "--dir",
+            seed_dir.to_str().unwrap(),
+            "seed",
+            seed_path.to_str().unwrap(),
+        ],
+    );
+    seeder.wait_line(&found, &[&tracker]);
+    seeder.wait_line("seeding ", &[&tracker]);
+
+    // The seeder registers just after it prints "seeding": wait until the
+    // tracker (tracing) has read that REGISTER.
+    tracker.wait_err(&format!("REGISTER {name}"), &[&seeder]);
+    let mut leecher = Proc::start(
+        "leecher",
+        &ns_b,
+        &tmp.0,
+        &peer,
+        &[
+            "--discover-port",
+            DISCOVER_PORT,
+            "--dir",
+            get_dir.to_str().unwrap(),
+            "--trace",
+            "get",
+            name,
+            "--no-seed",
+        ],
+    );
+    let status = leecher.wait_exit(&[&tracker, &seeder]);
+    assert!(
+        status.success(),
+        "leecher failed ({status})\n{}\n{}\n{}",
+        leecher.logs(),
+        seeder.logs(),
+        tracker.logs()
+    );
+    leecher.wait_line(&found, &[&tracker]);
+    let got = fs::read(get_dir.join(name)).unwrap();
+    assert!(got == data, "the download differs from the original");
+    // The tracker saw the leecher's DISCOVER from its LAN address twice:
+    // the subnet broadcast and the multicast copy (the one to 127.0.0.1
+    // stays in the leecher's namespace).
+    let tracker_err = fs::read_to_string(&tracker.err).unwrap_or_default();
+    let discovers = tracker_err
+        .lines()
+        .filter(|l| l.contains(&format!("← {LEECHER_IP}:")) && l.contains("DISCOVER tid="))
+        .count();
+    assert!(
+        discovers >= 2,
+        "{discovers} DISCOVER from {LEECHER_IP} in the tracker's trace, expected the broadcast and the multicast copy\n{}",
+        tracker.logs()
+    );
+    drop(leecher);
+    drop(seeder);
+    drop(tracker);
+
+    // The same LAN, a tracker with --no-discover: nobody finds it.
+    let mut quiet = Proc::start(
+        "quiet-tracker",
+        &ns_t,
+        &tmp.0,
+        &tracker_bin,
+        &[
+            "--bind",
+            "0.0.0.0:0",
+            "--discover-port",
+            DISCOVER_PORT,
+            "--no-discover",
+        ],
+    );
+    quiet.wait_line("listening on", &[]);
+    let mut lost = Proc::start(
+        "lost-peer",
+        &ns_b,
+        &tmp.0,
+        &peer,
+        &["--discover-port", DISCOVER_PORT, "search", ""],
+    );
+    let status = lost.wait_exit(&[&quiet]);
+    assert!(!status.success(), "search found a tracker\n{}", lost.logs());
+    let out = fs::read_to_string(&lost.out).unwrap_or_default();
+    let err = fs::read_to_string(&lost.err).unwrap_or_default();
+    assert!(!out.contains("found tracker"), "{}", lost.logs());
+    assert!(
+        err.contains("no tracker answered on the LAN") && err.contains("--tracker HOST"),
+        "the peer should say no tracker answered and how to name one\n{}",
+        lost.logs()
+    );
+}
+
+impl Proc {
+    /// Waits for a stderr line containing `needle`.
+    fn wait_err(&self, needle: &str, all: &[&Proc]) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !fs::read_to_string(&self.err)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: no stderr line with {needle:?} within {TIMEOUT:?}\n{}\n{}",
+                    self.name,
+                    self.logs(),
+                    all.iter().map(|p| p.logs()).collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to exit; panics with every log after
+    /// [`TIMEOUT`].
+    fn wait_exit(&mut self, all: &[&Proc]) -> std::process::ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not exit within {TIMEOUT:?}\n{}\n{}",
+                    self.name,
+                    self.logs(),
+                    all.iter().map(|p| p.logs()).collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

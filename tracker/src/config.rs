@@ -1,11 +1,14 @@
 //! What the tracker is told at start: the command line fills in a [`Config`].
 //! The request handler reads the reply limits, intervals and `--trace` from
-//! it; the socket workers the address, the worker count and the sweep period.
+//! it; the socket workers the address, the worker count and the sweep period;
+//! the discovery responder (started by the binary) its port and flags.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use minitorrent_common::tracker_proto::{DEFAULT_INTERVAL_SECS, DEFAULT_TIMEOUT_SECS};
+use minitorrent_common::tracker_proto::{
+    DEFAULT_INTERVAL_SECS, DEFAULT_TIMEOUT_SECS, DISCOVER_PORT,
+};
 
 use crate::registry::MAX_SWARMS;
 
@@ -23,6 +26,12 @@ pub struct Config {
     pub workers: usize,
     /// Most swarms held at once; a new one past it is refused.
     pub max_swarms: usize,
+    /// Answer LAN discovery (`DISCOVER`); `--no-discover` turns it off.
+    pub discover: bool,
+    /// The UDP port discovery listens on (`--discover-port`).
+    pub discover_port: u16,
+    /// Answer `DISCOVER` from public addresses too (`--discover-public`).
+    pub discover_public: bool,
 }
 
 impl Default for Config {
@@ -34,6 +43,9 @@ impl Default for Config {
             trace: false,
             workers: 1,
             max_swarms: MAX_SWARMS,
+            discover: true,
+            discover_port: DISCOVER_PORT,
+            discover_public: false,
         }
     }
 }

@@ -7,10 +7,13 @@
 //! passed in) → [`config`] (what the command line sets) → [`handler`]
 //! (datagram in, reply out, no socket) → [`server`] (sockets, poll loop,
 //! threads). [`connection_id`], [`peer_id`] and [`io_batch`] import nothing
-//! else from the crate.
+//! else from the crate. [`discover`] (LAN discovery's responder, on its own
+//! port and thread) uses the handler's trace line and the server's stop
+//! handle.
 
 pub mod config;
 pub mod connection_id;
+pub mod discover;
 pub mod handler;
 mod indexed;
 pub mod io_batch;

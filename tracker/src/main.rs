@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use log::info;
+use minitorrent_common::tracker_proto::{DISCOVER_GROUP, DISCOVER_PORT};
 use minitorrent_tracker::config::Config;
+use minitorrent_tracker::discover::{DiscoverConfig, Responder};
 use minitorrent_tracker::registry::MAX_SWARMS;
 use minitorrent_tracker::server::Tracker;
 
@@ -18,7 +20,8 @@ use minitorrent_tracker::server::Tracker;
 /// the same port; see docs/PROTOCOL.md. On start it prints one line to stdout,
 /// `minitorrent-tracker listening on ADDR:PORT`, with the port actually bound.
 /// Logs go to stderr (level info; set RUST_LOG=debug for every datagram, or
-/// RUST_LOG=warn for quiet). Ctrl-C stops it.
+/// RUST_LOG=warn for quiet); the first says where LAN discovery (DISCOVER,
+/// on its own UDP port) is answered. Ctrl-C stops it.
 #[derive(Parser, Debug)]
 #[command(name = "minitorrent-tracker", version)]
 struct Cli {
@@ -53,8 +56,25 @@ struct Cli {
 
     /// Print every datagram decoded and every reply sent, one line each, to
     /// stderr: `HH:MM:SS.mmm tracker ← ADDR  MESSAGE` (UTC; → for replies).
+    /// Discovery datagrams too.
     #[arg(long)]
     trace: bool,
+
+    /// Do not answer LAN discovery: peers then need `--tracker` to find this
+    /// tracker.
+    #[arg(long)]
+    no_discover: bool,
+
+    /// UDP port where LAN discovery (DISCOVER) is answered, by broadcast and
+    /// on the multicast group 239.255.69.69.
+    #[arg(long, value_name = "N", default_value_t = DISCOVER_PORT,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    discover_port: u16,
+
+    /// Answer DISCOVER from public IP addresses too (by default only
+    /// private, link-local and loopback addresses get an answer).
+    #[arg(long)]
+    discover_public: bool,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +90,9 @@ fn main() -> ExitCode {
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             |n| n as usize,
         ),
+        discover: !cli.no_discover,
+        discover_port: cli.discover_port,
+        discover_public: cli.discover_public,
     };
     let tracker = match Tracker::bind(&config) {
         Ok(t) => t,
@@ -79,13 +102,48 @@ fn main() -> ExitCode {
         }
     };
     let stop = tracker.stop_handle();
-    if let Err(e) = ctrlc::set_handler(move || stop.stop()) {
+    // Bound before the first line is printed, so a DISCOVER sent as soon as
+    // it appears is answered.
+    let responder = if config.discover {
+        let mut d = DiscoverConfig::new(tracker.local_addr());
+        d.port = config.discover_port;
+        d.public = config.discover_public;
+        d.trace = config.trace;
+        match Responder::bind(d) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!(
+                    "minitorrent-tracker: warning: cannot answer LAN discovery on UDP port {port}: {e} \
+                     (another program holds it? pick another with --discover-port N, or \
+                     --no-discover); the tracker runs, but peers must be given --tracker ADDR",
+                    port = config.discover_port
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let handler_stop = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || handler_stop.stop()) {
         eprintln!("minitorrent-tracker: cannot install the Ctrl-C handler: {e}");
         return ExitCode::FAILURE;
     }
     // The one line scripts and tests wait for; stdout so it survives RUST_LOG.
     println!("minitorrent-tracker listening on {}", tracker.local_addr());
     let _ = std::io::stdout().flush();
+    if !config.discover {
+        info!("LAN discovery off (--no-discover): peers need --tracker to find this tracker");
+    }
+    if let Some(r) = responder {
+        info!("{}", discovery_line(&r, &config, tracker.local_addr()));
+        if let Err(e) = r.spawn(stop) {
+            eprintln!(
+                "minitorrent-tracker: warning: cannot start the discovery thread: {e}; \
+                 peers must be given --tracker ADDR"
+            );
+        }
+    }
     info!(
         "{} worker{}, peer timeout {} s, heartbeat interval {} s, at most {} peers per reply{}",
         tracker.workers(),
@@ -111,4 +169,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The start-up line about discovery: port, multicast group, who is answered.
+fn discovery_line(r: &Responder, config: &Config, tracker: SocketAddr) -> String {
+    let port = r.local_addr().map_or(config.discover_port, |a| a.port());
+    let n = r.joined().len();
+    let group = if n == 0 {
+        "no multicast group joined".to_string()
+    } else {
+        format!(
+            "multicast group {DISCOVER_GROUP} on {n} interface{}",
+            if n == 1 { "" } else { "s" }
+        )
+    };
+    let who = if tracker.ip().is_loopback() {
+        "loopback only, like the tracker's address"
+    } else if config.discover_public {
+        "any address (--discover-public)"
+    } else {
+        "private, link-local and loopback addresses only"
+    };
+    format!("answering LAN discovery on UDP port {port} (broadcast, {group}; {who})")
 }

@@ -31,7 +31,7 @@ use source::Source;
     after_help = "Without a command, an interactive menu starts (it also reads commands from a pipe)."
 )]
 struct Cli {
-    /// Tracker address HOST:PORT [default: the torrent's announce, else 127.0.0.1:6969]
+    /// Tracker address HOST:PORT [default: the torrent's announce, else one found on the LAN, else 127.0.0.1:6969]
     #[arg(long, global = true, value_name = "HOST:PORT")]
     tracker: Option<String>,
     /// TCP port for peers; 0 takes any free port [default: 0]
@@ -58,6 +58,12 @@ struct Cli {
     /// Tracker protocol: auto probes a udp:// tracker (JSON if it answers JSON, else BEP 15); a bare HOST:PORT is JSON
     #[arg(long, global = true, value_enum, default_value_t = TrackerProtocol::Auto, value_name = "PROTO")]
     tracker_protocol: TrackerProtocol,
+    /// Do not look for a tracker on the LAN when none is named
+    #[arg(long, global = true)]
+    no_discover: bool,
+    /// UDP port of LAN tracker discovery [default: 6968]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    discover_port: Option<u16>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -127,6 +133,10 @@ pub fn main() -> ExitCode {
         .format_timestamp_millis()
         .init();
     crate::net::trace::enable(cli.trace);
+    let discover_port = cli
+        .discover_port
+        .unwrap_or(crate::net::tracker::discover::DISCOVER_PORT);
+    crate::net::tracker::discover::configure(!cli.no_discover, discover_port);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

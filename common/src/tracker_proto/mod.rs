@@ -13,7 +13,9 @@
 //!
 //! The files split the work: this one holds the types, limits and accessors;
 //! `encode.rs` writes messages as JSON bytes, `decode.rs` reads and checks
-//! them, and `summary.rs` turns them into one line for `--trace`. The
+//! them, and `summary.rs` turns them into one line for `--trace`;
+//! `discover.rs` holds LAN discovery's `DISCOVER` and `TRACKER`, which
+//! travel on their own port and are not `Request`s or `Reply`s. The
 //! submodules are private and everything public is re-exported here, so
 //! callers name `tracker_proto::X` and never the file it lives in.
 
@@ -23,9 +25,13 @@ use std::net::SocketAddr;
 use crate::metainfo::InfoHash;
 
 mod decode;
+mod discover;
 mod encode;
 mod summary;
 
+pub use discover::{
+    Discover, TrackerHere, DISCOVER_GROUP, DISCOVER_PORT, MAX_DISCOVER_SIZE, MAX_WEB_CHARS,
+};
 pub use encode::{
     encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply, FileView,
     PeerView, SwarmView,

@@ -6,10 +6,13 @@
 //! to speak only BEP 15). A torrent reaches it through the
 //! `Sender<TrackerMsg>` of its [`Route`]; the session through the methods
 //! below (register now, look a name up, search, shut down). Under them, the
-//! two clients: `json` (our JSON datagrams) and `bep15` (BEP 15).
+//! two clients: `json` (our JSON datagrams) and `bep15` (BEP 15). Before
+//! any of it, [`pick_tracker`] chooses the tracker, asking the LAN
+//! (`discover`) when nothing names one.
 
 pub mod announcer;
 pub mod bep15;
+pub mod discover;
 #[cfg(test)]
 mod fake;
 pub mod json;
@@ -262,11 +265,34 @@ fn explain(choice: &ProtocolChoice, e: TrackerError, what: &'static str) -> Home
     e.into()
 }
 
-/// The tracker to use: `--tracker`, else the torrent's announce, else the
-/// default.
+/// The tracker to use: `--tracker`, else the torrent's announce, else one
+/// found on the LAN (unless discovery is off, see [`discover::configure`]),
+/// else the default. Says on stdout which tracker discovery found, and on
+/// stderr when none answered.
 pub fn pick_tracker(
     flag: Option<&str>,
     announce: Option<&str>,
+) -> Result<SocketAddr, TrackerError> {
+    pick_with(flag, announce, discover::setting(), |port| {
+        let result = discover::discover(port, discover::DISCOVER_WAIT);
+        let (found, msg) = discover::outcome(&result, port, json::DEFAULT_TRACKER);
+        if found.is_some() {
+            println!("{msg}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        } else {
+            eprintln!("{msg}");
+        }
+        found
+    })
+}
+
+/// [`pick_tracker`] with the discovery setting and the discovery itself
+/// passed in.
+fn pick_with(
+    flag: Option<&str>,
+    announce: Option<&str>,
+    discovery: Option<u16>,
+    find: impl FnOnce(u16) -> Option<SocketAddr>,
 ) -> Result<SocketAddr, TrackerError> {
     if let Some(t) = flag {
         return json::resolve(t);
@@ -276,6 +302,9 @@ pub fn pick_tracker(
             Ok(addr) => return Ok(addr),
             Err(e) => warn!("ignoring the torrent's announce: {e}"),
         }
+    }
+    if let Some(found) = discovery.and_then(find) {
+        return Ok(found);
     }
     json::resolve(json::DEFAULT_TRACKER)
 }
@@ -455,18 +484,45 @@ mod tests {
     }
 
     #[test]
-    fn the_flag_wins_then_the_announce_then_the_default() {
+    fn the_flag_wins_then_the_announce_then_the_lan_then_the_default() {
         let flag = Some("127.0.0.1:7000");
         let announce = Some("udp://127.0.0.1:7001/announce");
         let at = |s: &str| s.parse::<SocketAddr>().unwrap();
-        assert_eq!(pick_tracker(flag, announce).unwrap(), at("127.0.0.1:7000"));
-        assert_eq!(pick_tracker(None, announce).unwrap(), at("127.0.0.1:7001"));
+        let lan = |port: u16| {
+            assert_eq!(port, 7500, "discovery on the configured port");
+            Some(at("10.0.0.1:6969"))
+        };
+        let never = |_: u16| -> Option<SocketAddr> { panic!("discovery when not needed") };
+        let nobody = |_: u16| None;
         assert_eq!(
-            pick_tracker(None, Some("http://127.0.0.1:1/announce")).unwrap(),
+            pick_with(flag, announce, Some(7500), never).unwrap(),
+            at("127.0.0.1:7000")
+        );
+        assert_eq!(
+            pick_with(None, announce, Some(7500), never).unwrap(),
+            at("127.0.0.1:7001")
+        );
+        // No usable announce: the LAN, else the default.
+        let http = Some("http://127.0.0.1:1/announce");
+        assert_eq!(
+            pick_with(None, http, Some(7500), lan).unwrap(),
+            at("10.0.0.1:6969")
+        );
+        assert_eq!(
+            pick_with(None, None, Some(7500), lan).unwrap(),
+            at("10.0.0.1:6969")
+        );
+        assert_eq!(
+            pick_with(None, http, Some(7500), nobody).unwrap(),
+            at(json::DEFAULT_TRACKER)
+        );
+        // --no-discover: no discovery at all.
+        assert_eq!(
+            pick_with(None, None, None, never).unwrap(),
             at(json::DEFAULT_TRACKER)
         );
         assert!(matches!(
-            pick_tracker(Some("http://x:1"), announce),
+            pick_with(Some("http://x:1"), announce, Some(7500), never),
             Err(TrackerError::BadAddress {
                 why: json::AddressError::NotUdp,
                 ..
