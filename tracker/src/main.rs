@@ -130,7 +130,12 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     // The one line scripts and tests wait for; stdout so it survives RUST_LOG.
-    println!("minitorrent-tracker listening on {}", tracker.local_addr());
+    // A closed stdout (`| head -1`) must not stop the server: errors ignored.
+    let _ = writeln!(
+        std::io::stdout(),
+        "minitorrent-tracker listening on {}",
+        tracker.local_addr()
+    );
     let _ = std::io::stdout().flush();
     if !config.discover {
         info!("LAN discovery off (--no-discover): peers need --tracker to find this tracker");
@@ -157,9 +162,11 @@ fn main() -> ExitCode {
     match tracker.run(&config) {
         Ok(()) => {
             let st = registry.stats();
-            println!(
+            let _ = writeln!(
+                std::io::stdout(),
                 "minitorrent-tracker stopped (interrupted); it knew {} peer entries in {} swarms",
-                st.entries, st.swarms
+                st.entries,
+                st.swarms
             );
             let _ = std::io::stdout().flush();
             ExitCode::SUCCESS

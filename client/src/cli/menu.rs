@@ -5,7 +5,7 @@
 //! menu waits for the downloads it started, then exits (EXIT sent).
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -25,15 +25,13 @@ const MENU: &str = concat!(
 );
 
 fn out(s: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "{s}");
-    let _ = o.flush();
+    super::output::stdout(format_args!("{s}"), true);
+    super::output::flush();
 }
 
 fn prompt(s: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = write!(o, "{s}");
-    let _ = o.flush();
+    super::output::stdout(format_args!("{s}"), false);
+    super::output::flush();
 }
 
 /// What the menu waits for next.

@@ -2,8 +2,53 @@
 //! and each subcommand is a few calls on the [`Session`]. Also home of the
 //! other shells over the session: the menu, the progress line and the
 //! shared folder.
+//!
+//! Settings come from the configuration files, the environment and the
+//! flags (see [`config`]). Every flag a command uses is accepted after it
+//! (`minitorrent get X --dir D`) and, for scripts, before it
+//! (`minitorrent --dir D get X`); a command's `--help` lists only its own.
+//!
+//! `println!`, `print!`, `eprintln!` and `eprint!` in this module and its
+//! children are the macros below, not std's: a closed stdout ends the
+//! process quietly with status 0 instead of a panic (see [`output`]).
 
+#[allow(unused_macros)]
+macro_rules! println {
+    () => {
+        $crate::cli::output::stdout(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::stdout(format_args!($($arg)*), true)
+    };
+}
+
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::output::stdout(format_args!($($arg)*), false)
+    };
+}
+
+#[allow(unused_macros)]
+macro_rules! eprintln {
+    () => {
+        $crate::cli::output::stderr(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::stderr(format_args!($($arg)*), true)
+    };
+}
+
+#[allow(unused_macros)]
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        $crate::cli::output::stderr(format_args!($($arg)*), false)
+    };
+}
+
+pub mod config;
 pub mod menu;
+pub mod output;
 pub mod progress;
 pub mod share;
 pub mod source;
@@ -17,7 +62,8 @@ use crate::core::msg::{Notice, Summary};
 use crate::net::tracker::TrackerProtocol;
 use crate::session::{self, Added, Config, Session};
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use config::{Flags, Key, Settings};
 use crossbeam_channel::Receiver;
 use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::format_size;
@@ -28,50 +74,121 @@ use source::Source;
     name = "minitorrent",
     version,
     about = "The minitorrent peer: seed files, download them from several peers at once, keep seeding.",
-    after_help = "Without a command, an interactive menu starts (it also reads commands from a pipe)."
+    after_help = "Without a command, an interactive menu starts (it also reads commands from a pipe); \
+                  the options above are the menu's. A command's options may also be given before it \
+                  (minitorrent --dir D get X); `minitorrent COMMAND --help` lists the ones it uses.\n\n\
+                  Settings a lab sets once (tracker, dir, port, bind, max_peers, max_upload_rate, ...) \
+                  can also come from /etc/minitorrent/config.toml, ~/.config/minitorrent/config.toml \
+                  and MINITORRENT_* environment variables; flags win. `minitorrent config` shows \
+                  what is in effect and where each value came from."
 )]
 struct Cli {
-    /// Tracker address HOST:PORT [default: the torrent's announce, else one found on the LAN, else 127.0.0.1:6969]
-    #[arg(long, global = true, value_name = "HOST:PORT")]
-    tracker: Option<String>,
-    /// TCP port for peers; 0 takes any free port [default: 0]
-    #[arg(long, global = true, value_name = "N")]
-    port: Option<u16>,
-    /// Directory for downloads and for a .torrent's data [default: .]
-    #[arg(long, global = true, value_name = "DIR")]
-    dir: Option<PathBuf>,
-    /// Address to listen on
-    #[arg(long, global = true, default_value = "0.0.0.0", value_name = "IP")]
-    bind: IpAddr,
-    /// Print every peer message and tracker datagram, decoded, on stderr
-    #[arg(long, global = true)]
-    trace: bool,
-    /// Peers to connect to at once per download
-    #[arg(long, global = true, default_value_t = 8, value_name = "N")]
-    max_peers: usize,
-    /// Upload limit for the whole process, bytes per second (suffixes k, M, G)
-    #[arg(long, global = true, value_parser = parse_rate, value_name = "RATE")]
-    max_upload_rate: Option<u64>,
-    /// Write a JSON summary of each finished download (bytes per peer) here
-    #[arg(long, global = true, value_name = "FILE")]
-    stats: Option<PathBuf>,
-    /// Tracker protocol: auto probes a udp:// tracker (JSON if it answers JSON, else BEP 15); a bare HOST:PORT is JSON
-    #[arg(long, global = true, value_enum, default_value_t = TrackerProtocol::Auto, value_name = "PROTO")]
-    tracker_protocol: TrackerProtocol,
-    /// Do not look for a tracker on the LAN when none is named
-    #[arg(long, global = true)]
-    no_discover: bool,
-    /// UDP port of LAN tracker discovery [default: 6968]
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    discover_port: Option<u16>,
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    tracker: TrackerArg,
+    #[command(flatten)]
+    discover: DiscoverArg,
+    #[command(flatten)]
+    proto: ProtoArg,
+    #[command(flatten)]
+    dir: DirArg,
+    #[command(flatten)]
+    peer: PeerArgs,
+    #[command(flatten)]
+    stats: StatsArg,
+    #[command(flatten)]
+    trace: TraceArg,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+}
+
+/// `--config`.
+#[derive(Args, Debug, Clone, Default)]
+struct ConfigArg {
+    /// Read this configuration file too, after /etc/minitorrent/config.toml and
+    /// ~/.config/minitorrent/config.toml (its values win over theirs) [env: MINITORRENT_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// `--tracker`.
+#[derive(Args, Debug, Clone, Default)]
+struct TrackerArg {
+    /// Tracker address: HOST, HOST:PORT or a udp://HOST[:PORT][/announce] URL; the port is 6969
+    /// when left out. Given here, in MINITORRENT_TRACKER or in a config file, it is used
+    /// whatever a torrent announces [default: the torrent's announce, else one found on the LAN, else 127.0.0.1:6969]
+    #[arg(long, value_name = "HOST[:PORT]")]
+    tracker: Option<String>,
+}
+
+/// `--no-discover` and `--discover-port`.
+#[derive(Args, Debug, Clone, Default)]
+struct DiscoverArg {
+    /// Do not look for a tracker on the LAN when none is named [env: MINITORRENT_DISCOVER=0]
+    #[arg(long)]
+    no_discover: bool,
+    /// UDP port of LAN tracker discovery [default: 6968]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    discover_port: Option<u16>,
+}
+
+/// `--tracker-protocol`.
+#[derive(Args, Debug, Clone, Default)]
+struct ProtoArg {
+    /// Tracker protocol: auto probes a udp:// tracker (JSON if it answers JSON, else BEP 15);
+    /// a bare HOST[:PORT] is JSON [default: auto]
+    #[arg(long, value_enum, value_name = "PROTO")]
+    tracker_protocol: Option<TrackerProtocol>,
+}
+
+/// `--dir`.
+#[derive(Args, Debug, Clone, Default)]
+struct DirArg {
+    /// Directory for downloads and for a .torrent's data [default: .]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// The options of a running peer.
+#[derive(Args, Debug, Clone, Default)]
+struct PeerArgs {
+    /// TCP port other peers connect to; 0 takes any free port [default: 0]
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+    /// Address to listen on [default: 0.0.0.0]
+    #[arg(long, value_name = "IP")]
+    bind: Option<IpAddr>,
+    /// Peers to connect to at once per download [default: 8]
+    #[arg(long, value_name = "N")]
+    max_peers: Option<usize>,
+    /// Upload limit for the whole process, bytes per second (suffixes k, M, G: 500k, 2M)
+    /// [default: unlimited]
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
+    max_upload_rate: Option<u64>,
+}
+
+/// `--stats`.
+#[derive(Args, Debug, Clone, Default)]
+struct StatsArg {
+    /// Write a JSON summary of each finished download (bytes per peer) here
+    #[arg(long, value_name = "FILE")]
+    stats: Option<PathBuf>,
+}
+
+/// `--trace`.
+#[derive(Args, Debug, Clone, Default)]
+struct TraceArg {
+    /// Print every peer message and tracker datagram, decoded, on stderr
+    #[arg(long)]
+    trace: bool,
 }
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Make a .torrent for a file or a directory; prints the info hash and magnet link
     Create {
+        /// The file or directory to describe
         path: PathBuf,
         /// Where to write the .torrent
         #[arg(short = 'o', long = "output", value_name = "FILE.torrent")]
@@ -79,52 +196,290 @@ enum Cmd {
         /// Piece length in bytes (a power of two, 16 KiB to 16 MiB) [default: from the size]
         #[arg(long, value_name = "BYTES")]
         piece_length: Option<u64>,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The tracker written into the .torrent as its announce (udp://HOST:PORT); HOST, HOST:PORT
+        /// or a udp:// URL, port 6969 when left out [default: 127.0.0.1:6969]
+        #[arg(long, value_name = "HOST[:PORT]")]
+        tracker: Option<String>,
     },
     /// Seed files or directories (hashed now), or .torrent files (data looked up in --dir)
     Seed {
+        /// Files or directories to seed, or .torrent files whose data is in --dir
         #[arg(required = true, value_name = "PATH|TORRENT")]
         paths: Vec<PathBuf>,
         /// Piece length when hashing PATHs [default: from the size]
         #[arg(long, value_name = "BYTES")]
         piece_length: Option<u64>,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        tracker: TrackerArg,
+        #[command(flatten)]
+        discover: DiscoverArg,
+        #[command(flatten)]
+        proto: ProtoArg,
+        #[command(flatten)]
+        dir: DirArg,
+        #[command(flatten)]
+        peer: PeerArgs,
+        #[command(flatten)]
+        trace: TraceArg,
     },
     /// Download from a .torrent, a magnet link, an info hash, or a name known to the tracker
     Get {
+        /// What to download: a .torrent file, a magnet: link, a 40-hex-digit info hash, or a file
+        /// name the tracker knows (see `minitorrent search`)
         #[arg(value_name = "TORRENT|MAGNET|INFOHASH|NAME")]
         source: String,
         /// Exit when the download is complete instead of seeding it
         #[arg(long)]
         no_seed: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        tracker: TrackerArg,
+        #[command(flatten)]
+        discover: DiscoverArg,
+        #[command(flatten)]
+        proto: ProtoArg,
+        #[command(flatten)]
+        dir: DirArg,
+        #[command(flatten)]
+        peer: PeerArgs,
+        #[command(flatten)]
+        stats: StatsArg,
+        #[command(flatten)]
+        trace: TraceArg,
     },
     /// List the files the tracker knows (names containing QUERY)
     Search {
+        /// Part of a file name, any case; empty lists every file
         #[arg(default_value = "")]
         query: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        tracker: TrackerArg,
+        #[command(flatten)]
+        discover: DiscoverArg,
+        #[command(flatten)]
+        proto: ProtoArg,
+        #[command(flatten)]
+        trace: TraceArg,
     },
     /// Show what a .torrent holds
     Info {
+        /// The .torrent file
         torrent: PathBuf,
         /// As JSON
         #[arg(long)]
         json: bool,
     },
     /// Seed every file in DIR, like a shared folder (metainfo cached in DIR/.minitorrent)
-    Share { dir: PathBuf },
+    Share {
+        /// The folder to share; files added later are picked up by a rescan
+        dir: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        tracker: TrackerArg,
+        #[command(flatten)]
+        discover: DiscoverArg,
+        #[command(flatten)]
+        proto: ProtoArg,
+        #[command(flatten)]
+        peer: PeerArgs,
+        #[command(flatten)]
+        trace: TraceArg,
+    },
+    /// Print every setting in effect, where each value came from, and the config files looked at
+    #[command(
+        after_help = "Files, read in this order (later ones win): /etc/minitorrent/config.toml \
+                            (lab-wide; MINITORRENT_SYSTEM_CONFIG names another, empty for none), \
+                            $XDG_CONFIG_HOME/minitorrent/config.toml or ~/.config/minitorrent/config.toml \
+                            (MINITORRENT_USER_CONFIG names another, empty for none), then --config FILE \
+                            or MINITORRENT_CONFIG. Each line is key = value in TOML: tracker = \"192.168.1.10\", \
+                            port = 6881, max_upload_rate = \"2M\", discover = false. Environment variables \
+                            (MINITORRENT_TRACKER, MINITORRENT_DIR, MINITORRENT_PORT, MINITORRENT_BIND, \
+                            MINITORRENT_MAX_PEERS, MINITORRENT_MAX_UPLOAD_RATE, MINITORRENT_TRACKER_PROTOCOL, \
+                            MINITORRENT_DISCOVER, MINITORRENT_DISCOVER_PORT, MINITORRENT_TRACE) override \
+                            the files; flags override both. The flags below are shown with their source."
+    )]
+    Config {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        tracker: TrackerArg,
+        #[command(flatten)]
+        discover: DiscoverArg,
+        #[command(flatten)]
+        proto: ProtoArg,
+        #[command(flatten)]
+        dir: DirArg,
+        #[command(flatten)]
+        peer: PeerArgs,
+        #[command(flatten)]
+        trace: TraceArg,
+    },
 }
 
 fn parse_rate(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&s[..i], 1_000),
-        Some((i, 'm' | 'M')) => (&s[..i], 1_000_000),
-        Some((i, 'g' | 'G')) => (&s[..i], 1_000_000_000),
-        _ => (s, 1),
-    };
-    num.parse::<f64>()
-        .ok()
-        .filter(|v| *v >= 0.0 && v.is_finite())
-        .map(|v| (v * mult as f64) as u64)
-        .ok_or_else(|| format!("{s:?} is not a rate like 500k or 2M"))
+    config::parse_rate(s)
+}
+
+/// One group of flags, laid over the ones given before the command.
+trait Onto {
+    fn onto(&self, f: &mut Flags);
+}
+
+impl Onto for ConfigArg {
+    fn onto(&self, f: &mut Flags) {
+        if self.config.is_some() {
+            f.config.clone_from(&self.config);
+        }
+    }
+}
+
+impl Onto for TrackerArg {
+    fn onto(&self, f: &mut Flags) {
+        if self.tracker.is_some() {
+            f.tracker.clone_from(&self.tracker);
+        }
+    }
+}
+
+impl Onto for DiscoverArg {
+    fn onto(&self, f: &mut Flags) {
+        if self.no_discover {
+            f.discover = Some(false);
+        }
+        f.discover_port = self.discover_port.or(f.discover_port);
+    }
+}
+
+impl Onto for ProtoArg {
+    fn onto(&self, f: &mut Flags) {
+        f.tracker_protocol = self.tracker_protocol.or(f.tracker_protocol);
+    }
+}
+
+impl Onto for DirArg {
+    fn onto(&self, f: &mut Flags) {
+        if self.dir.is_some() {
+            f.dir.clone_from(&self.dir);
+        }
+    }
+}
+
+impl Onto for PeerArgs {
+    fn onto(&self, f: &mut Flags) {
+        f.port = self.port.or(f.port);
+        f.bind = self.bind.or(f.bind);
+        f.max_peers = self.max_peers.or(f.max_peers);
+        f.max_upload_rate = self.max_upload_rate.or(f.max_upload_rate);
+    }
+}
+
+impl Onto for TraceArg {
+    fn onto(&self, f: &mut Flags) {
+        if self.trace {
+            f.trace = Some(true);
+        }
+    }
+}
+
+impl Cli {
+    /// The flags given, before the command or after it (after wins).
+    fn flags(&self) -> Flags {
+        let mut f = Flags::default();
+        let before: [&dyn Onto; 7] = [
+            &self.config,
+            &self.tracker,
+            &self.discover,
+            &self.proto,
+            &self.dir,
+            &self.peer,
+            &self.trace,
+        ];
+        let after: Vec<&dyn Onto> = match &self.cmd {
+            None | Some(Cmd::Info { .. }) => vec![],
+            Some(Cmd::Create { config, .. }) => vec![config],
+            Some(Cmd::Seed {
+                config,
+                tracker,
+                discover,
+                proto,
+                dir,
+                peer,
+                trace,
+                ..
+            })
+            | Some(Cmd::Get {
+                config,
+                tracker,
+                discover,
+                proto,
+                dir,
+                peer,
+                trace,
+                ..
+            })
+            | Some(Cmd::Config {
+                config,
+                tracker,
+                discover,
+                proto,
+                dir,
+                peer,
+                trace,
+            }) => vec![config, tracker, discover, proto, dir, peer, trace],
+            Some(Cmd::Search {
+                config,
+                tracker,
+                discover,
+                proto,
+                trace,
+                ..
+            }) => vec![config, tracker, discover, proto, trace],
+            Some(Cmd::Share {
+                config,
+                tracker,
+                discover,
+                proto,
+                peer,
+                trace,
+                ..
+            }) => vec![config, tracker, discover, proto, peer, trace],
+        };
+        for a in before.into_iter().chain(after) {
+            a.onto(&mut f);
+        }
+        // `create` has its own --tracker, worded for what it does.
+        if let Some(Cmd::Create {
+            tracker: Some(t), ..
+        }) = &self.cmd
+        {
+            f.tracker = Some(t.clone());
+        }
+        f
+    }
+
+    fn stats(&self) -> Option<PathBuf> {
+        match &self.cmd {
+            Some(Cmd::Get { stats, .. }) if stats.stats.is_some() => stats.stats.clone(),
+            _ => self.stats.stats.clone(),
+        }
+    }
+}
+
+/// What [`run`] works from: the command and the settings in effect.
+struct Run {
+    cmd: Option<Cmd>,
+    /// [`Settings::tracker`]: the flag, else the environment, else a file.
+    tracker: Option<String>,
+    stats: Option<PathBuf>,
+    st: Settings,
 }
 
 pub fn main() -> ExitCode {
@@ -132,12 +487,8 @@ pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()
         .init();
-    crate::net::trace::enable(cli.trace);
-    let discover_port = cli
-        .discover_port
-        .unwrap_or(crate::net::tracker::discover::DISCOVER_PORT);
-    crate::net::tracker::discover::configure(!cli.no_discover, discover_port);
-    match run(cli) {
+    let resolved = resolve(cli);
+    match resolved.and_then(run) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("minitorrent: error: {}", error_chain(&e));
@@ -163,22 +514,39 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-fn config(cli: &Cli, announce: Option<&str>) -> Config {
+/// The settings in effect for the command (`info` reads no configuration).
+fn resolve(cli: Cli) -> Result<Run> {
+    let st = match cli.cmd {
+        Some(Cmd::Info { .. }) => Settings::default(),
+        _ => config::load(&cli.flags(), &config::process_env)?,
+    };
+    crate::net::trace::enable(st.trace);
+    crate::net::tracker::discover::configure(st.discover, st.discover_port);
+    Ok(Run {
+        tracker: st.tracker.clone(),
+        stats: cli.stats(),
+        cmd: cli.cmd,
+        st,
+    })
+}
+
+fn config(cli: &Run, announce: Option<&str>) -> Config {
+    let st = &cli.st;
     Config {
         tracker_protocol: session::effective_protocol(
-            cli.tracker_protocol,
-            cli.tracker.as_deref(),
+            st.tracker_protocol,
+            st.tracker.as_deref(),
             announce,
         ),
-        bind: cli.bind,
-        port: cli.port.unwrap_or(0),
-        dir: cli.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
-        max_peers: cli.max_peers.max(1),
-        max_upload_rate: cli.max_upload_rate.unwrap_or(0),
+        bind: st.bind,
+        port: st.port,
+        dir: st.dir.clone(),
+        max_peers: st.max_peers.max(1),
+        max_upload_rate: st.max_upload_rate,
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Run) -> Result<ExitCode> {
     match &cli.cmd {
         None => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
@@ -191,6 +559,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             path,
             output,
             piece_length,
+            ..
         }) => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
             let m = session::create_metainfo(path, *piece_length, Some(tracker))?;
@@ -206,6 +575,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             println!("info hash: {}", m.info_hash);
             println!("magnet: {}", Magnet::from_metainfo(&m).to_uri());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Config { .. }) => {
+            print!("{}", config::report(&cli.st));
+            match &cli.tracker {
+                Some(t) => match session::pick_tracker(Some(t), None) {
+                    Ok(a) => println!("\ntracker address: {a}"),
+                    Err(e) => println!("\ntracker address: {e}"),
+                },
+                None if cli.st.discover => println!(
+                    "\nno tracker configured: a torrent's announce is used, else one that answers \
+                     DISCOVER on the LAN (UDP port {}), else {}",
+                    cli.st.discover_port,
+                    crate::net::tracker::json::DEFAULT_TRACKER
+                ),
+                None => println!(
+                    "\nno tracker configured: a torrent's announce is used, else {} \
+                     (LAN discovery is off)",
+                    crate::net::tracker::json::DEFAULT_TRACKER
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(Cmd::Info { torrent, json }) => {
@@ -238,7 +628,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Cmd::Search { query }) => {
+        Some(Cmd::Search { query, .. }) => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
             let files = session::search(tracker, config(&cli, None).tracker_protocol, query)?;
             if files.is_empty() {
@@ -255,6 +645,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Seed {
             paths,
             piece_length,
+            ..
         }) => {
             let mut torrents = Vec::new();
             for p in paths {
@@ -288,7 +679,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             s.shutdown();
             Ok(ExitCode::SUCCESS)
         }
-        Some(Cmd::Share { dir }) => {
+        Some(Cmd::Share { dir, .. }) => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
             let s = start(&cli, tracker, None)?;
             let ctrlc = ctrlc_channel();
@@ -315,25 +706,59 @@ fn run(cli: Cli) -> Result<ExitCode> {
             s.shutdown();
             Ok(ExitCode::SUCCESS)
         }
-        Some(Cmd::Get { source, no_seed }) => get(&cli, source, *no_seed),
+        Some(Cmd::Get {
+            source, no_seed, ..
+        }) => get(&cli, source, *no_seed),
     }
 }
 
-fn start(cli: &Cli, tracker: std::net::SocketAddr, announce: Option<&str>) -> Result<Session> {
+fn start(cli: &Run, tracker: std::net::SocketAddr, announce: Option<&str>) -> Result<Session> {
     let cfg = config(cli, announce);
-    // Downloads may go to a directory that does not exist yet.
-    if matches!(cli.cmd, None | Some(Cmd::Get { .. })) && !cfg.dir.exists() {
-        std::fs::create_dir_all(&cfg.dir)
-            .with_context(|| format!("creating --dir {}", cfg.dir.display()))?;
+    // Downloads may go to a directory that does not exist yet, and must be
+    // able to write there: both checked before anything is fetched.
+    let downloads = matches!(cli.cmd, None | Some(Cmd::Get { .. }));
+    let origin = cli.st.origin(Key::Dir);
+    if downloads && !cfg.dir.exists() {
+        if let Err(e) = std::fs::create_dir_all(&cfg.dir) {
+            bail!(
+                "cannot create the download directory {} (set by {origin}): {e}; create it \
+                 yourself or choose another with --dir DIR",
+                cfg.dir.display()
+            );
+        }
     }
     if !cfg.dir.is_dir() {
-        bail!("--dir {}: not a directory", cfg.dir.display());
+        bail!(
+            "--dir {}: not a directory (set by {origin}); choose a directory with --dir DIR",
+            cfg.dir.display()
+        );
+    }
+    if downloads {
+        if let Err(e) = check_writable(&cfg.dir) {
+            bail!(
+                "cannot write to the download directory {} (set by {origin}): {e}; make it \
+                 writable (chmod u+w {}) or download elsewhere with --dir DIR",
+                cfg.dir.display(),
+                cfg.dir.display()
+            );
+        }
     }
     let s = Session::start(cfg, tracker)?;
     println!("listening on {}", s.listen_addr());
     println!("tracker {}", s.tracker_addr());
     let _ = std::io::stdout().flush();
     Ok(s)
+}
+
+/// Creates and removes a file in `dir`.
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".minitorrent-write-check.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
 }
 
 pub fn print_seeding(a: &Added) {
@@ -372,7 +797,7 @@ pub fn print_summary(s: &Summary, stats: Option<&Path>) {
     let _ = std::io::stdout().flush();
 }
 
-fn get(cli: &Cli, source: &str, no_seed: bool) -> Result<ExitCode> {
+fn get(cli: &Run, source: &str, no_seed: bool) -> Result<ExitCode> {
     let src = source::classify(source)?;
     let (metainfo, announce) = match &src {
         Source::Torrent(p) => {

@@ -168,6 +168,29 @@ impl Lines {
     }
 }
 
+/// The peer reads no configuration of this machine or user: no
+/// /etc/minitorrent or ~/.config file, no MINITORRENT_* setting of the shell
+/// that runs the tests (a test sets what it needs through `envs`).
+pub fn hermetic(cmd: &mut Command) {
+    cmd.env("MINITORRENT_SYSTEM_CONFIG", "")
+        .env("MINITORRENT_USER_CONFIG", "");
+    for k in [
+        "MINITORRENT_CONFIG",
+        "MINITORRENT_TRACKER",
+        "MINITORRENT_TRACKER_PROTOCOL",
+        "MINITORRENT_DIR",
+        "MINITORRENT_PORT",
+        "MINITORRENT_BIND",
+        "MINITORRENT_MAX_PEERS",
+        "MINITORRENT_MAX_UPLOAD_RATE",
+        "MINITORRENT_DISCOVER",
+        "MINITORRENT_DISCOVER_PORT",
+        "MINITORRENT_TRACE",
+    ] {
+        cmd.env_remove(k);
+    }
+}
+
 /// A child process killed on drop.
 pub struct Proc {
     pub child: Child,
@@ -193,6 +216,7 @@ impl Proc {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        hermetic(&mut cmd);
         for (k, v) in envs {
             cmd.env(k, v);
         }

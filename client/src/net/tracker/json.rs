@@ -48,8 +48,14 @@ pub enum TrackerError {
 /// Why a tracker address cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AddressError {
-    #[error("only udp:// trackers (or HOST:PORT) are supported")]
+    #[error("only udp:// trackers (or HOST[:PORT]) are supported")]
     NotUdp,
+    #[error("no host: give HOST, HOST:PORT or udp://HOST:PORT")]
+    NoHost,
+    #[error("{0:?} is not a host name or an IP address")]
+    BadHost(String),
+    #[error("{0:?} is not a port number (1 to 65535; leave it out for {DEFAULT_TRACKER_PORT})")]
+    BadPort(String),
     #[error(transparent)]
     Resolve(io::Error),
     #[error("no address")]
@@ -66,25 +72,82 @@ impl TrackerError {
     }
 }
 
-/// `udp://host:port[/announce]` or `host:port` → a socket address.
+/// The port of a tracker given without one (`--tracker HOST`, `udp://HOST`).
+pub const DEFAULT_TRACKER_PORT: u16 = 6969;
+
+/// `udp://host[:port][/announce]` or `host[:port]` → a socket address; a
+/// missing port means [`DEFAULT_TRACKER_PORT`]. Host names are looked up
+/// (an IPv4 address preferred).
 pub fn resolve(tracker: &str) -> Result<SocketAddr, TrackerError> {
     let bad = |why| TrackerError::BadAddress {
         given: tracker.into(),
         why,
     };
+    let (host, port) = split_tracker(tracker).map_err(bad)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| bad(AddressError::Resolve(e)))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| bad(AddressError::NoAddress))
+}
+
+/// The host and port of a tracker address, without looking the host up:
+/// `udp://` and a path after the port are dropped, an IPv6 address may be
+/// bracketed (`[::1]:7000`) or bare (`::1`), and a missing port is
+/// [`DEFAULT_TRACKER_PORT`].
+pub fn split_tracker(tracker: &str) -> Result<(String, u16), AddressError> {
     let t = tracker.trim();
     let rest = t.strip_prefix("udp://").unwrap_or(t);
     if rest.contains("://") {
-        return Err(bad(AddressError::NotUdp));
+        return Err(AddressError::NotUdp);
     }
     let hostport = rest.split('/').next().unwrap_or(rest);
-    let mut addrs = hostport
-        .to_socket_addrs()
-        .map_err(|e| bad(AddressError::Resolve(e)))?;
-    addrs
-        .find(|a| a.is_ipv4())
-        .or_else(|| hostport.to_socket_addrs().ok().and_then(|mut a| a.next()))
-        .ok_or_else(|| bad(AddressError::NoAddress))
+    if hostport.is_empty() {
+        return Err(AddressError::NoHost);
+    }
+    if let Ok(a) = hostport.parse::<SocketAddr>() {
+        if a.port() == 0 {
+            return Err(AddressError::BadPort("0".into()));
+        }
+        return Ok((a.ip().to_string(), a.port()));
+    }
+    // A bare IPv6 address: its colons are not a port separator.
+    if let Ok(ip) = hostport.parse::<std::net::Ipv6Addr>() {
+        return Ok((ip.to_string(), DEFAULT_TRACKER_PORT));
+    }
+    if let Some(inner) = hostport.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => Ok((ip.to_string(), DEFAULT_TRACKER_PORT)),
+            Err(_) => Err(AddressError::BadHost(hostport.into())),
+        };
+    }
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((host, port)) => {
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| AddressError::BadPort(port.into()))?;
+            (host, port)
+        }
+        None => (hostport, DEFAULT_TRACKER_PORT),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !host_ok {
+        return Err(AddressError::BadHost(host.into()));
+    }
+    Ok((host.to_string(), port))
 }
 
 pub use minitorrent_common::tracker_proto::{FileInfo as RegisterFile, FileSummary, PeerEntry};
@@ -372,7 +435,48 @@ mod tests {
             "127.0.0.1:7000".parse().unwrap()
         );
         assert!(resolve("http://x:1/announce").is_err());
-        assert!(resolve("nonsense").is_err());
+        assert!(resolve("no such host!").is_err());
+    }
+
+    #[test]
+    fn a_tracker_without_a_port_is_on_6969() {
+        let ok = |t: &str, host: &str, port: u16| {
+            assert_eq!(split_tracker(t).unwrap(), (host.to_string(), port), "{t:?}")
+        };
+        ok("192.168.1.10", "192.168.1.10", 6969);
+        ok("192.168.1.10:7000", "192.168.1.10", 7000);
+        ok("udp://192.168.1.10", "192.168.1.10", 6969);
+        ok("udp://192.168.1.10/announce", "192.168.1.10", 6969);
+        ok("udp://lab-pc.local:7000/announce", "lab-pc.local", 7000);
+        ok("lab-pc", "lab-pc", 6969);
+        ok(" lab-pc ", "lab-pc", 6969);
+        ok("::1", "::1", 6969);
+        ok("[::1]", "::1", 6969);
+        ok("[::1]:7000", "::1", 7000);
+        ok("udp://[fe80::1]/announce", "fe80::1", 6969);
+        assert_eq!(
+            resolve("127.0.0.1").unwrap(),
+            "127.0.0.1:6969".parse().unwrap()
+        );
+        assert_eq!(
+            resolve("udp://127.0.0.1/announce").unwrap(),
+            "127.0.0.1:6969".parse().unwrap()
+        );
+        assert_eq!(resolve("[::1]").unwrap(), "[::1]:6969".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_tracker_addresses_say_why() {
+        let why = |t: &str| split_tracker(t).unwrap_err().to_string();
+        assert!(why("").contains("no host"), "{}", why(""));
+        assert!(why("udp://").contains("no host"));
+        assert!(why("host:port").contains("\"port\" is not a port number"));
+        assert!(why("host:70000").contains("not a port number"));
+        assert!(why("127.0.0.1:0").contains("not a port number"));
+        assert!(why(":7000").contains("not a host name"));
+        assert!(why("a b").contains("not a host name"));
+        assert!(why("[zz]").contains("not a host name"));
+        assert!(why("http://x:1/announce").contains("only udp://"));
     }
 
     #[test]
