@@ -23,9 +23,71 @@ use crate::net::listener;
 use crate::net::open;
 use crate::net::shared::{MetaCtx, TorrentHandle, TorrentShared};
 use crate::net::trace;
-use crate::net::tracker::{FileSummary, HomeConfig, PeersReply, Trackers};
+use crate::net::tracker::{HomeConfig, HomeError, Trackers};
 
-pub use crate::net::tracker::{effective_protocol, pick_tracker, search, TrackerProtocol};
+pub use crate::net::tracker::{
+    effective_protocol, pick_tracker, search, FileSummary, NameMatch, PeersReply, TrackerProtocol,
+};
+
+/// How long a download by name waits for a name the tracker does not know
+/// yet (its seeder may still be hashing the file)...
+pub const NAME_WAIT: Duration = Duration::from_secs(10);
+/// ...asking again this often.
+pub const NAME_RETRY: Duration = Duration::from_millis(500);
+
+/// A download by a name several swarms share: refused, with the candidates
+/// for the user to choose from by info hash.
+#[derive(Debug, Clone)]
+pub struct AmbiguousName {
+    pub name: String,
+    /// Sorted by info hash.
+    pub candidates: Vec<FileSummary>,
+}
+
+impl std::fmt::Display for AmbiguousName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} different files are called {:?} at the tracker, so nothing was downloaded; \
+             choose one by its info hash:",
+            self.candidates.len(),
+            self.name
+        )?;
+        for c in &self.candidates {
+            write!(
+                f,
+                "\n  {}\n      minitorrent get {}",
+                candidate_line(c),
+                c.info_hash
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AmbiguousName {}
+
+/// One swarm of a name: size, seeders, leechers and info hash.
+pub fn candidate_line(c: &FileSummary) -> String {
+    format!(
+        "{}  {} ({} bytes)  {}, {}  info hash {}",
+        c.name,
+        metainfo::format_size(c.size),
+        c.size,
+        count(u64::from(c.seeders), "seeder"),
+        count(u64::from(c.leechers), "leecher"),
+        c.info_hash
+    )
+}
+
+/// "1 seeder", "2 seeders".
+fn count(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("{n} {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -367,14 +429,47 @@ impl Session {
         self.download_info_hash(magnet.info_hash, magnet.name.clone(), peers)
     }
 
-    /// Asks the tracker which file is called `name` and who has it.
-    pub fn lookup_name(&self, name: &str) -> Result<PeersReply> {
-        Ok(self.trackers.lookup_name(name)?)
+    /// Asks the tracker which files are called exactly `name`. A name it
+    /// does not know yet (its seeder may still be hashing) is asked again
+    /// every [`NAME_RETRY`] for up to `wait`; `waiting` is called once, when
+    /// the first answer was "not found".
+    pub fn find_name(
+        &self,
+        name: &str,
+        wait: Duration,
+        mut waiting: impl FnMut(),
+    ) -> Result<NameMatch> {
+        let deadline = Instant::now() + wait;
+        let mut told = false;
+        loop {
+            match self.trackers.find_name(name) {
+                Err(HomeError::NoSuchName { .. }) if Instant::now() + NAME_RETRY <= deadline => {
+                    if !told {
+                        waiting();
+                        told = true;
+                    }
+                    std::thread::sleep(NAME_RETRY);
+                }
+                r => return Ok(r?),
+            }
+        }
     }
 
-    /// Downloads a file by its name on the tracker.
-    pub fn download_name(&self, name: &str) -> Result<Added> {
-        let reply = self.lookup_name(name)?;
+    /// Downloads a file by its name on the tracker, waiting up to
+    /// [`NAME_WAIT`] for the name to appear. A name several swarms share is
+    /// refused with an [`AmbiguousName`] error listing them; nothing is
+    /// started.
+    pub fn download_name(&self, name: &str, waiting: impl FnMut()) -> Result<Added> {
+        let reply = match self.find_name(name, NAME_WAIT, waiting)? {
+            NameMatch::One(reply) => reply,
+            NameMatch::Several(candidates) => {
+                return Err(AmbiguousName {
+                    name: name.to_string(),
+                    candidates,
+                }
+                .into())
+            }
+        };
         let me = self.peer_id();
         let peers = reply
             .peers
@@ -383,6 +478,12 @@ impl Session {
             .map(|p| p.addr)
             .collect();
         self.download_info_hash(reply.info_hash, Some(reply.name.clone()), peers)
+    }
+
+    /// The peers of one swarm as the tracker lists them, each complete or
+    /// not (ourselves included).
+    pub fn peers_of(&self, info_hash: InfoHash) -> Result<PeersReply> {
+        Ok(self.trackers.peers_of(info_hash)?)
     }
 
     pub fn search(&self, query: &str) -> Result<Vec<FileSummary>> {

@@ -1,7 +1,11 @@
 //! What the user asked to download: a `.torrent` file, a magnet link, an
 //! info hash or a name the tracker knows. One classifier for the command
-//! line and the menu, so both accept the same things.
+//! line and the menu, so both accept the same things. A name waits a few
+//! seconds for the tracker to know it, and a name several files share is
+//! refused with the list of them (`session::AmbiguousName`): the command
+//! line prints it, the menu asks which one.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
@@ -58,8 +62,16 @@ pub fn download(s: &Session, src: Source, metainfo: Option<Metainfo>) -> Result<
         },
         Source::Magnet(m) => s.download_magnet(&m),
         Source::InfoHash(ih) => s.download_info_hash(ih, None, Vec::new()),
-        Source::Name(n) => s.download_name(&n),
+        Source::Name(n) => s.download_name(&n, || waiting_for(&n)),
     }
+}
+
+/// Said once while a download by name waits for the name to appear (its
+/// seeder may still be hashing the file).
+pub fn waiting_for(name: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "waiting for {name} to appear at the tracker…");
+    let _ = o.flush();
 }
 
 #[cfg(test)]

@@ -45,6 +45,16 @@ pub enum StorageError {
     NotAFile { path: PathBuf },
     #[error("{path} already exists and does not match the torrent; move it away or choose another --dir")]
     Mismatch { path: PathBuf },
+    /// Something else sits where a download's file goes (not its `.part`).
+    #[error(
+        "{path} already exists and is a different file ({found}, the download has {expected} \
+         bytes); move it away or choose another --dir"
+    )]
+    Occupied {
+        path: PathBuf,
+        found: String,
+        expected: u64,
+    },
     #[error("torrent layout: {0}")]
     Layout(String),
 }
@@ -182,13 +192,17 @@ impl Storage {
             }
             let (file, part) = match std::fs::metadata(&final_path) {
                 Ok(meta) => {
-                    if !meta.is_file() {
-                        return Err(StorageError::NotAFile { path: final_path });
-                    }
-                    if meta.len() != f.length {
-                        return Err(StorageError::WrongSize {
+                    if !meta.is_file() || meta.len() != f.length {
+                        let found = if meta.is_file() {
+                            format!("{} bytes", meta.len())
+                        } else if meta.is_dir() {
+                            "a directory".to_string()
+                        } else {
+                            "not a regular file".to_string()
+                        };
+                        return Err(StorageError::Occupied {
                             path: final_path,
-                            actual: meta.len(),
+                            found,
                             expected: f.length,
                         });
                     }
@@ -544,6 +558,29 @@ mod tests {
         let (st, _) = Storage::open_download(&info, &dir).unwrap();
         let have = st.verify(&info.pieces, &AtomicU32::new(0));
         assert_eq!(st.unverified_final_files(&have).len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_different_file_at_the_download_path_says_what_to_do() {
+        let dir = temp_dir("occupied");
+        let d = data(1000);
+        let info = info_for(&[("f.bin", 1000)], 16384, &d, false);
+        std::fs::write(dir.join("f.bin"), b"hello").unwrap();
+        let e = Storage::open_download(&info, &dir).err().unwrap();
+        assert!(matches!(e, StorageError::Occupied { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("f.bin") && msg.contains("5 bytes"), "{msg}");
+        assert!(
+            msg.contains("move it away or choose another --dir"),
+            "{msg}"
+        );
+        std::fs::remove_file(dir.join("f.bin")).unwrap();
+        std::fs::create_dir(dir.join("f.bin")).unwrap();
+        let e = Storage::open_download(&info, &dir).err().unwrap();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        // Nothing was created beside it.
+        assert!(!dir.join("f.bin.part").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

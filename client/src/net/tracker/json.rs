@@ -7,7 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket}
 use std::time::{Duration, Instant};
 
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::tracker_proto::{ErrorCode, FileRef, Reply, Request, MAX_DATAGRAM_SIZE};
+use minitorrent_common::tracker_proto::{
+    ErrorCode, FileRef, Reply, Request, MAX_DATAGRAM_SIZE, MAX_REPLY_SIZE,
+};
 
 use crate::net::trace;
 
@@ -18,10 +20,17 @@ const TRIES: u32 = 4;
 /// terminal stops both), the user should not wait the full retry schedule.
 const EXIT_TRIES: u32 = 2;
 const FIRST_TIMEOUT: Duration = Duration::from_millis(250);
+/// The most one file of a `FILES` reply can take: a 255-character name
+/// written with 6-byte escapes, plus the other fields. A reply shorter than
+/// [`MAX_REPLY_SIZE`] by more than this was not cut short.
+const MAX_FILE_ENTRY: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
-    #[error("tracker {addr} is unreachable: no answer after {tries} tries")]
+    #[error(
+        "tracker {addr} is unreachable: no answer after {tries} tries; is \
+         minitorrent-tracker running at that address? (--tracker HOST:PORT names another)"
+    )]
     Unreachable { addr: SocketAddr, tries: u32 },
     #[error("tracker {addr} says {code}: {message}")]
     Refused {
@@ -177,6 +186,8 @@ pub struct TrackerClient {
     tid: u32,
     tries: u32,
     first_timeout: Duration,
+    /// Bytes of the last reply matched to a request.
+    last_reply_len: usize,
 }
 
 impl TrackerClient {
@@ -214,6 +225,7 @@ impl TrackerClient {
             tid: fastrand::u32(1..1 << 30),
             tries: TRIES,
             first_timeout: FIRST_TIMEOUT,
+            last_reply_len: 0,
         })
     }
 
@@ -295,6 +307,7 @@ impl TrackerClient {
                     continue;
                 }
                 trace::tracker(self.addr, self.local, || reply.summary());
+                self.last_reply_len = n;
                 if let Reply::Error { code, message, .. } = reply {
                     return Err(TrackerError::Refused {
                         addr: self.addr,
@@ -417,6 +430,35 @@ impl TrackerClient {
             other => Err(self.unexpected(&other, "FILES")),
         }
     }
+
+    /// The swarms called exactly `name` (case-sensitive, as a REQUEST by
+    /// name matches), from a SEARCH for it (which matches substrings,
+    /// ignoring case).
+    pub fn search_exact(&mut self, name: &str) -> Result<ExactMatches, TrackerError> {
+        let files = self.search(name)?;
+        let complete = exact_list_complete(&files, name, self.last_reply_len);
+        Ok(ExactMatches {
+            files: files.into_iter().filter(|f| f.name == name).collect(),
+            complete,
+        })
+    }
+}
+
+/// The swarms of one exact name, as a SEARCH listed them.
+#[derive(Debug, Clone)]
+pub struct ExactMatches {
+    pub files: Vec<FileSummary>,
+    /// False when the SEARCH reply was full and may have been cut before
+    /// the last swarm of that name.
+    pub complete: bool,
+}
+
+/// Whether a `FILES` reply of `reply_len` bytes holds every swarm called
+/// `name`. The tracker sorts by name (byte order) and cuts a full reply at
+/// its end, so the swarms called `name` are all there unless the reply
+/// was full and nothing in it sorts after `name`.
+fn exact_list_complete(files: &[FileSummary], name: &str, reply_len: usize) -> bool {
+    reply_len + MAX_FILE_ENTRY < MAX_REPLY_SIZE || files.iter().any(|f| f.name.as_str() > name)
 }
 
 #[cfg(test)]
@@ -565,6 +607,25 @@ mod tests {
         assert_eq!(h.join().unwrap(), "127.0.0.2".parse::<IpAddr>().unwrap());
         // An address of the other family falls back to the system's choice.
         assert!(TrackerClient::from_ip(addr, "::1".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_full_search_reply_proves_a_name_complete_only_past_it() {
+        let f = |name: &str| FileSummary {
+            info_hash: InfoHash([1; 20]),
+            name: name.into(),
+            size: 1,
+            seeders: 1,
+            leechers: 0,
+        };
+        let files = [f("A.PDF"), f("a.pdf"), f("a.pdf")];
+        // A reply far from full was not cut.
+        assert!(exact_list_complete(&files, "a.pdf", 300));
+        // A full one may end just before another "a.pdf"...
+        assert!(!exact_list_complete(&files, "a.pdf", MAX_REPLY_SIZE - 100));
+        // ...unless something sorting after "a.pdf" made it in.
+        let more = [f("a.pdf"), f("a.pdf.old")];
+        assert!(exact_list_complete(&more, "a.pdf", MAX_REPLY_SIZE - 100));
     }
 
     #[test]

@@ -38,6 +38,16 @@ use crate::net::tracker::json::TrackerClient;
 use crate::net::tracker::probe::ProtocolChoice;
 
 pub use json::{FileSummary, PeerEntry, PeersReply, TrackerError};
+
+/// What the tracker knows under one exact name.
+#[derive(Debug, Clone)]
+pub enum NameMatch {
+    /// One swarm has that name: its peers, as a REQUEST by name answered.
+    One(PeersReply),
+    /// Several swarms share the name (a file re-shared after it changed,
+    /// two people's `notes.pdf`): the user must choose. Sorted by info hash.
+    Several(Vec<FileSummary>),
+}
 pub use probe::{effective_protocol, Protocol, TrackerProtocol};
 
 /// A BEP 15 announce may take 45 s before giving up.
@@ -57,8 +67,18 @@ pub enum HomeError {
         addr: SocketAddr,
         what: &'static str,
     },
-    #[error("the tracker knows no file called {0:?}")]
-    NoSuchName(String),
+    #[error(
+        "the tracker at {tracker} knows no file called {name:?}; is its seeder running? \
+         `minitorrent search PART` lists the files whose name contains PART \
+         (`minitorrent search` lists them all)"
+    )]
+    NoSuchName { name: String, tracker: SocketAddr },
+    #[error(
+        "the tracker lists more files like {0:?} than one reply holds, so it cannot tell \
+         whether one file has that name; download it by its info hash \
+         (`minitorrent search` shows them)"
+    )]
+    TooManyToTell(String),
     #[error(transparent)]
     Json(#[from] TrackerError),
     /// A REGISTER (or BEP 15 announce) the tracker thread reported failed.
@@ -194,18 +214,39 @@ impl Trackers {
         let _ = self.json.send(TrackerMsg::Forget(info_hash));
     }
 
-    /// Asks the tracker which file is called `name` and who has it.
-    pub fn lookup_name(&self, name: &str) -> Result<PeersReply, HomeError> {
+    /// Asks the tracker which files are called exactly `name`: a REQUEST
+    /// by name (which picks one swarm), then a SEARCH for the others.
+    pub fn find_name(&self, name: &str) -> Result<NameMatch, HomeError> {
         const WHAT: &str = "a download by name";
         if self.choice.asked() == TrackerProtocol::Bep15 {
             return Err(no_names(&self.choice, WHAT));
         }
         let mut c = TrackerClient::new(self.cfg.tracker)?;
-        c.request_peers(None, Some(name), Some(&self.id))
+        let reply = c
+            .request_peers(None, Some(name), Some(&self.id))
             .map_err(|e| match e.code() {
-                Some(ErrorCode::NotFound) => HomeError::NoSuchName(name.to_string()),
+                Some(ErrorCode::NotFound) => HomeError::NoSuchName {
+                    name: name.to_string(),
+                    tracker: self.cfg.tracker,
+                },
                 _ => explain(&self.choice, e, WHAT),
-            })
+            })?;
+        let same = c
+            .search_exact(name)
+            .map_err(|e| explain(&self.choice, e, WHAT))?;
+        name_match(reply, same)
+    }
+
+    /// The peers of one swarm as the tracker lists them (ourselves
+    /// included), with whether each is complete.
+    pub fn peers_of(&self, info_hash: InfoHash) -> Result<PeersReply, HomeError> {
+        const WHAT: &str = "listing a file's peers";
+        if self.choice.asked() == TrackerProtocol::Bep15 {
+            return Err(no_names(&self.choice, WHAT));
+        }
+        let mut c = TrackerClient::new(self.cfg.tracker)?;
+        c.request_peers(Some(&info_hash), None, None)
+            .map_err(|e| explain(&self.choice, e, WHAT))
     }
 
     pub fn search(&self, query: &str) -> Result<Vec<FileSummary>, HomeError> {
@@ -227,6 +268,30 @@ impl Trackers {
             }
         }
     }
+}
+
+/// One swarm, or the choice among several: the swarm a REQUEST by name
+/// picked and the swarms a SEARCH found with exactly that name.
+fn name_match(reply: PeersReply, same: json::ExactMatches) -> Result<NameMatch, HomeError> {
+    let mut all = same.files;
+    if !all.iter().any(|f| f.info_hash == reply.info_hash) {
+        // Registered between the two requests, or a SEARCH cut short.
+        all.push(FileSummary {
+            info_hash: reply.info_hash,
+            name: reply.name.clone(),
+            size: reply.size,
+            seeders: reply.seeders,
+            leechers: reply.leechers,
+        });
+    }
+    if all.len() > 1 {
+        all.sort_by_key(|f| f.info_hash);
+        return Ok(NameMatch::Several(all));
+    }
+    if !same.complete {
+        return Err(HomeError::TooManyToTell(reply.name));
+    }
+    Ok(NameMatch::One(reply))
 }
 
 /// SEARCH at `tracker` without a session; a BEP 15 tracker gets a clear
@@ -458,7 +523,7 @@ mod tests {
         );
         assert!(e.to_string().contains("no file names"), "{e}");
         let t = home(nobody(), TrackerProtocol::Bep15);
-        let e = t.lookup_name("x").unwrap_err();
+        let e = t.find_name("x").unwrap_err();
         assert!(
             matches!(
                 e,
@@ -473,11 +538,100 @@ mod tests {
 
         let (addr, h, stop) = fake(refusing("not_found"));
         let t = home(addr, TrackerProtocol::Json);
-        let e = t.lookup_name("x.txt").unwrap_err();
+        let e = t.find_name("x.txt").unwrap_err();
         assert!(
-            matches!(&e, HomeError::NoSuchName(n) if n == "x.txt"),
+            matches!(&e, HomeError::NoSuchName { name, .. } if name == "x.txt"),
             "{e}"
         );
+        assert!(e.to_string().contains("minitorrent search"), "{e}");
+        t.shutdown();
+        *stop.lock().unwrap() = true;
+        h.join().unwrap();
+    }
+
+    fn summary(b: u8, name: &str) -> FileSummary {
+        FileSummary {
+            info_hash: hash(b),
+            name: name.into(),
+            size: u64::from(b) * 100,
+            seeders: 1,
+            leechers: 0,
+        }
+    }
+
+    fn picked(b: u8, name: &str) -> PeersReply {
+        PeersReply {
+            info_hash: hash(b),
+            name: name.into(),
+            size: u64::from(b) * 100,
+            seeders: 1,
+            leechers: 0,
+            peers: Vec::new(),
+        }
+    }
+
+    fn exact(files: Vec<FileSummary>, complete: bool) -> json::ExactMatches {
+        json::ExactMatches { files, complete }
+    }
+
+    #[test]
+    fn a_name_is_one_swarm_only_when_no_other_has_it() {
+        // The swarm REQUEST picked is the only one: downloaded as today.
+        let one = name_match(picked(2, "n.pdf"), exact(vec![summary(2, "n.pdf")], true));
+        assert!(matches!(one, Ok(NameMatch::One(r)) if r.info_hash == hash(2)));
+
+        // Two swarms share the name: both listed, in info hash order.
+        let two = name_match(
+            picked(7, "n.pdf"),
+            exact(vec![summary(7, "n.pdf"), summary(3, "n.pdf")], true),
+        );
+        match two {
+            Ok(NameMatch::Several(v)) => {
+                let hashes: Vec<InfoHash> = v.iter().map(|f| f.info_hash).collect();
+                assert_eq!(hashes, [hash(3), hash(7)]);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // A swarm that appeared after the SEARCH still counts.
+        let late = name_match(picked(5, "n.pdf"), exact(vec![summary(3, "n.pdf")], true));
+        assert!(matches!(late, Ok(NameMatch::Several(v)) if v.len() == 2));
+
+        // A SEARCH cut short cannot prove the name unique: no guess.
+        let cut = name_match(picked(2, "n.pdf"), exact(vec![summary(2, "n.pdf")], false));
+        assert!(matches!(cut, Err(HomeError::TooManyToTell(_))), "{cut:?}");
+        // ...but two swarms found are two, cut or not.
+        let cut2 = name_match(picked(2, "n.pdf"), exact(vec![summary(4, "n.pdf")], false));
+        assert!(matches!(cut2, Ok(NameMatch::Several(_))));
+    }
+
+    #[test]
+    fn find_name_asks_by_name_then_searches_for_the_others() {
+        // A tracker with two swarms called "n.pdf" and one called "N.PDF".
+        let (addr, h, stop) = fake(|b| {
+            let v: serde_json::Value = serde_json::from_slice(b).ok()?;
+            let file = |byte: u8, name: &str| {
+                serde_json::json!({"info_hash": hash(byte).to_hex(), "name": name,
+                    "size": 10, "seeders": 1, "leechers": 0})
+            };
+            let r = match v["type"].as_str()? {
+                "REQUEST" => serde_json::json!({"type": "PEERS", "tid": v["tid"],
+                    "info_hash": hash(1).to_hex(), "name": "n.pdf", "size": 10,
+                    "seeders": 1, "leechers": 0, "peers": []}),
+                "SEARCH" => serde_json::json!({"type": "FILES", "tid": v["tid"],
+                    "files": [file(9, "N.PDF"), file(1, "n.pdf"), file(2, "n.pdf")]}),
+                _ => return None,
+            };
+            Some(r.to_string().into_bytes())
+        });
+        let t = home(addr, TrackerProtocol::Json);
+        match t.find_name("n.pdf").unwrap() {
+            NameMatch::Several(v) => {
+                assert_eq!(v.len(), 2, "{v:?}");
+                assert!(v.iter().all(|f| f.name == "n.pdf"));
+            }
+            other => panic!("{other:?}"),
+        }
         t.shutdown();
         *stop.lock().unwrap() = true;
         h.join().unwrap();
