@@ -1,0 +1,12 @@
+# Shared by the maintainer scripts (scripts/package-deb.sh pastes it in where
+# a script says #COMMON#; dpkg runs each script alone, so there is no sourcing).
+
+UNIT=minitorrent-tracker.service
+
+# True when systemd is this system's running init and dpkg installs into this
+# very system: never under `dpkg --root` / DPKG_ROOT (another root), and not
+# in a chroot or a container image being built (no /run/systemd/system there).
+systemd_running() {
+    [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ] &&
+        command -v systemctl >/dev/null 2>&1
+}
