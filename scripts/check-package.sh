@@ -255,28 +255,38 @@ else
     printf '%s\n' "$stale" >&2
 fi
 
-# The other branch: on a system that systemd runs, the scripts talk to it.
-# Copies of the packaged scripts look for a directory of ours instead of
-# /run/systemd/system; the stub systemctl answers "not enabled".
+# Both branches on any machine: copies of the packaged scripts look for a
+# directory of ours instead of /run/systemd/system, so they believe systemd
+# runs; the stub systemctl records the calls and answers "not enabled".
+# With DPKG_ROOT empty (dpkg installs into this system) they must talk to
+# systemd; with DPKG_ROOT set (dpkg --root) never.
 mkdir -p "$tmp/run-systemd"
 dpkg-deb -e "$deb" "$tmp/control"
 for s in postinst prerm postrm; do
     sed "s|/run/systemd/system|$tmp/run-systemd|g" "$tmp/control/$s" >"$tmp/$s"
     chmod +x "$tmp/$s"
 done
-# script ARGUMENT EXPECTED-CALLS (joined with ';')
+# SCRIPT|ARGUMENT|the systemctl calls expected when systemd runs (';' after each)
 while IFS='|' read -r s arg want; do
-    : >"$tmp/systemctl.calls"
-    if ! PATH="$tmp/stub:$PATH" DPKG_ROOT='' "$tmp/$s" "$arg" >"$tmp/script.out" 2>&1; then
-        fail "$s $arg exited with an error under systemd: $(cat "$tmp/script.out")"
-        continue
-    fi
-    got=$(tr '\n' ';' <"$tmp/systemctl.calls")
-    if [[ $got == "$want" ]]; then
-        pass "$s $arg under systemd: ${want:-no systemctl call}"
-    else
-        fail "$s $arg under systemd called '${got}', expected '${want}'"
-    fi
+    for dpkg_root_var in '' "$root"; do
+        : >"$tmp/systemctl.calls"
+        if [[ -n $dpkg_root_var ]]; then
+            want='' where="with DPKG_ROOT set"
+        else
+            where="when systemd runs"
+        fi
+        if ! PATH="$tmp/stub:$PATH" DPKG_ROOT=$dpkg_root_var "$tmp/$s" "$arg" \
+            >"$tmp/script.out" 2>&1; then
+            fail "$s $arg $where exited with an error: $(cat "$tmp/script.out")"
+            continue
+        fi
+        got=$(tr '\n' ';' <"$tmp/systemctl.calls")
+        if [[ $got == "$want" ]]; then
+            pass "$s $arg $where: ${want:-no systemctl call}"
+        else
+            fail "$s $arg $where called '${got}', expected '${want}'"
+        fi
+    done
 done <<'EOF'
 postinst|configure|systemctl daemon-reload;systemctl is-enabled --quiet minitorrent-tracker.service;systemctl try-restart minitorrent-tracker.service;
 prerm|upgrade|
