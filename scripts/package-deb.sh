@@ -53,8 +53,9 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-command -v dpkg-deb >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 ||
+if ! command -v dpkg-deb >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then
     mt_die "dpkg-deb not found: the package is built on Debian or Ubuntu (sudo apt install dpkg)"
+fi
 arch=$(dpkg --print-architecture) || mt_die "dpkg --print-architecture failed"
 
 # The version of the workspace ([workspace.package] in Cargo.toml). A
@@ -200,7 +201,9 @@ find "$pkg" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 # ---------------------------------------------------------------- build
 
-mkdir -p "$out" && out=$(cd "$out" && pwd) || mt_die "cannot make the directory $out"
+if ! mkdir -p "$out" || ! out=$(cd "$out" && pwd); then
+    mt_die "cannot make the directory $out"
+fi
 deb=$out/minitorrent_${version}_${arch}.deb
 if dpkg-deb --help 2>/dev/null | grep -q -- --root-owner-group; then
     dpkg-deb --root-owner-group -Zxz --build "$pkg" "$deb" >/dev/null

@@ -1,6 +1,8 @@
+# shellcheck shell=sh
 # Shared by the maintainer scripts (scripts/package-deb.sh pastes it in where
 # a script says #COMMON#; dpkg runs each script alone, so there is no sourcing).
 
+# shellcheck disable=SC2034 # used by the script this is pasted into
 UNIT=minitorrent-tracker.service
 
 # True when systemd is this system's running init and dpkg installs into this
