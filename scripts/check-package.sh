@@ -110,19 +110,21 @@ fi
 
 # dpkg works on the temporary root only: its database, its log, the files.
 # Maintainer scripts run outside a chroot with DPKG_ROOT set (as when a system
-# is built with dpkg --root); a systemctl on PATH that only records its
-# arguments proves they leave this system's systemd alone.
+# is built with dpkg --root); a systemctl and a deb-systemd-invoke on PATH
+# that only record their arguments prove they leave this system's systemd alone.
 root=$tmp/root
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" \
     "$root/var/lib/dpkg/triggers" "$tmp/stub"
 : >"$root/var/lib/dpkg/status"
 : >"$root/var/lib/dpkg/available"
-cat >"$tmp/stub/systemctl" <<EOF
+for tool in systemctl deb-systemd-invoke; do
+    cat >"$tmp/stub/$tool" <<EOF
 #!/bin/sh
-echo "systemctl \$*" >>"$tmp/systemctl.calls"
+echo "$tool \$*" >>"$tmp/systemctl.calls"
 [ "\$1" != is-enabled ]
 EOF
-chmod +x "$tmp/stub/systemctl"
+    chmod +x "$tmp/stub/$tool"
+done
 dpkg_flags=(--root="$root" --log="$tmp/dpkg.log" --force-script-chrootless --force-depends)
 if [[ $(id -u) != 0 ]]; then dpkg_flags+=(--force-not-root); fi
 dpkg_root() {
@@ -257,7 +259,8 @@ fi
 
 # Both branches on any machine: copies of the packaged scripts look for a
 # directory of ours instead of /run/systemd/system, so they believe systemd
-# runs; the stub systemctl records the calls and answers "not enabled".
+# runs; the stub systemctl and deb-systemd-invoke record the calls, and
+# systemctl answers "not enabled".
 # With DPKG_ROOT empty (dpkg installs into this system) they must talk to
 # systemd; with DPKG_ROOT set (dpkg --root) never.
 mkdir -p "$tmp/run-systemd"
@@ -288,9 +291,9 @@ while IFS='|' read -r s arg want; do
         fi
     done
 done <<'EOF'
-postinst|configure|systemctl daemon-reload;systemctl is-enabled --quiet minitorrent-tracker.service;systemctl try-restart minitorrent-tracker.service;
+postinst|configure|systemctl daemon-reload;systemctl is-enabled --quiet minitorrent-tracker.service;deb-systemd-invoke try-restart minitorrent-tracker.service;
 prerm|upgrade|
-prerm|remove|systemctl stop minitorrent-tracker.service;
+prerm|remove|deb-systemd-invoke stop minitorrent-tracker.service;
 postrm|remove|systemctl daemon-reload;
 EOF
 : >"$tmp/systemctl.calls"

@@ -12,3 +12,14 @@ systemd_running() {
     [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ] &&
         command -v systemctl >/dev/null 2>&1
 }
+
+# Starts, stops or restarts the unit through deb-systemd-invoke where it is
+# installed (package init-system-helpers: it honours policy-rc.d, which
+# stops services from starting while an image is being built).
+invoke() {
+    if command -v deb-systemd-invoke >/dev/null 2>&1; then
+        deb-systemd-invoke "$@"
+    else
+        systemctl "$@"
+    fi
+}
