@@ -246,7 +246,7 @@ run_peer() {
     peer_port
     find_binaries peer
     need_tracker
-    mt_info "Peer on TCP port $port (other peers connect here), tracker ${tracker:-found on the LAN}"
+    mt_info "Peer on TCP port $port (other peers connect here), tracker ${tracker:-from the config file or found on the LAN}"
     exec "$MT_PEER_BIN" --bind 0.0.0.0 --port "$port" ${tracker_args[@]+"${tracker_args[@]}"} \
         ${trace[@]+"${trace[@]}"} "$@"
 }
