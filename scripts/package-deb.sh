@@ -131,9 +131,10 @@ chmod 0644 "$doc"/cli/*.txt "$pkg"/usr/share/man/man1/*.1
     printf ' -- %s  %s\n' "$maintainer" "$(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
 } >"$doc/changelog"
 
-# Debian policy: man pages compressed, and documents over 4 KiB (not copyright).
+# Debian policy: man pages compressed, and documents over 4 KiB (not
+# copyright; not the --help texts either, kept as docs/cli has them).
 gzip -9n "$pkg"/usr/share/man/man1/*.1 "$doc/changelog"
-find "$doc" -type f ! -name copyright ! -name '*.gz' -size +4k -exec gzip -9n {} +
+find "$doc" -maxdepth 1 -type f ! -name copyright ! -name '*.gz' -size +4k -exec gzip -9n {} +
 
 # -------------------------------------------------------- control files
 
