@@ -180,7 +180,7 @@ port_busy() {
 # --build). Says which binary it runs, on stderr.
 find_binaries() {
     local want=$1 name=minitorrent dir bin stale
-    [[ $want == tracker ]] && name=minitorrent-tracker
+    if [[ $want == tracker ]]; then name=minitorrent-tracker; fi
     dir=${CARGO_TARGET_DIR:-$MT_ROOT/target}
     [[ $dir == /* ]] || dir=$MT_ROOT/$dir
     dir=$dir/release
