@@ -2,6 +2,8 @@
 # minitorrent on a LAN: thin wrappers that start the tracker and the peers
 # with LAN-friendly defaults, and a `check` that diagnoses why machines cannot
 # reach each other. docs/LAN.md explains the setup. See --help.
+# It runs the binaries of this checkout's target/release, else installed ones
+# (the Debian package), and builds with cargo only when there are none.
 set -euo pipefail
 
 MT_PROG=lan.sh
@@ -9,6 +11,7 @@ MT_PROG=lan.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TRACKER_PORT=6969
+DISCOVER_PORT=6968
 PEER_PORT=6881
 
 usage() {
@@ -21,11 +24,14 @@ On ONE machine:
   tracker                   run the tracker on UDP port $TRACKER_PORT of every interface,
                             and print the address the other machines must use
 
-On every machine that shares or downloads (give the tracker's address):
+On every machine that shares or downloads (with the tracker's address, unless
+minitorrent finds it by itself):
   seed PATH...              share files (or .torrent files); Ctrl-C stops
   share DIR                 share every file in DIR
   get NAME|TORRENT|MAGNET   download into ./downloads, then keep seeding it
   search [TEXT]             list the files the tracker knows
+  menu                      the interactive menu (search, get, seed, list, ...);
+                            downloads go to ./downloads
 
 Diagnosis:
   check                     this machine's addresses, the address the tracker
@@ -33,17 +39,24 @@ Diagnosis:
   firewall                  print the commands that open the ports here
 
 Options:
-  --tracker HOST:PORT   the tracker machine [default: \$MINITORRENT_TRACKER]
+  --tracker HOST:PORT   the tracker machine [default: \$MINITORRENT_TRACKER, else
+                        minitorrent's config file or LAN discovery, where it has them]
   --port N              tracker: its UDP port [default: $TRACKER_PORT]
                         peers: the TCP port other peers connect to [default: $PEER_PORT]
-  --dir DIR             get: where downloads go [default: ./downloads]
+  --dir DIR             get, menu: where downloads go [default: ./downloads]
   --no-seed             get: exit when the download is complete
   --trace               print every message sent and received
+  --build               build with cargo (cargo build --release) even when
+                        built or installed binaries exist
   -h, --help            show this help
+
+Binaries, the first found: \$MINITORRENT_BIN_DIR, this checkout's target/release,
+the installed ones (minitorrent on PATH, e.g. from the Debian package), and
+only then a build with cargo. Each command says which binary it runs.
 
 Environment:
   MINITORRENT_TRACKER   default for --tracker, e.g. export MINITORRENT_TRACKER=192.168.1.10:$TRACKER_PORT
-  MINITORRENT_BIN_DIR   use the binaries in this directory instead of building
+  MINITORRENT_BIN_DIR   use the binaries in this directory
 
 Examples:
   scripts/lan.sh tracker                                   # on 192.168.1.10
@@ -65,7 +78,7 @@ case $cmd in
     usage
     exit 0
     ;;
-tracker | seed | share | get | search | check | firewall) ;;
+tracker | seed | share | get | search | menu | check | firewall) ;;
 *)
     mt_err "unknown command: $cmd"
     usage >&2
@@ -78,6 +91,7 @@ port=''
 dir=downloads
 trace=()
 no_seed=()
+build=0
 args=()
 need() { [[ $# -ge 2 && -n $2 ]] || mt_die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
@@ -90,6 +104,7 @@ while [[ $# -gt 0 ]]; do
     --dir=*) dir=${1#*=}; shift ;;
     --trace) trace=(--trace); shift ;;
     --no-seed) no_seed=(--no-seed); shift ;;
+    --build) build=1; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; args+=("$@"); break ;;
     -*) mt_die "unknown option: $1 (see --help)" ;;
@@ -118,13 +133,29 @@ tracker_addr() {
     if [[ $t =~ :[0-9]+$ ]]; then echo "$t"; else echo "$t:$TRACKER_PORT"; fi
 }
 
+# Does BINARY's --help offer FLAG?
+offers() {
+    local help
+    help=$("$1" --help 2>/dev/null || true)
+    [[ $help == *"$2"* ]]
+}
+
+# Sets tracker_args (--tracker HOST:PORT, or nothing when the peer finds the
+# tracker by itself). Call after find_binaries.
 need_tracker() {
+    tracker_args=()
     if [[ -z $tracker ]]; then
+        if offers "$MT_PEER_BIN" --no-discover; then
+            mt_note "No --tracker: minitorrent takes the one in its config file, or finds the"
+            mt_note "tracker on this LAN by itself (discovery, UDP 6968)."
+            return 0
+        fi
         mt_err "which tracker? Give --tracker HOST:PORT (the address 'lan.sh tracker' printed"
         mt_err "on the tracker machine), or once: export MINITORRENT_TRACKER=HOST:PORT"
         exit 2
     fi
     tracker=$(tracker_addr "$tracker")
+    tracker_args=(--tracker "$tracker")
     local host=${tracker%:*}
     if [[ $host == 127.* || $host == localhost || $host == '[::1]' ]]; then
         mt_warn "--tracker $tracker is this machine's loopback address. The tracker hands out"
@@ -143,15 +174,38 @@ port_busy() {
     [[ -n $(ss -H -l -n "$proto" "sport = :$1" 2>/dev/null) ]]
 }
 
-# Finds the binaries: a build of this checkout, or ones already on PATH.
+# find_binaries peer|tracker: sets MT_PEER_BIN (and MT_TRACKER_BIN for
+# tracker). The first of: MINITORRENT_BIN_DIR, this checkout's build, the
+# installed binaries; a cargo build only when none has the binary (or
+# --build). Says which binary it runs, on stderr.
 find_binaries() {
-    if [[ -z ${MINITORRENT_BIN_DIR:-} ]] && ! command -v cargo >/dev/null 2>&1 &&
-        command -v minitorrent >/dev/null 2>&1; then
-        MT_PEER_BIN=$(command -v minitorrent)
+    local want=$1 name=minitorrent dir bin stale
+    if [[ $want == tracker ]]; then name=minitorrent-tracker; fi
+    dir=${CARGO_TARGET_DIR:-$MT_ROOT/target}
+    [[ $dir == /* ]] || dir=$MT_ROOT/$dir
+    dir=$dir/release
+    if [[ -n ${MINITORRENT_BIN_DIR:-} ]] || ((build)); then
+        mt_build >&2
+    elif [[ -x $dir/$name ]]; then
+        MT_PEER_BIN=$dir/minitorrent
+        MT_TRACKER_BIN=$dir/minitorrent-tracker
+        # A source file newer than the binary: it may be an old build.
+        stale=$(find "$MT_ROOT/common" "$MT_ROOT/tracker" "$MT_ROOT/client" "$MT_ROOT/Cargo.toml" \
+            -newer "$dir/$name" \( -name '*.rs' -o -name Cargo.toml \) 2>/dev/null | sed -n 1p || true)
+        if [[ -n $stale ]]; then
+            mt_warn "${stale#"$MT_ROOT"/} changed after $dir/$name was built: --build rebuilds it"
+        fi
+    elif command -v "$name" >/dev/null 2>&1; then
+        MT_PEER_BIN=$(command -v minitorrent || echo minitorrent)
         MT_TRACKER_BIN=$(command -v minitorrent-tracker || echo minitorrent-tracker)
-        return
+    elif command -v cargo >/dev/null 2>&1; then
+        mt_build >&2
+    else
+        mt_die "no $name to run: install the minitorrent package (docs/LAN.md, '30 PCs in a lab'), or the Rust toolchain (https://rustup.rs) to build it here"
     fi
-    mt_build >&2
+    if [[ $want == tracker ]]; then bin=$MT_TRACKER_BIN; else bin=$MT_PEER_BIN; fi
+    [[ -x $bin ]] || mt_die "no $name at $bin"
+    mt_note "Running $bin ($("$bin" --version 2>/dev/null || echo "version unknown"))" >&2
 }
 
 peer_port() {
@@ -166,9 +220,9 @@ peer_port() {
 cmd_tracker() {
     port=${port:-$TRACKER_PORT}
     if port_busy "$port" udp; then
-        mt_die "UDP port $port is already in use on this machine (a tracker already running?): pick another with --port"
+        mt_die "UDP port $port is already in use on this machine (a tracker already running? 'systemctl status minitorrent-tracker' shows the packaged service): pick another with --port"
     fi
-    find_binaries
+    find_binaries tracker
     local addrs a
     addrs=$(lan_addresses)
     echo
@@ -179,6 +233,9 @@ cmd_tracker() {
         mt_note "On the other machines use one of these (the one on the same network):"
         for a in $addrs; do mt_note "    --tracker $a:$port        e.g. scripts/lan.sh seed FILE --tracker $a:$port"; done
     fi
+    if offers "$MT_TRACKER_BIN" --no-discover; then
+        mt_note "or no --tracker at all: peers on this LAN find it by themselves (UDP 6968)."
+    fi
     mt_note "Firewall: UDP port $port must accept incoming datagrams here (scripts/lan.sh firewall)."
     mt_note "Ctrl-C stops the tracker."
     echo
@@ -186,11 +243,12 @@ cmd_tracker() {
 }
 
 run_peer() {
-    need_tracker
     peer_port
-    find_binaries
-    mt_info "Peer on TCP port $port (other peers connect here), tracker $tracker"
-    exec "$MT_PEER_BIN" --bind 0.0.0.0 --port "$port" --tracker "$tracker" ${trace[@]+"${trace[@]}"} "$@"
+    find_binaries peer
+    need_tracker
+    mt_info "Peer on TCP port $port (other peers connect here), tracker ${tracker:-from the config file or found on the LAN}"
+    exec "$MT_PEER_BIN" --bind 0.0.0.0 --port "$port" ${tracker_args[@]+"${tracker_args[@]}"} \
+        ${trace[@]+"${trace[@]}"} "$@"
 }
 
 cmd_seed() {
@@ -214,31 +272,39 @@ cmd_get() {
     run_peer --dir "$dir" get "${args[0]}" ${no_seed[@]+"${no_seed[@]}"}
 }
 
+cmd_menu() {
+    ((${#args[@]} == 0)) || mt_die "menu takes no argument (its commands are typed at its prompt)"
+    mkdir -p "$dir"
+    run_peer --dir "$dir"
+}
+
 cmd_search() {
+    find_binaries peer
     need_tracker
-    find_binaries
-    exec "$MT_PEER_BIN" --tracker "$tracker" ${trace[@]+"${trace[@]}"} search ${args[@]+"${args[@]}"}
+    exec "$MT_PEER_BIN" ${tracker_args[@]+"${tracker_args[@]}"} ${trace[@]+"${trace[@]}"} \
+        search ${args[@]+"${args[@]}"}
 }
 
 cmd_firewall() {
-    local tp=$TRACKER_PORT pp=${port:-$PEER_PORT}
+    local tp=$TRACKER_PORT dp=$DISCOVER_PORT pp=${port:-$PEER_PORT}
     cat <<EOF
 Ports minitorrent needs (incoming; replies to outgoing traffic pass on their own):
   the tracker machine:  UDP $tp   (--port of 'lan.sh tracker')
-  every peer:           TCP $pp   (--port of 'lan.sh seed/get/share'; one port per peer process)
+                        UDP $dp   (LAN discovery: peers started without --tracker find it)
+  every peer:           TCP $pp   (--port of 'lan.sh seed/get/share/menu'; one port per peer process)
 
 Open them with the tool your machine uses (run these yourself; lan.sh changes nothing):
-  ufw (Ubuntu):        sudo ufw allow $tp/udp          sudo ufw allow $pp/tcp
-  firewalld (Fedora):  sudo firewall-cmd --add-port=$tp/udp    sudo firewall-cmd --add-port=$pp/tcp
+  ufw (Ubuntu):        sudo ufw allow $tp/udp    sudo ufw allow $dp/udp    sudo ufw allow $pp/tcp
+  firewalld (Fedora):  sudo firewall-cmd --add-port=$tp/udp --add-port=$dp/udp    sudo firewall-cmd --add-port=$pp/tcp
                        (add --permanent to keep it after a reboot)
-  iptables:            sudo iptables -I INPUT -p udp --dport $tp -j ACCEPT
+  iptables:            sudo iptables -I INPUT -p udp -m multiport --dports $tp,$dp -j ACCEPT
                        sudo iptables -I INPUT -p tcp --dport $pp -j ACCEPT
-  nftables:            sudo nft add rule inet filter input udp dport $tp accept
+  nftables:            sudo nft add rule inet filter input udp dport { $tp, $dp } accept
                        sudo nft add rule inet filter input tcp dport $pp accept
   macOS:               System Settings > Network > Firewall > Options: allow incoming
                        connections for minitorrent-tracker and minitorrent
   Windows:             New-NetFirewallRule -DisplayName minitorrent -Direction Inbound -Protocol TCP -LocalPort $pp -Action Allow
-                       (and -Protocol UDP -LocalPort $tp on the tracker machine)
+                       (and -Protocol UDP -LocalPort $tp,$dp on the tracker machine)
 EOF
     if [[ $(id -u 2>/dev/null || echo 1) == 0 ]] && command -v ufw >/dev/null 2>&1; then
         echo
@@ -248,8 +314,8 @@ EOF
 }
 
 cmd_check() {
-    local a addrs problems=0 host tport src
-    find_binaries
+    local a addrs problems=0 host tport src out
+    find_binaries peer
     echo
     mt_info "This machine"
     addrs=$(lan_addresses)
@@ -268,8 +334,24 @@ cmd_check() {
 
     if [[ -z $tracker ]]; then
         echo
-        mt_note "No --tracker given (nor MINITORRENT_TRACKER): tracker checks skipped."
-        return 0
+        if ! offers "$MT_PEER_BIN" --no-discover; then
+            mt_note "No --tracker given (nor MINITORRENT_TRACKER): tracker checks skipped."
+            return 0
+        fi
+        mt_info "A tracker without --tracker (config file, or discovery on this LAN)"
+        if out=$("$MT_PEER_BIN" search "" 2>&1); then
+            mt_ok "a tracker answers; it knows $(grep -c 'seeders' <<<"$out" || true) file(s):"
+            grep 'seeders' <<<"$out" | sed 's/^/      /' || true
+            return 0
+        fi
+        mt_err "no tracker found:"
+        awk '{ print "      " $0 }' <<<"$out" >&2
+        cat >&2 <<EOF
+    Check: is the tracker running on the teacher's machine (systemctl status
+    minitorrent-tracker there)? Are UDP 6968 (discovery) and 6969 open in its
+    firewall? Or give its address: lan.sh check --tracker HOST
+EOF
+        return 1
     fi
     need_tracker
     host=${tracker%:*}
@@ -288,7 +370,6 @@ cmd_check() {
             fi
         fi
     fi
-    local out
     if out=$("$MT_PEER_BIN" --tracker "$tracker" search "" 2>&1); then
         mt_ok "the tracker answers; it knows $(grep -c 'seeders' <<<"$out" || true) file(s):"
         grep 'seeders' <<<"$out" | sed 's/^/      /' || true

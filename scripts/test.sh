@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. This is the README's test command.
+# Runs every test of the workspace, then the Debian package's test. This is
+# the README's test command.
 # The interoperability tests need aria2c and opentracker: installed here from
 # the Debian packages when missing (MINITORRENT_SKIP_INTEROP=1 skips them).
+# The package's test (scripts/check-package.sh) builds the release binaries
+# (quick when target/release is up to date, as in CI after scripts/demo.sh)
+# and needs dpkg-deb (Debian, Ubuntu); MINITORRENT_SKIP_PACKAGE=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +32,13 @@ if [ ${#missing[@]} -gt 0 ] && [ "${MINITORRENT_SKIP_INTEROP:-}" != 1 ]; then
 fi
 
 cargo test --workspace
+
+if [ "${MINITORRENT_SKIP_PACKAGE:-}" = 1 ]; then
+    echo "test.sh: the Debian package's test skipped (MINITORRENT_SKIP_PACKAGE=1)"
+elif ! command -v dpkg-deb >/dev/null; then
+    echo "test.sh: dpkg-deb not found: the Debian package's test (scripts/check-package.sh)" >&2
+    echo "test.sh: needs Debian or Ubuntu; set MINITORRENT_SKIP_PACKAGE=1 to skip it elsewhere." >&2
+    exit 1
+else
+    scripts/check-package.sh
+fi
