@@ -195,7 +195,17 @@ impl Proc {
     fn start(name: &'static str, ns: &str, dir: &Path, bin: &Path, args: &[&str]) -> Proc {
         let out = dir.join(format!("{name}.out"));
         let err = dir.join(format!("{name}.err"));
-        let child = Command::new("ip")
+        let mut cmd = Command::new("ip");
+        // Never the machine's or the user's configuration (an installed
+        // package's /etc/minitorrent/config.toml, MINITORRENT_* variables).
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("MINITORRENT_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("MINITORRENT_SYSTEM_CONFIG", "")
+            .env("MINITORRENT_USER_CONFIG", "");
+        let child = cmd
             .args(["netns", "exec", ns])
             .arg(bin)
             .args(args)
