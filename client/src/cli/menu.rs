@@ -16,7 +16,7 @@ use anyhow::Result;
 use crossbeam_channel::Receiver;
 use minitorrent_common::metainfo::{format_size, InfoHash};
 
-use crate::core::msg::{Notice, Phase, TorrentStatus};
+use crate::core::msg::{count, Notice, Phase, TorrentStatus};
 use crate::session::{self, Added, AmbiguousName, FileSummary, NameMatch, Session};
 
 const MENU: &str = concat!(
@@ -202,15 +202,6 @@ fn downloads_running(n: usize) -> String {
     }
 }
 
-/// "1 seeder", "2 seeders".
-fn count(n: u32, what: &str) -> String {
-    if n == 1 {
-        format!("{n} {what}")
-    } else {
-        format!("{n} {what}s")
-    }
-}
-
 /// True while a torrent is still being downloaded (not seeding, failed or
 /// stopped).
 fn running(st: &TorrentStatus) -> bool {
@@ -252,14 +243,16 @@ impl Menu<'_> {
                 pieces_total,
                 ..
             } => out(&format!(
-                "\nmetadata received: {name} ({size} bytes, {pieces_total} pieces)"
+                "\nmetadata received: {name} ({}, {})",
+                format_size(*size),
+                count(*pieces_total, "piece")
             )),
             Notice::Completed(sum) => {
                 self.downloads.remove(&sum.info_hash);
                 out(&format!("\ndownload complete: {}", sum.name));
                 out(&sum.line());
-                for (peer, bytes) in &sum.from_peers {
-                    out(&format!("  from {peer}: {bytes} bytes"));
+                for l in sum.peer_lines() {
+                    out(&l);
                 }
                 if let Some(p) = self.stats.as_deref() {
                     write_stats(p, &sum.to_json());
@@ -646,8 +639,11 @@ fn write_stats(p: &Path, json: &serde_json::Value) {
 fn show_added(a: &Added, verb: &str) {
     match (a.size, a.pieces) {
         (Some(size), Some(n)) => out(&format!(
-            "{verb} {} ({size} bytes, {n} pieces) info hash {}",
-            a.name, a.info_hash
+            "{verb} {} ({}, {size} bytes, {}) info hash {}",
+            a.name,
+            format_size(size),
+            count(n, "piece"),
+            a.info_hash
         )),
         _ => out(&format!(
             "{verb} {} (fetching metadata) info hash {}",
@@ -667,15 +663,7 @@ fn view(s: &Session) {
         return;
     }
     for st in all {
-        let line = crate::cli::progress::line(&st);
-        let tag = match st.phase {
-            Phase::Seeding => " [seeding]",
-            _ => "",
-        };
-        out(&format!(
-            "  {line} uploaded {}{tag}",
-            format_size(st.uploaded)
-        ));
+        out(&format!("  {}", crate::cli::progress::menu_line(&st)));
     }
 }
 
@@ -748,7 +736,7 @@ mod tests {
             prompt_for(&Awaiting::ConfirmQuit { running: 2 }),
             "2 downloads are running; quit anyway? [y/N] "
         );
-        assert_eq!(count(1, "seeder"), "1 seeder");
-        assert_eq!(count(0, "leecher"), "0 leechers");
+        assert_eq!(count(1u32, "seeder"), "1 seeder");
+        assert_eq!(count(0u32, "leecher"), "0 leechers");
     }
 }

@@ -58,7 +58,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::core::msg::{Notice, Summary};
+use crate::core::msg::{count, Notice, Summary};
 use crate::net::tracker::TrackerProtocol;
 use crate::session::{self, Added, Config, Session};
 use anyhow::{bail, Context, Result};
@@ -566,11 +566,12 @@ fn run(cli: Run) -> Result<ExitCode> {
             std::fs::write(output, m.to_bytes())
                 .with_context(|| format!("writing {}", output.display()))?;
             println!(
-                "created {}: {} ({} bytes, {} pieces of {})",
+                "created {}: {} ({}, {} bytes, {} of {})",
                 output.display(),
                 m.info.name,
+                format_size(m.info.total_length()),
                 m.info.total_length(),
-                m.info.num_pieces(),
+                count(m.info.num_pieces() as u64, "piece"),
                 format_size(m.info.piece_length)
             );
             println!("info hash: {}", m.info_hash);
@@ -636,8 +637,13 @@ fn run(cli: Run) -> Result<ExitCode> {
             }
             for f in files {
                 println!(
-                    "{}  {}  {} bytes  seeders {}  leechers {}",
-                    f.info_hash, f.name, f.size, f.seeders, f.leechers
+                    "{}  {}  {} ({} bytes)  seeders {}  leechers {}",
+                    f.info_hash,
+                    f.name,
+                    format_size(f.size),
+                    f.size,
+                    f.seeders,
+                    f.leechers
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -763,10 +769,11 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
 
 pub fn print_seeding(a: &Added) {
     println!(
-        "seeding {} ({} bytes, {} pieces) info hash {}",
+        "seeding {} ({}, {} bytes, {}) info hash {}",
         a.name,
+        format_size(a.size.unwrap_or(0)),
         a.size.unwrap_or(0),
-        a.pieces.unwrap_or(0),
+        count(a.pieces.unwrap_or(0) as u64, "piece"),
         a.info_hash
     );
     println!("magnet: {}", a.magnet);
@@ -785,8 +792,8 @@ fn ctrlc_channel() -> Receiver<()> {
 
 pub fn print_summary(s: &Summary, stats: Option<&Path>) {
     println!("{}", s.line());
-    for (peer, bytes) in &s.from_peers {
-        println!("  from {peer}: {bytes} bytes");
+    for l in s.peer_lines() {
+        println!("{l}");
     }
     if let Some(p) = stats {
         let json = serde_json::to_string_pretty(&s.to_json()).unwrap_or_default();
@@ -820,8 +827,11 @@ fn get(cli: &Run, source: &str, no_seed: bool) -> Result<ExitCode> {
     };
     match (added.size, added.pieces) {
         (Some(size), Some(n)) => println!(
-            "downloading {} ({size} bytes, {n} pieces) info hash {}",
-            added.name, added.info_hash
+            "downloading {} ({}, {size} bytes, {}) info hash {}",
+            added.name,
+            format_size(size),
+            count(n as u64, "piece"),
+            added.info_hash
         ),
         _ => println!(
             "downloading {} (fetching metadata from peers) info hash {}",
@@ -835,7 +845,11 @@ fn get(cli: &Run, source: &str, no_seed: bool) -> Result<ExitCode> {
         crossbeam_channel::select! {
             recv(s.notices()) -> n => match n {
                 Ok(Notice::MetadataReceived { name, size, pieces_on_disk, pieces_total, .. }) => {
-                    println!("metadata received: {name} ({size} bytes, {pieces_total} pieces, {pieces_on_disk} already on disk)");
+                    println!(
+                        "metadata received: {name} ({}, {size} bytes, {}, {pieces_on_disk} already on disk)",
+                        format_size(size),
+                        count(pieces_total as u64, "piece")
+                    );
                     let _ = std::io::stdout().flush();
                 }
                 Ok(Notice::Completed(sum)) => {
