@@ -8,13 +8,19 @@
 //! torrent has been verified (or it was given to us as a seed). While a
 //! download runs its files are `NAME.part`; [`Storage::finish`] syncs them and
 //! renames them.
+//!
+//! A file we did not write ourselves (a seed's, or a finished download's that
+//! the user may edit) carries a [`FileStamp`]: its size and modification time
+//! when its pieces were hashed or verified. Serving checks the stamp after
+//! reading ([`Storage::unchanged`]); data read from a file whose stamp no
+//! longer matches is sent only once its piece verifies again.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use minitorrent_common::metainfo::Info;
 
@@ -47,6 +53,40 @@ pub enum StorageError {
     Mismatch { path: PathBuf },
     #[error("torrent layout: {0}")]
     Layout(String),
+    #[error(
+        "{path} changed on disk since it was hashed ({what}); it no longer matches \
+         this torrent"
+    )]
+    Changed { path: PathBuf, what: String },
+}
+
+/// A file as it was when its pieces were hashed or verified: its size and
+/// modification time (`fstat` of the open file). A write to the file changes
+/// its modification time, so a different stamp means the data may differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub len: u64,
+    /// Nanoseconds since the Unix epoch (negative before it).
+    pub mtime_ns: i128,
+}
+
+impl FileStamp {
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
+
+    /// What differs from `earlier`, for a message.
+    pub fn describe_change(&self, earlier: &FileStamp) -> String {
+        if self.len != earlier.len {
+            format!("{} bytes, was {}", self.len, earlier.len)
+        } else {
+            "modified, same size".into()
+        }
+    }
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
@@ -86,9 +126,38 @@ struct StoreFile {
     file: File,
     /// `Some(part path)` while the file still has its `.part` name.
     part: Mutex<Option<PathBuf>>,
+    /// Set once the file's pieces are verified and we no longer write it
+    /// (see the module doc).
+    stamp: OnceLock<FileStamp>,
 }
 
 impl StoreFile {
+    fn new(
+        final_path: PathBuf,
+        offset: u64,
+        length: u64,
+        file: File,
+        part: Option<PathBuf>,
+    ) -> Self {
+        StoreFile {
+            final_path,
+            offset,
+            length,
+            file,
+            part: Mutex::new(part),
+            stamp: OnceLock::new(),
+        }
+    }
+
+    /// The open file's stamp now.
+    fn stamp_now(&self) -> Result<FileStamp, StorageError> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| io_err("stat", &self.final_path)(e))?;
+        Ok(FileStamp::of(&meta))
+    }
+
     fn current_path(&self) -> PathBuf {
         match self.part.lock() {
             Ok(p) => p.clone().unwrap_or_else(|| self.final_path.clone()),
@@ -110,6 +179,8 @@ pub enum Found {
 pub struct Storage {
     files: Vec<StoreFile>,
     geometry: Geometry,
+    /// A piece no longer matches the torrent: nothing more is served.
+    changed: AtomicBool,
 }
 
 impl Storage {
@@ -155,15 +226,98 @@ impl Storage {
                 });
             }
             let file = File::open(&path).map_err(io_err("open", &path))?;
-            files.push(StoreFile {
-                final_path: path,
-                offset: f.offset,
-                length: f.length,
-                file,
-                part: Mutex::new(None),
-            });
+            files.push(StoreFile::new(path, f.offset, f.length, file, None));
         }
-        Ok(Storage { files, geometry })
+        Ok(Storage::new(files, geometry))
+    }
+
+    fn new(files: Vec<StoreFile>, geometry: Geometry) -> Storage {
+        Storage {
+            files,
+            geometry,
+            changed: AtomicBool::new(false),
+        }
+    }
+
+    /// The files' stamps now, in torrent order.
+    pub fn stamps_now(&self) -> Result<Vec<FileStamp>, StorageError> {
+        self.files.iter().map(StoreFile::stamp_now).collect()
+    }
+
+    /// Records the stamps the files had when their pieces were hashed or
+    /// verified (`expected`, in torrent order). Fails, naming the file, if
+    /// one is not like that any more: its data may not be what was hashed.
+    pub fn set_stamps(&self, expected: &[FileStamp]) -> Result<(), StorageError> {
+        if expected.len() != self.files.len() {
+            return Err(StorageError::Layout(format!(
+                "{} file stamps for {} files",
+                expected.len(),
+                self.files.len()
+            )));
+        }
+        for (sf, want) in self.files.iter().zip(expected) {
+            let now = sf.stamp_now()?;
+            if now != *want {
+                return Err(StorageError::Changed {
+                    path: sf.final_path.clone(),
+                    what: now.describe_change(want),
+                });
+            }
+            let _ = sf.stamp.set(now);
+        }
+        Ok(())
+    }
+
+    /// The range of files (indices, inclusive) that hold the bytes of `block`.
+    pub fn files_of(&self, block: Block) -> (usize, usize) {
+        let start = self.geometry.piece_offset(block.piece) + block.begin as u64;
+        let end = start + block.len.max(1) as u64;
+        let first = self
+            .files
+            .partition_point(|sf| sf.offset + sf.length <= start);
+        let last = self.files.partition_point(|sf| sf.offset < end);
+        (first, last.saturating_sub(1).max(first))
+    }
+
+    /// Whether files `first..=last` still carry the stamps they were verified
+    /// with (files without a stamp, which we write ourselves, count as
+    /// unchanged). `Err` names the first changed file and how. One `fstat`
+    /// per stamped file.
+    pub fn unchanged(&self, first: usize, last: usize) -> Result<(), StorageError> {
+        for sf in self.files.iter().take(last.saturating_add(1)).skip(first) {
+            let Some(want) = sf.stamp.get() else {
+                continue;
+            };
+            let now = sf.stamp_now()?;
+            if now != *want {
+                return Err(StorageError::Changed {
+                    path: sf.final_path.clone(),
+                    what: now.describe_change(want),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads piece `p` into `buf` and checks it against `hash`.
+    pub fn verify_piece(
+        &self,
+        p: PieceIndex,
+        hash: &[u8; 20],
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, StorageError> {
+        self.read_piece(p, buf)?;
+        Ok(sha1(buf) == *hash)
+    }
+
+    /// Marks the data as no longer matching the torrent; true the first time.
+    pub fn mark_changed(&self) -> bool {
+        !self.changed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether a piece was found not to match the torrent any more.
+    pub fn is_changed(&self) -> bool {
+        self.changed.load(Ordering::Acquire)
     }
 
     /// Opens (creating where needed) the files of a download below `dir`. A
@@ -219,15 +373,9 @@ impl Storage {
                 }
                 Err(e) => return Err(io_err("stat", &final_path)(e)),
             };
-            files.push(StoreFile {
-                final_path,
-                offset: f.offset,
-                length: f.length,
-                file,
-                part: Mutex::new(part),
-            });
+            files.push(StoreFile::new(final_path, f.offset, f.length, file, part));
         }
-        Ok((Storage { files, geometry }, found))
+        Ok((Storage::new(files, geometry), found))
     }
 
     pub fn geometry(&self) -> &Geometry {
@@ -416,6 +564,13 @@ impl Storage {
                 }
                 std::fs::rename(p, &sf.final_path).map_err(io_err("rename", p))?;
                 *part = None;
+            }
+        }
+        // Every piece is verified and we write no more: from now on the
+        // files are served like a seed's, and checked the same way.
+        for sf in &self.files {
+            if let Ok(st) = sf.stamp_now() {
+                let _ = sf.stamp.set(st);
             }
         }
         Ok(())
