@@ -701,4 +701,81 @@ mod tests {
         assert_eq!(st.unverified_final_files(&have).len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_seed_file_changed_after_it_was_stamped_is_caught() {
+        use std::os::unix::fs::FileExt;
+        let dir = temp_dir("stamp");
+        let d = data(40_000);
+        let info = info_for(&[("f.bin", 40_000)], 16384, &d, false);
+        std::fs::write(dir.join("f.bin"), &d).unwrap();
+        let st = Storage::open_seed(&info, &dir).unwrap();
+        let stamps = st.stamps_now().unwrap();
+        st.set_stamps(&stamps).unwrap();
+        assert!(st.unchanged(0, 0).is_ok());
+        // Piece 1 rewritten in place, same size.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let f = OpenOptions::new()
+            .write(true)
+            .open(dir.join("f.bin"))
+            .unwrap();
+        let flipped: Vec<u8> = d[16384..32768].iter().map(|b| !b).collect();
+        f.write_all_at(&flipped, 16384).unwrap();
+        let e = st.unchanged(0, 0).unwrap_err();
+        assert!(matches!(e, StorageError::Changed { .. }), "{e}");
+        assert!(e.to_string().contains("f.bin"), "{e}");
+        assert!(e.to_string().contains("modified, same size"), "{e}");
+        // Piece 0 still verifies, piece 1 does not.
+        let g = *st.geometry();
+        let mut buf = Vec::new();
+        let p0 = g.piece(0).unwrap();
+        let p1 = g.piece(1).unwrap();
+        assert!(st.verify_piece(p0, &info.pieces[0], &mut buf).unwrap());
+        assert!(!st.verify_piece(p1, &info.pieces[1], &mut buf).unwrap());
+        // Stamps the file no longer has are refused when opening.
+        let again = Storage::open_seed(&info, &dir).unwrap();
+        assert!(matches!(
+            again.set_stamps(&stamps),
+            Err(StorageError::Changed { .. })
+        ));
+        assert!(matches!(
+            again.set_stamps(&[]),
+            Err(StorageError::Layout(_))
+        ));
+        assert!(!st.is_changed());
+        assert!(st.mark_changed(), "the first time");
+        assert!(!st.mark_changed());
+        assert!(st.is_changed());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn blocks_map_to_the_files_that_hold_them() {
+        let dir = temp_dir("files-of");
+        let d = data(40_000);
+        let info = info_for(&[("a", 10_000), ("e", 0), ("b", 30_000)], 16384, &d, true);
+        let (st, _) = Storage::open_download(&info, &dir).unwrap();
+        let g = *st.geometry();
+        let blk = |i, b, n| g.check_block(i, b, n).unwrap();
+        assert_eq!(st.files_of(blk(0, 0, 16384)), (0, 2));
+        assert_eq!(st.files_of(blk(0, 0, 1000)), (0, 0));
+        assert_eq!(st.files_of(blk(1, 0, 16384)), (2, 2));
+        assert_eq!(st.files_of(blk(2, 0, 40_000 - 32768)), (2, 2));
+        // A download's files carry no stamp: our own writes are no change.
+        st.write_piece(g.piece(0).unwrap(), &d[..16384]).unwrap();
+        assert!(st.unchanged(0, 2).is_ok());
+        // Once finished they do.
+        for p in g.pieces() {
+            let off = g.piece_offset(p) as usize;
+            st.write_piece(p, &d[off..off + g.piece_len(p) as usize])
+                .unwrap();
+        }
+        st.finish().unwrap();
+        assert!(st.unchanged(0, 2).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(dir.join("dir/b"), vec![1u8; 30_000]).unwrap();
+        assert!(st.unchanged(0, 0).is_ok(), "a is unchanged");
+        assert!(st.unchanged(0, 2).is_err(), "b changed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
