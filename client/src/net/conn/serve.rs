@@ -50,10 +50,16 @@ impl Wire {
             };
             let out = self.reserve(13 + blk.len as usize);
             out[..13].copy_from_slice(&wire::piece_header(blk.piece.get(), blk.begin, blk.len));
-            if let Err(e) = m.storage.read_block(blk, &mut out[13..]) {
-                return Err(ConnError::Storage(Box::new(e)));
-            }
+            let read = m.storage.read_block(blk, &mut out[13..]);
             let (a, b) = m.storage.files_of(blk);
+            if let Err(e) = read {
+                self.wend = mark;
+                // A file cut short is a file changed.
+                return Err(match m.storage.unchanged(a, b) {
+                    Err(change) => withdraw(m, t, change, blk.piece.get()),
+                    Ok(()) => ConnError::Storage(Box::new(e)),
+                });
+            }
             files = Some(files.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
             bytes += blk.len as u64;
         }
@@ -124,12 +130,7 @@ impl Wire {
                 };
                 if !ok {
                     self.wend = mark;
-                    if m.storage.mark_changed() {
-                        let _ = t
-                            .events
-                            .send(Event::DataChanged(format!("{change} (piece {index})")).into());
-                    }
-                    return Err(ConnError::Storage(Box::new(change)));
+                    return Err(withdraw(m, t, change, index));
                 }
                 verified = Some(index);
             }
@@ -179,4 +180,15 @@ impl Wire {
         });
         Ok(())
     }
+}
+
+/// Piece `index` no longer matches the torrent because of `change`: the
+/// coordinator is told (once per torrent; it withdraws the torrent) and this
+/// connection closes.
+fn withdraw(m: &MetaCtx, t: &TorrentShared, change: StorageError, index: u32) -> ConnError {
+    if m.storage.mark_changed() {
+        let why = format!("{change} (piece {index})");
+        let _ = t.events.send(Event::DataChanged(why).into());
+    }
+    ConnError::Storage(Box::new(change))
 }
