@@ -199,15 +199,16 @@ impl Watch {
             let old_enough = wall_ns.saturating_sub(st.mtime_ns) >= settle_ns;
             let s = match self.settling.get(rel) {
                 Some(s) if s.stamp == *st => *s,
-                _ => {
+                was => {
+                    // Said when it starts settling, not at each change.
+                    if was.is_none() && !old_enough && st.len > 0 {
+                        steps.push(Step::Wait { rel: rel.clone() });
+                    }
                     let s = Settling {
                         stamp: *st,
                         since: now,
                     };
                     self.settling.insert(rel.clone(), s);
-                    if !old_enough && st.len > 0 {
-                        steps.push(Step::Wait { rel: rel.clone() });
-                    }
                     s
                 }
             };
@@ -409,10 +410,9 @@ impl<'a> Share<'a> {
                 } => {
                     s.withdraw(&info_hash);
                     match why {
-                        Why::Changed => println!(
-                            "changed: {rel}, withdrawn from the tracker (was {info_hash}); \
-                             announced again once it stops changing"
-                        ),
+                        Why::Changed => {
+                            println!("changed: {rel}, withdrawn from the tracker (was {info_hash})")
+                        }
                         Why::Removed => {
                             println!(
                                 "removed: {rel}, withdrawn from the tracker (was {info_hash})"
@@ -867,7 +867,8 @@ mod tests {
             let f = seen(&[("big.iso", st(1000 * (i + 1), 100 + i as i128))]);
             let steps = w.plan(&f, |_| true, wall, t0 + Duration::from_secs(i));
             assert!(announce_of(&steps).is_empty(), "{i}: {steps:?}");
-            assert_eq!(steps.len(), 1, "each change says wait: {steps:?}");
+            let said = if i == 0 { 1 } else { 0 };
+            assert_eq!(steps.len(), said, "\"wait\" is said once: {steps:?}");
             wall += S;
         }
         // Writing stopped at 104 s; at 107 s it is stable.
