@@ -20,8 +20,9 @@ use crate::core::ratelimit::RateLimit;
 use crate::core::swarm::{Start, Swarm, SwarmConfig};
 use crate::net::coordinator::{Coordinator, SessionLink};
 use crate::net::listener;
-use crate::net::open;
+use crate::net::open::{self, SeedCheck};
 use crate::net::shared::{MetaCtx, TorrentHandle, TorrentShared};
+pub use crate::net::storage::FileStamp;
 use crate::net::trace;
 use crate::net::tracker::{HomeConfig, HomeError, Trackers};
 
@@ -354,7 +355,19 @@ impl Session {
 
     /// Seeds a file or a directory: hashes it and registers it.
     pub fn seed_path(&self, path: &Path, piece_length: Option<u64>) -> Result<Added> {
-        let m = create_metainfo(path, piece_length, Some(self.trackers.addr()))?;
+        self.seed_path_with(path, piece_length, &mut |_, _| {})
+    }
+
+    /// [`Session::seed_path`], calling `progress(bytes hashed, total)` while
+    /// it hashes.
+    pub fn seed_path_with(
+        &self,
+        path: &Path,
+        piece_length: Option<u64>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Added> {
+        let (m, stamps) =
+            create_metainfo_with(path, piece_length, Some(self.trackers.addr()), progress)?;
         let root = path
             .parent()
             .map(Path::to_path_buf)
@@ -364,14 +377,40 @@ impl Session {
         } else {
             root
         };
-        self.seed_metainfo(m, &root, false)
+        self.seed_hashed(m, &root, stamps)
     }
 
     /// Seeds the data of `m` found below `root`; with `check`, every piece
-    /// is verified first.
+    /// is verified first, else the caller vouches for the files as they are
+    /// now.
     pub fn seed_metainfo(&self, m: Metainfo, root: &Path, check: bool) -> Result<Added> {
+        let how = if check {
+            SeedCheck::Verify
+        } else {
+            let info = &m.info;
+            let stamps = (0..info.files.len())
+                .map(|i| {
+                    let p = crate::net::storage::file_path(info, root, i);
+                    std::fs::metadata(&p)
+                        .map(|md| FileStamp::of(&md))
+                        .with_context(|| format!("{}", p.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            SeedCheck::Hashed(stamps)
+        };
+        self.seed_opened(m, root, how)
+    }
+
+    /// Seeds the data of `m` below `root`, hashed just now (or earlier, and
+    /// cached) while its files had `stamps` (in torrent order): a file that
+    /// changed since is an error naming it.
+    pub fn seed_hashed(&self, m: Metainfo, root: &Path, stamps: Vec<FileStamp>) -> Result<Added> {
+        self.seed_opened(m, root, SeedCheck::Hashed(stamps))
+    }
+
+    fn seed_opened(&self, m: Metainfo, root: &Path, how: SeedCheck) -> Result<Added> {
         let name = m.info.name.clone();
-        let meta = open::open_seed(m.info, m.info_bytes, root, check)?;
+        let meta = open::open_seed(m.info, m.info_bytes, root, how)?;
         let opts = self.seed_opts(&name);
         let added = self.spawn(m.info_hash, Begin::Seed(meta), opts, Vec::new())?;
         let seeding = Tracked {
@@ -511,18 +550,27 @@ impl Session {
         v
     }
 
-    fn remove(&self, info_hash: &InfoHash) {
+    /// Stops a torrent (its connections closed, its files flushed) and
+    /// withdraws it from the tracker: its swarm is left (EXIT, then
+    /// REGISTER of the files still shared). True if it was in the session.
+    pub fn withdraw(&self, info_hash: &InfoHash) -> bool {
+        self.remove(info_hash)
+    }
+
+    fn remove(&self, info_hash: &InfoHash) -> bool {
         let h = self
             .torrents
             .lock()
             .ok()
             .and_then(|mut t| t.remove(info_hash));
+        let was = h.is_some();
         if let Some(h) = h {
             let (tx, rx) = crossbeam_channel::bounded(1);
             let _ = h.shared.events.send(Input::Shutdown(tx));
             let _ = rx.recv_timeout(Duration::from_secs(5));
         }
         self.trackers.forget(*info_hash);
+        was
     }
 
     /// Stops every torrent (files flushed), sends EXIT to the tracker and
@@ -554,6 +602,18 @@ pub fn create_metainfo(
     piece_length: Option<u64>,
     tracker: Option<SocketAddr>,
 ) -> Result<Metainfo> {
+    create_metainfo_with(path, piece_length, tracker, &mut |_, _| {}).map(|(m, _)| m)
+}
+
+/// [`create_metainfo`], calling `progress(bytes hashed, total)` while it
+/// hashes, and returning the files' stamps as they were while hashed (for
+/// [`Session::seed_hashed`]).
+pub fn create_metainfo_with(
+    path: &Path,
+    piece_length: Option<u64>,
+    tracker: Option<SocketAddr>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Metainfo, Vec<FileStamp>)> {
     if !path.exists() {
         bail!("{}: no such file or directory", path.display());
     }
@@ -567,7 +627,8 @@ pub fn create_metainfo(
             .map(|d| d.as_secs() as i64),
         ..Default::default()
     };
-    crate::net::create::create(path, &opts).with_context(|| format!("hashing {}", path.display()))
+    crate::net::create::create_with(path, &opts, progress)
+        .with_context(|| format!("hashing {}", path.display()))
 }
 
 /// Reads and parses a .torrent file.

@@ -670,7 +670,10 @@ fn run(cli: Run) -> Result<ExitCode> {
             for (p, m) in torrents {
                 let added = match m {
                     Some(m) => s.seed_metainfo(m, &config(&cli, None).dir, true),
-                    None => s.seed_path(&p, *piece_length),
+                    None => {
+                        let label = p.display().to_string();
+                        s.seed_path_with(&p, *piece_length, &mut share::hash_progress(&label))
+                    }
                 };
                 match added {
                     Ok(a) => print_seeding(&a),
@@ -680,37 +683,18 @@ fn run(cli: Run) -> Result<ExitCode> {
                     }
                 }
             }
-            let _ = ctrlc.recv();
+            let r = share::wait_seeding(&s, &ctrlc);
             eprintln!("minitorrent: shutting down");
             s.shutdown();
-            Ok(ExitCode::SUCCESS)
+            r.map(|()| ExitCode::SUCCESS)
         }
         Some(Cmd::Share { dir, .. }) => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
             let s = start(&cli, tracker, None)?;
-            let ctrlc = ctrlc_channel();
-            match share::share_dir(&s, dir, print_seeding) {
-                Ok(0) => println!(
-                    "nothing to share yet in {}; watching for new files",
-                    dir.display()
-                ),
-                Ok(_) => {}
-                Err(e) => {
-                    s.shutdown();
-                    return Err(e);
-                }
-            }
-            // Files added to the folder later are picked up by a rescan.
-            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                ctrlc.recv_timeout(share::RESCAN_EVERY)
-            {
-                if let Err(e) = share::share_dir(&s, dir, print_seeding) {
-                    log::warn!("share: {}", error_chain(&e));
-                }
-            }
+            let r = share::run(&s, dir, &ctrlc_channel());
             eprintln!("minitorrent: shutting down");
             s.shutdown();
-            Ok(ExitCode::SUCCESS)
+            r.map(|()| ExitCode::SUCCESS)
         }
         Some(Cmd::Get {
             source, no_seed, ..

@@ -153,6 +153,13 @@ pub enum Event {
     },
     /// A tracker lookup finished.
     Lookup(Result<Vec<PeerEntry>, BoxError>),
+    /// A tracker lookup finished: the tracker lists no peer but us for the
+    /// info hash (`not_found`, or no seeder and nobody else). An empty
+    /// answer, and a sign the file is gone (its seeder left or changed it).
+    Unlisted,
+    /// Our copy of the data no longer matches the torrent (a file changed
+    /// on disk under a seed); the text says which file and how.
+    DataChanged(String),
     /// Peer addresses learnt elsewhere (magnet `x.pe`, an earlier lookup).
     AddPeers(Vec<SocketAddr>),
     /// The peer said INTERESTED (true) or NOT INTERESTED (false) to us.

@@ -19,12 +19,27 @@ use std::path::Path;
 use minitorrent_common::hash::Sha1;
 use minitorrent_common::metainfo::{self, CreateOptions, Layout, Metainfo, MetainfoError, NewFile};
 
+use crate::net::storage::FileStamp;
+
 /// Read buffer used while hashing; files are streamed, never held whole.
 const HASH_BUF_SIZE: usize = 64 * 1024;
 
 /// Hashes a file or a directory (multi-file, files in sorted path order) into a
 /// metainfo.
 pub fn create(path: &Path, opts: &CreateOptions) -> Result<Metainfo, MetainfoError> {
+    create_with(path, opts, &mut |_, _| {}).map(|(m, _)| m)
+}
+
+/// [`create`], calling `progress(bytes hashed, total bytes)` as it goes (once
+/// at the start, after every read, and with both equal at the end), and
+/// returning each file's [`FileStamp`] (in torrent order) as it was while it
+/// was hashed: a file whose stamp differs after its read than before changed
+/// while it was hashed, which is an error.
+pub fn create_with(
+    path: &Path,
+    opts: &CreateOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Metainfo, Vec<FileStamp>), MetainfoError> {
     // As before the split: the options are checked before anything is read,
     // and the name before the walk.
     opts.check()?;
@@ -47,8 +62,8 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Metainfo, MetainfoErr
     if layout.total_length() == 0 {
         return Err(MetainfoError::NothingToShare(path.display().to_string()));
     }
-    let pieces = hash_pieces(path, &layout)?;
-    layout.into_metainfo(pieces)
+    let (pieces, stamps) = hash_pieces(path, &layout, progress)?;
+    Ok((layout.into_metainfo(pieces)?, stamps))
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> MetainfoError {
@@ -131,9 +146,17 @@ fn walk(dir: &Path, prefix: &mut Vec<String>, out: &mut Vec<NewFile>) -> Result<
 }
 
 /// SHA-1 of every piece of the concatenated files below `root`, in layout
-/// order, streamed through one fixed buffer.
-fn hash_pieces(root: &Path, layout: &Layout) -> Result<Vec<u8>, MetainfoError> {
+/// order, streamed through one fixed buffer; and each file's stamp.
+fn hash_pieces(
+    root: &Path,
+    layout: &Layout,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Vec<u8>, Vec<FileStamp>), MetainfoError> {
     let piece_length = layout.piece_length();
+    let total = layout.total_length();
+    let mut hashed: u64 = 0;
+    progress(0, total);
+    let mut stamps = Vec::with_capacity(layout.files().len());
     let mut out = Vec::new();
     let mut buf = vec![0u8; HASH_BUF_SIZE];
     let mut hasher = Sha1::new();
@@ -146,6 +169,12 @@ fn hash_pieces(root: &Path, layout: &Layout) -> Result<Vec<u8>, MetainfoError> {
             path.extend(&s.path);
         }
         let mut f = fs::File::open(&path).map_err(|e| io_error(&path, e))?;
+        let stamp = |f: &fs::File| {
+            f.metadata()
+                .map(|m| FileStamp::of(&m))
+                .map_err(|e| io_error(&path, e))
+        };
+        let before = stamp(&f)?;
         let mut read_total: u64 = 0;
         loop {
             let n = match f.read(&mut buf) {
@@ -158,6 +187,8 @@ fn hash_pieces(root: &Path, layout: &Layout) -> Result<Vec<u8>, MetainfoError> {
             if read_total > s.length {
                 break;
             }
+            hashed += n as u64;
+            progress(hashed, total);
             let mut chunk = &buf[..n];
             while !chunk.is_empty() {
                 let room = (piece_length - in_piece).min(chunk.len() as u64) as usize;
@@ -170,15 +201,17 @@ fn hash_pieces(root: &Path, layout: &Layout) -> Result<Vec<u8>, MetainfoError> {
                 }
             }
         }
-        if read_total != s.length {
+        if read_total != s.length || stamp(&f)? != before {
             return Err(MetainfoError::FileChanged {
                 path: path.display().to_string(),
                 expected: s.length,
             });
         }
+        stamps.push(before);
     }
     if in_piece > 0 {
         out.extend_from_slice(&hasher.finish_reset());
     }
-    Ok(out)
+    progress(total, total);
+    Ok((out, stamps))
 }

@@ -1,6 +1,7 @@
 //! Opening a torrent's storage: for a download, below the download
 //! directory, checking what is already there (resume); for a seed, the
-//! complete data below its root, checked when asked. The check hashes on
+//! complete data below its root, checked when asked, and the files' stamps
+//! as they were when hashed. The check hashes on
 //! several threads and counts its progress in an atomic the status reads.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use minitorrent_common::metainfo::Info;
 use crate::core::geometry::{Geometry, GeometryError};
 use crate::core::shared::{HaveSet, Meta};
 use crate::net::shared::MetaCtx;
-use crate::net::storage::{Found, Storage, StorageError};
+use crate::net::storage::{FileStamp, Found, Storage, StorageError};
 
 /// Why a torrent's storage could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -87,28 +88,47 @@ pub fn open_download(
     Ok((ctx(info, info_bytes, geometry, storage, &have), on_disk))
 }
 
-/// Opens complete data for seeding below `root`, hashing it when `check`.
+/// How far a seed's data is trusted when it is opened.
+#[derive(Debug, Clone)]
+pub enum SeedCheck {
+    /// Hash every piece first (a .torrent's data found on disk).
+    Verify,
+    /// Hashed just now: each file must still have the stamp it had then
+    /// (in torrent order), else it changed after it was hashed.
+    Hashed(Vec<FileStamp>),
+}
+
+/// Opens complete data for seeding below `root`. The files' stamps (size,
+/// modification time) are recorded as they were when the pieces were
+/// hashed or verified; serving checks them (see `net::storage`).
 pub fn open_seed(
     info: Info,
     info_bytes: Vec<u8>,
     root: &Path,
-    check: bool,
+    check: SeedCheck,
 ) -> Result<MetaCtx, OpenError> {
     let geometry = geometry(&info)?;
     let storage = Storage::open_seed(&info, root)?;
-    let have = if check {
-        let have = storage.verify(&info.pieces, &AtomicU32::new(0));
-        let bad = have.iter().filter(|h| !**h).count();
-        if bad > 0 {
-            return Err(OpenError::SeedMismatch {
-                path: storage.final_paths().first().cloned().unwrap_or_default(),
-                bad,
-                total: have.len(),
-            });
+    let have = match check {
+        SeedCheck::Verify => {
+            let before = storage.stamps_now()?;
+            let have = storage.verify(&info.pieces, &AtomicU32::new(0));
+            let bad = have.iter().filter(|h| !**h).count();
+            if bad > 0 {
+                return Err(OpenError::SeedMismatch {
+                    path: storage.final_paths().first().cloned().unwrap_or_default(),
+                    bad,
+                    total: have.len(),
+                });
+            }
+            // A write during the check may have been missed by it.
+            storage.set_stamps(&before)?;
+            have
         }
-        have
-    } else {
-        vec![true; geometry.num_pieces() as usize]
+        SeedCheck::Hashed(stamps) => {
+            storage.set_stamps(&stamps)?;
+            vec![true; geometry.num_pieces() as usize]
+        }
     };
     Ok(ctx(info, info_bytes, geometry, storage, &have))
 }

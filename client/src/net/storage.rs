@@ -8,13 +8,19 @@
 //! torrent has been verified (or it was given to us as a seed). While a
 //! download runs its files are `NAME.part`; [`Storage::finish`] syncs them and
 //! renames them.
+//!
+//! A file we did not write ourselves (a seed's, or a finished download's that
+//! the user may edit) carries a [`FileStamp`]: its size and modification time
+//! when its pieces were hashed or verified. Serving checks the stamp after
+//! reading ([`Storage::unchanged`]); data read from a file whose stamp no
+//! longer matches is sent only once its piece verifies again.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use minitorrent_common::metainfo::Info;
 
@@ -57,6 +63,40 @@ pub enum StorageError {
     },
     #[error("torrent layout: {0}")]
     Layout(String),
+    #[error(
+        "{path} changed on disk since it was hashed ({what}); it no longer matches \
+         this torrent"
+    )]
+    Changed { path: PathBuf, what: String },
+}
+
+/// A file as it was when its pieces were hashed or verified: its size and
+/// modification time (`fstat` of the open file). A write to the file changes
+/// its modification time, so a different stamp means the data may differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub len: u64,
+    /// Nanoseconds since the Unix epoch (negative before it).
+    pub mtime_ns: i128,
+}
+
+impl FileStamp {
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
+
+    /// What differs from `earlier`, for a message.
+    pub fn describe_change(&self, earlier: &FileStamp) -> String {
+        if self.len != earlier.len {
+            format!("{} bytes, was {}", self.len, earlier.len)
+        } else {
+            "modified, same size".into()
+        }
+    }
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
@@ -96,9 +136,38 @@ struct StoreFile {
     file: File,
     /// `Some(part path)` while the file still has its `.part` name.
     part: Mutex<Option<PathBuf>>,
+    /// Set once the file's pieces are verified and we no longer write it
+    /// (see the module doc).
+    stamp: OnceLock<FileStamp>,
 }
 
 impl StoreFile {
+    fn new(
+        final_path: PathBuf,
+        offset: u64,
+        length: u64,
+        file: File,
+        part: Option<PathBuf>,
+    ) -> Self {
+        StoreFile {
+            final_path,
+            offset,
+            length,
+            file,
+            part: Mutex::new(part),
+            stamp: OnceLock::new(),
+        }
+    }
+
+    /// The open file's stamp now.
+    fn stamp_now(&self) -> Result<FileStamp, StorageError> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| io_err("stat", &self.final_path)(e))?;
+        Ok(FileStamp::of(&meta))
+    }
+
     fn current_path(&self) -> PathBuf {
         match self.part.lock() {
             Ok(p) => p.clone().unwrap_or_else(|| self.final_path.clone()),
@@ -120,6 +189,8 @@ pub enum Found {
 pub struct Storage {
     files: Vec<StoreFile>,
     geometry: Geometry,
+    /// A piece no longer matches the torrent: nothing more is served.
+    changed: AtomicBool,
 }
 
 impl Storage {
@@ -165,15 +236,98 @@ impl Storage {
                 });
             }
             let file = File::open(&path).map_err(io_err("open", &path))?;
-            files.push(StoreFile {
-                final_path: path,
-                offset: f.offset,
-                length: f.length,
-                file,
-                part: Mutex::new(None),
-            });
+            files.push(StoreFile::new(path, f.offset, f.length, file, None));
         }
-        Ok(Storage { files, geometry })
+        Ok(Storage::new(files, geometry))
+    }
+
+    fn new(files: Vec<StoreFile>, geometry: Geometry) -> Storage {
+        Storage {
+            files,
+            geometry,
+            changed: AtomicBool::new(false),
+        }
+    }
+
+    /// The files' stamps now, in torrent order.
+    pub fn stamps_now(&self) -> Result<Vec<FileStamp>, StorageError> {
+        self.files.iter().map(StoreFile::stamp_now).collect()
+    }
+
+    /// Records the stamps the files had when their pieces were hashed or
+    /// verified (`expected`, in torrent order). Fails, naming the file, if
+    /// one is not like that any more: its data may not be what was hashed.
+    pub fn set_stamps(&self, expected: &[FileStamp]) -> Result<(), StorageError> {
+        if expected.len() != self.files.len() {
+            return Err(StorageError::Layout(format!(
+                "{} file stamps for {} files",
+                expected.len(),
+                self.files.len()
+            )));
+        }
+        for (sf, want) in self.files.iter().zip(expected) {
+            let now = sf.stamp_now()?;
+            if now != *want {
+                return Err(StorageError::Changed {
+                    path: sf.final_path.clone(),
+                    what: now.describe_change(want),
+                });
+            }
+            let _ = sf.stamp.set(now);
+        }
+        Ok(())
+    }
+
+    /// The range of files (indices, inclusive) that hold the bytes of `block`.
+    pub fn files_of(&self, block: Block) -> (usize, usize) {
+        let start = self.geometry.piece_offset(block.piece) + block.begin as u64;
+        let end = start + block.len.max(1) as u64;
+        let first = self
+            .files
+            .partition_point(|sf| sf.offset + sf.length <= start);
+        let last = self.files.partition_point(|sf| sf.offset < end);
+        (first, last.saturating_sub(1).max(first))
+    }
+
+    /// Whether files `first..=last` still carry the stamps they were verified
+    /// with (files without a stamp, which we write ourselves, count as
+    /// unchanged). `Err` names the first changed file and how. One `fstat`
+    /// per stamped file.
+    pub fn unchanged(&self, first: usize, last: usize) -> Result<(), StorageError> {
+        for sf in self.files.iter().take(last.saturating_add(1)).skip(first) {
+            let Some(want) = sf.stamp.get() else {
+                continue;
+            };
+            let now = sf.stamp_now()?;
+            if now != *want {
+                return Err(StorageError::Changed {
+                    path: sf.final_path.clone(),
+                    what: now.describe_change(want),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads piece `p` into `buf` and checks it against `hash`.
+    pub fn verify_piece(
+        &self,
+        p: PieceIndex,
+        hash: &[u8; 20],
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, StorageError> {
+        self.read_piece(p, buf)?;
+        Ok(sha1(buf) == *hash)
+    }
+
+    /// Marks the data as no longer matching the torrent; true the first time.
+    pub fn mark_changed(&self) -> bool {
+        !self.changed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether a piece was found not to match the torrent any more.
+    pub fn is_changed(&self) -> bool {
+        self.changed.load(Ordering::Acquire)
     }
 
     /// Opens (creating where needed) the files of a download below `dir`. A
@@ -233,15 +387,9 @@ impl Storage {
                 }
                 Err(e) => return Err(io_err("stat", &final_path)(e)),
             };
-            files.push(StoreFile {
-                final_path,
-                offset: f.offset,
-                length: f.length,
-                file,
-                part: Mutex::new(part),
-            });
+            files.push(StoreFile::new(final_path, f.offset, f.length, file, part));
         }
-        Ok((Storage { files, geometry }, found))
+        Ok((Storage::new(files, geometry), found))
     }
 
     pub fn geometry(&self) -> &Geometry {
@@ -432,6 +580,13 @@ impl Storage {
                 *part = None;
             }
         }
+        // Every piece is verified and we write no more: from now on the
+        // files are served like a seed's, and checked the same way.
+        for sf in &self.files {
+            if let Ok(st) = sf.stamp_now() {
+                let _ = sf.stamp.set(st);
+            }
+        }
         Ok(())
     }
 }
@@ -581,6 +736,83 @@ mod tests {
         assert!(e.to_string().contains("a directory"), "{e}");
         // Nothing was created beside it.
         assert!(!dir.join("f.bin.part").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_seed_file_changed_after_it_was_stamped_is_caught() {
+        use std::os::unix::fs::FileExt;
+        let dir = temp_dir("stamp");
+        let d = data(40_000);
+        let info = info_for(&[("f.bin", 40_000)], 16384, &d, false);
+        std::fs::write(dir.join("f.bin"), &d).unwrap();
+        let st = Storage::open_seed(&info, &dir).unwrap();
+        let stamps = st.stamps_now().unwrap();
+        st.set_stamps(&stamps).unwrap();
+        assert!(st.unchanged(0, 0).is_ok());
+        // Piece 1 rewritten in place, same size.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let f = OpenOptions::new()
+            .write(true)
+            .open(dir.join("f.bin"))
+            .unwrap();
+        let flipped: Vec<u8> = d[16384..32768].iter().map(|b| !b).collect();
+        f.write_all_at(&flipped, 16384).unwrap();
+        let e = st.unchanged(0, 0).unwrap_err();
+        assert!(matches!(e, StorageError::Changed { .. }), "{e}");
+        assert!(e.to_string().contains("f.bin"), "{e}");
+        assert!(e.to_string().contains("modified, same size"), "{e}");
+        // Piece 0 still verifies, piece 1 does not.
+        let g = *st.geometry();
+        let mut buf = Vec::new();
+        let p0 = g.piece(0).unwrap();
+        let p1 = g.piece(1).unwrap();
+        assert!(st.verify_piece(p0, &info.pieces[0], &mut buf).unwrap());
+        assert!(!st.verify_piece(p1, &info.pieces[1], &mut buf).unwrap());
+        // Stamps the file no longer has are refused when opening.
+        let again = Storage::open_seed(&info, &dir).unwrap();
+        assert!(matches!(
+            again.set_stamps(&stamps),
+            Err(StorageError::Changed { .. })
+        ));
+        assert!(matches!(
+            again.set_stamps(&[]),
+            Err(StorageError::Layout(_))
+        ));
+        assert!(!st.is_changed());
+        assert!(st.mark_changed(), "the first time");
+        assert!(!st.mark_changed());
+        assert!(st.is_changed());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn blocks_map_to_the_files_that_hold_them() {
+        let dir = temp_dir("files-of");
+        let d = data(40_000);
+        let info = info_for(&[("a", 10_000), ("e", 0), ("b", 30_000)], 16384, &d, true);
+        let (st, _) = Storage::open_download(&info, &dir).unwrap();
+        let g = *st.geometry();
+        let blk = |i, b, n| g.check_block(i, b, n).unwrap();
+        assert_eq!(st.files_of(blk(0, 0, 16384)), (0, 2));
+        assert_eq!(st.files_of(blk(0, 0, 1000)), (0, 0));
+        assert_eq!(st.files_of(blk(1, 0, 16384)), (2, 2));
+        assert_eq!(st.files_of(blk(2, 0, 40_000 - 32768)), (2, 2));
+        // A download's files carry no stamp: our own writes are no change.
+        st.write_piece(g.piece(0).unwrap(), &d[..16384]).unwrap();
+        assert!(st.unchanged(0, 2).is_ok());
+        // Once finished they do.
+        for p in g.pieces() {
+            let off = g.piece_offset(p) as usize;
+            st.write_piece(p, &d[off..off + g.piece_len(p) as usize])
+                .unwrap();
+        }
+        st.finish().unwrap();
+        assert!(st.unchanged(0, 2).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(dir.join("dir/b"), vec![1u8; 30_000]).unwrap();
+        assert!(st.unchanged(0, 0).is_ok(), "a is unchanged");
+        assert!(st.unchanged(0, 2).is_err(), "b changed");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

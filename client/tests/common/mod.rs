@@ -673,3 +673,118 @@ pub fn proc_status(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+// `share DIR` and bare-hands leechers (tests/share.rs).
+
+/// `minitorrent share DIR` rescanning every `rescan_ms` and taking a file
+/// as stable once it was left alone `settle_ms` (hidden test settings).
+pub fn start_share(
+    name: &'static str,
+    tracker: &Tracker,
+    dir: &Path,
+    rescan_ms: u64,
+    settle_ms: u64,
+    extra: &[&str],
+) -> Proc {
+    let t = tracker.arg();
+    let mut args = vec!["share", dir.to_str().unwrap(), "--tracker", &t];
+    args.extend_from_slice(extra);
+    let (r, s) = (rescan_ms.to_string(), settle_ms.to_string());
+    Proc::spawn(
+        name,
+        &minitorrent_bin(),
+        &args,
+        &[
+            ("MINITORRENT_SHARE_RESCAN_MS", &r),
+            ("MINITORRENT_SHARE_SETTLE_MS", &s),
+        ],
+        false,
+    )
+}
+
+/// The info hash at the end of a line (`seeding NAME (…) info hash X`,
+/// `changed: NAME, re-announced as X`).
+pub fn hash_in(line: &str) -> InfoHash {
+    line.split_whitespace()
+        .find_map(|w| InfoHash::from_hex(w).ok())
+        .unwrap_or_else(|| panic!("no info hash in {line:?}"))
+}
+
+/// Waits for `p` to say it seeds `name`; returns the info hash it gave.
+pub fn seeding_hash(p: &Proc, name: &str) -> InfoHash {
+    let pat = format!("seeding {name} (");
+    hash_in(&p.out.wait_for(&pat, TIMEOUT))
+}
+
+/// Overwrites the start of `path` with `data`, in place (no truncation, no
+/// new file): what an editor saving in place or a program updating a file
+/// does.
+pub fn rewrite_in_place(path: &Path, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(data, 0).unwrap();
+}
+
+/// A leecher written by hand: handshakes for `ih` with the peer at
+/// `127.0.0.1:port`, says INTERESTED and waits for UNCHOKE.
+pub fn wire_leecher(port: u16, ih: InfoHash) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut id = *b"-XX0000-wire00000000";
+    id[12..16].copy_from_slice(format!("{:04}", fastrand::u16(..10000)).as_bytes());
+    s.write_all(&Handshake::new(ih, id).encode()).unwrap();
+    let mut buf = [0u8; wire::HANDSHAKE_LEN];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(Handshake::decode(&buf).unwrap().info_hash, ih);
+    s.write_all(&frame(&Message::Interested)).unwrap();
+    loop {
+        match read_msg(&mut s) {
+            Ok(Message::Unchoke) => return s,
+            Ok(_) => continue,
+            Err(e) => panic!("no UNCHOKE from the seeder: {e}"),
+        }
+    }
+}
+
+/// What became of a REQUEST sent by [`fetch_block`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    Data(Vec<u8>),
+    /// The peer closed the connection.
+    Closed,
+    /// CHOKE: the peer dropped our requests.
+    Choked,
+}
+
+/// Requests one block and waits for its PIECE (other messages are passed
+/// over).
+pub fn fetch_block(s: &mut TcpStream, index: u32, begin: u32, length: u32) -> Fetched {
+    let req = Message::Request {
+        index,
+        begin,
+        length,
+    };
+    if s.write_all(&frame(&req)).is_err() {
+        return Fetched::Closed;
+    }
+    loop {
+        match read_msg(s) {
+            Ok(Message::Piece {
+                index: i,
+                begin: b,
+                data,
+            }) if i == index && b == begin => return Fetched::Data(data),
+            Ok(Message::Choke) => return Fetched::Choked,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("no answer to {req:?} within the read timeout")
+            }
+            Err(_) => return Fetched::Closed,
+        }
+    }
+}

@@ -1,10 +1,13 @@
 //! Finding peers for one torrent: the addresses we know (from the tracker,
 //! a magnet link, inbound peers), which of them to dial and when, and when
-//! to ask the tracker again. Bounded: at most [`MAX_KNOWN`] addresses.
+//! to ask the tracker again; and whether the tracker still lists the torrent
+//! at all ([`Listing`]). Bounded: at most [`MAX_KNOWN`] addresses.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use minitorrent_common::metainfo::InfoHash;
 
 use super::peers::PeerTable;
 use crate::core::picker::ConnId;
@@ -43,6 +46,7 @@ pub struct Discovery {
     last_lookup: Option<Instant>,
     /// A lookup has succeeded once: later failures are warnings.
     lookup_ok: bool,
+    pub listing: Listing,
 }
 
 impl Default for Discovery {
@@ -54,6 +58,7 @@ impl Default for Discovery {
             lookup_sent: None,
             last_lookup: None,
             lookup_ok: false,
+            listing: Listing::default(),
         }
     }
 }
@@ -94,6 +99,8 @@ impl Discovery {
         });
         k.listed_at = now;
         if peer_id.is_some() {
+            // Only the tracker's lists name peer ids.
+            self.listing.listed();
             k.peer_id = peer_id;
         }
         // Listed again: worth another try soon, even after many failures
@@ -153,6 +160,7 @@ impl Discovery {
 
     /// A connection (dialled or not) finished its handshake.
     pub fn connected(&mut self, conn: ConnId, addr: SocketAddr, outbound: bool) {
+        self.listing.listed();
         self.connecting.remove(&conn);
         if outbound {
             if let Some(k) = self.known.get_mut(&addr) {
@@ -224,5 +232,84 @@ impl Discovery {
         if ok {
             self.lookup_ok = true;
         }
+    }
+}
+
+/// Whether the tracker still lists a download's torrent. When its only
+/// seeder leaves, or changes the file (and so shares it under a new info
+/// hash), the tracker forgets the info hash; the download says so plainly
+/// instead of waiting in silence.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The tracker listed a peer, or a peer connected, at some point.
+    seen: bool,
+    /// Lookups in a row that found the torrent unlisted.
+    misses: u32,
+    told: bool,
+}
+
+impl Listing {
+    /// The tracker listed a peer, or a peer connected.
+    pub fn listed(&mut self) {
+        self.seen = true;
+        self.misses = 0;
+        self.told = false;
+    }
+
+    /// A lookup found the torrent unlisted while we have no peer. Returns
+    /// the line to tell the user, once each time the torrent disappears: at
+    /// once if it was listed before, else at the second such lookup in a
+    /// row (a seeder starting at the same time may not have registered yet).
+    pub fn unlisted(&mut self, name: &str, info_hash: &InfoHash) -> Option<String> {
+        self.misses = self.misses.saturating_add(1);
+        if self.told || !(self.seen || self.misses >= 2) {
+            return None;
+        }
+        self.told = true;
+        let search = if *name == info_hash.to_hex() {
+            "run `minitorrent search` to find the current version".to_string()
+        } else {
+            format!("run `minitorrent search {name}` to find the current version")
+        };
+        Some(if self.seen {
+            format!(
+                "{name}: no peer shares this file any more: the tracker no longer lists \
+                 info hash {info_hash} (its seeder left or the file changed); {search}"
+            )
+        } else {
+            format!(
+                "{name}: no peer shares this file: the tracker does not list info hash \
+                 {info_hash} (its seeder left, the file changed, or it was never shared); \
+                 {search}"
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torrent_the_tracker_forgot_is_reported_once_per_disappearance() {
+        let ih = InfoHash([7; 20]);
+        let mut l = Listing::default();
+        // Never listed: the first miss may be a seeder still registering.
+        assert_eq!(l.unlisted("a.bin", &ih), None);
+        let line = l.unlisted("a.bin", &ih).unwrap();
+        assert!(line.contains("does not list info hash 0707"), "{line}");
+        assert!(line.contains("minitorrent search a.bin"), "{line}");
+        assert_eq!(l.unlisted("a.bin", &ih), None, "said once");
+        // Listed, then gone: said at once, "any more".
+        l.listed();
+        let line = l.unlisted("a.bin", &ih).unwrap();
+        assert!(line.contains("no peer shares this file any more"), "{line}");
+        assert!(line.contains("no longer lists info hash 0707"), "{line}");
+        assert_eq!(l.unlisted("a.bin", &ih), None);
+        // A magnet without a name suggests a plain search.
+        let mut l = Listing::default();
+        l.listed();
+        let line = l.unlisted(&ih.to_hex(), &ih).unwrap();
+        assert!(line.ends_with("run `minitorrent search` to find the current version"));
     }
 }

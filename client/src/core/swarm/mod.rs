@@ -350,6 +350,16 @@ impl Swarm {
                 self.on_gone(conn, &error.to_string(), error.is_violation());
             }
             Event::Lookup(r) => self.on_lookup(r),
+            Event::Unlisted => {
+                self.on_lookup(Ok(Vec::new()));
+                if self.wants_peers() && self.peers.is_empty() {
+                    let (name, ih) = (&self.name, &self.cfg.info_hash);
+                    if let Some(line) = self.discovery.listing.unlisted(name, ih) {
+                        warn!("{line}");
+                    }
+                }
+            }
+            Event::DataChanged(why) => self.fail(why),
             Event::AddPeers(addrs) => {
                 for a in addrs {
                     self.discovery.add(a, None, now);

@@ -65,9 +65,9 @@ pub(super) struct Wire {
     max_frame: usize,
     /// Outgoing bytes are `wbuf[wpos..wend]`; `wbuf` keeps its length so
     /// that blocks are read from disk straight into it without zero-filling.
-    wbuf: Vec<u8>,
+    pub(super) wbuf: Vec<u8>,
     wpos: usize,
-    wend: usize,
+    pub(super) wend: usize,
     scratch: Vec<u8>,
     readable: bool,
     writable: bool,

@@ -1,15 +1,21 @@
 //! Answering the peer: blocks read from disk straight into the write buffer,
-//! within the upload rate limit, and `ut_metadata` requests.
+//! within the upload rate limit, never a block of a file that changed since
+//! it was verified unless its piece verifies again; and `ut_metadata`
+//! requests.
 
 use std::time::Instant;
 
 use minitorrent_common::wire::{self, Message, MetadataMsg, METADATA_BLOCK};
 
 use super::io::{Wire, WBUF_TARGET};
-use crate::core::msg::ConnError;
+use crate::core::msg::{ConnError, Event};
 use crate::core::peer_state::{violation, PeerState};
 use crate::net::shared::{MetaCtx, TorrentShared};
+use crate::net::storage::StorageError;
 use crate::net::trace;
+
+/// Why a connection of a torrent whose data changed stops serving.
+const NOT_SERVED: &str = "the torrent's data changed on disk; its pieces are no longer served";
 
 /// A `ut_metadata` request while this much waits to be sent is a flood: each
 /// answers a ~30-byte request with up to 16 KiB, and a peer fetching the
@@ -19,31 +25,123 @@ pub(super) const METADATA_BACKLOG: usize = 1 << 20;
 impl Wire {
     /// Refills the write buffer up to `WBUF_TARGET` with answers to the
     /// requests `state` has queued.
+    ///
+    /// Blocks are read straight into the write buffer; then (one `fstat` per
+    /// file read, not per block) the files must still carry the stamps they
+    /// were verified with. If one changed, the batch goes out only after
+    /// [`Wire::reverify`]: the stamp is checked after the reads, so any write
+    /// that reached the bytes read had already changed it.
     pub(super) fn serve(
         &mut self,
         state: &mut PeerState,
         m: &MetaCtx,
         t: &TorrentShared,
     ) -> Result<(), ConnError> {
+        if m.storage.is_changed() {
+            return Err(ConnError::Storage(NOT_SERVED.into()));
+        }
         let now = Instant::now();
+        let mark = self.wend;
+        let mut files: Option<(usize, usize)> = None;
+        let mut bytes = 0u64;
         while self.backlog() < WBUF_TARGET {
             let Some(blk) = state.next_to_serve(now, |n| t.rate.take(n, now)) else {
                 break;
             };
             let out = self.reserve(13 + blk.len as usize);
             out[..13].copy_from_slice(&wire::piece_header(blk.piece.get(), blk.begin, blk.len));
-            if let Err(e) = m.storage.read_block(blk, &mut out[13..]) {
-                return Err(ConnError::Storage(Box::new(e)));
+            let read = m.storage.read_block(blk, &mut out[13..]);
+            let (a, b) = m.storage.files_of(blk);
+            if let Err(e) = read {
+                self.wend = mark;
+                // A file cut short is a file changed.
+                return Err(match m.storage.unchanged(a, b) {
+                    Err(change) => withdraw(m, t, change, blk.piece.get()),
+                    Ok(()) => ConnError::Storage(Box::new(e)),
+                });
             }
+            files = Some(files.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+            bytes += blk.len as u64;
+        }
+        let Some((first, last)) = files else {
+            return Ok(());
+        };
+        if let Err(change) = m.storage.unchanged(first, last) {
+            self.reverify(mark, m, t, change)?;
+        }
+        if trace::enabled() {
+            self.trace_pieces(mark);
+        }
+        t.add_uploaded(bytes);
+        Ok(())
+    }
+
+    /// The PIECE messages written since `mark`: (offset of the header in
+    /// `wbuf`, index, begin, length).
+    fn pieces_since(&self, mark: usize) -> impl Iterator<Item = (usize, u32, u32, usize)> + '_ {
+        let mut at = mark;
+        std::iter::from_fn(move || {
+            let h = self.wbuf.get(at..at + 13)?;
+            let word = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            let len = (word(0) as usize).saturating_sub(9);
+            let item = (at, word(5), word(9), len);
+            at += 13 + len;
+            (at <= self.wend).then_some(item)
+        })
+    }
+
+    fn trace_pieces(&self, mark: usize) {
+        for (_, index, begin, len) in self.pieces_since(mark) {
             trace::peer(self.local, self.remote, || {
                 Message::Piece {
-                    index: blk.piece.get(),
-                    begin: blk.begin,
-                    data: vec![0; blk.len as usize],
+                    index,
+                    begin,
+                    data: vec![0; len],
                 }
                 .summary()
             });
-            t.add_uploaded(blk.len as u64);
+        }
+    }
+
+    /// A file changed since it was verified: each block written since `mark`
+    /// is sent only if its piece, read again, still matches the torrent's
+    /// SHA-1, and with the bytes of that verified read. A piece that does
+    /// not match is never sent: the batch is dropped, the coordinator told
+    /// (once per torrent; it withdraws the torrent) and the connection
+    /// closed.
+    fn reverify(
+        &mut self,
+        mark: usize,
+        m: &MetaCtx,
+        t: &TorrentShared,
+        change: StorageError,
+    ) -> Result<(), ConnError> {
+        let blocks: Vec<_> = self.pieces_since(mark).collect();
+        let mut piece = Vec::new();
+        let mut verified = None;
+        for (at, index, begin, len) in blocks {
+            if verified != Some(index) {
+                let ok = match (m.geometry.piece(index), m.info.pieces.get(index as usize)) {
+                    (Ok(p), Some(hash)) => m
+                        .storage
+                        .verify_piece(p, hash, &mut piece)
+                        .map_err(|e| ConnError::Storage(Box::new(e)))?,
+                    _ => false,
+                };
+                if !ok {
+                    self.wend = mark;
+                    return Err(withdraw(m, t, change, index));
+                }
+                verified = Some(index);
+            }
+            let (b, n) = (begin as usize, len);
+            match piece.get(b..b + n) {
+                Some(src) => self.wbuf[at + 13..at + 13 + n].copy_from_slice(src),
+                None => {
+                    self.wend = mark;
+                    return Err(ConnError::Storage(NOT_SERVED.into()));
+                }
+            }
         }
         Ok(())
     }
@@ -82,4 +180,15 @@ impl Wire {
         });
         Ok(())
     }
+}
+
+/// Piece `index` no longer matches the torrent because of `change`: the
+/// coordinator is told (once per torrent; it withdraws the torrent) and this
+/// connection closes.
+fn withdraw(m: &MetaCtx, t: &TorrentShared, change: StorageError, index: u32) -> ConnError {
+    if m.storage.mark_changed() {
+        let why = format!("{change} (piece {index})");
+        let _ = t.events.send(Event::DataChanged(why).into());
+    }
+    ConnError::Storage(Box::new(change))
 }

@@ -160,16 +160,19 @@ fn lookup(addr: SocketAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>)
     let spawned = std::thread::Builder::new()
         .name("tracker lookup".into())
         .spawn(move || {
-            let r = match TrackerClient::new(addr)
+            let ev = match TrackerClient::new(addr)
                 .and_then(|mut c| c.request_peers(Some(&info_hash), None, Some(&me)))
             {
-                Ok(reply) => Ok(reply.peers),
-                // Nobody registered it yet (our own REGISTER may still be
-                // on its way): no peers for now, not a failure.
-                Err(e) if e.code() == Some(&ErrorCode::NotFound) => Ok(Vec::new()),
-                Err(e) => Err(e.into()),
+                // Nobody but us: the seeder left (or changed the file).
+                Ok(r) if r.peers.is_empty() && r.seeders == 0 => Event::Unlisted,
+                Ok(r) => Event::Lookup(Ok(r.peers)),
+                // Nobody registered it (yet: our own REGISTER, or a new
+                // seeder's, may still be on its way): no peers for now, not
+                // a failure.
+                Err(e) if e.code() == Some(&ErrorCode::NotFound) => Event::Unlisted,
+                Err(e) => Event::Lookup(Err(e.into())),
             };
-            let _ = reply.send(Event::Lookup(r).into());
+            let _ = reply.send(ev.into());
         });
     if let Err(e) = spawned {
         warn!("cannot start a tracker lookup thread: {e}");
