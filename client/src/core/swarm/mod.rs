@@ -137,6 +137,10 @@ pub struct Swarm {
     /// [`CORRUPT_NOTICE`]; shown in the status until a peer with pieces
     /// comes (told again when one more peer is dropped).
     corrupt: Option<String>,
+    /// What the user was told when the tracker stopped listing this
+    /// torrent with nobody connected; shown in the status until a peer
+    /// connects.
+    unlisted: Option<String>,
     rates: Rates,
     rng: fastrand::Rng,
     out: Vec<Action>,
@@ -161,6 +165,7 @@ impl Swarm {
             told_alone: false,
             corrupt_since: None,
             corrupt: None,
+            unlisted: None,
             rates: Rates::new(now),
             rng: fastrand::Rng::with_seed(crate::core::shared::seed_of(&cfg.info_hash.0)),
             out: Vec::new(),
@@ -356,6 +361,11 @@ impl Swarm {
                     let (name, ih) = (&self.name, &self.cfg.info_hash);
                     if let Some(line) = self.discovery.listing.unlisted(name, ih) {
                         warn!("{line}");
+                        // Said instead of "no peer to download from yet".
+                        self.told_alone = true;
+                        let prefix = format!("{name}: ");
+                        let why = line.strip_prefix(&prefix).unwrap_or(&line);
+                        self.unlisted = Some(why.to_string());
                     }
                 }
             }
@@ -420,6 +430,7 @@ impl Swarm {
     fn tell_alone(&mut self, now: Instant) {
         if !(self.wants_peers() && self.peers.is_empty()) {
             self.alone_since = None;
+            self.unlisted = None;
             return;
         }
         let alone = *self.alone_since.get_or_insert(now);

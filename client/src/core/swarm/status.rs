@@ -92,7 +92,7 @@ impl Swarm {
             up_rate,
             phase,
             paths: Vec::new(),
-            problem: self.corrupt.clone(),
+            problem: self.corrupt.clone().or_else(|| self.unlisted.clone()),
         };
         self.stage.fill(&mut s);
         s

@@ -1029,3 +1029,31 @@ fn the_status_while_fetching_metadata_knows_no_size() {
     let st = s.status(t0, 0, 0, 0);
     assert_eq!((st.phase, st.size, st.peers), (Phase::Metadata, None, 1));
 }
+
+#[test]
+fn an_unlisted_torrent_is_said_in_the_status_until_a_peer_connects() {
+    let t0 = Instant::now();
+    let mut s = leecher(2, t0);
+    // Listed once (a lookup answered), then the tracker no longer lists it.
+    s.handle(
+        Event::Lookup(Ok(vec![PeerEntry {
+            addr: addr("127.0.0.9:7000"),
+            peer_id: "-MT0100-000000000009".into(),
+            complete: true,
+        }])),
+        t0,
+    );
+    s.handle(Event::Unlisted, t0 + Duration::from_secs(1));
+    let why = s.status(t0 + Duration::from_secs(1), 0, 0, 0).problem;
+    let why = why.expect("the status says why nothing comes");
+    assert!(
+        why.starts_with("no peer shares this file any more"),
+        "{why}"
+    );
+    assert!(why.contains("minitorrent search"), "{why}");
+    // A peer with the pieces connects: the problem is over.
+    let t1 = t0 + Duration::from_secs(2);
+    seeding_peer(&mut s, 1, "127.0.0.9:7000", id(9), 2, t1);
+    s.tick(t1);
+    assert_eq!(s.status(t1, 0, 0, 0).problem, None);
+}
