@@ -283,7 +283,7 @@ impl Menu<'_> {
                     let r = if crate::cli::source::is_torrent_file(p) {
                         session::read_torrent(p).and_then(|m| s.seed_metainfo(m, s.dir(), true))
                     } else {
-                        s.seed_path(p, None)
+                        s.seed_path_with(p, None, &mut super::share::hash_progress(line))
                     };
                     match r {
                         Ok(a) => {
