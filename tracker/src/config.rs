@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use minitorrent_common::tracker_proto::{DEFAULT_INTERVAL_SECS, DEFAULT_TIMEOUT_SECS};
 
+use crate::catalogue::DbLocation;
 use crate::registry::MAX_SWARMS;
 
 /// Longest wait between two sweeps.
@@ -23,6 +24,9 @@ pub struct Config {
     pub workers: usize,
     /// Most swarms held at once; a new one past it is refused.
     pub max_swarms: usize,
+    /// The catalogue's database (`--db`); memory only by default here, the
+    /// command line's default is a file.
+    pub db: DbLocation,
 }
 
 impl Default for Config {
@@ -34,6 +38,7 @@ impl Default for Config {
             trace: false,
             workers: 1,
             max_swarms: MAX_SWARMS,
+            db: DbLocation::Memory,
         }
     }
 }

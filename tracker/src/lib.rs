@@ -7,8 +7,11 @@
 //! passed in) → [`config`] (what the command line sets) → [`handler`]
 //! (datagram in, reply out, no socket) → [`server`] (sockets, poll loop,
 //! threads). [`connection_id`], [`peer_id`] and [`io_batch`] import nothing
-//! else from the crate.
+//! else from the crate. [`catalogue`] (the persistent store and its writer
+//! thread) imports only [`peer_id`]; the handler feeds it, the server starts
+//! and stops it.
 
+pub mod catalogue;
 pub mod config;
 pub mod connection_id;
 pub mod handler;

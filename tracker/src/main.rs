@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use log::info;
+use minitorrent_tracker::catalogue::{DbLocation, DEFAULT_DB};
 use minitorrent_tracker::config::Config;
 use minitorrent_tracker::registry::MAX_SWARMS;
 use minitorrent_tracker::server::Tracker;
@@ -51,6 +52,13 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     workers: Option<u64>,
 
+    /// The catalogue's SQLite database: published .torrent files, completed
+    /// download counts (BEP 15 scrape reports them) and the swarm event log,
+    /// kept across restarts. Created if missing; `none` keeps everything in
+    /// memory only. See docs/CATALOGUE.md.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB)]
+    db: String,
+
     /// Print every datagram decoded and every reply sent, one line each, to
     /// stderr: `HH:MM:SS.mmm tracker ← ADDR  MESSAGE` (UTC; → for replies).
     #[arg(long)]
@@ -70,6 +78,7 @@ fn main() -> ExitCode {
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             |n| n as usize,
         ),
+        db: DbLocation::parse(&cli.db),
     };
     let tracker = match Tracker::bind(&config) {
         Ok(t) => t,
@@ -87,21 +96,25 @@ fn main() -> ExitCode {
     println!("minitorrent-tracker listening on {}", tracker.local_addr());
     let _ = std::io::stdout().flush();
     info!(
-        "{} worker{}, peer timeout {} s, heartbeat interval {} s, at most {} peers per reply{}",
+        "{} worker{}, peer timeout {} s, heartbeat interval {} s, at most {} peers per reply, catalogue {}{}",
         tracker.workers(),
         if tracker.workers() == 1 { "" } else { "s" },
         config.timeout_secs(),
         config.interval_secs(),
         config.max_peers,
+        config.db,
         if config.trace { ", tracing" } else { "" }
     );
     let registry = tracker.registry();
+    let catalogue = tracker.catalogue();
     match tracker.run(&config) {
         Ok(()) => {
             let st = registry.stats();
+            let cat = catalogue.stats();
             println!(
-                "minitorrent-tracker stopped (interrupted); it knew {} peer entries in {} swarms",
-                st.entries, st.swarms
+                "minitorrent-tracker stopped (interrupted); it knew {} peer entries in {} swarms; \
+                 catalogue: {} torrents, {} swarms with completed downloads, {} log events written, {} dropped",
+                st.entries, st.swarms, cat.torrents, cat.counted, cat.events_written, cat.events_dropped
             );
             let _ = std::io::stdout().flush();
             ExitCode::SUCCESS
