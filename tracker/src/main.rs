@@ -95,14 +95,17 @@ fn main() -> ExitCode {
     // The one line scripts and tests wait for; stdout so it survives RUST_LOG.
     println!("minitorrent-tracker listening on {}", tracker.local_addr());
     let _ = std::io::stdout().flush();
+    let held = tracker.catalogue().stats();
     info!(
-        "{} worker{}, peer timeout {} s, heartbeat interval {} s, at most {} peers per reply, catalogue {}{}",
+        "{} worker{}, peer timeout {} s, heartbeat interval {} s, at most {} peers per reply, catalogue {} ({} torrents, {} swarms with completed downloads){}",
         tracker.workers(),
         if tracker.workers() == 1 { "" } else { "s" },
         config.timeout_secs(),
         config.interval_secs(),
         config.max_peers,
         config.db,
+        held.torrents,
+        held.counted,
         if config.trace { ", tracing" } else { "" }
     );
     let registry = tracker.registry();

@@ -8,25 +8,42 @@
 //! `max` info hashes are held; a completion for a new one past that is not
 //! counted, and [`Counts::refused`] says how many were not.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use hashbrown::HashTable;
 use minitorrent_common::metainfo::InfoHash;
+
+use crate::registry::KeyedHash;
 
 const SHARDS: usize = 16;
 
+/// One info hash's count.
+struct Cell {
+    hash: u64,
+    info_hash: InfoHash,
+    total: u64,
+    /// Changed since the writer last took it.
+    dirty: bool,
+}
+
+/// Hashed once per call with the registry's keyed hash (clients cannot aim
+/// at one bucket): the high bits pick the shard, the table uses the same hash.
 #[derive(Default)]
 struct Shard {
-    /// Total, and whether it changed since the writer last took it.
-    map: HashMap<InfoHash, (u64, bool)>,
-    dirty: Vec<InfoHash>,
+    map: HashTable<Cell>,
+    dirty: Vec<(u64, InfoHash)>,
+}
+
+impl Shard {
+    fn find_mut(&mut self, hash: u64, h: &InfoHash) -> Option<&mut Cell> {
+        self.map.find_mut(hash, |c| c.info_hash == *h)
+    }
 }
 
 pub(crate) struct Counts {
     shards: Box<[Mutex<Shard>]>,
-    keys: RandomState,
+    keys: KeyedHash,
     len: AtomicUsize,
     max: usize,
     refused: AtomicU64,
@@ -40,23 +57,37 @@ impl Counts {
     pub(crate) fn new(max: usize) -> Counts {
         Counts {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            keys: RandomState::new(),
+            keys: KeyedHash::new(),
             len: AtomicUsize::new(0),
             max,
             refused: AtomicU64::new(0),
         }
     }
 
-    fn shard(&self, h: &InfoHash) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[(self.keys.hash_one(h) as usize) % SHARDS])
+    fn shard(&self, h: &InfoHash) -> (u64, MutexGuard<'_, Shard>) {
+        let hash = self.keys.swarm(h);
+        (hash, lock(&self.shards[((hash >> 32) as usize) % SHARDS]))
     }
 
     /// Sets totals read from the store (not marked for writing).
     pub(crate) fn load(&self, rows: impl IntoIterator<Item = (InfoHash, u64)>) {
         for (h, n) in rows {
-            let mut s = self.shard(&h);
-            if s.map.insert(h, (n, false)).is_none() {
-                self.len.fetch_add(1, Ordering::Relaxed);
+            let (hash, mut s) = self.shard(&h);
+            match s.find_mut(hash, &h) {
+                Some(c) => c.total = n,
+                None => {
+                    s.map.insert_unique(
+                        hash,
+                        Cell {
+                            hash,
+                            info_hash: h,
+                            total: n,
+                            dirty: false,
+                        },
+                        |c| c.hash,
+                    );
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -64,9 +95,9 @@ impl Counts {
     /// One more completed download of `h`. False when `h` is new and the map
     /// is full (not counted).
     pub(crate) fn add(&self, h: &InfoHash) -> bool {
-        let mut s = self.shard(h);
+        let (hash, mut s) = self.shard(h);
         let shard = &mut *s;
-        let cell = match shard.map.get_mut(h) {
+        let cell = match shard.map.find_mut(hash, |c| c.info_hash == *h) {
             Some(c) => c,
             None => {
                 // Reserve a place under the cap before inserting.
@@ -80,19 +111,35 @@ impl Counts {
                     self.refused.fetch_add(1, Ordering::Relaxed);
                     return false;
                 }
-                shard.map.entry(*h).or_insert((0, false))
+                shard
+                    .map
+                    .insert_unique(
+                        hash,
+                        Cell {
+                            hash,
+                            info_hash: *h,
+                            total: 0,
+                            dirty: false,
+                        },
+                        |c| c.hash,
+                    )
+                    .into_mut()
             }
         };
-        cell.0 = cell.0.saturating_add(1);
-        if !cell.1 {
-            cell.1 = true;
-            shard.dirty.push(*h);
+        cell.total = cell.total.saturating_add(1);
+        if !cell.dirty {
+            cell.dirty = true;
+            shard.dirty.push((hash, *h));
         }
         true
     }
 
+    #[inline]
     pub(crate) fn get(&self, h: &InfoHash) -> u64 {
-        self.shard(h).map.get(h).map_or(0, |c| c.0)
+        let (hash, s) = self.shard(h);
+        s.map
+            .find(hash, |c| c.info_hash == *h)
+            .map_or(0, |c| c.total)
     }
 
     /// The totals changed since the last call, each marked clean.
@@ -100,10 +147,10 @@ impl Counts {
         for m in self.shards.iter() {
             let mut s = lock(m);
             let shard = &mut *s;
-            for h in shard.dirty.drain(..) {
-                if let Some(c) = shard.map.get_mut(&h) {
-                    c.1 = false;
-                    out.push((h, c.0));
+            for (hash, h) in shard.dirty.drain(..) {
+                if let Some(c) = shard.map.find_mut(hash, |c| c.info_hash == h) {
+                    c.dirty = false;
+                    out.push((h, c.total));
                 }
             }
         }
@@ -112,12 +159,12 @@ impl Counts {
     /// Marks totals dirty again after a failed write, so the next one retries.
     pub(crate) fn mark_dirty(&self, hashes: impl IntoIterator<Item = InfoHash>) {
         for h in hashes {
-            let mut s = self.shard(&h);
+            let (hash, mut s) = self.shard(&h);
             let shard = &mut *s;
-            if let Some(c) = shard.map.get_mut(&h) {
-                if !c.1 {
-                    c.1 = true;
-                    shard.dirty.push(h);
+            if let Some(c) = shard.find_mut(hash, &h) {
+                if !c.dirty {
+                    c.dirty = true;
+                    shard.dirty.push((hash, h));
                 }
             }
         }
