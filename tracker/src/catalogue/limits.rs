@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-/// Largest `.torrent` accepted for publication. A torrent of the largest
-/// file the parser accepts (1 TiB in 16 KiB pieces would need 1.3 GB of
-/// hashes, which the parser's 2^20 pieces forbid) is at most ~20 MiB of
-/// hashes; real ones are kilobytes. 10 MiB covers 500,000 pieces.
+/// Largest `.torrent` accepted for publication. Real ones are kilobytes;
+/// 10 MiB holds the hashes of about 500,000 pieces (half the parser's
+/// limit of 2^20), e.g. 500 GB in 1 MiB pieces.
 pub const MAX_TORRENT_BYTES: usize = 10 << 20;
 
 /// Most published torrents held.
