@@ -54,7 +54,7 @@ echo "bench-peer: ${SIZE_MB} MiB in $BENCH_DIR ($(nproc) cores)"
 mkdir -p "$work/seed"
 head -c $(( SIZE_MB * 1024 * 1024 )) /dev/urandom > "$work/seed/big.bin"
 
-"$TRACKER_BIN" --bind 127.0.0.1:0 > "$work/tracker.out" 2>&1 &
+"$TRACKER_BIN" --bind 127.0.0.1:0 --db "$work/tracker.db" > "$work/tracker.out" 2>&1 &
 pids+=($!)
 wait_line "$work/tracker.out" "listening on"
 tracker=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/tracker.out" | head -1 | awk '{print $3}')

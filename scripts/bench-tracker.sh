@@ -13,7 +13,9 @@
 #   memory-json the same through JSON REGISTER
 #   all         every mode above, one after the other
 #
-# Environment: PEERS (10000; 1000000 for memory), FILES (1000), WINDOW (256).
+# Environment: PEERS (10000; 1000000 for memory), FILES (1000), WINDOW (256),
+# DB (the tracker's --db: a file in a temp dir by default, as deployed;
+# DB=none compares with the catalogue in memory only).
 # Figures depend on the machine and on whatever else runs on it; the load
 # generator also prints the tracker's CPU time per reply, which is steadier.
 set -euo pipefail
@@ -40,7 +42,9 @@ run() { # run MODE SECONDS TRACKER-ARGS... -- LOAD-ARGS...
   largs=("$@")
 
   local out; out="$(mktemp)"
-  RUST_LOG=warn "${pin0[@]}" target/release/minitorrent-tracker --bind 127.0.0.1:0 --workers 1 "${targs[@]}" >"$out" 2>&1 &
+  local dbdir; dbdir="$(mktemp -d)"
+  local db="${DB:-$dbdir/tracker.db}"
+  RUST_LOG=warn "${pin0[@]}" target/release/minitorrent-tracker --bind 127.0.0.1:0 --workers 1 --db "$db" "${targs[@]}" >"$out" 2>&1 &
   local tpid=$!
   local addr=""
   for _ in $(seq 100); do
@@ -49,13 +53,14 @@ run() { # run MODE SECONDS TRACKER-ARGS... -- LOAD-ARGS...
     sleep 0.1
   done
   if [[ -z "$addr" ]]; then echo "tracker did not start:"; cat "$out"; kill "$tpid" 2>/dev/null; return 1; fi
-  echo "== $m: tracker pid $tpid on $addr (1 worker, core 0), load on core 1"
+  echo "== $m: tracker pid $tpid on $addr (1 worker, core 0, --db $db), load on core 1"
   local rc=0
   timeout $((s + 240)) "${pin1[@]}" target/release/tracker-load --tracker "$addr" --tracker-pid "$tpid" \
     --mode "$m" --window "${WINDOW:-256}" --duration "$s" "${largs[@]}" || rc=$?
   kill "$tpid" 2>/dev/null || true
   wait "$tpid" 2>/dev/null || true
   rm -f "$out"
+  rm -rf "$dbdir"
   return "$rc"
 }
 

@@ -268,16 +268,18 @@ mt_tail_logs() {
 # ------------------------------------------------------------ the binaries
 
 # mt_start_tracker DIR [TRACKER FLAGS...]: starts a tracker on a free port of
-# 127.0.0.1 (unless the flags include --bind); logs in DIR/tracker.out and
-# DIR/tracker.log. Sets MT_TRACKER_PID and MT_TRACKER_ADDR (HOST:PORT).
+# 127.0.0.1 (unless the flags include --bind), its catalogue in DIR/tracker.db
+# (unless they include --db); logs in DIR/tracker.out and DIR/tracker.log.
+# Sets MT_TRACKER_PID and MT_TRACKER_ADDR (HOST:PORT).
 mt_start_tracker() {
-    local dir=$1 bind=(--bind 127.0.0.1:0) a
+    local dir=$1 bind=(--bind 127.0.0.1:0) db=(--db "$1/tracker.db") a
     shift
     for a in "$@"; do
         if [[ $a == --bind ]]; then bind=(); fi
+        if [[ $a == --db ]]; then db=(); fi
     done
     mt_spawn tracker "$dir/tracker.out" "$dir/tracker.log" \
-        "$MT_TRACKER_BIN" ${bind[@]+"${bind[@]}"} "$@"
+        "$MT_TRACKER_BIN" ${bind[@]+"${bind[@]}"} ${db[@]+"${db[@]}"} "$@"
     MT_TRACKER_PID=$MT_PID
     local rc=0
     mt_wait_for "$dir/tracker.out" 'listening on ' 10 "$MT_TRACKER_PID" || rc=$?

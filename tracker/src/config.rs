@@ -10,6 +10,7 @@ use minitorrent_common::tracker_proto::{
     DEFAULT_INTERVAL_SECS, DEFAULT_TIMEOUT_SECS, DISCOVER_PORT,
 };
 
+use crate::catalogue::DbLocation;
 use crate::registry::MAX_SWARMS;
 
 /// Longest wait between two sweeps.
@@ -32,6 +33,9 @@ pub struct Config {
     pub discover_port: u16,
     /// Answer `DISCOVER` from public addresses too (`--discover-public`).
     pub discover_public: bool,
+    /// The catalogue's database (`--db`); memory only by default here, the
+    /// command line's default is a file.
+    pub db: DbLocation,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
             discover: true,
             discover_port: DISCOVER_PORT,
             discover_public: false,
+            db: DbLocation::Memory,
         }
     }
 }

@@ -19,10 +19,14 @@ use minitorrent_common::tracker_proto::{
 };
 use minitorrent_common::udp_tracker as udp;
 
+use crate::catalogue::{EventKind, Recorder};
 use crate::config::Config;
 use crate::connection_id::ConnectionIds;
 use crate::peer_id::peer_id_from_bytes;
-use crate::registry::{AnnounceEvent, Family, RegisterError, Registry, SearchHit, SweepReport};
+use crate::registry::{
+    AnnounceEvent, Family, RegisterError, Registry, SearchHit, SwarmChange, SweepReport,
+};
+use minitorrent_common::metainfo::InfoHash;
 
 /// JSON error code for a `REGISTER` that would create a swarm past
 /// `--max-swarms`: the request is fine, the tracker is full.
@@ -39,6 +43,11 @@ pub struct Handler {
     trace: bool,
     rng: fastrand::Rng,
     hits: Vec<SearchHit>,
+    /// The catalogue's feed (events, completed counts), when there is one.
+    recorder: Option<Recorder>,
+    /// Swarms a `REGISTER` or `EXIT` changed, gathered under the registry's
+    /// locks and reported to the catalogue after.
+    changes: Vec<(InfoHash, SwarmChange)>,
 }
 
 impl Handler {
@@ -52,7 +61,15 @@ impl Handler {
             trace: config.trace,
             rng: fastrand::Rng::new(),
             hits: Vec::new(),
+            recorder: None,
+            changes: Vec::new(),
         }
+    }
+
+    /// Feeds the catalogue: swarm events for its log, completed downloads
+    /// for its counts (which BEP 15 scrape then reports).
+    pub fn set_recorder(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
     }
 
     pub fn registry(&self) -> &Registry {
@@ -156,6 +173,11 @@ impl Handler {
                     } else {
                         AnnounceEvent::Update
                     };
+                    // Only the events the catalogue logs cost a peer id copy.
+                    let logged = match (&self.recorder, a.event) {
+                        (None, _) | (_, udp::Event::None) => None,
+                        (Some(r), ev) => Some((r, ev, peer_id_from_bytes(&a.peer_id))),
+                    };
                     let family = if ipv6 { Family::V6 } else { Family::V4 };
                     let interval = self.interval;
                     let announced = self.registry.announce(
@@ -180,21 +202,41 @@ impl Handler {
                             )
                         },
                     );
-                    if let Err(e) = announced {
-                        debug!("{src}: BEP 15 announce refused: {e}");
-                        out.clear();
-                        udp::encode_error_response(out, tid, &e.to_string());
+                    match announced {
+                        Err(e) => {
+                            debug!("{src}: BEP 15 announce refused: {e}");
+                            out.clear();
+                            udp::encode_error_response(out, tid, &e.to_string());
+                        }
+                        Ok(()) => {
+                            if let Some((r, ev, id)) = logged {
+                                let addr = SocketAddr::new(src.ip(), a.port);
+                                match ev {
+                                    udp::Event::Completed => r.completed(a.info_hash, addr, id),
+                                    udp::Event::Started => {
+                                        r.event(EventKind::Register, a.info_hash, addr, id)
+                                    }
+                                    udp::Event::Stopped => {
+                                        r.event(EventKind::Exit, a.info_hash, addr, id)
+                                    }
+                                    udp::Event::None => {}
+                                }
+                            }
+                        }
                     }
                 }
             }
             udp::Request::Scrape { info_hashes, .. } => {
                 let registry = &self.registry;
+                let recorder = self.recorder.as_ref();
                 let stats = info_hashes.iter().map(|h| {
                     let c = registry.counts(h);
-                    // Downloads are not counted: "completed" is always 0.
+                    // Completed downloads from the catalogue's counts in
+                    // memory (0 without a catalogue).
+                    let completed = recorder.map_or(0, |r| r.completed_count(h));
                     udp::ScrapeStats {
                         seeders: c.seeders,
-                        completed: 0,
+                        completed: u32::try_from(completed).unwrap_or(u32::MAX),
                         leechers: c.leechers,
                     }
                 });
@@ -253,7 +295,7 @@ impl Handler {
                 peer_id,
                 port,
                 files,
-            } => match self.registry.register(src.ip(), peer_id, *port, files, now) {
+            } => match self.register(src, peer_id, *port, files, now) {
                 Ok(o) => {
                     if o.new_peer || o.joined > 0 {
                         info!(
@@ -323,7 +365,7 @@ impl Handler {
                     Err(_) => unknown_peer(out, *tid, src, peer_id),
                 }
             }
-            Request::Exit { tid, peer_id } => match self.registry.exit(src.ip(), peer_id, now) {
+            Request::Exit { tid, peer_id } => match self.exit(src, peer_id, now) {
                 Ok(port) => {
                     info!("peer {peer_id} at {} left", SocketAddr::new(src.ip(), port));
                     encode_ok_reply(out, *tid, self.interval, self.timeout);
@@ -332,6 +374,61 @@ impl Handler {
             },
         }
         self.trace_reply(src, out);
+    }
+
+    /// `REGISTER`, reporting joins and completions to the catalogue.
+    fn register(
+        &mut self,
+        src: SocketAddr,
+        peer_id: &str,
+        port: u16,
+        files: &[proto::FileInfo],
+        now: Instant,
+    ) -> Result<crate::registry::RegisterOutcome, RegisterError> {
+        let Some(r) = &self.recorder else {
+            return self.registry.register(src.ip(), peer_id, port, files, now);
+        };
+        let changes = &mut self.changes;
+        changes.clear();
+        let outcome =
+            self.registry
+                .register_observed(src.ip(), peer_id, port, files, now, |h, c| {
+                    changes.push((*h, c))
+                });
+        if !changes.is_empty() {
+            let addr = SocketAddr::new(src.ip(), port);
+            let id = crate::peer_id::PeerId::new(peer_id);
+            for (h, c) in changes.drain(..) {
+                match c {
+                    SwarmChange::Joined => r.event(EventKind::Register, h, addr, id.clone()),
+                    SwarmChange::Completed => r.completed(h, addr, id.clone()),
+                }
+            }
+        }
+        outcome
+    }
+
+    /// `EXIT`, reporting each swarm left to the catalogue.
+    fn exit(
+        &mut self,
+        src: SocketAddr,
+        peer_id: &str,
+        now: Instant,
+    ) -> Result<u16, crate::registry::UnknownPeer> {
+        let Some(r) = &self.recorder else {
+            return self.registry.exit(src.ip(), peer_id, now);
+        };
+        let changes = &mut self.changes;
+        changes.clear();
+        let port = self.registry.exit_observed(src.ip(), peer_id, now, |h| {
+            changes.push((*h, SwarmChange::Joined))
+        })?;
+        let addr = SocketAddr::new(src.ip(), port);
+        let id = crate::peer_id::PeerId::new(peer_id);
+        for (h, _) in changes.drain(..) {
+            r.event(EventKind::Exit, h, addr, id.clone());
+        }
+        Ok(port)
     }
 
     fn trace_reply(&self, dst: SocketAddr, out: &[u8]) {
@@ -347,8 +444,16 @@ impl Handler {
 
     /// Sweeps this worker's share of the registry and logs who expired.
     pub fn sweep(&self, part: usize, parts: usize, now: Instant) -> SweepReport {
-        let mut report = SweepReport::default();
+        let mut report = SweepReport {
+            collect_entries: self.recorder.is_some(),
+            ..SweepReport::default()
+        };
         self.registry.sweep_part(part, parts, now, &mut report);
+        if let Some(r) = &self.recorder {
+            for (h, ip, id, port) in report.expired_entries.drain(..) {
+                r.event(EventKind::Expiry, h, SocketAddr::new(ip, port), id);
+            }
+        }
         for (ip, id, port) in &report.expired {
             info!(
                 "peer {id} at {} expired (silent for {} s)",

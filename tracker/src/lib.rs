@@ -10,7 +10,11 @@
 //! else from the crate. [`discover`] (LAN discovery's responder, on its own
 //! port and thread) uses the handler's trace line and the server's stop
 //! handle.
+//! [`catalogue`] (the persistent store and its writer
+//! thread) imports only [`peer_id`]; the handler feeds it, the server starts
+//! and stops it.
 
+pub mod catalogue;
 pub mod config;
 pub mod connection_id;
 pub mod discover;

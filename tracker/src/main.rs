@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use log::info;
 use minitorrent_common::tracker_proto::{DISCOVER_GROUP, DISCOVER_PORT};
+use minitorrent_tracker::catalogue::{DbLocation, DEFAULT_DB};
 use minitorrent_tracker::config::Config;
 use minitorrent_tracker::discover::{DiscoverConfig, Responder};
 use minitorrent_tracker::registry::MAX_SWARMS;
@@ -54,6 +55,13 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     workers: Option<u64>,
 
+    /// The catalogue's SQLite database: published .torrent files, completed
+    /// download counts (BEP 15 scrape reports them) and the swarm event log,
+    /// kept across restarts. Created if missing; `none` keeps everything in
+    /// memory only. See docs/CATALOGUE.md.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB)]
+    db: String,
+
     /// Print every datagram decoded and every reply sent, one line each, to
     /// stderr: `HH:MM:SS.mmm tracker ← ADDR  MESSAGE` (UTC; → for replies).
     /// Discovery datagrams too.
@@ -93,6 +101,7 @@ fn main() -> ExitCode {
         discover: !cli.no_discover,
         discover_port: cli.discover_port,
         discover_public: cli.discover_public,
+        db: DbLocation::parse(&cli.db),
     };
     let tracker = match Tracker::bind(&config) {
         Ok(t) => t,
@@ -149,24 +158,30 @@ fn main() -> ExitCode {
             );
         }
     }
+    let held = tracker.catalogue().stats();
     info!(
-        "{} worker{}, peer timeout {} s, heartbeat interval {} s, at most {} peers per reply{}",
+        "{} worker{}, peer timeout {} s, heartbeat interval {} s, at most {} peers per reply, catalogue {} ({} torrents, {} swarms with completed downloads){}",
         tracker.workers(),
         if tracker.workers() == 1 { "" } else { "s" },
         config.timeout_secs(),
         config.interval_secs(),
         config.max_peers,
+        config.db,
+        held.torrents,
+        held.counted,
         if config.trace { ", tracing" } else { "" }
     );
     let registry = tracker.registry();
+    let catalogue = tracker.catalogue();
     match tracker.run(&config) {
         Ok(()) => {
             let st = registry.stats();
+            let cat = catalogue.stats();
             let _ = writeln!(
                 std::io::stdout(),
-                "minitorrent-tracker stopped (interrupted); it knew {} peer entries in {} swarms",
-                st.entries,
-                st.swarms
+                "minitorrent-tracker stopped (interrupted); it knew {} peer entries in {} swarms; \
+                 catalogue: {} torrents, {} swarms with completed downloads, {} log events written, {} dropped",
+                st.entries, st.swarms, cat.torrents, cat.counted, cat.events_written, cat.events_dropped
             );
             let _ = std::io::stdout().flush();
             ExitCode::SUCCESS

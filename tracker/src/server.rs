@@ -22,6 +22,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::catalogue::{Catalogue, OpenError};
 use crate::config::Config;
 use crate::connection_id::ConnectionIds;
 use crate::handler::Handler;
@@ -61,6 +62,7 @@ pub struct Tracker {
     registry: Arc<Registry>,
     conn_ids: Arc<ConnectionIds>,
     stop: StopHandle,
+    catalogue: Arc<Catalogue>,
 }
 
 struct Worker {
@@ -77,6 +79,8 @@ pub enum BindError {
     NotAvailable { addr: SocketAddr },
     #[error("cannot listen on {addr}: {source}")]
     Other { addr: SocketAddr, source: io::Error },
+    #[error(transparent)]
+    Catalogue(#[from] OpenError),
 }
 
 fn bind_error(addr: SocketAddr, e: io::Error) -> BindError {
@@ -151,9 +155,12 @@ fn bind_sockets(addr: SocketAddr, workers: usize) -> Result<Vec<StdUdpSocket>, B
 }
 
 impl Tracker {
-    /// Binds the UDP sockets (one per worker). Port 0 picks a free port; see
+    /// Opens the catalogue (`config.db`) and starts its writer, then binds
+    /// the UDP sockets (one per worker). Port 0 picks a free port; see
     /// [`local_addr`](Tracker::local_addr).
     pub fn bind(config: &Config) -> Result<Tracker, BindError> {
+        // First, so a damaged database stops the start before any socket.
+        let catalogue = Arc::new(Catalogue::open(&config.db)?);
         let addr = config.bind;
         let other = |e| BindError::Other { addr, source: e };
         let sockets = bind_sockets(addr, config.workers)?;
@@ -188,6 +195,7 @@ impl Tracker {
                 flag: Arc::new(AtomicBool::new(false)),
                 wakers: Arc::new(wakers),
             },
+            catalogue,
         })
     }
 
@@ -200,6 +208,12 @@ impl Tracker {
         self.registry.clone()
     }
 
+    /// The catalogue (published torrents, completed counts, the event log),
+    /// for the HTTP side. [`run`](Tracker::run) closes it when it returns.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue.clone()
+    }
+
     pub fn workers(&self) -> usize {
         self.workers.len()
     }
@@ -208,14 +222,16 @@ impl Tracker {
         self.stop.clone()
     }
 
-    /// Serves until [`StopHandle::stop`] is called.
+    /// Serves until [`StopHandle::stop`] is called, then commits what the
+    /// catalogue has pending and stops its writer.
     pub fn run(self, config: &Config) -> io::Result<()> {
         let parts = self.workers.len();
         let mut threads = Vec::new();
         let mut workers = self.workers.into_iter().enumerate();
         let first = workers.next();
         for (i, w) in workers {
-            let handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
+            let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
+            handler.set_recorder(self.catalogue.recorder());
             let stop = self.stop.clone();
             let sweep_every = config.sweep_every();
             threads.push(
@@ -226,7 +242,8 @@ impl Tracker {
         }
         let mut result = Ok(());
         if let Some((i, w)) = first {
-            let handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
+            let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
+            handler.set_recorder(self.catalogue.recorder());
             result = w.run(handler, &self.stop, i, parts, config.sweep_every());
             if result.is_err() {
                 // One worker failing takes the others down with it.
@@ -239,6 +256,7 @@ impl Tracker {
                 Err(_) => result = result.and(Err(io::Error::other("a worker thread panicked"))),
             }
         }
+        self.catalogue.close();
         result
     }
 }

@@ -318,8 +318,14 @@ impl Tracker {
         Tracker::start_with(&["--bind", "127.0.0.1:0"])
     }
 
+    /// Adds `--db none` unless `args` name a database: tests keep no
+    /// catalogue file behind.
     pub fn start_with(args: &[&str]) -> Tracker {
-        let proc = Proc::spawn("tracker", &tracker_bin(), args, &[], false);
+        let mut args = args.to_vec();
+        if !args.contains(&"--db") {
+            args.extend(["--db", "none"]);
+        }
+        let proc = Proc::spawn("tracker", &tracker_bin(), &args, &[], false);
         let line = proc
             .out
             .wait_match(|l| l.contains("listening on"), TIMEOUT)

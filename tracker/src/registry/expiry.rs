@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use minitorrent_common::metainfo::InfoHash;
+
 use super::identity::{ip_from16, peer_hash};
 use super::shards::{lock, Registry};
 use crate::peer_id::PeerId;
@@ -17,6 +19,11 @@ pub struct SweepReport {
     /// Swarm entries removed (a peer in three swarms counts three times).
     pub entries_removed: usize,
     pub swarms_removed: usize,
+    /// Set by the caller to have every removed entry listed in
+    /// `expired_entries` (for the catalogue's log).
+    pub collect_entries: bool,
+    /// Each swarm entry removed: swarm, IP, peer_id, port.
+    pub expired_entries: Vec<(InfoHash, IpAddr, PeerId, u16)>,
 }
 
 impl Registry {
@@ -63,8 +70,14 @@ impl Registry {
                 let mut j = 0;
                 while j < s.peers.len() {
                     if self.expired(s.peers.items()[j].last_seen(), now_ms) {
-                        s.remove_at(&self.hasher, j);
+                        let p = s.remove_at(&self.hasher, j);
                         report.entries_removed += 1;
+                        if report.collect_entries {
+                            let ip = ip_from16(&p.ip);
+                            report
+                                .expired_entries
+                                .push((s.info_hash, ip, p.id.clone(), p.port()));
+                        }
                     } else {
                         j += 1;
                     }

@@ -69,7 +69,7 @@ pub(super) fn peer_hash(hasher: &KeyedHash, ip: &Ip16, id: &PeerId) -> u64 {
 /// is the folded multiply of wyhash and foldhash: a 64×64→128-bit product of
 /// key-masked words, its halves xored. It only spreads the tables; it is not
 /// a MAC (connection ids keep SipHash).
-pub(super) struct KeyedHash {
+pub(crate) struct KeyedHash {
     k: [u64; 4],
 }
 
@@ -87,7 +87,7 @@ fn word(b: &[u8], at: usize) -> u64 {
 }
 
 impl KeyedHash {
-    pub(super) fn new() -> KeyedHash {
+    pub(crate) fn new() -> KeyedHash {
         let s = RandomState::new();
         KeyedHash {
             // Odd keys: a multiplier is never zero.
@@ -96,7 +96,7 @@ impl KeyedHash {
     }
 
     #[inline]
-    pub(super) fn swarm(&self, h: &InfoHash) -> u64 {
+    pub(crate) fn swarm(&self, h: &InfoHash) -> u64 {
         let b = &h.0;
         let tail = u64::from(u32::from_le_bytes([b[16], b[17], b[18], b[19]]));
         let x = fold(word(b, 0) ^ self.k[0], word(b, 8) ^ self.k[1]);

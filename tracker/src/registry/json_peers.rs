@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::FileInfo;
 
 use super::identity::{ip16, peer_hash, Ip16};
@@ -30,6 +31,15 @@ pub struct RegisterOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownPeer;
 
+/// What a `REGISTER` did to one swarm, for the catalogue's log and counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmChange {
+    /// The peer joined the swarm.
+    Joined,
+    /// The peer was in the swarm as a leecher and now has the whole file.
+    Completed,
+}
+
 impl Registry {
     /// `REGISTER`: adds `files` to the peer's swarms (creating swarms as
     /// needed), updates `complete` for files it had, and refreshes every swarm
@@ -43,6 +53,21 @@ impl Registry {
         port: u16,
         files: &[FileInfo],
         now: Instant,
+    ) -> Result<RegisterOutcome, RegisterError> {
+        self.register_observed(ip, peer_id, port, files, now, |_, _| {})
+    }
+
+    /// [`register`](Self::register), calling `observe` for each swarm the
+    /// peer joins or completes. `observe` runs under a swarm shard lock: it
+    /// must be quick and take no registry lock.
+    pub fn register_observed(
+        &self,
+        ip: IpAddr,
+        peer_id: &str,
+        port: u16,
+        files: &[FileInfo],
+        now: Instant,
+        mut observe: impl FnMut(&InfoHash, SwarmChange),
     ) -> Result<RegisterOutcome, RegisterError> {
         let now_ms = self.ms(now);
         let ip = ip16(ip);
@@ -73,7 +98,7 @@ impl Registry {
                 .load(Ordering::Relaxed);
             if self.expired(last_seen, now_ms) {
                 let old = shard.records.swap_remove(p, rehash);
-                self.purge(&old.ip, &old.id, phash, &old.files);
+                self.purge(&old.ip, &old.id, phash, &old.files, &mut |_| {});
                 pos = None;
             }
         }
@@ -141,10 +166,15 @@ impl Registry {
                     if !p.shared.as_ref().is_some_and(|s| Arc::ptr_eq(s, live)) {
                         p.shared = Some(live.clone());
                     }
+                    let was = swarm.peers.items()[i].complete;
                     swarm.set_complete(i, f.complete);
+                    if f.complete && !was {
+                        observe(&f.info_hash, SwarmChange::Completed);
+                    }
                 }
                 None => {
                     joined += 1;
+                    observe(&f.info_hash, SwarmChange::Joined);
                     swarm.insert(
                         &self.hasher,
                         phash,
@@ -181,7 +211,7 @@ impl Registry {
             let old = shard
                 .records
                 .swap_remove(pos, |r| peer_hash(&self.hasher, &r.ip, &r.id));
-            self.purge(&old.ip, &old.id, phash, &old.files);
+            self.purge(&old.ip, &old.id, phash, &old.files, &mut |_| {});
             return Err(UnknownPeer);
         }
         live.last_seen.store(now_ms, Ordering::Relaxed);
@@ -190,6 +220,18 @@ impl Registry {
 
     /// `EXIT`: the peer leaves every swarm now. Returns the port it had.
     pub fn exit(&self, ip: IpAddr, peer_id: &str, now: Instant) -> Result<u16, UnknownPeer> {
+        self.exit_observed(ip, peer_id, now, |_| {})
+    }
+
+    /// [`exit`](Self::exit), calling `left` for each swarm the peer leaves
+    /// (under a swarm shard lock: quick, no registry lock).
+    pub fn exit_observed(
+        &self,
+        ip: IpAddr,
+        peer_id: &str,
+        now: Instant,
+        mut left: impl FnMut(&InfoHash),
+    ) -> Result<u16, UnknownPeer> {
         let now_ms = self.ms(now);
         let ip = ip16(ip);
         let id = PeerId::new(peer_id);
@@ -201,7 +243,11 @@ impl Registry {
         let old = shard
             .records
             .swap_remove(pos, |r| peer_hash(&self.hasher, &r.ip, &r.id));
-        self.purge(&old.ip, &old.id, phash, &old.files);
+        let expired = self.expired(old.live.last_seen.load(Ordering::Relaxed), now_ms);
+        // An entry that had already timed out is not reported as leaving.
+        let mut noop = |_: &InfoHash| {};
+        let report: &mut dyn FnMut(&InfoHash) = if expired { &mut noop } else { &mut left };
+        self.purge(&old.ip, &old.id, phash, &old.files, report);
         if self.expired(old.live.last_seen.load(Ordering::Relaxed), now_ms) {
             return Err(UnknownPeer);
         }
@@ -210,13 +256,21 @@ impl Registry {
 
     /// Removes the peer from the given swarms, dropping swarms left empty.
     /// O(files), but once per record: the REGISTERs that built it paid as much.
-    fn purge(&self, ip: &Ip16, id: &PeerId, phash: u64, files: &FileList) {
+    fn purge(
+        &self,
+        ip: &Ip16,
+        id: &PeerId,
+        phash: u64,
+        files: &FileList,
+        left: &mut dyn FnMut(&InfoHash),
+    ) {
         for h in files.iter() {
             let shash = self.swarm_hash(h);
             let mut sshard = self.swarm_shard(shash);
             if let Some(swarm) = sshard.find_mut(shash, h) {
                 if let Some(i) = swarm.position(phash, ip, id) {
                     swarm.remove_at(&self.hasher, i);
+                    left(h);
                 }
             }
             if sshard.drop_if_empty(shash, h) {

@@ -64,7 +64,9 @@ mod swarm;
 pub use bep15::{AnnounceEvent, SwarmCounts};
 pub use expiry::SweepReport;
 pub use identity::Family;
-pub use json_peers::{RegisterOutcome, UnknownPeer};
+/// The keyed info-hash hash, also used by the catalogue's counts.
+pub(crate) use identity::KeyedHash;
+pub use json_peers::{RegisterOutcome, SwarmChange, UnknownPeer};
 pub use limits::{
     Limits, RegisterError, TrackerFull, MAX_FILES_PER_PEER, MAX_PEER_TIMEOUT, MAX_SWARMS,
 };

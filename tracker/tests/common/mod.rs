@@ -26,12 +26,14 @@ pub struct TrackerProc {
 
 impl TrackerProc {
     /// Starts `minitorrent-tracker --bind BIND ARGS...` and waits for its
-    /// "listening on" line.
+    /// "listening on" line. Without `--db` in ARGS it adds `--db none`, so
+    /// tests neither leave a database behind nor share one.
     pub fn start_on(bind: &str, args: &[&str]) -> TrackerProc {
         let mut child = Command::new(BIN)
             .arg("--bind")
             .arg(bind)
             .args(args)
+            .args(no_db(args))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -130,10 +132,21 @@ impl Drop for TrackerProc {
     }
 }
 
-/// Runs the binary with `args` to completion (bounded), returning status and stderr.
+/// `--db none` unless `args` name a database.
+pub fn no_db(args: &[&str]) -> &'static [&'static str] {
+    if args.contains(&"--db") {
+        &[]
+    } else {
+        &["--db", "none"]
+    }
+}
+
+/// Runs the binary with `args` to completion (bounded), returning status and
+/// stderr (`--db none` added unless `args` name a database).
 pub fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
     let mut child = Command::new(BIN)
         .args(args)
+        .args(no_db(args))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

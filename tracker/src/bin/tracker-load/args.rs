@@ -37,6 +37,10 @@ pub(crate) struct Args {
     /// Percent of REQUEST, HEARTBEAT and REGISTER in the json mix.
     #[arg(long, default_value = "60,30,10")]
     pub(crate) mix: String,
+    /// Handler modes: feed a catalogue at this database (a file, or `none`
+    /// for memory), as the tracker does; default: no catalogue.
+    #[arg(long)]
+    pub(crate) db: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

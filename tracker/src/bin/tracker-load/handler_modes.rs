@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use minitorrent_common::udp_tracker as udp;
+use minitorrent_tracker::catalogue::{Catalogue, DbLocation};
 use minitorrent_tracker::config::Config;
 use minitorrent_tracker::connection_id::ConnectionIds;
 use minitorrent_tracker::handler::Handler;
@@ -18,12 +19,20 @@ use crate::packets::{
 };
 
 /// The tracker's request handler in this process, without sockets, over a
-/// fresh registry: what the handler modes measure.
-fn local_handler() -> Handler {
+/// fresh registry: what the handler modes measure. With `--db`, it feeds a
+/// catalogue there (its writer thread runs beside), as the tracker does.
+fn local_handler(db: Option<&str>) -> anyhow::Result<Handler> {
     let config = Config::default();
     let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
     let conn_ids = Arc::new(ConnectionIds::new(Instant::now()));
-    Handler::new(registry, conn_ids, &config)
+    let mut handler = Handler::new(registry, conn_ids, &config);
+    if let Some(db) = db {
+        let catalogue = Catalogue::open(&DbLocation::parse(db))?;
+        handler.set_recorder(catalogue.recorder());
+        // Lives until the process ends, like the tracker's.
+        std::mem::forget(catalogue);
+    }
+    Ok(handler)
 }
 
 /// The address the handler modes' requests come from.
@@ -32,7 +41,7 @@ const LOCAL_SRC: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4
 pub(crate) fn run_handler(args: &Args) -> anyhow::Result<()> {
     let mix = parse_mix(&args.mix)?;
     let (peers, files) = (args.peers.max(1), args.files.max(1));
-    let mut handler = local_handler();
+    let mut handler = local_handler(args.db.as_deref())?;
     let src = LOCAL_SRC;
     let mut out = Vec::with_capacity(65536);
     for i in 0..peers {
@@ -69,8 +78,12 @@ pub(crate) fn run_handler(args: &Args) -> anyhow::Result<()> {
 
 /// [`local_handler`] after every peer announced once (as in `announce`),
 /// and the connection id it issued.
-fn announced_handler(peers: usize, files: usize) -> anyhow::Result<(Handler, u64)> {
-    let mut handler = local_handler();
+fn announced_handler(
+    peers: usize,
+    files: usize,
+    db: Option<&str>,
+) -> anyhow::Result<(Handler, u64)> {
+    let mut handler = local_handler(db)?;
     let mut out = Vec::with_capacity(65536);
     let connect = udp::Request::Connect { transaction_id: 1 }.encode();
     if !handler.handle(LOCAL_SRC, &connect, Instant::now(), &mut out) {
@@ -91,7 +104,7 @@ fn announced_handler(peers: usize, files: usize) -> anyhow::Result<(Handler, u64
 
 pub(crate) fn run_handler_announce(args: &Args) -> anyhow::Result<()> {
     let (peers, files) = (args.peers.max(1), args.files.max(1));
-    let (mut handler, cid) = announced_handler(peers, files)?;
+    let (mut handler, cid) = announced_handler(peers, files, args.db.as_deref())?;
     let pool = announce_pool(cid, peers, files);
     time_chunks(&mut handler, &pool, args.duration).print("BEP 15 announce");
     Ok(())
@@ -102,7 +115,7 @@ const SCRAPE_HASHES: usize = 10;
 
 pub(crate) fn run_handler_scrape(args: &Args) -> anyhow::Result<()> {
     let (peers, files) = (args.peers.max(1), args.files.max(1));
-    let (mut handler, cid) = announced_handler(peers, files)?;
+    let (mut handler, cid) = announced_handler(peers, files, args.db.as_deref())?;
     let mut rng = fastrand::Rng::with_seed(42);
     let pool: Vec<Vec<u8>> = (0..65_536u32)
         .map(|k| {
