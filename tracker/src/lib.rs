@@ -9,7 +9,8 @@
 //! threads). [`connection_id`], [`peer_id`] and [`io_batch`] import nothing
 //! else from the crate. [`discover`] (LAN discovery's responder, on its own
 //! port and thread) uses the handler's trace line and the server's stop
-//! handle.
+//! handle. [`stats`] (the live view's `STATS` window) imports the registry;
+//! the handler records into it.
 
 pub mod config;
 pub mod connection_id;
@@ -20,3 +21,4 @@ pub mod io_batch;
 pub mod peer_id;
 pub mod registry;
 pub mod server;
+pub mod stats;

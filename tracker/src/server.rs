@@ -27,6 +27,7 @@ use crate::connection_id::ConnectionIds;
 use crate::handler::Handler;
 use crate::io_batch::{RecvBatch, SendBatch};
 use crate::registry::{Limits, Registry};
+use crate::stats::{Stats, StatsView};
 
 /// Kernel socket buffers: large enough to ride out bursts from many peers.
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -60,6 +61,7 @@ pub struct Tracker {
     local_addr: SocketAddr,
     registry: Arc<Registry>,
     conn_ids: Arc<ConnectionIds>,
+    stats: Arc<Stats>,
     stop: StopHandle,
 }
 
@@ -184,6 +186,7 @@ impl Tracker {
                 },
             )),
             conn_ids: Arc::new(ConnectionIds::new(epoch)),
+            stats: Arc::new(Stats::new(epoch)),
             stop: StopHandle {
                 flag: Arc::new(AtomicBool::new(false)),
                 wakers: Arc::new(wakers),
@@ -198,6 +201,15 @@ impl Tracker {
 
     pub fn registry(&self) -> Arc<Registry> {
         self.registry.clone()
+    }
+
+    /// What the live view reads: the `STATS` window and the registry
+    /// (see [`StatsView::swarm`]).
+    pub fn stats_view(&self) -> StatsView {
+        StatsView {
+            stats: self.stats.clone(),
+            registry: self.registry.clone(),
+        }
     }
 
     pub fn workers(&self) -> usize {
@@ -215,7 +227,8 @@ impl Tracker {
         let mut workers = self.workers.into_iter().enumerate();
         let first = workers.next();
         for (i, w) in workers {
-            let handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
+            let handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config)
+                .with_stats(self.stats.clone());
             let stop = self.stop.clone();
             let sweep_every = config.sweep_every();
             threads.push(
@@ -226,7 +239,8 @@ impl Tracker {
         }
         let mut result = Ok(());
         if let Some((i, w)) = first {
-            let handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
+            let handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config)
+                .with_stats(self.stats.clone());
             result = w.run(handler, &self.stop, i, parts, config.sweep_every());
             if result.is_err() {
                 // One worker failing takes the others down with it.
