@@ -1,8 +1,10 @@
 //! The JSON tracker thread: REGISTER the files we share, HEARTBEAT every
 //! `interval`, REGISTER again when the tracker forgot us, EXIT on shutdown;
+//! `STATS` every `stats_every` seconds while the tracker's `OK` asks for
+//! them (a tracker that does not know `STATS` never does);
 //! and each torrent's `REQUEST` for peers, on a short-lived thread of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,8 @@ use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::ErrorCode;
 
 use crate::core::msg::{Event, Input, TrackerMsg};
-use crate::net::tracker::json::{RegisterFile, TrackerClient, TrackerError};
+use crate::net::tracker::json::{RegisterFile, Timers, TrackerClient, TrackerError};
+use crate::net::tracker::stats::{self, Table};
 
 /// Why a REGISTER did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +27,14 @@ pub enum RegisterError {
     Tracker(#[from] TrackerError),
 }
 
-pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Receiver<TrackerMsg>) {
+pub fn run(
+    addr: SocketAddr,
+    local: IpAddr,
+    peer_id: String,
+    port: u16,
+    rx: Receiver<TrackerMsg>,
+    torrents: Table,
+) {
     let mut client = match TrackerClient::from_ip(addr, local) {
         Ok(c) => Some(c),
         Err(e) => {
@@ -36,15 +46,19 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
     let mut registered = false;
     let mut interval = Duration::from_secs(10);
     let mut next = Instant::now() + interval;
+    // STATS: how often the tracker wants them (0: not now), when the next
+    // round is due, and which files moved data in the last round.
+    let mut stats = StatsClock::default();
     let register = |c: &mut Option<TrackerClient>,
                     files: &BTreeMap<InfoHash, RegisterFile>|
-     -> Result<Duration, RegisterError> {
+     -> Result<Timers, RegisterError> {
         let c = c.as_mut().ok_or(RegisterError::NoSocket(addr))?;
         let list: Vec<RegisterFile> = files.values().cloned().collect();
-        Ok(c.register(&peer_id, port, &list)?.interval)
+        Ok(c.register(&peer_id, port, &list)?)
     };
     loop {
-        let wait = next.saturating_duration_since(Instant::now());
+        let due = stats.due().map_or(next, |s| s.min(next));
+        let wait = due.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
             Ok(TrackerMsg::Update(t, reply)) => {
                 files.insert(
@@ -58,9 +72,10 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 );
                 let r = register(&mut client, &files);
                 match &r {
-                    Ok(i) => {
+                    Ok(timers) => {
                         registered = true;
-                        interval = *i;
+                        interval = timers.interval;
+                        stats.asked(timers.stats_every, &torrents, &files);
                         info!(
                             "registered {} with tracker {addr} ({})",
                             t.name,
@@ -93,9 +108,10 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                     registered = false;
                     if !files.is_empty() {
                         match register(&mut client, &files) {
-                            Ok(i) => {
+                            Ok(timers) => {
                                 registered = true;
-                                interval = i;
+                                interval = timers.interval;
+                                stats.asked(timers.stats_every, &torrents, &files);
                             }
                             Err(e) => warn!("{e}"),
                         }
@@ -115,6 +131,14 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 let _ = ack.send(());
                 return;
             }
+            Err(RecvTimeoutError::Timeout) if Instant::now() < next => {
+                // A STATS round (the heartbeat is not due yet).
+                let Some(c) = client.as_mut().filter(|_| registered) else {
+                    stats.asked(0, &torrents, &files);
+                    continue;
+                };
+                stats.round(c, &peer_id, &torrents, &files);
+            }
             Err(RecvTimeoutError::Timeout) => {
                 next = Instant::now() + interval;
                 if files.is_empty() {
@@ -122,9 +146,10 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 }
                 if !registered {
                     match register(&mut client, &files) {
-                        Ok(i) => {
+                        Ok(timers) => {
                             registered = true;
-                            interval = i;
+                            interval = timers.interval;
+                            stats.asked(timers.stats_every, &torrents, &files);
                         }
                         Err(e) => warn!("{e}"),
                     }
@@ -132,11 +157,17 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 }
                 let Some(c) = client.as_mut() else { continue };
                 match c.heartbeat(&peer_id) {
-                    Ok(true) => debug!("heartbeat ok"),
-                    Ok(false) => {
+                    Ok(Some(every)) => {
+                        debug!("heartbeat ok");
+                        stats.asked(every, &torrents, &files);
+                    }
+                    Ok(None) => {
                         info!("tracker {addr} forgot us; registering again");
                         match register(&mut client, &files) {
-                            Ok(i) => interval = i,
+                            Ok(timers) => {
+                                interval = timers.interval;
+                                stats.asked(timers.stats_every, &torrents, &files);
+                            }
                             Err(e) => {
                                 registered = false;
                                 warn!("{e}");
@@ -149,6 +180,72 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
             Err(RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// When `STATS` are due: every `every` seconds while the tracker's latest
+/// `OK` asked for them.
+#[derive(Default)]
+struct StatsClock {
+    every: u32,
+    next: Option<Instant>,
+    active: HashSet<InfoHash>,
+}
+
+impl StatsClock {
+    fn due(&self) -> Option<Instant> {
+        self.next.filter(|_| self.every > 0)
+    }
+
+    /// The tracker's latest `OK` said `every` (0: no STATS).
+    fn asked(&mut self, every: u32, torrents: &Table, files: &BTreeMap<InfoHash, RegisterFile>) {
+        if every == 0 {
+            // Bytes moved while nobody asks are not reported later.
+            stats::discard(torrents, files);
+            self.active.clear();
+            self.next = None;
+        } else if self.every == 0 || self.next.is_none() {
+            stats::discard(torrents, files);
+            self.next = Some(Instant::now() + secs(every));
+        }
+        self.every = every;
+    }
+
+    /// Sends this round's `STATS` (if anything moved or downloads) and
+    /// schedules the next.
+    fn round(
+        &mut self,
+        c: &mut TrackerClient,
+        peer_id: &str,
+        torrents: &Table,
+        files: &BTreeMap<InfoHash, RegisterFile>,
+    ) {
+        let Some(due) = self.due() else { return };
+        if Instant::now() < due {
+            return;
+        }
+        self.next = Some(Instant::now() + secs(self.every));
+        for batch in stats::gather(torrents, files, &mut self.active) {
+            match c.stats(peer_id, batch) {
+                Ok(every) => {
+                    if every == 0 {
+                        self.asked(0, torrents, files);
+                        return;
+                    }
+                    self.every = every;
+                }
+                // Lost, refused (the heartbeat will find out and register
+                // again), or a tracker that never asked: no retry.
+                Err(e) => {
+                    debug!("STATS: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn secs(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n.max(1)))
 }
 
 /// REQUESTs the peers of one torrent on a short-lived thread (a lost
