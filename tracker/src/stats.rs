@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::tracker_proto::StatsFile;
+use minitorrent_common::tracker_proto::{StatsFile, MAX_STATS_PIECES};
 use serde::Serialize;
 
 use crate::registry::{Registry, SnapshotPeer};
@@ -187,7 +187,8 @@ pub struct SwarmLive {
     pub size: u64,
     pub seeders: u32,
     pub leechers: u32,
-    /// Pieces of the file, when a `STATS` told (0 while unknown).
+    /// Pieces of the file, when a `STATS` bitfield told (0 while unknown,
+    /// and for files over `MAX_STATS_PIECES` pieces).
     pub pieces: u32,
     pub peers: Vec<LivePeer>,
     /// Only edges with bytes in the window, largest first.
@@ -443,9 +444,12 @@ fn merge(
         if r.size > 0 {
             p.progress = Some((r.done as f64 / r.size as f64).clamp(0.0, 1.0));
         }
-        if r.pieces > 0 {
-            pieces = pieces.max(r.pieces);
-            if let Some(b) = r.have {
+        // Only a bitfield tells the piece count here: `pieces` alone may be
+        // anything up to 2^32 (a file too large for a bitfield), too many
+        // to count availability for.
+        if let Some(b) = r.have {
+            if r.pieces > 0 && r.pieces <= MAX_STATS_PIECES {
+                pieces = pieces.max(r.pieces);
                 bitfields.push((i, b));
             }
         }
@@ -616,6 +620,101 @@ mod tests {
         // A bucket reused a window later starts from zero.
         e.add(110, 5, 0);
         assert_eq!(e.bytes(110), 700);
+    }
+
+    fn header() -> SwarmHeader {
+        SwarmHeader {
+            info_hash: InfoHash([1; 20]),
+            name: "f".into(),
+            size: 100,
+            seeders: 1,
+            leechers: 1,
+        }
+    }
+
+    fn listed(addr: &str, id: &str, complete: bool) -> SnapshotPeer {
+        SnapshotPeer {
+            addr: addr.parse().unwrap(),
+            peer_id: id.into(),
+            complete,
+            json: true,
+        }
+    }
+
+    fn report(addr: &str, id: &str, pieces: u32, have: Option<&[u8]>) -> ReportCopy {
+        ReportCopy {
+            addr: addr.parse().unwrap(),
+            peer_id: id.into(),
+            size: 100,
+            done: 50,
+            pieces,
+            have: have.map(|h| h.to_vec().into_boxed_slice()),
+            down: 7,
+            up: 8,
+        }
+    }
+
+    #[test]
+    fn a_huge_piece_count_without_bitfield_counts_no_availability() {
+        let live = merge(
+            &[listed("10.0.0.1:1", "a", false)],
+            false,
+            vec![report("10.0.0.1:1", "a", u32::MAX, None)],
+            Vec::new(),
+            header(),
+        );
+        assert_eq!((live.pieces, live.availability.len()), (0, 0));
+        assert_eq!(live.peers[0].progress, Some(0.5));
+    }
+
+    #[test]
+    fn edge_ends_are_matched_by_ip_when_only_one_peer_has_it() {
+        let edges = vec![
+            // The seeder seen through the leecher's connection port.
+            LiveEdge {
+                from: "10.0.0.1:6881".parse().unwrap(),
+                to: "10.0.0.2:51000".parse().unwrap(),
+                bytes: 10,
+            },
+            // And an address nobody registered.
+            LiveEdge {
+                from: "10.0.0.9:1".parse().unwrap(),
+                to: "10.0.0.2:7000".parse().unwrap(),
+                bytes: 5,
+            },
+        ];
+        let live = merge(
+            &[
+                listed("10.0.0.1:6881", "s", true),
+                listed("10.0.0.2:7000", "l", false),
+            ],
+            false,
+            vec![
+                report("10.0.0.2:7000", "l", 4, Some(&[0b1000_0000])),
+                // A report from a peer id the registry lists with another
+                // id at that address is not shown.
+                report("10.0.0.1:6881", "impostor", 4, Some(&[0xf0])),
+            ],
+            edges,
+            header(),
+        );
+        let pairs: Vec<(String, String, u64)> = live
+            .edges
+            .iter()
+            .map(|e| (e.from.to_string(), e.to.to_string(), e.bytes))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("10.0.0.1:6881".into(), "10.0.0.2:7000".into(), 10),
+                ("10.0.0.9:1".into(), "10.0.0.2:7000".into(), 5),
+            ]
+        );
+        assert_eq!(live.peers.len(), 3);
+        assert_eq!(live.peers[2].protocol, PeerProtocol::Unknown);
+        assert!(!live.peers[0].reporting);
+        // The seeder (no bitfield of its own) counts for every piece.
+        assert_eq!(live.availability, vec![2, 1, 1, 1]);
     }
 
     #[test]
