@@ -110,6 +110,7 @@ fn the_live_view_shows_the_seeder_sending_to_the_leecher() {
             dest.to_str().unwrap(),
             "--tracker",
             &t.addr,
+            "--trace",
         ],
     );
 
@@ -168,4 +169,22 @@ fn the_live_view_shows_the_seeder_sending_to_the_leecher() {
     );
     // STATS lead to no decision: both were always listed by the registry.
     assert_eq!(live.seeders, 1);
+
+    // `--trace` shows each STATS as one line, and not the OK answering it.
+    let trace = leecher.err.text();
+    let stats: Vec<&str> = trace.lines().filter(|l| l.contains("  STATS ")).collect();
+    assert!(!stats.is_empty(), "no STATS in the trace\n{trace}");
+    for line in &stats {
+        assert!(
+            line.contains(" tracker ") && line.contains(" peer=-MT"),
+            "{line}"
+        );
+        let tid = line.rsplit("tid=").next().unwrap();
+        assert!(
+            !trace
+                .lines()
+                .any(|l| l.contains("  OK interval=") && l.ends_with(&format!(" tid={tid}"))),
+            "the OK answering {line:?} is traced"
+        );
+    }
 }

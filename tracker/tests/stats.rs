@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use common::{Bep15, Client};
+use common::{Bep15, Client, TrackerProc};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{
     ErrorCode, FileInfo, Reply, Request, StatsEdge, StatsFile,
@@ -333,4 +333,32 @@ fn the_window_keeps_its_bounds() {
     assert!(live.edges.len() > MAX_EDGES / 2, "{}", live.edges.len());
     assert_eq!(live.availability, vec![MAX_REPORTERS as u32, 0, 0, 0]);
     assert!(t.view.stats.dropped_edges() > 0);
+}
+
+#[test]
+fn trace_shows_a_stats_and_its_answer_on_one_line() {
+    let t = TrackerProc::start(&["--trace"]);
+    let c = Client::new(t.addr);
+    stats_every(&c.ask(&register(1, "-MT0100-leecher0000", 7002, false)));
+    let r = c.ask(&stats(
+        2,
+        "-MT0100-leecher0000",
+        0b1000_0000,
+        16384,
+        (1, 0),
+        vec![edge("127.0.0.1:7001", 0, 16384)],
+    ));
+    assert_eq!(stats_every(&r), 1);
+    let line = t.wait_stderr("STATS 1 file");
+    assert!(
+        line.contains("← ")
+            && line.contains("1 peer: 0 B sent, 16.0 KiB received (25% done)")
+            && line.contains("⇒ OK interval=10s timeout=30s stats_every=1s tid=2"),
+        "{line}"
+    );
+    // No separate `→ … OK` line for it.
+    assert!(!t
+        .stderr()
+        .iter()
+        .any(|l| l.contains("→ ") && l.ends_with(" tid=2")));
 }
