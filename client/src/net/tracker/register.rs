@@ -273,3 +273,136 @@ fn lookup(addr: SocketAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>)
         let _ = answer.send(Event::Lookup(Err(Box::new(e))).into());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use minitorrent_common::tracker_proto::{Reply, Request};
+
+    use crate::core::msg::{Phase, TorrentStatus, Tracked};
+    use crate::core::ratelimit::RateLimit;
+    use crate::net::shared::{TorrentHandle, TorrentShared};
+    use crate::net::tracker::fake::{fake, hash};
+
+    /// Runs the tracker thread for about 2.5 s against a fake tracker whose
+    /// every `OK` says `stats_every: every`, while a seeded torrent keeps
+    /// sending data to one peer; returns the requests the tracker got.
+    fn requests_with(every: u32) -> Vec<Request> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let (addr, h, stop) = fake(move |b| {
+            let req = Request::decode(b).ok()?;
+            let tid = req.tid();
+            log.lock().unwrap().push(req);
+            Some(
+                Reply::Ok {
+                    tid,
+                    interval: 1,
+                    timeout: 3,
+                    stats_every: every,
+                }
+                .encode(),
+            )
+        });
+        let (events, _keep) = crossbeam_channel::unbounded();
+        let shared = Arc::new(TorrentShared::new(
+            hash(1),
+            [0; 20],
+            7000,
+            events,
+            Arc::new(RateLimit::new(0, Instant::now())),
+        ));
+        let status = TorrentStatus {
+            info_hash: hash(1),
+            name: "a.bin".into(),
+            size: Some(100),
+            pieces_total: 1,
+            pieces_have: 1,
+            bytes_have: 100,
+            downloaded: 0,
+            uploaded: 0,
+            peers: 1,
+            down_rate: 0.0,
+            up_rate: 10.0,
+            phase: Phase::Seeding,
+            paths: Vec::new(),
+            problem: None,
+        };
+        let handle = TorrentHandle {
+            shared: shared.clone(),
+            status: Arc::new(Mutex::new(status)),
+            magnet: String::new(),
+        };
+        let table: Table = Arc::new(Mutex::new(HashMap::from([(hash(1), handle)])));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::spawn(move || {
+            run(
+                addr,
+                "127.0.0.1".parse().unwrap(),
+                "me".into(),
+                7000,
+                rx,
+                table,
+            )
+        });
+        tx.send(TrackerMsg::Update(
+            Tracked {
+                info_hash: hash(1),
+                name: "a.bin".into(),
+                size: 100,
+                complete: true,
+            },
+            None,
+        ))
+        .unwrap();
+        let remote: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        for _ in 0..25 {
+            shared.traffic.lock().unwrap().add(remote, 1000, 0);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (ack, done) = crossbeam_channel::bounded(1);
+        tx.send(TrackerMsg::Shutdown(ack)).unwrap();
+        done.recv_timeout(Duration::from_secs(5)).unwrap();
+        thread.join().unwrap();
+        *stop.lock().unwrap() = true;
+        h.join().unwrap();
+        let got = seen.lock().unwrap().clone();
+        got
+    }
+
+    #[test]
+    fn stats_only_when_the_tracker_asks() {
+        // A tracker that does not know STATS (or an idle swarm): none.
+        let reqs = requests_with(0);
+        assert!(reqs.iter().any(|r| matches!(r, Request::Register { .. })));
+        assert!(
+            !reqs.iter().any(|r| matches!(r, Request::Stats { .. })),
+            "{reqs:?}"
+        );
+
+        // Asked every second: STATS naming the file and the peer it sent to.
+        let reqs = requests_with(1);
+        let stats: Vec<_> = reqs
+            .iter()
+            .filter_map(|r| match r {
+                Request::Stats { files, .. } => Some(files),
+                _ => None,
+            })
+            .collect();
+        assert!(!stats.is_empty(), "{reqs:?}");
+        let f = &stats[0][0];
+        assert_eq!((f.info_hash, f.size, f.done, f.up), (hash(1), 100, 100, 10));
+        assert_eq!(f.peers.len(), 1);
+        assert_eq!(f.peers[0].addr, "127.0.0.1:7001".parse().unwrap());
+        // Each byte is reported once: the STATS add up to at most what moved
+        // (25 × 1000 bytes).
+        let sent: u64 = stats
+            .iter()
+            .map(|f| f[0].peers.iter().map(|e| e.sent).sum::<u64>())
+            .sum();
+        assert!(sent > 0 && sent <= 25_000, "{sent}");
+    }
+}
