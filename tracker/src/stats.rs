@@ -155,8 +155,8 @@ pub struct LivePeer {
     /// `minitorrent 0.1.0.0`); empty when it cannot tell.
     pub client: String,
     pub seeder: bool,
-    /// Verified bytes / size, 0 to 1: from its `STATS`, else 1 for a seeder,
-    /// else `None`.
+    /// Verified bytes / size, 0 to 1: 1 for a seeder, else from its
+    /// `STATS`, else `None`.
     pub progress: Option<f64>,
     /// Bytes per second, from its latest `STATS` (0 without one).
     pub down_rate: u64,
@@ -441,7 +441,9 @@ fn merge(
         p.reporting = true;
         p.down_rate = r.down;
         p.up_rate = r.up;
-        if r.size > 0 {
+        // The registry's word wins for a seeder: a report may be a second
+        // older than its REGISTER as complete.
+        if r.size > 0 && !p.seeder {
             p.progress = Some((r.done as f64 / r.size as f64).clamp(0.0, 1.0));
         }
         // Only a bitfield tells the piece count here: `pieces` alone may be
