@@ -24,8 +24,8 @@
 //!
 //! A reporter silent for [`STALE_SECS`] is not shown, and is forgotten with
 //! its edges the next time its swarm is reported or viewed. Worst case, all
-//! tables full: 256 swarms × (128 reporters × ~2.2 KiB + 1024 edges ×
-//! ~300 B) ≈ 150 MiB; a LAN class uses a few swarms and a few MB.
+//! tables full: 64 swarms × (128 reporters × ~2.2 KiB + 1024 edges ×
+//! ~330 B) ≈ 40 MiB; a LAN class uses a few swarms and a few MB.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +39,7 @@ use serde::Serialize;
 use crate::registry::{Registry, SnapshotPeer};
 
 /// Swarms whose `STATS` are kept at once.
-pub const MAX_STATS_SWARMS: usize = 256;
+pub const MAX_STATS_SWARMS: usize = 64;
 /// Peers whose latest `STATS` is kept, per swarm.
 pub const MAX_REPORTERS: usize = 128;
 /// (from, to) pairs with bytes in the window, per swarm.
@@ -750,7 +750,7 @@ mod tests {
             assert_eq!(w.edges.len(), MAX_EDGES);
         }
         assert!(stats.dropped_edges() > 0);
-        for h in 0..=255u8 {
+        for h in 0..MAX_STATS_SWARMS as u8 {
             stats.record("127.0.0.1:1".parse().unwrap(), "p", &file(h, 0), now);
         }
         stats.record(
