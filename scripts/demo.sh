@@ -173,8 +173,8 @@ done
 
 # --trace: leecher1's trace on screen while the demo runs. follow_trace
 # prints the lines added to its log since the last call; listening addresses
-# become names, and runs of REQUEST, PIECE, CANCEL, HAVE and "SHA-1 ok" lines
-# one line of counts. The log itself keeps every line.
+# become names, and runs of REQUEST, PIECE, CANCEL, HAVE, "SHA-1 ok" and
+# STATS (one a second to the tracker) lines one line of counts. The log itself keeps every line.
 trace_file=''
 trace_seen=0
 trace_names=''
@@ -199,7 +199,7 @@ follow_trace() {
         NAMES=$trace_names DIM=$MT_DIM OFF=$MT_N awk '
         BEGIN {
             nn = split(ENVIRON["NAMES"], pairs, " ")
-            nk = split("REQUEST,PIECE,CANCEL,SHA-1 ok,HAVE", kind, ",")
+            nk = split("REQUEST,PIECE,CANCEL,SHA-1 ok,HAVE,STATS", kind, ",")
         }
         # Every ADDR (not followed by a digit) in s becomes its name.
         function named(s,    k, a, at, out, next_ch) {
@@ -241,6 +241,7 @@ follow_trace() {
             else if (/  CANCEL piece /) k = "CANCEL"
             else if (/  HAVE [0-9]/) k = "HAVE"
             else if (/ SHA-1 ok /) k = "SHA-1 ok"
+            else if (/  STATS [0-9]+ files? /) k = "STATS"
             if (k != "") {
                 if (!runs++) first = $1
                 count[k]++

@@ -112,6 +112,13 @@ fn all_replies() -> Vec<Reply> {
             tid: 9,
             interval: 5,
             timeout: 15,
+            stats_every: 0,
+        },
+        Reply::Ok {
+            tid: 10,
+            interval: 10,
+            timeout: 30,
+            stats_every: 1,
         },
         Reply::Peers {
             tid: 2,

@@ -14,8 +14,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info};
 use minitorrent_common::tracker_proto::{
-    self as proto, encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply,
-    ErrorCode, FileRef, FileView, Reply, Request, SwarmView, MAX_REPLY_SIZE,
+    self as proto, encode_error_reply, encode_files_reply, encode_ok_reply, encode_ok_reply_stats,
+    encode_peers_reply, ErrorCode, FileRef, FileView, Reply, Request, SwarmView,
+    DEFAULT_STATS_EVERY_SECS, MAX_REPLY_SIZE,
 };
 use minitorrent_common::udp_tracker as udp;
 
@@ -26,6 +27,7 @@ use crate::peer_id::peer_id_from_bytes;
 use crate::registry::{
     AnnounceEvent, Family, RegisterError, Registry, SearchHit, SwarmChange, SweepReport,
 };
+use crate::stats::Stats;
 use minitorrent_common::metainfo::InfoHash;
 
 /// JSON error code for a `REGISTER` that would create a swarm past
@@ -48,6 +50,10 @@ pub struct Handler {
     /// Swarms a `REGISTER` or `EXIT` changed, gathered under the registry's
     /// locks and reported to the catalogue after.
     changes: Vec<(InfoHash, SwarmChange)>,
+    /// Where `STATS` go; without it the tracker never asks for them.
+    stats: Option<Arc<Stats>>,
+    /// Scratch for `STATS`: which of its files the sender registered.
+    registered: Vec<bool>,
 }
 
 impl Handler {
@@ -63,6 +69,24 @@ impl Handler {
             hits: Vec::new(),
             recorder: None,
             changes: Vec::new(),
+            stats: None,
+            registered: Vec::new(),
+        }
+    }
+
+    /// Keeps the `STATS` peers send in `stats`, and asks for them in `OK`.
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Handler {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The `stats_every` of an `OK` to this JSON peer: 0 unless the tracker
+    /// keeps stats and one of the peer's swarms has a leecher.
+    fn stats_every(&self, src: SocketAddr, peer_id: &str) -> u32 {
+        if self.stats.is_some() && self.registry.wants_stats(src.ip(), peer_id) {
+            DEFAULT_STATS_EVERY_SECS
+        } else {
+            0
         }
     }
 
@@ -283,6 +307,24 @@ impl Handler {
                 return;
             }
         };
+        if let Request::Stats {
+            tid,
+            peer_id,
+            files,
+        } = &req
+        {
+            self.handle_stats(src, *tid, peer_id, files, now, out);
+            if self.trace {
+                // One line for the STATS and its answer: they come every
+                // second from every active peer.
+                let answer = match Reply::decode(out) {
+                    Ok(r) => r.summary(),
+                    Err(e) => format!("(undecodable reply: {e})"),
+                };
+                trace_line('←', src, &format!("{} ⇒ {answer}", req.summary()));
+            }
+            return;
+        }
         if self.trace {
             trace_line('←', src, &req.summary());
         }
@@ -307,7 +349,8 @@ impl Handler {
                             file_names(files)
                         );
                     }
-                    encode_ok_reply(out, *tid, self.interval, self.timeout);
+                    let every = self.stats_every(src, peer_id);
+                    encode_ok_reply_stats(out, *tid, self.interval, self.timeout, every);
                 }
                 Err(e) => {
                     debug!("{src}: REGISTER of {peer_id} refused: {e}");
@@ -361,10 +404,15 @@ impl Handler {
             }
             Request::Heartbeat { tid, peer_id } => {
                 match self.registry.heartbeat(src.ip(), peer_id, now) {
-                    Ok(()) => encode_ok_reply(out, *tid, self.interval, self.timeout),
+                    Ok(()) => {
+                        let every = self.stats_every(src, peer_id);
+                        encode_ok_reply_stats(out, *tid, self.interval, self.timeout, every)
+                    }
                     Err(_) => unknown_peer(out, *tid, src, peer_id),
                 }
             }
+            // Answered above.
+            Request::Stats { .. } => {}
             Request::Exit { tid, peer_id } => match self.exit(src, peer_id, now) {
                 Ok(port) => {
                     info!("peer {peer_id} at {} left", SocketAddr::new(src.ip(), port));
@@ -429,6 +477,48 @@ impl Handler {
             r.event(EventKind::Exit, h, addr, id.clone());
         }
         Ok(port)
+    }
+
+    /// `STATS`: identified like `HEARTBEAT` (source IP + peer_id); the files
+    /// the sender registered are recorded for display, the others ignored.
+    /// It refreshes nothing in the registry.
+    fn handle_stats(
+        &mut self,
+        src: SocketAddr,
+        tid: u32,
+        peer_id: &str,
+        files: &[proto::StatsFile],
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(stats) = self.stats.clone() else {
+            encode_error_reply(
+                out,
+                Some(tid),
+                &ErrorCode::BadRequest,
+                "this tracker keeps no STATS (its OK never asks for them)",
+            );
+            return;
+        };
+        let hashes: Vec<_> = files.iter().map(|f| f.info_hash).collect();
+        let mut registered = std::mem::take(&mut self.registered);
+        match self
+            .registry
+            .stats_sender(src.ip(), peer_id, &hashes, now, &mut registered)
+        {
+            Ok(port) => {
+                let reporter = SocketAddr::new(src.ip(), port);
+                for (f, known) in files.iter().zip(&registered) {
+                    if *known {
+                        stats.record(reporter, peer_id, f, now);
+                    }
+                }
+                let every = self.stats_every(src, peer_id);
+                encode_ok_reply_stats(out, tid, self.interval, self.timeout, every);
+            }
+            Err(_) => unknown_peer(out, tid, src, peer_id),
+        }
+        self.registered = registered;
     }
 
     fn trace_reply(&self, dst: SocketAddr, out: &[u8]) {
@@ -613,7 +703,8 @@ mod tests {
             Reply::Ok {
                 tid: 1,
                 interval: 4,
-                timeout: 12
+                timeout: 12,
+                stats_every: 0
             }
         );
     }

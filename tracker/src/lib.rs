@@ -9,10 +9,10 @@
 //! threads). [`connection_id`], [`peer_id`] and [`io_batch`] import nothing
 //! else from the crate. [`discover`] (LAN discovery's responder, on its own
 //! port and thread) uses the handler's trace line and the server's stop
-//! handle.
-//! [`catalogue`] (the persistent store and its writer
-//! thread) imports only [`peer_id`]; the handler feeds it, the server starts
-//! and stops it.
+//! handle. [`stats`] (the live view's `STATS` window) imports the registry;
+//! the handler records into it. [`catalogue`] (the persistent store and its
+//! writer thread) imports only [`peer_id`]; the handler feeds it, the server
+//! starts and stops it.
 
 pub mod catalogue;
 pub mod config;
@@ -24,3 +24,4 @@ pub mod io_batch;
 pub mod peer_id;
 pub mod registry;
 pub mod server;
+pub mod stats;

@@ -28,6 +28,7 @@ use crate::connection_id::ConnectionIds;
 use crate::handler::Handler;
 use crate::io_batch::{RecvBatch, SendBatch};
 use crate::registry::{Limits, Registry};
+use crate::stats::{Stats, StatsView};
 
 /// Kernel socket buffers: large enough to ride out bursts from many peers.
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -61,6 +62,7 @@ pub struct Tracker {
     local_addr: SocketAddr,
     registry: Arc<Registry>,
     conn_ids: Arc<ConnectionIds>,
+    stats: Arc<Stats>,
     stop: StopHandle,
     catalogue: Arc<Catalogue>,
 }
@@ -191,6 +193,7 @@ impl Tracker {
                 },
             )),
             conn_ids: Arc::new(ConnectionIds::new(epoch)),
+            stats: Arc::new(Stats::new(epoch)),
             stop: StopHandle {
                 flag: Arc::new(AtomicBool::new(false)),
                 wakers: Arc::new(wakers),
@@ -214,6 +217,15 @@ impl Tracker {
         self.catalogue.clone()
     }
 
+    /// What the live view reads: the `STATS` window and the registry
+    /// (see [`StatsView::swarm`]).
+    pub fn stats_view(&self) -> StatsView {
+        StatsView {
+            stats: self.stats.clone(),
+            registry: self.registry.clone(),
+        }
+    }
+
     pub fn workers(&self) -> usize {
         self.workers.len()
     }
@@ -230,7 +242,8 @@ impl Tracker {
         let mut workers = self.workers.into_iter().enumerate();
         let first = workers.next();
         for (i, w) in workers {
-            let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
+            let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config)
+                .with_stats(self.stats.clone());
             handler.set_recorder(self.catalogue.recorder());
             let stop = self.stop.clone();
             let sweep_every = config.sweep_every();
@@ -242,7 +255,8 @@ impl Tracker {
         }
         let mut result = Ok(());
         if let Some((i, w)) = first {
-            let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config);
+            let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config)
+                .with_stats(self.stats.clone());
             handler.set_recorder(self.catalogue.recorder());
             result = w.run(handler, &self.stop, i, parts, config.sweep_every());
             if result.is_err() {

@@ -67,7 +67,8 @@ fn register_request_search_heartbeat_exit() {
         7002,
         &[(0xab, "report.pdf", false)],
     ));
-    assert_eq!(r, Reply::ok(2));
+    // A leecher in the swarm: the tracker asks for STATS.
+    assert_eq!(r, ok_asking_stats(2));
 
     // The leecher asks by hash: it sees the seeder, not itself.
     let r = leecher.ask(&request(
@@ -206,7 +207,8 @@ fn silent_peers_expire() {
         Reply::Ok {
             tid: 1,
             interval: 1,
-            timeout: 1
+            timeout: 1,
+            stats_every: 0
         }
     );
     assert!(matches!(
@@ -255,7 +257,8 @@ fn heartbeats_keep_a_peer_alive() {
             Reply::Ok {
                 tid,
                 interval: 1,
-                timeout: 1
+                timeout: 1,
+                stats_every: 0
             }
         );
         assert!(matches!(
@@ -482,12 +485,13 @@ fn a_peer_may_register_10000_files_and_no_more() {
         port: 7001,
         files,
     };
-    // 500 files per datagram stay well under 64 KiB.
+    // 500 files per datagram stay well under 64 KiB. A peer with that many
+    // files is asked for STATS without looking at its swarms.
     for (tid, start) in (0..10_000u16).step_by(500).enumerate() {
         let tid = tid as u32 + 1;
         assert_eq!(
             c.ask(&reg(tid, many_files(start..start + 500))),
-            Reply::ok(tid)
+            ok_asking_stats(tid)
         );
     }
     match c.ask(&reg(100, many_files(9_990..10_001))) {
@@ -510,12 +514,12 @@ fn a_peer_may_register_10000_files_and_no_more() {
         Some(&ErrorCode::NotFound)
     );
     // Files it has are fine to register again, and HEARTBEAT and EXIT work.
-    assert_eq!(c.ask(&reg(103, many_files(0..500))), Reply::ok(103));
+    assert_eq!(c.ask(&reg(103, many_files(0..500))), ok_asking_stats(103));
     let hb = Request::Heartbeat {
         tid: 104,
         peer_id: "-MT0100-bigshare".into(),
     };
-    assert_eq!(c.ask(&hb), Reply::ok(104));
+    assert_eq!(c.ask(&hb), ok_asking_stats(104));
     let exit = Request::Exit {
         tid: 105,
         peer_id: "-MT0100-bigshare".into(),
@@ -562,6 +566,24 @@ fn a_full_tracker_refuses_new_swarms_and_keeps_serving() {
     }
     assert_eq!(
         c.ask(&register(4, "-MT0100-b", 7002, &[(2, "b", false)])),
-        Reply::ok(4)
+        ok_asking_stats(4)
     );
+}
+
+/// `OK` asking for a `STATS` every second.
+fn ok_asking_stats(tid: u32) -> Reply {
+    match Reply::ok(tid) {
+        Reply::Ok {
+            tid,
+            interval,
+            timeout,
+            ..
+        } => Reply::Ok {
+            tid,
+            interval,
+            timeout,
+            stats_every: 1,
+        },
+        other => other,
+    }
 }

@@ -3,7 +3,8 @@
 //! picker, the metadata fetch, the upload rate limit, one connection's
 //! protocol state (choke, interest, requests, timers), and a torrent's swarm
 //! (`swarm/`: which peer fetches what, who may join, when to dial and ask
-//! the tracker). Everything here takes the time as an argument, so every
+//! the tracker), and the bytes moved with each remote peer for the
+//! tracker's live view (`traffic`). Everything here takes the time as an argument, so every
 //! rule is unit-tested with a fake clock.
 
 pub mod geometry;
@@ -14,3 +15,4 @@ pub mod picker;
 pub mod ratelimit;
 pub mod shared;
 pub mod swarm;
+pub mod traffic;

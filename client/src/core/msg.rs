@@ -186,11 +186,13 @@ pub struct Opened {
 }
 
 /// How the coordinator thread reaches one connection thread: its command
-/// channel and the function that wakes its poll.
+/// channel and the function that wakes its poll; and the connection's byte
+/// totals, which it keeps up to date.
 #[derive(Clone)]
 pub struct ConnLink {
     pub cmd: Sender<Command>,
     pub wake: std::sync::Arc<dyn Fn() + Send + Sync>,
+    pub traffic: std::sync::Arc<crate::core::traffic::ConnTraffic>,
 }
 
 impl ConnLink {

@@ -355,6 +355,10 @@ pub struct PeerState {
     last_send: Instant,
     last_block: Instant,
     actions: VecDeque<Action>,
+    /// Piece data served to the peer and received from it (whether kept or
+    /// wasted), in bytes, since the connection began: for `STATS`.
+    bytes_served: u64,
+    bytes_received: u64,
 }
 
 impl PeerState {
@@ -377,7 +381,15 @@ impl PeerState {
             last_send: now,
             last_block: now,
             actions: VecDeque::new(),
+            bytes_served: 0,
+            bytes_received: 0,
         }
+    }
+
+    /// (bytes served, bytes received) of piece data since the connection
+    /// began.
+    pub fn traffic(&self) -> (u64, u64) {
+        (self.bytes_served, self.bytes_received)
     }
 
     /// The next thing to do, in the order decided.
@@ -575,6 +587,7 @@ impl PeerState {
             return Err(violation("PIECE before we have the metadata"));
         };
         let fate = self.down.on_block(&m.geometry, index, begin, len)?;
+        self.bytes_received += len as u64;
         if fate != BlockFate::Wasted {
             self.last_block = now;
         }
@@ -640,6 +653,7 @@ impl PeerState {
             self.serve_wait = Some(now + wait);
             return None;
         }
+        self.bytes_served += u64::from(blk.len);
         self.serve.pop_front()
     }
 

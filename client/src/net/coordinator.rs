@@ -20,6 +20,7 @@ use crate::core::msg::{
 };
 use crate::core::picker::ConnId;
 use crate::core::swarm::{Action, Swarm};
+use crate::core::traffic::delta;
 use crate::net::conn;
 use crate::net::open::{self, OpenError};
 use crate::net::shared::{MetaCtx, TorrentShared};
@@ -57,6 +58,8 @@ pub struct Coordinator {
     pending: VecDeque<Event>,
     /// The phase in the last status published.
     published: Phase,
+    /// Each connection's byte totals when last added to `t.traffic`.
+    counted: HashMap<ConnId, (u64, u64)>,
 }
 
 impl Coordinator {
@@ -81,6 +84,7 @@ impl Coordinator {
             status,
             pending: VecDeque::new(),
             published: Phase::Metadata,
+            counted: HashMap::new(),
         }
     }
 
@@ -125,6 +129,7 @@ impl Coordinator {
                     }
                 },
                 recv(ticker) -> _ => {
+                    self.count_traffic();
                     let actions = self.swarm.tick(Instant::now());
                     self.act(actions);
                     self.publish();
@@ -153,6 +158,11 @@ impl Coordinator {
                 Event::Gone { conn, .. } => Some(*conn),
                 _ => None,
             };
+            if let Some(c) = gone {
+                // Its last bytes, while the swarm still knows its address.
+                self.count_conn(c);
+                self.counted.remove(&c);
+            }
             let actions = self.swarm.handle(ev, Instant::now());
             self.carry_out(actions);
             if let Some(c) = gone {
@@ -161,6 +171,32 @@ impl Coordinator {
         }
         if std::mem::discriminant(&self.swarm.phase()) != std::mem::discriminant(&self.published) {
             self.publish();
+        }
+    }
+
+    /// Adds what each connection moved since the last count to the bytes
+    /// the tracker thread reports in `STATS`, by the peer's address.
+    fn count_traffic(&mut self) {
+        let conns: Vec<ConnId> = self.links.keys().copied().collect();
+        for c in conns {
+            self.count_conn(c);
+        }
+    }
+
+    fn count_conn(&mut self, conn: ConnId) {
+        let Some(link) = self.links.get(&conn) else {
+            return;
+        };
+        let now = link.traffic.load();
+        let before = self.counted.insert(conn, now).unwrap_or((0, 0));
+        let (sent, received) = delta(before, now);
+        if sent == 0 && received == 0 {
+            return;
+        }
+        if let Some(addr) = self.swarm.peer_addr(conn) {
+            if let Ok(mut t) = self.t.traffic.lock() {
+                t.add(addr, sent, received);
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use minitorrent_common::metainfo::InfoHash;
 use crate::core::msg::{Input, TorrentStatus};
 use crate::core::ratelimit::RateLimit;
 use crate::core::shared::{Meta, UploadSlots};
+use crate::core::traffic::TrafficTable;
 use crate::net::storage::Storage;
 
 /// The metadata and the files that hold the torrent's data.
@@ -43,6 +44,9 @@ pub struct TorrentShared {
     uploaded: AtomicU64,
     wasted: AtomicU64,
     upload_slots: UploadSlots,
+    /// Bytes moved with each remote peer and not yet reported in `STATS`:
+    /// the coordinator adds, the tracker thread takes. Held only to do so.
+    pub traffic: Mutex<TrafficTable>,
 }
 
 impl TorrentShared {
@@ -64,6 +68,7 @@ impl TorrentShared {
             uploaded: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
             upload_slots: UploadSlots::default(),
+            traffic: Mutex::default(),
         }
     }
     pub fn add_downloaded(&self, n: u64) {

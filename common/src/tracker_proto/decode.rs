@@ -18,11 +18,12 @@ use serde_json::Value;
 
 use super::{
     DecodeError, DecodeErrorKind, ErrorCode, FileInfo, FileRef, FileSummary, PeerEntry, Reply,
-    Request, MAX_DATAGRAM_SIZE, MAX_NAME_CHARS, MAX_PEER_ID_CHARS, MAX_QUERY_CHARS,
+    Request, StatsEdge, StatsFile, MAX_DATAGRAM_SIZE, MAX_NAME_CHARS, MAX_PEER_ID_CHARS,
+    MAX_QUERY_CHARS, MAX_STATS_EDGES, MAX_STATS_FILES, MAX_STATS_PIECES,
 };
 use crate::metainfo::InfoHash;
 
-const REQUEST_TYPES: &str = "REGISTER, REQUEST, SEARCH, HEARTBEAT or EXIT";
+const REQUEST_TYPES: &str = "REGISTER, REQUEST, SEARCH, HEARTBEAT, EXIT or STATS";
 const REPLY_TYPES: &str = "OK, PEERS, FILES or ERROR";
 
 impl DecodeError {
@@ -86,6 +87,7 @@ struct RawRequest<'a> {
     query: Option<JStr<'a>>,
 }
 
+/// A file of `REGISTER` or of `STATS` (each reads the fields it knows).
 #[derive(Deserialize)]
 struct RawRegFile<'a> {
     #[serde(borrow)]
@@ -94,6 +96,23 @@ struct RawRegFile<'a> {
     name: Option<JStr<'a>>,
     size: Option<u64>,
     complete: Option<bool>,
+    done: Option<u64>,
+    pieces: Option<u32>,
+    #[serde(borrow)]
+    have: Option<JStr<'a>>,
+    down: Option<u64>,
+    up: Option<u64>,
+    #[serde(borrow)]
+    peers: Option<Vec<RawEdge<'a>>>,
+    truncated: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct RawEdge<'a> {
+    #[serde(borrow)]
+    addr: Option<JStr<'a>>,
+    sent: Option<u64>,
+    recv: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +122,7 @@ struct RawReply<'a> {
     tid: Option<u32>,
     interval: Option<u32>,
     timeout: Option<u32>,
+    stats_every: Option<u32>,
     #[serde(borrow)]
     info_hash: Option<JStr<'a>>,
     #[serde(borrow)]
@@ -176,11 +196,23 @@ impl Kind {
     }
 }
 
+const EDGE_FIELDS: &[(&str, Kind)] = &[
+    ("addr", Kind::Str),
+    ("sent", Kind::U64),
+    ("recv", Kind::U64),
+];
 const REG_FILE_FIELDS: &[(&str, Kind)] = &[
     ("info_hash", Kind::Str),
     ("name", Kind::Str),
     ("size", Kind::U64),
     ("complete", Kind::Bool),
+    ("done", Kind::U64),
+    ("pieces", Kind::U32),
+    ("have", Kind::Str),
+    ("down", Kind::U64),
+    ("up", Kind::U64),
+    ("peers", Kind::Array(EDGE_FIELDS)),
+    ("truncated", Kind::Bool),
 ];
 const REQUEST_FIELDS: &[(&str, Kind)] = &[
     ("type", Kind::Str),
@@ -209,6 +241,7 @@ const REPLY_FIELDS: &[(&str, Kind)] = &[
     ("tid", Kind::U32),
     ("interval", Kind::U32),
     ("timeout", Kind::U32),
+    ("stats_every", Kind::U32),
     ("info_hash", Kind::Str),
     ("name", Kind::Str),
     ("size", Kind::U64),
@@ -525,6 +558,18 @@ impl Request {
                     Request::Heartbeat { tid, peer_id }
                 })
             }
+            "STATS" => {
+                let peer_id =
+                    peer_id_field(tid, "peer_id", req_str(tid, "peer_id", &raw.peer_id)?)?;
+                let Some(raw_files) = raw.files else {
+                    return Err(DecodeError::missing(tid, "files"));
+                };
+                stats_files(tid, &raw_files).map(|files| Request::Stats {
+                    tid,
+                    peer_id,
+                    files,
+                })
+            }
             other => Err(DecodeError::new(
                 Some(tid),
                 DecodeErrorKind::UnknownType {
@@ -534,6 +579,145 @@ impl Request {
             )),
         }
     }
+}
+
+/// The files of a `STATS`, checked against the caps.
+fn stats_files(tid: u32, raw_files: &[RawRegFile<'_>]) -> Result<Vec<StatsFile>, DecodeError> {
+    let n = raw_files.len();
+    if n == 0 || n > MAX_STATS_FILES {
+        return Err(DecodeError::bad(
+            tid,
+            "files",
+            format!("must list 1 to {MAX_STATS_FILES} files, found {n} (send several STATS)"),
+        ));
+    }
+    let mut files: Vec<StatsFile> = Vec::with_capacity(n);
+    for (i, f) in raw_files.iter().enumerate() {
+        let field = |sub: &'static str| Item("files", i, sub);
+        let info_hash = hash_field(
+            tid,
+            field("info_hash"),
+            req_str(tid, field("info_hash"), &f.info_hash)?,
+        )?;
+        if files.iter().any(|g| g.info_hash == info_hash) {
+            return Err(DecodeError::bad(
+                tid,
+                field("info_hash"),
+                "names a file already listed in this STATS",
+            ));
+        }
+        let size = req(tid, field("size"), f.size)?;
+        let done = req(tid, field("done"), f.done)?;
+        if done > size {
+            return Err(DecodeError::bad(
+                tid,
+                field("done"),
+                format!("must be at most `size` ({size}), found {done}"),
+            ));
+        }
+        let pieces = req(tid, field("pieces"), f.pieces)?;
+        let have = match &f.have {
+            None => None,
+            Some(h) => Some(bitfield_field(tid, field("have"), &h.0, pieces)?),
+        };
+        let raw_edges = f.peers.as_deref().unwrap_or_default();
+        if raw_edges.len() > MAX_STATS_EDGES {
+            return Err(DecodeError::bad(
+                tid,
+                field("peers"),
+                format!(
+                    "must list at most {MAX_STATS_EDGES} peers, found {} (list the busiest and set `truncated`)",
+                    raw_edges.len()
+                ),
+            ));
+        }
+        let mut peers = Vec::with_capacity(raw_edges.len());
+        for (j, e) in raw_edges.iter().enumerate() {
+            let sub = |s: &'static str| EdgeItem(i, j, s);
+            let addr_s = req_str(tid, sub("addr"), &e.addr)?;
+            let addr = addr_s.parse::<SocketAddr>().map_err(|_| {
+                DecodeError::bad(
+                    tid,
+                    sub("addr"),
+                    format!(
+                        "must be IP:PORT, found {}",
+                        describe(&Value::String(addr_s.to_string()))
+                    ),
+                )
+            })?;
+            peers.push(StatsEdge {
+                addr,
+                sent: req(tid, sub("sent"), e.sent)?,
+                recv: req(tid, sub("recv"), e.recv)?,
+            });
+        }
+        files.push(StatsFile {
+            info_hash,
+            size,
+            done,
+            pieces,
+            have,
+            down: req(tid, field("down"), f.down)?,
+            up: req(tid, field("up"), f.up)?,
+            peers,
+            truncated: f.truncated.unwrap_or(false),
+        });
+    }
+    Ok(files)
+}
+
+/// `files[1].peers[3].addr`, formatted only when an error names it.
+#[derive(Clone, Copy)]
+struct EdgeItem(usize, usize, &'static str);
+
+impl fmt::Display for EdgeItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "files[{}].peers[{}].{}", self.0, self.1, self.2)
+    }
+}
+
+/// A `have` bitfield: exactly `ceil(pieces / 8)` bytes in hex, spare bits 0.
+fn bitfield_field(
+    tid: u32,
+    field: impl fmt::Display + Copy,
+    s: &str,
+    pieces: u32,
+) -> Result<Vec<u8>, DecodeError> {
+    if pieces == 0 || pieces > MAX_STATS_PIECES {
+        return Err(DecodeError::bad(
+            tid,
+            field,
+            format!("is allowed only for 1 to {MAX_STATS_PIECES} pieces, and `pieces` is {pieces}"),
+        ));
+    }
+    let bytes = pieces.div_ceil(8) as usize;
+    if s.len() != 2 * bytes {
+        return Err(DecodeError::bad(
+            tid,
+            field,
+            format!(
+                "must be {} hex digits for {pieces} pieces, found {} characters",
+                2 * bytes,
+                s.chars().count()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(bytes);
+    for pair in s.as_bytes().chunks_exact(2) {
+        match (crate::hex::digit(pair[0]), crate::hex::digit(pair[1])) {
+            (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+            _ => return Err(DecodeError::bad(tid, field, "must be hex digits only")),
+        }
+    }
+    let spare = (bytes * 8) as u32 - pieces;
+    if spare > 0 && out[bytes - 1] & ((1u8 << spare) - 1) != 0 {
+        return Err(DecodeError::bad(
+            tid,
+            field,
+            format!("has bits set past piece {}", pieces - 1),
+        ));
+    }
+    Ok(out)
 }
 
 impl Reply {
@@ -576,6 +760,7 @@ impl Reply {
                 tid,
                 interval: req(tid, "interval", raw.interval)?,
                 timeout: req(tid, "timeout", raw.timeout)?,
+                stats_every: raw.stats_every.unwrap_or(0),
             }),
             "PEERS" => {
                 let info_hash =

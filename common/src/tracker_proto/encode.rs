@@ -62,6 +62,49 @@ impl Request {
             Request::Heartbeat { peer_id, .. } | Request::Exit { peer_id, .. } => {
                 o.str("peer_id", peer_id)
             }
+            Request::Stats { peer_id, files, .. } => {
+                o.str("peer_id", peer_id);
+                o.key("files");
+                o.buf.push(b'[');
+                for (i, f) in files.iter().enumerate() {
+                    if i > 0 {
+                        o.buf.push(b',');
+                    }
+                    let mut fo = JsonObject::begin(o.buf);
+                    fo.hex("info_hash", &f.info_hash);
+                    fo.uint("size", f.size);
+                    fo.uint("done", f.done);
+                    fo.uint("pieces", u64::from(f.pieces));
+                    if let Some(have) = &f.have {
+                        fo.key("have");
+                        fo.buf.push(b'"');
+                        crate::hex::push_hex(fo.buf, have);
+                        fo.buf.push(b'"');
+                    }
+                    fo.uint("down", f.down);
+                    fo.uint("up", f.up);
+                    fo.key("peers");
+                    fo.buf.push(b'[');
+                    for (j, e) in f.peers.iter().enumerate() {
+                        if j > 0 {
+                            fo.buf.push(b',');
+                        }
+                        fo.buf.extend_from_slice(b"{\"addr\":");
+                        write_socket_addr(fo.buf, &e.addr);
+                        fo.buf.extend_from_slice(b",\"sent\":");
+                        write_u64(fo.buf, e.sent);
+                        fo.buf.extend_from_slice(b",\"recv\":");
+                        write_u64(fo.buf, e.recv);
+                        fo.buf.push(b'}');
+                    }
+                    fo.buf.push(b']');
+                    if f.truncated {
+                        fo.bool("truncated", true);
+                    }
+                    fo.end();
+                }
+                o.buf.push(b']');
+            }
         }
         o.end();
     }
@@ -198,13 +241,27 @@ pub fn encode_error_reply(buf: &mut Vec<u8>, tid: Option<u32>, code: &ErrorCode,
     o.end();
 }
 
-/// Appends an `OK` reply to `buf`.
+/// Appends an `OK` reply to `buf` that asks for no `STATS`.
 pub fn encode_ok_reply(buf: &mut Vec<u8>, tid: u32, interval: u32, timeout: u32) {
+    encode_ok_reply_stats(buf, tid, interval, timeout, 0);
+}
+
+/// Appends an `OK` reply to `buf`; `stats_every` is written only when not 0.
+pub fn encode_ok_reply_stats(
+    buf: &mut Vec<u8>,
+    tid: u32,
+    interval: u32,
+    timeout: u32,
+    stats_every: u32,
+) {
     let mut o = JsonObject::begin(buf);
     o.str("type", "OK");
     o.uint("tid", u64::from(tid));
     o.uint("interval", u64::from(interval));
     o.uint("timeout", u64::from(timeout));
+    if stats_every > 0 {
+        o.uint("stats_every", u64::from(stats_every));
+    }
     o.end();
 }
 
@@ -224,7 +281,8 @@ impl Reply {
                 tid,
                 interval,
                 timeout,
-            } => encode_ok_reply(buf, *tid, *interval, *timeout),
+                stats_every,
+            } => encode_ok_reply_stats(buf, *tid, *interval, *timeout, *stats_every),
             Reply::Peers {
                 tid,
                 info_hash,

@@ -33,8 +33,8 @@ pub use discover::{
     Discover, TrackerHere, DISCOVER_GROUP, DISCOVER_PORT, MAX_DISCOVER_SIZE, MAX_WEB_CHARS,
 };
 pub use encode::{
-    encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply, FileView,
-    PeerView, SwarmView,
+    encode_error_reply, encode_files_reply, encode_ok_reply, encode_ok_reply_stats,
+    encode_peers_reply, FileView, PeerView, SwarmView,
 };
 pub use summary::short_hash;
 
@@ -54,6 +54,19 @@ pub const MAX_NAME_CHARS: usize = 255;
 /// A `SEARCH` query is at most this many characters.
 pub const MAX_QUERY_CHARS: usize = 255;
 
+/// A `STATS` datagram names 1 to this many files; a peer with more active
+/// files sends several `STATS`.
+pub const MAX_STATS_FILES: usize = 4;
+/// A `STATS` file lists at most this many remote peers (`peers`); a peer
+/// connected to more lists the busiest and sets `truncated`.
+pub const MAX_STATS_EDGES: usize = 64;
+/// A `STATS` file's `have` bitfield covers at most this many pieces (4096 hex
+/// digits); a file with more pieces sends no bitfield (only `done`).
+pub const MAX_STATS_PIECES: u32 = 16_384;
+/// Seconds between `STATS` the tracker asks for while a swarm of the peer
+/// has a leecher (`stats_every` in `OK`).
+pub const DEFAULT_STATS_EVERY_SECS: u32 = 1;
+
 /// One file a peer shares or downloads, as announced in `REGISTER`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
@@ -63,6 +76,46 @@ pub struct FileInfo {
     pub size: u64,
     /// True when the peer has the whole file (a seeder), false while it downloads.
     pub complete: bool,
+}
+
+/// One file of a `STATS` report: what the peer has, how fast it moves, and
+/// the bytes exchanged with each remote peer since its previous `STATS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsFile {
+    pub info_hash: InfoHash,
+    /// Total size in bytes (0 while a magnet's metadata is unknown).
+    pub size: u64,
+    /// Verified bytes the peer has (at most `size`).
+    pub done: u64,
+    /// Number of pieces; 0 while unknown.
+    pub pieces: u32,
+    /// The pieces the peer has, in BitTorrent's bitfield order (piece 0 is
+    /// the high bit of the first byte; spare bits zero): `ceil(pieces / 8)`
+    /// bytes, written as hex. `None` when `pieces` is 0 or over
+    /// [`MAX_STATS_PIECES`].
+    pub have: Option<Vec<u8>>,
+    /// Download and upload rates, bytes per second.
+    pub down: u64,
+    pub up: u64,
+    /// Bytes exchanged with each remote peer since the previous `STATS`; at
+    /// most [`MAX_STATS_EDGES`].
+    pub peers: Vec<StatsEdge>,
+    /// True when the peer exchanged data with more remote peers than
+    /// `peers` lists.
+    pub truncated: bool,
+}
+
+/// The bytes one peer exchanged with one remote peer since its previous `STATS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsEdge {
+    /// The remote peer's listening address when known (the one it
+    /// registered, or gave in its extension handshake), else the address
+    /// of the connection.
+    pub addr: SocketAddr,
+    /// Bytes of piece data sent to it.
+    pub sent: u64,
+    /// Bytes of piece data received from it.
+    pub recv: u64,
 }
 
 /// What a `REQUEST` asks about: a swarm by info hash, or by exact file name.
@@ -97,6 +150,13 @@ pub enum Request {
     Heartbeat { tid: u32, peer_id: String },
     /// Leave every swarm now.
     Exit { tid: u32, peer_id: String },
+    /// What the peer has and moved, for display only; identified like
+    /// `HEARTBEAT` (source IP + peer_id). 1 to [`MAX_STATS_FILES`] files.
+    Stats {
+        tid: u32,
+        peer_id: String,
+        files: Vec<StatsFile>,
+    },
 }
 
 /// One peer in a `PEERS` reply.
@@ -162,12 +222,15 @@ impl fmt::Display for ErrorCode {
 /// A message from the tracker to a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// Answer to `REGISTER`, `HEARTBEAT` and `EXIT`: heartbeat every `interval`
-    /// seconds; silence for `timeout` seconds means the peer is forgotten.
+    /// Answer to `REGISTER`, `HEARTBEAT`, `EXIT` and `STATS`: heartbeat every
+    /// `interval` seconds; silence for `timeout` seconds means the peer is
+    /// forgotten; send `STATS` every `stats_every` seconds (0, and absent
+    /// on the wire, when the tracker wants none).
     Ok {
         tid: u32,
         interval: u32,
         timeout: u32,
+        stats_every: u32,
     },
     /// Answer to `REQUEST`. `seeders`/`leechers` count the whole swarm; `peers`
     /// is at most the tracker's `--max-peers`, without the asker.
@@ -239,7 +302,8 @@ impl Request {
             | Request::Request { tid, .. }
             | Request::Search { tid, .. }
             | Request::Heartbeat { tid, .. }
-            | Request::Exit { tid, .. } => *tid,
+            | Request::Exit { tid, .. }
+            | Request::Stats { tid, .. } => *tid,
         }
     }
 
@@ -251,6 +315,7 @@ impl Request {
             Request::Search { .. } => "SEARCH",
             Request::Heartbeat { .. } => "HEARTBEAT",
             Request::Exit { .. } => "EXIT",
+            Request::Stats { .. } => "STATS",
         }
     }
 }
@@ -262,6 +327,7 @@ impl Reply {
             tid,
             interval: DEFAULT_INTERVAL_SECS,
             timeout: DEFAULT_TIMEOUT_SECS,
+            stats_every: 0,
         }
     }
 

@@ -78,6 +78,36 @@ impl Request {
             Request::Heartbeat { peer_id, .. } | Request::Exit { peer_id, .. } => {
                 let _ = write!(s, " peer={peer_id}");
             }
+            Request::Stats { peer_id, files, .. } => {
+                // One short line however many files and peers: a STATS
+                // comes every second while anything moves.
+                let edges: usize = files.iter().map(|f| f.peers.len()).sum();
+                let (sent, recv) = files
+                    .iter()
+                    .flat_map(|f| &f.peers)
+                    .fold((0u64, 0u64), |(s, r), e| {
+                        (s.saturating_add(e.sent), r.saturating_add(e.recv))
+                    });
+                let _ = write!(
+                    s,
+                    " {} {}, {}: {} sent, {} received",
+                    plural(files.len(), "file", "files"),
+                    files
+                        .first()
+                        .map(|f| short_hash(&f.info_hash))
+                        .unwrap_or_default(),
+                    plural(edges, "peer", "peers"),
+                    format_size(sent),
+                    format_size(recv),
+                );
+                if let Some(pct) = files
+                    .first()
+                    .and_then(|f| f.done.saturating_mul(100).checked_div(f.size))
+                {
+                    let _ = write!(s, " ({pct}% done)");
+                }
+                let _ = write!(s, " peer={peer_id}");
+            }
         }
         let _ = write!(s, " tid={}", self.tid());
         s
@@ -91,9 +121,15 @@ impl Reply {
         let mut s = String::from(self.type_name());
         match self {
             Reply::Ok {
-                interval, timeout, ..
+                interval,
+                timeout,
+                stats_every,
+                ..
             } => {
                 let _ = write!(s, " interval={interval}s timeout={timeout}s");
+                if *stats_every > 0 {
+                    let _ = write!(s, " stats_every={stats_every}s");
+                }
             }
             Reply::Peers {
                 name,

@@ -43,6 +43,8 @@
 //! - `listing`: `REQUEST` — a swarm and some of its peers ([`PeerList`]).
 //! - `bep15`: BEP 15 `announce` and `scrape`.
 //! - `expiry`: sweeping out peers past their timeout and empty swarms.
+//! - `live`: for `STATS` and the live view, off the hot path: who sent a
+//!   `STATS`, whether a peer's swarms have a leecher, a copy of one swarm.
 //!
 //! The small functions on the announce path (hashing, IP conversion, expiry
 //! checks, shard lookups) are `#[inline]`: spread over these files they land
@@ -55,6 +57,7 @@ mod identity;
 mod json_peers;
 mod limits;
 mod listing;
+mod live;
 mod picks;
 mod records;
 mod search;
@@ -71,6 +74,7 @@ pub use limits::{
     Limits, RegisterError, TrackerFull, MAX_FILES_PER_PEER, MAX_PEER_TIMEOUT, MAX_SWARMS,
 };
 pub use listing::{ListedPeer, PeerList};
+pub use live::{SnapshotPeer, SwarmSnapshot, MAX_SNAPSHOT_PEERS, STATS_SCAN_FILES};
 pub use picks::{Picks, SwarmHeader};
 pub use search::{SearchHit, MAX_SEARCH_HITS};
 pub use shards::{Registry, RegistryStats};

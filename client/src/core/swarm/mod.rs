@@ -254,6 +254,12 @@ impl Swarm {
         self.peers.len()
     }
 
+    /// How the tracker's live view names the peer on connection `conn`: its
+    /// listen address when known, else the connection's remote address.
+    pub fn peer_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.peers.get(conn).map(|p| p.listen.unwrap_or(p.addr))
+    }
+
     fn take(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.out)
     }

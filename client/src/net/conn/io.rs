@@ -286,6 +286,7 @@ impl Conn {
                 }
             }
             let now = Instant::now();
+            self.traffic.store(self.state.traffic());
             self.state.tick(now, &*self.t)?;
             self.apply_actions()?;
             let serve_ready = self.state.serve_ready(now);

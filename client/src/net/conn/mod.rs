@@ -40,6 +40,7 @@ use minitorrent_common::wire::{ExtHandshake, Handshake, Message, HANDSHAKE_LEN, 
 use crate::core::msg::{CloseReason, Command, ConnError, ConnLink, Event, Input};
 use crate::core::peer_state::{PeerState, SlotPool, OUR_REQQ};
 use crate::core::picker::ConnId;
+use crate::core::traffic::ConnTraffic;
 use crate::net::shared::{MetaCtx, TorrentShared};
 use crate::net::trace;
 use io::Wire;
@@ -236,6 +237,8 @@ struct Conn {
     state: PeerState,
     bufs: PieceBufs,
     early: EarlyNews,
+    /// The totals the coordinator reads for `STATS` (see `publish_traffic`).
+    traffic: Arc<ConnTraffic>,
 }
 
 impl Conn {
@@ -260,6 +263,7 @@ impl Conn {
             wire,
             bufs: PieceBufs::default(),
             early: EarlyNews::default(),
+            traffic: Arc::default(),
         };
         for m in greeting(c.meta.as_deref(), &hs, t.listen_port) {
             c.wire.send(&m);
@@ -269,6 +273,7 @@ impl Conn {
             wake: Arc::new(move || {
                 let _ = waker.wake();
             }),
+            traffic: c.traffic.clone(),
         };
         t.events
             .send(Input::Link { conn: id, link })
@@ -291,6 +296,8 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        // The last bytes, before the coordinator hears `Gone`.
+        self.traffic.store(self.state.traffic());
         self.state.close(&*self.t);
     }
 }

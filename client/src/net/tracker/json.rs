@@ -20,6 +20,8 @@ const TRIES: u32 = 4;
 /// terminal stops both), the user should not wait the full retry schedule.
 const EXIT_TRIES: u32 = 2;
 const FIRST_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long a `STATS` waits for its `OK` (it is sent once).
+const STATS_TIMEOUT: Duration = Duration::from_millis(500);
 /// The most one file of a `FILES` reply can take: a 255-character name
 /// written with 6-byte escapes, plus the other fields. A reply shorter than
 /// [`MAX_REPLY_SIZE`] by more than this was not cut short.
@@ -177,6 +179,9 @@ pub struct PeersReply {
 pub struct Timers {
     pub interval: Duration,
     pub timeout: Duration,
+    /// Seconds between the `STATS` the tracker wants; 0 for none (an idle
+    /// swarm, or a tracker that does not know `STATS`).
+    pub stats_every: u32,
 }
 
 pub struct TrackerClient {
@@ -188,6 +193,9 @@ pub struct TrackerClient {
     first_timeout: Duration,
     /// Bytes of the last reply matched to a request.
     last_reply_len: usize,
+    /// Leave an `OK` reply out of `--trace` (for `STATS`, which come every
+    /// second: the request's line is enough).
+    quiet_ok: bool,
 }
 
 impl TrackerClient {
@@ -226,6 +234,7 @@ impl TrackerClient {
             tries: TRIES,
             first_timeout: FIRST_TIMEOUT,
             last_reply_len: 0,
+            quiet_ok: false,
         })
     }
 
@@ -306,7 +315,9 @@ impl TrackerClient {
                 if reply.tid() != Some(tid) && !unreadable {
                     continue;
                 }
-                trace::tracker(self.addr, self.local, || reply.summary());
+                if !(self.quiet_ok && matches!(reply, Reply::Ok { .. })) {
+                    trace::tracker(self.addr, self.local, || reply.summary());
+                }
                 self.last_reply_len = n;
                 if let Reply::Error { code, message, .. } = reply {
                     return Err(TrackerError::Refused {
@@ -344,26 +355,56 @@ impl TrackerClient {
         })?;
         match r {
             Reply::Ok {
-                interval, timeout, ..
+                interval,
+                timeout,
+                stats_every,
+                ..
             } => Ok(Timers {
                 interval: Duration::from_secs(u64::from(interval.max(1))),
                 timeout: Duration::from_secs(u64::from(timeout.max(1))),
+                stats_every,
             }),
             other => Err(self.unexpected(&other, "OK")),
         }
     }
 
-    /// HEARTBEAT; `Ok(false)` when the tracker forgot us (re-REGISTER).
-    pub fn heartbeat(&mut self, peer_id: &str) -> Result<bool, TrackerError> {
+    /// HEARTBEAT: the `stats_every` of the tracker's `OK`, or `None` when
+    /// the tracker forgot us (re-REGISTER).
+    pub fn heartbeat(&mut self, peer_id: &str) -> Result<Option<u32>, TrackerError> {
         let tid = self.next_tid();
         match self.call(Request::Heartbeat {
             tid,
             peer_id: peer_id.to_string(),
         }) {
-            Ok(Reply::Ok { .. }) => Ok(true),
+            Ok(Reply::Ok { stats_every, .. }) => Ok(Some(stats_every)),
             Ok(other) => Err(self.unexpected(&other, "OK")),
-            Err(e) if e.code() == Some(&ErrorCode::UnknownPeer) => Ok(false),
+            Err(e) if e.code() == Some(&ErrorCode::UnknownPeer) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// One `STATS`, sent once (a lost one is not worth a retry: the next
+    /// comes a second later); returns the `stats_every` of the `OK`. Only
+    /// the request shows in `--trace`, and an `OK` does not.
+    pub fn stats(
+        &mut self,
+        peer_id: &str,
+        files: Vec<minitorrent_common::tracker_proto::StatsFile>,
+    ) -> Result<u32, TrackerError> {
+        let tid = self.next_tid();
+        let (tries, first) = (self.tries, self.first_timeout);
+        self.tries = 1;
+        self.first_timeout = STATS_TIMEOUT;
+        self.quiet_ok = true;
+        let reply = self.call(Request::Stats {
+            tid,
+            peer_id: peer_id.to_string(),
+            files,
+        });
+        (self.tries, self.first_timeout, self.quiet_ok) = (tries, first, false);
+        match reply? {
+            Reply::Ok { stats_every, .. } => Ok(stats_every),
+            other => Err(self.unexpected(&other, "OK")),
         }
     }
 
@@ -548,7 +589,7 @@ mod tests {
         let r = c.request_peers(None, Some("a.txt"), None).unwrap();
         assert_eq!(r.peers.len(), 1);
         assert_eq!(r.info_hash.0, [0xab; 20]);
-        assert!(!c.heartbeat("me").unwrap());
+        assert_eq!(c.heartbeat("me").unwrap(), None);
         h.join().unwrap();
     }
 

@@ -1,7 +1,8 @@
 //! All tracker traffic, in one home. [`Trackers`] is the part a session
 //! holds: the tracker's address, the protocol choice for it (`probe`,
 //! probed once and kept here rather than per process), the JSON
-//! REGISTER/HEARTBEAT thread (`register`, started with the session), and the
+//! REGISTER/HEARTBEAT thread (`register`, started with the session; it
+//! also sends `STATS` built by `stats` while the tracker asks), and the
 //! BEP 15 announcer (`announcer`, started when a torrent's tracker turns out
 //! to speak only BEP 15). A torrent reaches it through the
 //! `Sender<TrackerMsg>` of its [`Route`]; the session through the methods
@@ -18,6 +19,7 @@ mod fake;
 pub mod json;
 pub mod probe;
 pub mod register;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::io;
@@ -135,9 +137,10 @@ impl Trackers {
         let id = crate::core::shared::peer_id_str(&cfg.peer_id);
         let (tracker, ip, port) = (cfg.tracker, cfg.listen.ip(), cfg.listen.port());
         let thread_id = id.clone();
+        let torrents = swarms.clone();
         std::thread::Builder::new()
             .name("tracker".into())
-            .spawn(move || register::run(tracker, ip, thread_id, port, rx))
+            .spawn(move || register::run(tracker, ip, thread_id, port, rx, torrents))
             .map_err(|e| HomeError::Thread("tracker", e))?;
         Ok(Trackers {
             choice: ProtocolChoice::new(cfg.tracker, cfg.protocol),

@@ -1,8 +1,10 @@
 //! The JSON tracker thread: REGISTER the files we share, HEARTBEAT every
 //! `interval`, REGISTER again when the tracker forgot us, EXIT on shutdown;
+//! `STATS` every `stats_every` seconds while the tracker's `OK` asks for
+//! them (a tracker that does not know `STATS` never does);
 //! and each torrent's `REQUEST` for peers, on a short-lived thread of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,8 @@ use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::ErrorCode;
 
 use crate::core::msg::{Event, Input, TrackerMsg};
-use crate::net::tracker::json::{RegisterFile, TrackerClient, TrackerError};
+use crate::net::tracker::json::{RegisterFile, Timers, TrackerClient, TrackerError};
+use crate::net::tracker::stats::{self, Table};
 
 /// Why a REGISTER did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +27,14 @@ pub enum RegisterError {
     Tracker(#[from] TrackerError),
 }
 
-pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Receiver<TrackerMsg>) {
+pub fn run(
+    addr: SocketAddr,
+    local: IpAddr,
+    peer_id: String,
+    port: u16,
+    rx: Receiver<TrackerMsg>,
+    torrents: Table,
+) {
     let mut client = match TrackerClient::from_ip(addr, local) {
         Ok(c) => Some(c),
         Err(e) => {
@@ -36,15 +46,19 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
     let mut registered = false;
     let mut interval = Duration::from_secs(10);
     let mut next = Instant::now() + interval;
+    // STATS: how often the tracker wants them (0: not now), when the next
+    // round is due, and which files moved data in the last round.
+    let mut stats = StatsClock::default();
     let register = |c: &mut Option<TrackerClient>,
                     files: &BTreeMap<InfoHash, RegisterFile>|
-     -> Result<Duration, RegisterError> {
+     -> Result<Timers, RegisterError> {
         let c = c.as_mut().ok_or(RegisterError::NoSocket(addr))?;
         let list: Vec<RegisterFile> = files.values().cloned().collect();
-        Ok(c.register(&peer_id, port, &list)?.interval)
+        Ok(c.register(&peer_id, port, &list)?)
     };
     loop {
-        let wait = next.saturating_duration_since(Instant::now());
+        let due = stats.due().map_or(next, |s| s.min(next));
+        let wait = due.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
             Ok(TrackerMsg::Update(t, reply)) => {
                 files.insert(
@@ -58,9 +72,10 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 );
                 let r = register(&mut client, &files);
                 match &r {
-                    Ok(i) => {
+                    Ok(timers) => {
                         registered = true;
-                        interval = *i;
+                        interval = timers.interval;
+                        stats.asked(timers.stats_every, &torrents, &files);
                         info!(
                             "registered {} with tracker {addr} ({})",
                             t.name,
@@ -93,9 +108,10 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                     registered = false;
                     if !files.is_empty() {
                         match register(&mut client, &files) {
-                            Ok(i) => {
+                            Ok(timers) => {
                                 registered = true;
-                                interval = i;
+                                interval = timers.interval;
+                                stats.asked(timers.stats_every, &torrents, &files);
                             }
                             Err(e) => warn!("{e}"),
                         }
@@ -115,6 +131,14 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 let _ = ack.send(());
                 return;
             }
+            Err(RecvTimeoutError::Timeout) if Instant::now() < next => {
+                // A STATS round (the heartbeat is not due yet).
+                let Some(c) = client.as_mut().filter(|_| registered) else {
+                    stats.asked(0, &torrents, &files);
+                    continue;
+                };
+                stats.round(c, &peer_id, &torrents, &files);
+            }
             Err(RecvTimeoutError::Timeout) => {
                 next = Instant::now() + interval;
                 if files.is_empty() {
@@ -122,9 +146,10 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 }
                 if !registered {
                     match register(&mut client, &files) {
-                        Ok(i) => {
+                        Ok(timers) => {
                             registered = true;
-                            interval = i;
+                            interval = timers.interval;
+                            stats.asked(timers.stats_every, &torrents, &files);
                         }
                         Err(e) => warn!("{e}"),
                     }
@@ -132,11 +157,17 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
                 }
                 let Some(c) = client.as_mut() else { continue };
                 match c.heartbeat(&peer_id) {
-                    Ok(true) => debug!("heartbeat ok"),
-                    Ok(false) => {
+                    Ok(Some(every)) => {
+                        debug!("heartbeat ok");
+                        stats.asked(every, &torrents, &files);
+                    }
+                    Ok(None) => {
                         info!("tracker {addr} forgot us; registering again");
                         match register(&mut client, &files) {
-                            Ok(i) => interval = i,
+                            Ok(timers) => {
+                                interval = timers.interval;
+                                stats.asked(timers.stats_every, &torrents, &files);
+                            }
                             Err(e) => {
                                 registered = false;
                                 warn!("{e}");
@@ -149,6 +180,72 @@ pub fn run(addr: SocketAddr, local: IpAddr, peer_id: String, port: u16, rx: Rece
             Err(RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// When `STATS` are due: every `every` seconds while the tracker's latest
+/// `OK` asked for them.
+#[derive(Default)]
+struct StatsClock {
+    every: u32,
+    next: Option<Instant>,
+    active: HashSet<InfoHash>,
+}
+
+impl StatsClock {
+    fn due(&self) -> Option<Instant> {
+        self.next.filter(|_| self.every > 0)
+    }
+
+    /// The tracker's latest `OK` said `every` (0: no STATS).
+    fn asked(&mut self, every: u32, torrents: &Table, files: &BTreeMap<InfoHash, RegisterFile>) {
+        if every == 0 {
+            // Bytes moved while nobody asks are not reported later.
+            stats::discard(torrents, files);
+            self.active.clear();
+            self.next = None;
+        } else if self.every == 0 || self.next.is_none() {
+            stats::discard(torrents, files);
+            self.next = Some(Instant::now() + secs(every));
+        }
+        self.every = every;
+    }
+
+    /// Sends this round's `STATS` (if anything moved or downloads) and
+    /// schedules the next.
+    fn round(
+        &mut self,
+        c: &mut TrackerClient,
+        peer_id: &str,
+        torrents: &Table,
+        files: &BTreeMap<InfoHash, RegisterFile>,
+    ) {
+        let Some(due) = self.due() else { return };
+        if Instant::now() < due {
+            return;
+        }
+        self.next = Some(Instant::now() + secs(self.every));
+        for batch in stats::gather(torrents, files, &mut self.active) {
+            match c.stats(peer_id, batch) {
+                Ok(every) => {
+                    if every == 0 {
+                        self.asked(0, torrents, files);
+                        return;
+                    }
+                    self.every = every;
+                }
+                // Lost, refused (the heartbeat will find out and register
+                // again), or a tracker that never asked: no retry.
+                Err(e) => {
+                    debug!("STATS: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn secs(n: u32) -> Duration {
+    Duration::from_secs(u64::from(n.max(1)))
 }
 
 /// REQUESTs the peers of one torrent on a short-lived thread (a lost
@@ -177,5 +274,138 @@ fn lookup(addr: SocketAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>)
     if let Err(e) = spawned {
         warn!("cannot start a tracker lookup thread: {e}");
         let _ = answer.send(Event::Lookup(Err(Box::new(e))).into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use minitorrent_common::tracker_proto::{Reply, Request};
+
+    use crate::core::msg::{Phase, TorrentStatus, Tracked};
+    use crate::core::ratelimit::RateLimit;
+    use crate::net::shared::{TorrentHandle, TorrentShared};
+    use crate::net::tracker::fake::{fake, hash};
+
+    /// Runs the tracker thread for about 2.5 s against a fake tracker whose
+    /// every `OK` says `stats_every: every`, while a seeded torrent keeps
+    /// sending data to one peer; returns the requests the tracker got.
+    fn requests_with(every: u32) -> Vec<Request> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let (addr, h, stop) = fake(move |b| {
+            let req = Request::decode(b).ok()?;
+            let tid = req.tid();
+            log.lock().unwrap().push(req);
+            Some(
+                Reply::Ok {
+                    tid,
+                    interval: 1,
+                    timeout: 3,
+                    stats_every: every,
+                }
+                .encode(),
+            )
+        });
+        let (events, _keep) = crossbeam_channel::unbounded();
+        let shared = Arc::new(TorrentShared::new(
+            hash(1),
+            [0; 20],
+            7000,
+            events,
+            Arc::new(RateLimit::new(0, Instant::now())),
+        ));
+        let status = TorrentStatus {
+            info_hash: hash(1),
+            name: "a.bin".into(),
+            size: Some(100),
+            pieces_total: 1,
+            pieces_have: 1,
+            bytes_have: 100,
+            downloaded: 0,
+            uploaded: 0,
+            peers: 1,
+            down_rate: 0.0,
+            up_rate: 10.0,
+            phase: Phase::Seeding,
+            paths: Vec::new(),
+            problem: None,
+        };
+        let handle = TorrentHandle {
+            shared: shared.clone(),
+            status: Arc::new(Mutex::new(status)),
+            magnet: String::new(),
+        };
+        let table: Table = Arc::new(Mutex::new(HashMap::from([(hash(1), handle)])));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::spawn(move || {
+            run(
+                addr,
+                "127.0.0.1".parse().unwrap(),
+                "me".into(),
+                7000,
+                rx,
+                table,
+            )
+        });
+        tx.send(TrackerMsg::Update(
+            Tracked {
+                info_hash: hash(1),
+                name: "a.bin".into(),
+                size: 100,
+                complete: true,
+            },
+            None,
+        ))
+        .unwrap();
+        let remote: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        for _ in 0..25 {
+            shared.traffic.lock().unwrap().add(remote, 1000, 0);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (ack, done) = crossbeam_channel::bounded(1);
+        tx.send(TrackerMsg::Shutdown(ack)).unwrap();
+        done.recv_timeout(Duration::from_secs(5)).unwrap();
+        thread.join().unwrap();
+        *stop.lock().unwrap() = true;
+        h.join().unwrap();
+        let got = seen.lock().unwrap().clone();
+        got
+    }
+
+    #[test]
+    fn stats_only_when_the_tracker_asks() {
+        // A tracker that does not know STATS (or an idle swarm): none.
+        let reqs = requests_with(0);
+        assert!(reqs.iter().any(|r| matches!(r, Request::Register { .. })));
+        assert!(
+            !reqs.iter().any(|r| matches!(r, Request::Stats { .. })),
+            "{reqs:?}"
+        );
+
+        // Asked every second: STATS naming the file and the peer it sent to.
+        let reqs = requests_with(1);
+        let stats: Vec<_> = reqs
+            .iter()
+            .filter_map(|r| match r {
+                Request::Stats { files, .. } => Some(files),
+                _ => None,
+            })
+            .collect();
+        assert!(!stats.is_empty(), "{reqs:?}");
+        let f = &stats[0][0];
+        assert_eq!((f.info_hash, f.size, f.done, f.up), (hash(1), 100, 100, 10));
+        assert_eq!(f.peers.len(), 1);
+        assert_eq!(f.peers[0].addr, "127.0.0.1:7001".parse().unwrap());
+        // Each byte is reported once: the STATS add up to at most what moved
+        // (25 × 1000 bytes).
+        let sent: u64 = stats
+            .iter()
+            .map(|f| f[0].peers.iter().map(|e| e.sent).sum::<u64>())
+            .sum();
+        assert!(sent > 0 && sent <= 25_000, "{sent}");
     }
 }
