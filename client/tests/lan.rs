@@ -332,7 +332,7 @@ fn seeder_and_leecher_in_separate_namespaces() {
         &ns_t,
         &tmp.0,
         &tracker_bin,
-        &["--bind", "0.0.0.0:0", "--trace"],
+        &["--bind", "0.0.0.0:0", "--db", "none", "--trace"],
     );
     let line = tracker.wait_line("listening on", &[]);
     let tracker_addr = format!("{TRACKER_IP}:{}", port_of(&line));
@@ -568,6 +568,8 @@ fn peers_find_the_tracker_on_the_lan_by_themselves() {
         &[
             "--bind",
             "0.0.0.0:0",
+            "--db",
+            "none",
             "--discover-port",
             DISCOVER_PORT,
             "--trace",
@@ -650,6 +652,8 @@ fn peers_find_the_tracker_on_the_lan_by_themselves() {
         &[
             "--bind",
             "0.0.0.0:0",
+            "--db",
+            "none",
             "--discover-port",
             DISCOVER_PORT,
             "--no-discover",

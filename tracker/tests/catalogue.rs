@@ -264,3 +264,23 @@ fn db_none_reports_counts_while_running() {
     );
     assert_eq!(scrape(&t, &[h]), vec![1]);
 }
+
+#[test]
+fn a_second_tracker_on_the_same_database_is_refused() {
+    let dir = TempDir::new("in-use");
+    let db = dir.0.join("tracker.db");
+    let db_s = db.to_str().unwrap();
+    let first = TrackerProc::start(&["--db", db_s]);
+    let (status, text) = run_to_exit(&["--bind", "127.0.0.1:0", "--db", db_s]);
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("in use by another minitorrent-tracker"), "{text}");
+    assert!(text.contains("--db PATH"), "{text}");
+    assert!(!text.contains("listening on"), "{text}");
+    // The first one still answers.
+    // (connect panics without an answer)
+    let _ = Bep15::connect("127.0.0.1:0", first.addr);
+    drop(first);
+    // Once it is gone, the file opens again.
+    let again = TrackerProc::start(&["--db", db_s]);
+    drop(again);
+}

@@ -95,11 +95,53 @@ pub enum OpenError {
         to: u32,
         detail: String,
     },
+    #[error(
+        "the catalogue database {path} is in use by another minitorrent-tracker (it holds \
+         {path}.lock); stop that one, or give this one its own file with --db PATH \
+         (--db none keeps nothing)"
+    )]
+    InUse { path: PathBuf },
+}
+
+/// Takes an exclusive lock on `PATH.lock` (created if missing) for as long
+/// as the returned file stays open: two trackers writing their counts into
+/// one database would overwrite each other's totals.
+fn lock_file(path: &Path) -> Result<std::fs::File, OpenError> {
+    use std::os::unix::io::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| OpenError::Io {
+            path: path.to_path_buf(),
+            detail: format!("{}: {e}", PathBuf::from(&name).display()),
+        })?;
+    // SAFETY: flock on a file descriptor this function owns; no memory is shared.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+            OpenError::InUse {
+                path: path.to_path_buf(),
+            }
+        } else {
+            OpenError::Io {
+                path: path.to_path_buf(),
+                detail: format!("locking {}: {e}", PathBuf::from(&name).display()),
+            }
+        });
+    }
+    Ok(f)
 }
 
 /// SQLite behind the [`Store`] interface.
 pub struct SqliteStore {
     conn: Connection,
+    /// The lock on `PATH.lock` of a file database ([`lock_file`]).
+    _lock: Option<std::fs::File>,
     name: String,
     /// Rows in `events`, kept here so trimming needs no `count(*)`.
     event_rows: usize,
@@ -132,8 +174,12 @@ impl SqliteStore {
     /// [`open`](Self::open) with a given list of migrations (tests check
     /// upgrades with it).
     pub fn open_with(path: &Path, migrations: &[&str]) -> Result<SqliteStore, OpenError> {
+        let lock = lock_file(path)?;
         let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
-        SqliteStore::setup(conn, path, path.display().to_string(), migrations, true)
+        let mut store =
+            SqliteStore::setup(conn, path, path.display().to_string(), migrations, true)?;
+        store._lock = Some(lock);
+        Ok(store)
     }
 
     fn setup(
@@ -204,6 +250,13 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Exclusive)
                 .map_err(mig)?;
+            // Read again under the lock: another process may have migrated.
+            let now: u32 = tx
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(mig)?;
+            if now >= to {
+                continue;
+            }
             tx.execute_batch(sql).map_err(mig)?;
             tx.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(mig)?;
@@ -215,6 +268,7 @@ impl SqliteStore {
             .map_err(fail)?;
         Ok(SqliteStore {
             conn,
+            _lock: None,
             name,
             event_rows: event_rows.max(0) as usize,
         })
