@@ -33,7 +33,7 @@ fn peers_without_tracker_find_it_and_a_file_moves() {
         &["--discover-port", &port, "seed", data.to_str().unwrap()],
     );
     seeder.out.wait_for("seeding ", TIMEOUT);
-    assert!(seeder.out.contains(&found), "{}", seeder.dump());
+    assert!(seeder.err.contains(&found), "{}", seeder.dump());
     assert!(
         seeder.out.contains(&format!("tracker {}", tracker.addr)),
         "{}",
@@ -56,7 +56,7 @@ fn peers_without_tracker_find_it_and_a_file_moves() {
     );
     let st = leecher.wait(TIMEOUT);
     assert!(st.success(), "{}\n{}", leecher.dump(), seeder.dump());
-    assert!(leecher.out.contains(&found), "{}", leecher.dump());
+    assert!(leecher.err.contains(&found), "{}", leecher.dump());
     // --trace shows the DISCOVER sent to 127.0.0.1 and the tracker's reply.
     assert!(
         leecher

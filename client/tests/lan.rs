@@ -237,9 +237,20 @@ impl Proc {
     /// Waits for a stdout line containing `needle`; panics with the logs of
     /// every process in `all` when it does not come.
     fn wait_line(&mut self, needle: &str, all: &[&Proc]) -> String {
+        let out = self.out.clone();
+        self.wait_line_in(&out, needle, all)
+    }
+
+    /// [`Proc::wait_line`] on stderr.
+    fn wait_err_line(&mut self, needle: &str, all: &[&Proc]) -> String {
+        let err = self.err.clone();
+        self.wait_line_in(&err, needle, all)
+    }
+
+    fn wait_line_in(&mut self, file: &Path, needle: &str, all: &[&Proc]) -> String {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            if let Some(l) = fs::read_to_string(&self.out)
+            if let Some(l) = fs::read_to_string(file)
                 .unwrap_or_default()
                 .lines()
                 .find(|l| l.contains(needle))
@@ -593,7 +604,7 @@ fn peers_find_the_tracker_on_the_lan_by_themselves() {
             seed_path.to_str().unwrap(),
         ],
     );
-    seeder.wait_line(&found, &[&tracker]);
+    seeder.wait_err_line(&found, &[&tracker]);
     seeder.wait_line("seeding ", &[&tracker]);
 
     // The seeder registers just after it prints "seeding": wait until the
@@ -623,7 +634,7 @@ fn peers_find_the_tracker_on_the_lan_by_themselves() {
         seeder.logs(),
         tracker.logs()
     );
-    leecher.wait_line(&found, &[&tracker]);
+    leecher.wait_err_line(&found, &[&tracker]);
     let got = fs::read(get_dir.join(name)).unwrap();
     assert!(got == data, "the download differs from the original");
     // The tracker saw the leecher's DISCOVER from its LAN address twice:
@@ -671,7 +682,11 @@ fn peers_find_the_tracker_on_the_lan_by_themselves() {
     assert!(!status.success(), "search found a tracker\n{}", lost.logs());
     let out = fs::read_to_string(&lost.out).unwrap_or_default();
     let err = fs::read_to_string(&lost.err).unwrap_or_default();
-    assert!(!out.contains("found tracker"), "{}", lost.logs());
+    assert!(
+        !out.contains("found tracker") && !err.contains("found tracker"),
+        "{}",
+        lost.logs()
+    );
     assert!(
         err.contains("no tracker answered on the LAN") && err.contains("--tracker HOST"),
         "the peer should say no tracker answered and how to name one\n{}",

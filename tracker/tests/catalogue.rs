@@ -273,7 +273,10 @@ fn a_second_tracker_on_the_same_database_is_refused() {
     let first = TrackerProc::start(&["--db", db_s]);
     let (status, text) = run_to_exit(&["--bind", "127.0.0.1:0", "--db", db_s]);
     assert!(!status.success(), "{text}");
-    assert!(text.contains("in use by another minitorrent-tracker"), "{text}");
+    assert!(
+        text.contains("in use by another minitorrent-tracker"),
+        "{text}"
+    );
     assert!(text.contains("--db PATH"), "{text}");
     assert!(!text.contains("listening on"), "{text}");
     // The first one still answers.

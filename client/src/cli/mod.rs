@@ -547,6 +547,12 @@ fn config(cli: &Run, announce: Option<&str>) -> Config {
 }
 
 fn run(cli: Run) -> Result<ExitCode> {
+    if matches!(
+        cli.cmd,
+        None | Some(Cmd::Get { .. }) | Some(Cmd::Seed { .. }) | Some(Cmd::Share { .. })
+    ) {
+        output::keep_running_when_closed();
+    }
     match &cli.cmd {
         None => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;

@@ -22,7 +22,7 @@ pub mod register;
 pub mod stats;
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -335,8 +335,8 @@ fn explain(choice: &ProtocolChoice, e: TrackerError, what: &'static str) -> Home
 
 /// The tracker to use: `--tracker`, else the torrent's announce, else one
 /// found on the LAN (unless discovery is off, see [`discover::configure`]),
-/// else the default. Says on stdout which tracker discovery found, and on
-/// stderr when none answered.
+/// else the default. Says on stderr which tracker discovery found, or that
+/// none answered.
 pub fn pick_tracker(
     flag: Option<&str>,
     announce: Option<&str>,
@@ -344,12 +344,9 @@ pub fn pick_tracker(
     pick_with(flag, announce, discover::setting(), |port| {
         let result = discover::discover(port, discover::DISCOVER_WAIT);
         let (found, msg) = discover::outcome(&result, port, json::DEFAULT_TRACKER);
-        if found.is_some() {
-            println!("{msg}");
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-        } else {
-            eprintln!("{msg}");
-        }
+        // On stderr, whether found or not: stdout carries what scripts parse
+        // (`search`, `create`), and a closed stderr is no reason to stop.
+        let _ = writeln!(std::io::stderr(), "{msg}");
         found
     })
 }
