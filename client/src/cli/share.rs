@@ -253,6 +253,9 @@ impl Watch {
                 stamp: FileStamp {
                     len: u64::MAX,
                     mtime_ns: i128::MIN,
+                    ctime_ns: i128::MIN,
+                    dev: u64::MAX,
+                    ino: u64::MAX,
                 },
                 since: now,
             },
@@ -289,12 +292,22 @@ impl Watch {
 struct Entry {
     size: u64,
     mtime_ns: u128,
+    /// The inode change time and number (see [`FileStamp`]); a cache
+    /// written before they were kept has 0 here, so its files are hashed
+    /// again once.
+    #[serde(default)]
+    ctime_ns: u128,
+    #[serde(default)]
+    ino: u64,
     info_hash: String,
 }
 
 impl Entry {
     fn matches(&self, st: &FileStamp) -> bool {
-        self.size == st.len && self.mtime_ns == st.mtime_ns.max(0) as u128
+        self.size == st.len
+            && self.mtime_ns == st.mtime_ns.max(0) as u128
+            && self.ctime_ns == st.ctime_ns.max(0) as u128
+            && self.ino == st.ino
     }
 }
 
@@ -560,6 +573,8 @@ impl<'a> Share<'a> {
         let entry = Entry {
             size: stamp.len,
             mtime_ns: stamp.mtime_ns.max(0) as u128,
+            ctime_ns: stamp.ctime_ns.max(0) as u128,
+            ino: stamp.ino,
             info_hash: m.info_hash.to_hex(),
         };
         if let Some(old) = self.cache.files.insert(rel.to_string(), entry) {
@@ -790,6 +805,9 @@ mod tests {
         FileStamp {
             len,
             mtime_ns: mtime_s * S,
+            ctime_ns: mtime_s * S,
+            dev: 1,
+            ino: 1,
         }
     }
 

@@ -70,14 +70,24 @@ pub enum StorageError {
     Changed { path: PathBuf, what: String },
 }
 
-/// A file as it was when its pieces were hashed or verified: its size and
-/// modification time (`fstat` of the open file). A write to the file changes
-/// its modification time, so a different stamp means the data may differ.
+/// A file as it was when its pieces were hashed or verified: its size, its
+/// modification time, and its inode change time and number (`fstat` of the
+/// open file). A write changes the modification time, but a user or a tool
+/// can set that back (`touch -r`, `cp -p`, `rsync -t`, or two writes within
+/// one tick of a coarse file system); the change time cannot be set by hand
+/// and moves on every write and every `utimes`, and a file replaced by
+/// another has another inode. So a different stamp means the data may
+/// differ, and the same stamp that nothing touched it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     pub len: u64,
     /// Nanoseconds since the Unix epoch (negative before it).
     pub mtime_ns: i128,
+    /// The inode change time, nanoseconds since the Unix epoch.
+    pub ctime_ns: i128,
+    /// Device and inode number.
+    pub dev: u64,
+    pub ino: u64,
 }
 
 impl FileStamp {
@@ -86,6 +96,9 @@ impl FileStamp {
         FileStamp {
             len: meta.len(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            dev: meta.dev(),
+            ino: meta.ino(),
         }
     }
 
@@ -93,6 +106,8 @@ impl FileStamp {
     pub fn describe_change(&self, earlier: &FileStamp) -> String {
         if self.len != earlier.len {
             format!("{} bytes, was {}", self.len, earlier.len)
+        } else if (self.dev, self.ino) != (earlier.dev, earlier.ino) {
+            "replaced by another file of the same size".into()
         } else {
             "modified, same size".into()
         }
@@ -736,6 +751,34 @@ mod tests {
         assert!(e.to_string().contains("a directory"), "{e}");
         // Nothing was created beside it.
         assert!(!dir.join("f.bin.part").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_change_hidden_behind_the_old_modification_time_is_still_caught() {
+        use std::os::unix::fs::FileExt;
+        let dir = temp_dir("stamp-hidden");
+        let d = data(40_000);
+        let info = info_for(&[("f.bin", 40_000)], 16384, &d, false);
+        std::fs::write(dir.join("f.bin"), &d).unwrap();
+        let st = Storage::open_seed(&info, &dir).unwrap();
+        let stamps = st.stamps_now().unwrap();
+        st.set_stamps(&stamps).unwrap();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(dir.join("f.bin"))
+            .unwrap();
+        let old_mtime = f.metadata().unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Same size, and the modification time put back (`touch -r`).
+        let flipped: Vec<u8> = d[..100].iter().map(|b| !b).collect();
+        f.write_all_at(&flipped, 0).unwrap();
+        f.set_modified(old_mtime).unwrap();
+        let now = FileStamp::of(&f.metadata().unwrap());
+        assert_eq!(now.len, stamps[0].len);
+        assert_eq!(now.mtime_ns, stamps[0].mtime_ns);
+        let e = st.unchanged(0, 0).unwrap_err();
+        assert!(matches!(e, StorageError::Changed { .. }), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -310,8 +310,9 @@ pub struct PeerTable {
     peers: HashMap<ConnId, Peer>,
     pub bans: Bans,
     pub strikes: Strikes,
-    /// Peers dropped for sending corrupt data (bad pieces), for what the
-    /// user is told when no other peer has the file.
+    /// Peers dropped for sending corrupt data (bad pieces) since the last
+    /// piece that passed its SHA-1 check, for what the user is told when no
+    /// other peer has the file.
     pub dropped_corrupt: u32,
 }
 

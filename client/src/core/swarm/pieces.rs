@@ -248,6 +248,11 @@ impl Live {
         let bytes = g.piece(index).map(|x| g.piece_len(x) as u64).unwrap_or(0);
         if new {
             self.meta.have.set(index as usize);
+            // Good data from a peer in good standing: peers dropped before
+            // it say nothing about the file any more (see `corrupt_only`).
+            if cx.peers.get_mut(conn).is_some_and(|p| !p.dropped) {
+                cx.peers.dropped_corrupt = 0;
+            }
         }
         if let Some(p) = cx.peers.get_mut(conn) {
             p.assigned.remove(&index);

@@ -1057,3 +1057,26 @@ fn an_unlisted_torrent_is_said_in_the_status_until_a_peer_connects() {
     s.tick(t1);
     assert_eq!(s.status(t1, 0, 0, 0).problem, None);
 }
+
+#[test]
+fn a_corrupt_peer_dropped_before_good_data_arrived_is_not_blamed_later() {
+    let t0 = Instant::now();
+    let sec = Duration::from_secs;
+    let mut s = leecher(8, t0);
+    s.handle(Event::Lookup(Ok(Vec::new())), t0);
+    // A corrupt peer is dropped first...
+    drop_corrupt_peer(&mut s, 1, "10.0.0.5:7000", id(5), t0);
+    // ...then an honest seeder delivers a piece and leaves.
+    let a = seeding_peer(&mut s, 2, "10.0.0.8:7000", id(8), 8, t0 + sec(1));
+    let index = fetches(&a, 2)[0];
+    s.handle(Event::PieceDone { conn: 2, index }, t0 + sec(1));
+    gone(&mut s, 2, ConnError::Closed, t0 + sec(2));
+    // Nobody is left, but nothing says the file itself is corrupt.
+    s.tick(t0 + sec(3));
+    s.tick(t0 + CORRUPT_NOTICE + sec(10));
+    let problem = s.status(t0 + sec(20), 0, 0, 0).problem;
+    assert!(
+        !problem.unwrap_or_default().contains("corrupt"),
+        "a peer that left is not a sign that the file is corrupt"
+    );
+}
