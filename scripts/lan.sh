@@ -292,19 +292,26 @@ Ports minitorrent needs (incoming; replies to outgoing traffic pass on their own
   the tracker machine:  UDP $tp   (--port of 'lan.sh tracker')
                         UDP $dp   (LAN discovery: peers started without --tracker find it)
   every peer:           TCP $pp   (--port of 'lan.sh seed/get/share/menu'; one port per peer process)
+                        UDP from source port $dp (the tracker's answer to discovery: it answers a
+                        broadcast, so a stateful firewall does not take it for a reply)
 
 Open them with the tool your machine uses (run these yourself; lan.sh changes nothing):
   ufw (Ubuntu):        sudo ufw allow $tp/udp    sudo ufw allow $dp/udp    sudo ufw allow $pp/tcp
+                       sudo ufw allow proto udp from any port $dp
   firewalld (Fedora):  sudo firewall-cmd --add-port=$tp/udp --add-port=$dp/udp    sudo firewall-cmd --add-port=$pp/tcp
+                       sudo firewall-cmd --add-source-port=$dp/udp
                        (add --permanent to keep it after a reboot)
   iptables:            sudo iptables -I INPUT -p udp -m multiport --dports $tp,$dp -j ACCEPT
                        sudo iptables -I INPUT -p tcp --dport $pp -j ACCEPT
+                       sudo iptables -I INPUT -p udp --sport $dp -j ACCEPT
   nftables:            sudo nft add rule inet filter input udp dport { $tp, $dp } accept
                        sudo nft add rule inet filter input tcp dport $pp accept
+                       sudo nft add rule inet filter input udp sport $dp accept
   macOS:               System Settings > Network > Firewall > Options: allow incoming
                        connections for minitorrent-tracker and minitorrent
   Windows:             New-NetFirewallRule -DisplayName minitorrent -Direction Inbound -Protocol TCP -LocalPort $pp -Action Allow
-                       (and -Protocol UDP -LocalPort $tp,$dp on the tracker machine)
+                       (and -Protocol UDP -LocalPort $tp,$dp on the tracker machine;
+                       -Protocol UDP -RemotePort $dp on every peer)
 EOF
     if [[ $(id -u 2>/dev/null || echo 1) == 0 ]] && command -v ufw >/dev/null 2>&1; then
         echo

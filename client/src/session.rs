@@ -43,6 +43,9 @@ pub struct AmbiguousName {
     pub name: String,
     /// Sorted by info hash.
     pub candidates: Vec<FileSummary>,
+    /// The tracker that listed them, repeated in the suggested commands so
+    /// that one pasted as it is asks the same tracker.
+    pub tracker: SocketAddr,
 }
 
 impl std::fmt::Display for AmbiguousName {
@@ -57,9 +60,10 @@ impl std::fmt::Display for AmbiguousName {
         for c in &self.candidates {
             write!(
                 f,
-                "\n  {}\n      minitorrent get {}",
+                "\n  {}\n      minitorrent get {} --tracker {}",
                 candidate_line(c),
-                c.info_hash
+                c.info_hash,
+                self.tracker
             )?;
         }
         Ok(())
@@ -505,6 +509,7 @@ impl Session {
                 return Err(AmbiguousName {
                     name: name.to_string(),
                     candidates,
+                    tracker: self.tracker_addr(),
                 }
                 .into())
             }

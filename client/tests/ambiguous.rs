@@ -62,7 +62,10 @@ fn a_name_two_files_share_is_refused_and_each_is_got_by_its_hash() {
         "{err}"
     );
     for (h, size) in [(&ha, "300000 bytes"), (&hb, "700001 bytes")] {
-        assert!(err.contains(&format!("minitorrent get {h}")), "{err}");
+        assert!(
+            err.contains(&format!("minitorrent get {h} --tracker ")),
+            "{err}"
+        );
         let line = err
             .lines()
             .find(|l| l.contains(&format!("info hash {h}")))

@@ -107,11 +107,24 @@ fn is_lan(ip: IpAddr) -> bool {
 
 /// The address the reply names: the tracker's own IP when it is bound to
 /// one, else the local address that faces `requester`, with the tracker's
-/// port either way.
-pub fn reply_addr(tracker: SocketAddr, requester: SocketAddr) -> io::Result<SocketAddr> {
-    if !tracker.ip().is_unspecified() {
-        return Ok(tracker);
+/// port either way. `None` for a tracker bound to one IP that is not the
+/// one facing `requester` (the request came in on another interface: a VPN,
+/// a second network card): that LAN is not the one it serves, and the
+/// address it would name may not be reachable from there. A requester on
+/// this machine (loopback) always gets the bound address.
+pub fn reply_addr(tracker: SocketAddr, requester: SocketAddr) -> io::Result<Option<SocketAddr>> {
+    let facing = facing(requester)?;
+    if tracker.ip().is_unspecified() {
+        return Ok(Some(SocketAddr::new(facing, tracker.port())));
     }
+    if canonical(requester.ip()).is_loopback() || facing == canonical(tracker.ip()) {
+        return Ok(Some(tracker));
+    }
+    Ok(None)
+}
+
+/// The local address the system would send from to reach `requester`.
+fn facing(requester: SocketAddr) -> io::Result<IpAddr> {
     let probe = UdpSocket::bind(SocketAddr::new(
         match requester {
             SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -121,10 +134,7 @@ pub fn reply_addr(tracker: SocketAddr, requester: SocketAddr) -> io::Result<Sock
     ))?;
     // Connecting a UDP socket sends nothing: the kernel only picks a route.
     probe.connect(requester)?;
-    Ok(SocketAddr::new(
-        canonical(probe.local_addr()?.ip()),
-        tracker.port(),
-    ))
+    Ok(canonical(probe.local_addr()?.ip()))
 }
 
 impl Responder {
@@ -232,7 +242,19 @@ impl Responder {
             return;
         }
         let tracker = match reply_addr(self.cfg.tracker, src) {
-            Ok(a) => a,
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                trace(
+                    '←',
+                    &format!(
+                        "not answered: {} is reached through another interface than {}, \
+                         the address this tracker is bound to",
+                        src.ip(),
+                        self.cfg.tracker.ip()
+                    ),
+                );
+                return;
+            }
             Err(e) => {
                 debug!("discovery: no route back to {src}: {e}");
                 return;
@@ -361,17 +383,24 @@ mod tests {
     fn the_reply_names_the_bound_ip_or_the_one_facing_the_requester() {
         let bound: SocketAddr = "10.0.0.5:7000".parse().unwrap();
         let req: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        assert_eq!(reply_addr(bound, req).unwrap(), bound);
+        // A requester on this machine gets the bound address.
+        assert_eq!(reply_addr(bound, req).unwrap(), Some(bound));
         let any: SocketAddr = "0.0.0.0:7000".parse().unwrap();
-        assert_eq!(
-            reply_addr(any, req).unwrap(),
-            "127.0.0.1:7000".parse::<SocketAddr>().unwrap()
-        );
+        let here: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        assert_eq!(reply_addr(any, req).unwrap(), Some(here));
         let any6: SocketAddr = "[::]:7000".parse().unwrap();
-        assert_eq!(
-            reply_addr(any6, req).unwrap(),
-            "127.0.0.1:7000".parse::<SocketAddr>().unwrap()
-        );
+        assert_eq!(reply_addr(any6, req).unwrap(), Some(here));
+        // Bound to 127.0.0.2 and asked from an address reached through
+        // another interface (or no route at all, on a machine without one):
+        // no answer.
+        let b2: SocketAddr = "127.0.0.2:7000".parse().unwrap();
+        let other: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        if let Ok(r) = reply_addr(b2, other) {
+            assert_eq!(
+                r, None,
+                "the route to 192.0.2.1 does not leave from 127.0.0.2"
+            );
+        }
     }
 
     #[test]

@@ -199,9 +199,12 @@ enum Cmd {
         #[command(flatten)]
         config: ConfigArg,
         /// The tracker written into the .torrent as its announce (udp://HOST:PORT); HOST, HOST:PORT
-        /// or a udp:// URL, port 6969 when left out [default: 127.0.0.1:6969]
+        /// or a udp:// URL, port 6969 when left out [default: the configured tracker, else one
+        /// found on the LAN, else 127.0.0.1:6969]
         #[arg(long, value_name = "HOST[:PORT]")]
         tracker: Option<String>,
+        #[command(flatten)]
+        discover: DiscoverArg,
     },
     /// Seed files or directories (hashed now), or .torrent files (data looked up in --dir)
     Seed {
@@ -404,7 +407,9 @@ impl Cli {
         ];
         let after: Vec<&dyn Onto> = match &self.cmd {
             None | Some(Cmd::Info { .. }) => vec![],
-            Some(Cmd::Create { config, .. }) => vec![config],
+            Some(Cmd::Create {
+                config, discover, ..
+            }) => vec![config, discover],
             Some(Cmd::Seed {
                 config,
                 tracker,

@@ -263,7 +263,8 @@ pub fn outcome(
     fallback: &str,
 ) -> (Option<SocketAddr>, String) {
     let how = format!(
-        "name one with --tracker HOST (is minitorrent-tracker running, and UDP port {port} open in its firewall?)"
+        "name one with --tracker HOST (is minitorrent-tracker running, with UDP port {port} open in its \
+         firewall? does this machine's firewall let in UDP replies from port {port}? see docs/LAN.md)"
     );
     match result {
         Err(e) => (
