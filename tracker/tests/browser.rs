@@ -498,3 +498,129 @@ fn swarm_page_scales_to_many_peers_and_pieces() {
             .unwrap_or_else(|e| panic!("screenshot: {e}"));
     }
 }
+
+/// The real tracker's page of a running swarm: a tracker with `--web`, three
+/// peers over the JSON protocol (a seeder and two leechers that report
+/// `STATS`), and the page rendered by chromium.
+///
+/// Ignored until the web server (issue 10's `--web`, tracker/src/web/) is
+/// merged: it needs `--web`, the "web page on" start-up line, the route
+/// /swarm/<info_hash> serving swarm.html and /assets/swarm.js serving
+/// swarm.js. The integrator removes the `#[ignore]`.
+#[test]
+#[ignore = "needs the tracker's web server (--web); enable after merging it"]
+fn real_tracker_swarm_page_shows_the_swarm() {
+    use common::{Client, TrackerProc};
+    use minitorrent_common::metainfo::InfoHash;
+    use minitorrent_common::tracker_proto::{FileInfo, Reply, Request, StatsEdge, StatsFile};
+
+    let Some(chromium) = Chromium::or_skip("real_tracker_swarm_page_shows_the_swarm") else {
+        return;
+    };
+    const HASH: InfoHash = InfoHash([0x6b; 20]);
+    const SIZE: u64 = 8 * 16384;
+    let tracker = TrackerProc::start(&["--web", "127.0.0.1:0"]);
+    let line = tracker.next_stdout().expect("a second start-up line");
+    let web = line
+        .strip_prefix("minitorrent-tracker web page on ")
+        .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+
+    let register = |tid, id: &str, port, complete| Request::Register {
+        tid,
+        peer_id: id.into(),
+        port,
+        files: vec![FileInfo {
+            info_hash: HASH,
+            name: "class-notes.pdf".into(),
+            size: SIZE,
+            complete,
+        }],
+    };
+    let stats =
+        |tid, id: &str, have: u8, rates: (u64, u64), peers: Vec<StatsEdge>| Request::Stats {
+            tid,
+            peer_id: id.into(),
+            files: vec![StatsFile {
+                info_hash: HASH,
+                size: SIZE,
+                done: u64::from(have.count_ones()) * 16384,
+                pieces: 8,
+                have: Some(vec![have]),
+                down: rates.0,
+                up: rates.1,
+                peers,
+                truncated: false,
+            }],
+        };
+    let edge = |port: u16, sent, recv| StatsEdge {
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        sent,
+        recv,
+    };
+    let ok = |r: Reply| assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+    let (seeder, l1, l2) = (
+        Client::new(tracker.addr),
+        Client::new(tracker.addr),
+        Client::new(tracker.addr),
+    );
+    ok(seeder.ask(&register(1, "-MT0100-seeder000000", 7101, true)));
+    ok(l1.ask(&register(2, "-MT0100-leecher10000", 7102, false)));
+    ok(l2.ask(&register(3, "-MT0100-leecher20000", 7103, false)));
+    ok(l1.ask(&stats(
+        4,
+        "-MT0100-leecher10000",
+        0b1111_0000,
+        (400_000, 100_000),
+        vec![edge(7101, 0, 3_000_000), edge(7103, 500_000, 0)],
+    )));
+    ok(l2.ask(&stats(
+        5,
+        "-MT0100-leecher20000",
+        0b0000_0011,
+        (300_000, 0),
+        vec![edge(7101, 0, 1_000_000), edge(7102, 0, 500_000)],
+    )));
+
+    let url = format!("{web}/swarm/{}", HASH.to_hex());
+    let dom = chromium
+        .dump_dom(&url, 3000)
+        .unwrap_or_else(|e| panic!("chromium on {url}: {e}"));
+    assert!(dom.contains(r#"data-state="live""#), "{dom}");
+    assert_eq!(
+        text_of(&dom, r#"id="name""#).as_deref(),
+        Some("class-notes.pdf")
+    );
+    let peers = ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"];
+    assert_eq!(attrs(&dom, "<tr data-addr", "data-addr"), peers);
+    assert_eq!(attrs(&dom, r#"<g class="node""#, "data-addr"), peers);
+    assert_eq!(
+        attrs(&dom, r#"<g class="node""#, "data-role"),
+        ["seeder", "leecher", "leecher"]
+    );
+    let mut edges: Vec<(String, String)> = attrs(&dom, r#"<g class="edge-g""#, "data-from")
+        .into_iter()
+        .zip(attrs(&dom, r#"<g class="edge-g""#, "data-to"))
+        .collect();
+    edges.sort();
+    assert_eq!(
+        edges,
+        [
+            (peers[0].to_string(), peers[1].to_string()),
+            (peers[0].to_string(), peers[2].to_string()),
+            (peers[1].to_string(), peers[2].to_string()),
+        ]
+    );
+    assert_eq!(
+        attrs(&dom, r#"<g class="node""#, "data-progress"),
+        ["1.000", "0.500", "0.250"]
+    );
+    // The seeder holds every piece, leecher 1 pieces 0-3, leecher 2 pieces 6-7.
+    assert_eq!(
+        attrs(&dom, r#"<div class="cell a"#, "data-count"),
+        ["2", "2", "2", "2", "1", "1", "2", "2"],
+        "one cell per piece"
+    );
+    assert!(count(&dom, r#"<li data-kind="register""#) >= 3, "{dom}");
+}
