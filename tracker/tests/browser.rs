@@ -35,6 +35,8 @@ enum Api {
     NotFound,
     /// The connection is closed without a reply, as a dead tracker would.
     Hangup,
+    /// This reply to the first poll, then hang-ups (the tracker died).
+    OnceThenHangup(Value),
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1: one request per connection.
@@ -123,6 +125,13 @@ fn serve(mut conn: TcpStream, api: &Api, polls: &AtomicUsize, paths: &Mutex<Vec<
         || path == "/swarm/not-a-hash"
     {
         ("200 OK", "text/html; charset=utf-8", asset("swarm.html"))
+    } else if path == "/throws" {
+        // For the test of the helper: a page whose script fails.
+        (
+            "200 OK",
+            "text/html",
+            b"<p>x</p><script>setTimeout(function () { null.boom(); }, 50);</script>".to_vec(),
+        )
     } else if path == "/assets/swarm.js" {
         (
             "200 OK",
@@ -148,6 +157,8 @@ fn serve(mut conn: TcpStream, api: &Api, polls: &AtomicUsize, paths: &Mutex<Vec<
                     .into_bytes(),
             ),
             Api::Hangup => return,
+            Api::OnceThenHangup(_) if n > 0 => return,
+            Api::OnceThenHangup(v) => ("200 OK", "application/json", v.to_string().into_bytes()),
         }
     } else {
         ("404 Not Found", "text/plain", b"not found".to_vec())
@@ -416,6 +427,8 @@ fn swarm_page_says_when_the_swarm_is_unknown_and_keeps_asking() {
         "{msg}"
     );
     assert!(fixture.polls() >= 2, "stopped polling after the 404");
+    // Nothing to show yet: the empty panels are hidden.
+    assert!(dom.contains(r#"<main id="live" class="dim" hidden="">"#));
     assert_eq!(count(&dom, "<tr data-addr="), 0);
 }
 
@@ -430,10 +443,23 @@ fn swarm_page_says_when_the_tracker_is_unreachable_and_retries() {
     assert!(dom.contains(r#"data-state="unreachable""#));
     let msg = text_of(&dom, r#"id="message""#).unwrap();
     assert!(
-        msg.contains("Cannot reach the tracker") && msg.contains("Retrying every second"),
+        msg.contains("Cannot reach the tracker")
+            && msg.contains("Retrying every second")
+            && msg.contains("nothing to show yet"),
         "{msg}"
     );
     assert!(fixture.polls() >= 2, "stopped retrying");
+
+    // A tracker that answered once and then died: the last data stays,
+    // dimmed, under the message.
+    let died = Fixture::start(Api::OnceThenHangup(first()));
+    let dom = dump(&chromium, &died, &format!("/swarm/{IH}"));
+    assert!(dom.contains(r#"data-state="unreachable""#));
+    let msg = text_of(&dom, r#"id="message""#).unwrap();
+    assert!(msg.contains("the data below is from"), "{msg}");
+    assert!(dom.contains(r#"<main id="live" class="dim">"#));
+    assert_eq!(count(&dom, "<tr data-addr="), 3);
+    assert!(died.polls() >= 3, "stopped retrying");
     // A path with no info hash: a message, no polling at all.
     let before = fixture.polls();
     let dom = dump(&chromium, &fixture, "/swarm/not-a-hash");
@@ -442,6 +468,16 @@ fn swarm_page_says_when_the_tracker_is_unreachable_and_retries() {
         .unwrap()
         .contains("40 hexadecimal digits"));
     assert_eq!(fixture.polls(), before);
+
+    // The helper fails a page whose script throws (so every test above
+    // also says the swarm page ran without an uncaught error).
+    let err = chromium
+        .dump_dom(&fixture.url("/throws"), 1000)
+        .expect_err("an uncaught TypeError");
+    assert!(
+        err.contains("Uncaught TypeError") && err.contains("boom"),
+        "{err}"
+    );
 }
 
 /// A big swarm: every peer a node (labels left to the table), and a file

@@ -79,13 +79,21 @@ impl Chromium {
 
     /// Loads `url`, lets its scripts run for `virtual_ms` of virtual time
     /// (timers fire without waiting; network fetches pause the clock), and
-    /// returns the DOM as HTML.
+    /// returns the DOM as HTML. An error when a script of the page threw an
+    /// exception nobody caught (or left a promise rejection unhandled).
     pub fn dump_dom(&self, url: &str, virtual_ms: u32) -> Result<String, String> {
-        let out = self.run(&[
+        let (out, err) = self.run(&[
             format!("--virtual-time-budget={virtual_ms}"),
             "--dump-dom".into(),
             url.into(),
         ])?;
+        let uncaught = uncaught_errors(&err);
+        if !uncaught.is_empty() {
+            return Err(format!(
+                "the page's JavaScript threw: {}",
+                uncaught.join("\n")
+            ));
+        }
         if out.trim().is_empty() {
             return Err(format!("chromium dumped no DOM for {url}"));
         }
@@ -116,8 +124,9 @@ impl Chromium {
     }
 
     /// Runs chromium headless with `args` after the common flags; returns
-    /// its stdout, or an error with the tail of its stderr.
-    fn run(&self, args: &[String]) -> Result<String, String> {
+    /// its stdout and stderr (with the page's console messages), or an error
+    /// with the tail of its stderr.
+    fn run(&self, args: &[String]) -> Result<(String, String), String> {
         let profile = unique_dir("minitorrent-chromium")?;
         let mut cmd = Command::new(&self.bin);
         cmd.args([
@@ -135,6 +144,9 @@ impl Chromium {
             "--mute-audio",
             "--disable-crash-reporter",
             "--disable-breakpad",
+            // The page's console messages on stderr, for uncaught_errors.
+            "--enable-logging=stderr",
+            "--v=0",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
@@ -188,8 +200,19 @@ impl Chromium {
                 tail(&err)
             ));
         }
-        Ok(out)
+        Ok((out, err))
     }
+}
+
+/// The console messages of uncaught exceptions in chromium's stderr (with
+/// `--enable-logging=stderr`, a line like `[...:INFO:CONSOLE:1] "Uncaught
+/// TypeError: ...", source: URL (LINE)`).
+pub fn uncaught_errors(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") && l.contains("\"Uncaught"))
+        .map(|l| l.split_once("] ").map_or(l, |(_, m)| m).to_string())
+        .collect()
 }
 
 /// Kills chromium's process group and removes its profile when dropped.

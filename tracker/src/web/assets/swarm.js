@@ -155,8 +155,10 @@
     m.textContent = text;
   }
 
+  // Old data stays in view, dimmed; with none yet the empty panels hide.
   function dim(on) {
     $("live").classList.toggle("dim", on);
+    $("live").hidden = on && !lastData;
   }
 
   // ------------------------------------------------------------- polling
