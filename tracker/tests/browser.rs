@@ -290,7 +290,19 @@ fn swarm_page_shows_peers_graph_pieces_and_events_and_follows_changes() {
     assert!(dom.contains(&format!(
         r#"href="magnet:?xt=urn:btih:{IH}&amp;dn=lecture-07.mp4""#
     )));
-    assert!(dom.contains(&format!(r#"href="/torrents/{IH}.torrent""#)));
+    assert_eq!(
+        attrs(&dom, r#"<a id="torrent""#, "href"),
+        [format!("/torrents/{IH}.torrent")]
+    );
+    assert_eq!(
+        attrs(&dom, r#"<a id="torrent""#, "download"),
+        ["lecture-_b_07__b_.mp4.torrent"]
+    );
+    let tag = &dom[dom.find(r#"<a id="torrent""#).unwrap()..];
+    assert!(
+        !tag[..tag.find('>').unwrap()].contains(" hidden"),
+        "the .torrent link is hidden"
+    );
     assert!(dom.contains(&format!(r#"<code id="info-hash" class="hash">{IH}</code>"#)));
 
     // The peers table: the later reply's four peers, sorted by address.
@@ -510,6 +522,7 @@ fn swarm_page_scales_to_many_peers_and_pieces() {
     v["edges"] = json!(edges);
     v["availability"] = json!(avail);
     v["pieces"] = json!(16384);
+    v["torrent"] = Value::Null; // no .torrent published
     let fixture = Fixture::start(Api::Replies(vec![v]));
     let dom = dump(&chromium, &fixture, &format!("/swarm/{IH}"));
     assert!(dom.contains(r#"data-state="live""#));
@@ -521,6 +534,11 @@ fn swarm_page_scales_to_many_peers_and_pieces() {
     assert_eq!(count(&dom, r#"<div class="cell a1" data-count="1""#), 1);
     let note = text_of(&dom, r#"id="pieces-note""#).unwrap();
     assert!(note.contains("one cell per 8 pieces"), "{note}");
+    assert!(
+        dom.contains(r#"<a id="torrent" hidden="""#),
+        "no .torrent link"
+    );
+    assert!(dom.contains(r#"<span id="no-torrent" class="note">"#));
 
     if let Some(png) = std::env::var_os("MINITORRENT_SWARM_SCREENSHOT_BIG") {
         let png = PathBuf::from(png);

@@ -298,6 +298,8 @@
     var url = str(d.torrent);
     if (url && /^(\/|https?:\/\/)/i.test(url)) {
       t.href = url;
+      // (a file name for browsers that honour it; the server's may win)
+      t.setAttribute("download", name.replace(/[\/\\:*?"<>|\x00-\x1f]/g, "_") + ".torrent");
       t.hidden = false;
       $("no-torrent").hidden = true;
     } else {
