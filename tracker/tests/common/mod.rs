@@ -2,6 +2,8 @@
 //! 127.0.0.1 port 0 and talk to it over plain UDP sockets with timeouts.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, ExitStatus, Stdio};
