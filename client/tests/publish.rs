@@ -4,7 +4,10 @@
 //! this test stands for the page and records every `POST`. The body is the
 //! seeder's `.torrent` byte for byte, sent once (not at every heartbeat); a
 //! page that answers 500, or that nobody serves, is one warning and the
-//! seeder keeps seeding; a page on another host is never posted to.
+//! seeder keeps seeding; a page on another host is never posted to. The
+//! last test, ignored until the tracker serves its page, checks the same
+//! against the real `minitorrent-tracker --web`: the `.torrent` is in the
+//! catalogue.
 
 mod common;
 
@@ -420,4 +423,53 @@ fn a_download_by_info_hash_publishes_the_info_it_fetched() {
     leecher
         .err
         .wait_for("published the .torrent of class.bin", TIMEOUT);
+}
+
+/// The real thing, once the tracker serves its web page (`--web`): a seeder
+/// against it, and its `.torrent` is in the catalogue, byte for byte.
+#[test]
+#[ignore = "needs minitorrent-tracker --web (the web page, merged separately)"]
+fn a_seeder_s_torrent_appears_in_the_tracker_s_catalogue() {
+    let t = Tracker::start_with(&["--bind", "127.0.0.1:0", "--web", "127.0.0.1:0"]);
+    let line = t.proc.out.wait_for("web page on ", TIMEOUT);
+    let web = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    let tmp = TempDir::new("publish-catalogue");
+    let (src, torrent, h) = make_torrent(&tmp, "class.bin", &t.arg());
+    let seeder = seed("seeder", &torrent, &src, &t.arg());
+    seeder
+        .err
+        .wait_for("published the .torrent of class.bin", TIMEOUT);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let list: serde_json::Value = serde_json::from_str(
+        &agent
+            .get(format!("{web}/api/torrents"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        list["torrents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["info_hash"] == h.to_hex())),
+        "{list}"
+    );
+    let stored = agent
+        .get(format!("{web}/torrents/{}.torrent", h.to_hex()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(stored, std::fs::read(&torrent).unwrap());
 }

@@ -186,6 +186,8 @@ pub struct Publisher {
     full_warned: bool,
     /// The background thread, started on the first publication.
     jobs: Option<Sender<Job>>,
+    /// The thread could not be started (warned once): publish nothing.
+    no_thread: bool,
 }
 
 impl Publisher {
@@ -197,6 +199,7 @@ impl Publisher {
             done: HashSet::new(),
             full_warned: false,
             jobs: None,
+            no_thread: false,
         }
     }
 
@@ -249,7 +252,7 @@ impl Publisher {
         kept: &Kept,
         torrents: &Mutex<HashMap<InfoHash, TorrentHandle>>,
     ) {
-        let Some(endpoint) = self.endpoint.clone() else {
+        let Some(endpoint) = self.endpoint.clone().filter(|_| !self.no_thread) else {
             return;
         };
         for (info_hash, name) in seeded {
@@ -323,9 +326,12 @@ impl Publisher {
                 Some(tx)
             }
             Err(e) => {
-                warn!("cannot start the thread that publishes .torrents: {e}");
+                warn!(
+                    "cannot start the thread that publishes .torrents on the tracker's web \
+                     page: {e}; the files are seeded, their .torrents not published"
+                );
                 // Do not try again at every OK.
-                self.endpoint = None;
+                self.no_thread = true;
                 None
             }
         }
