@@ -180,8 +180,11 @@ pub struct Publisher {
     endpoint: Option<String>,
     /// The last `web` refused, so it is warned about once.
     refused: Option<String>,
-    /// Files published (or given up on) at `endpoint`.
+    /// Files published (or given up on) at `done_at`, the last endpoint
+    /// used (kept while an `OK` names no page: a tracker that comes back
+    /// with the same page gets nothing twice).
     done: HashSet<InfoHash>,
+    done_at: Option<String>,
     /// Warned that [`MAX_PUBLISHED`] was reached.
     full_warned: bool,
     /// The background thread, started on the first publication.
@@ -197,6 +200,7 @@ impl Publisher {
             endpoint: None,
             refused: None,
             done: HashSet::new(),
+            done_at: None,
             full_warned: false,
             jobs: None,
             no_thread: false,
@@ -213,14 +217,15 @@ impl Publisher {
         };
         match endpoint(web, self.tracker.ip()) {
             Ok(e) => {
-                if self.endpoint.as_ref() != Some(&e) {
+                if self.done_at.as_ref() != Some(&e) {
                     if !self.done.is_empty() {
                         debug!("tracker {} now names {web}: publishing there", self.tracker);
                     }
                     self.done.clear();
                     self.full_warned = false;
-                    self.endpoint = Some(e);
+                    self.done_at = Some(e.clone());
                 }
+                self.endpoint = Some(e);
                 self.refused = None;
             }
             Err(why) => {
@@ -576,10 +581,13 @@ mod tests {
         // A page at another port: published there too.
         p.web(Some("http://127.0.0.1:10/"));
         assert!(p.done.is_empty());
-        // No page: nothing queued.
-        p.web(None);
         p.publish([(&h, "a")], &kept, &table);
-        assert!(p.done.is_empty());
+        assert!(p.done.contains(&h));
+        // No page: nothing queued; the same page back: nothing again.
+        p.web(None);
+        assert!(p.endpoint.is_none());
+        p.web(Some("http://127.0.0.1:10/"));
+        assert!(p.done.contains(&h));
     }
 
     #[test]
