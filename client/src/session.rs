@@ -414,6 +414,7 @@ impl Session {
 
     fn seed_opened(&self, m: Metainfo, root: &Path, how: SeedCheck) -> Result<Added> {
         let name = m.info.name.clone();
+        self.trackers.keep_torrent(m.info_hash, m.to_bytes());
         let meta = open::open_seed(m.info, m.info_bytes, root, how)?;
         let opts = self.seed_opts(&name);
         let added = self.spawn(m.info_hash, Begin::Seed(meta), opts, Vec::new())?;
@@ -443,6 +444,7 @@ impl Session {
     /// keeping what is already verified there.
     pub fn download_metainfo(&self, m: Metainfo) -> Result<Added> {
         let name = m.info.name.clone();
+        self.trackers.keep_torrent(m.info_hash, m.to_bytes());
         self.spawn(
             m.info_hash,
             Begin::Check(m.info, m.info_bytes),

@@ -97,6 +97,7 @@ fn ok_says_how_often_to_send_stats() {
         interval: 10,
         timeout: 30,
         stats_every: 1,
+        web: None,
     };
     let bytes = asked.encode();
     assert!(String::from_utf8_lossy(&bytes).contains("\"stats_every\":1"));

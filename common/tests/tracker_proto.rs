@@ -9,7 +9,7 @@ use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{
     encode_files_reply, encode_peers_reply, DecodeError, DecodeErrorKind, ErrorCode, FileInfo,
     FileRef, FileSummary, FileView, PeerEntry, PeerView, Reply, Request, SwarmView,
-    MAX_DATAGRAM_SIZE, MAX_REPLY_SIZE,
+    MAX_DATAGRAM_SIZE, MAX_REPLY_SIZE, MAX_WEB_CHARS,
 };
 use serde_json::Value;
 
@@ -113,12 +113,28 @@ fn all_replies() -> Vec<Reply> {
             interval: 5,
             timeout: 15,
             stats_every: 0,
+            web: None,
         },
         Reply::Ok {
             tid: 10,
             interval: 10,
             timeout: 30,
             stats_every: 1,
+            web: None,
+        },
+        Reply::Ok {
+            tid: 11,
+            interval: 10,
+            timeout: 30,
+            stats_every: 0,
+            web: Some("http://192.168.1.10:8080/".into()),
+        },
+        Reply::Ok {
+            tid: 12,
+            interval: 10,
+            timeout: 30,
+            stats_every: 1,
+            web: Some("http://[fe80::1]:8080/\"q\"".into()),
         },
         Reply::Peers {
             tid: 2,
@@ -675,5 +691,67 @@ fn peers_reply_is_cut_to_fit() {
     match Reply::decode(&buf).unwrap() {
         Reply::Peers { peers: got, .. } => assert_eq!(got[..], peers[..n]),
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ok_names_the_web_page_only_when_there_is_one() {
+    let with = Reply::Ok {
+        tid: 7,
+        interval: 10,
+        timeout: 30,
+        stats_every: 0,
+        web: Some("http://127.0.0.1:8080/".into()),
+    };
+    let bytes = with.encode();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["web"], "http://127.0.0.1:8080/");
+    assert_eq!(Reply::decode(&bytes).unwrap(), with);
+    assert!(
+        with.summary().contains("web=http://127.0.0.1:8080/"),
+        "{}",
+        with.summary()
+    );
+
+    // No web page: no field, so an older peer sees the OK it always saw.
+    let without = Reply::ok(7).encode();
+    assert!(!String::from_utf8_lossy(&without).contains("web"));
+    assert!(!Reply::ok(7).summary().contains("web"));
+
+    // The documented example, and null read as absent.
+    let doc =
+        br#"{"type":"OK","tid":1,"interval":10,"timeout":30,"web":"http://192.168.1.10:8080/"}"#;
+    match Reply::decode(doc).unwrap() {
+        Reply::Ok { web, .. } => assert_eq!(web.as_deref(), Some("http://192.168.1.10:8080/")),
+        other => panic!("{other:?}"),
+    }
+    let null = br#"{"type":"OK","tid":1,"interval":10,"timeout":30,"web":null}"#;
+    assert_eq!(Reply::decode(null).unwrap(), Reply::ok(1));
+}
+
+#[test]
+fn a_bad_web_field_is_named() {
+    let ok =
+        |web: &str| format!(r#"{{"type":"OK","tid":4,"interval":10,"timeout":30,"web":{web}}}"#);
+    // Not a string.
+    let reply_err = |s: &str| match Reply::decode(s.as_bytes()) {
+        Ok(r) => panic!("expected an error, decoded {r:?}"),
+        Err(e) => e,
+    };
+    let e = reply_err(&ok("8080"));
+    assert_eq!(e.tid, Some(4));
+    assert!(e.to_string().contains("`web`"), "{e}");
+    // Empty, too long, control characters.
+    for bad in [
+        "\"\"".to_string(),
+        format!("\"http://127.0.0.1/{}\"", "a".repeat(MAX_WEB_CHARS)),
+        "\"http://127.0.0.1:8080/\\n\"".to_string(),
+    ] {
+        let e = reply_err(&ok(&bad));
+        assert_eq!(e.tid, Some(4), "{bad}");
+        assert!(
+            matches!(&e.kind, DecodeErrorKind::BadValue { field, .. } if field == "web"),
+            "{bad}: {e}"
+        );
     }
 }

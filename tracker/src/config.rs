@@ -36,6 +36,10 @@ pub struct Config {
     /// The catalogue's database (`--db`); memory only by default here, the
     /// command line's default is a file.
     pub db: DbLocation,
+    /// The web page's URL peers are told in every `OK` (`http://IP:PORT/`),
+    /// where they publish the `.torrent` of each file they seed; `None`
+    /// when the tracker has no web page.
+    pub web_url: Option<String>,
 }
 
 impl Default for Config {
@@ -51,6 +55,7 @@ impl Default for Config {
             discover_port: DISCOVER_PORT,
             discover_public: false,
             db: DbLocation::Memory,
+            web_url: None,
         }
     }
 }

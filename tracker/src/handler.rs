@@ -14,9 +14,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info};
 use minitorrent_common::tracker_proto::{
-    self as proto, encode_error_reply, encode_files_reply, encode_ok_reply, encode_ok_reply_stats,
-    encode_peers_reply, ErrorCode, FileRef, FileView, Reply, Request, SwarmView,
-    DEFAULT_STATS_EVERY_SECS, MAX_REPLY_SIZE,
+    self as proto, encode_error_reply, encode_files_reply, encode_ok_reply_web, encode_peers_reply,
+    ErrorCode, FileRef, FileView, Reply, Request, SwarmView, DEFAULT_STATS_EVERY_SECS,
+    MAX_REPLY_SIZE,
 };
 use minitorrent_common::udp_tracker as udp;
 
@@ -54,6 +54,8 @@ pub struct Handler {
     stats: Option<Arc<Stats>>,
     /// Scratch for `STATS`: which of its files the sender registered.
     registered: Vec<bool>,
+    /// The web page named in every `OK` (`config.web_url`).
+    web: Option<String>,
 }
 
 impl Handler {
@@ -71,7 +73,14 @@ impl Handler {
             changes: Vec::new(),
             stats: None,
             registered: Vec::new(),
+            web: config.web_url.clone(),
         }
+    }
+
+    /// An `OK` with this tracker's timers, `stats_every` and web page.
+    fn ok(&self, out: &mut Vec<u8>, tid: u32, stats_every: u32) {
+        let web = self.web.as_deref();
+        encode_ok_reply_web(out, tid, self.interval, self.timeout, stats_every, web);
     }
 
     /// Keeps the `STATS` peers send in `stats`, and asks for them in `OK`.
@@ -350,7 +359,7 @@ impl Handler {
                         );
                     }
                     let every = self.stats_every(src, peer_id);
-                    encode_ok_reply_stats(out, *tid, self.interval, self.timeout, every);
+                    self.ok(out, *tid, every);
                 }
                 Err(e) => {
                     debug!("{src}: REGISTER of {peer_id} refused: {e}");
@@ -406,7 +415,7 @@ impl Handler {
                 match self.registry.heartbeat(src.ip(), peer_id, now) {
                     Ok(()) => {
                         let every = self.stats_every(src, peer_id);
-                        encode_ok_reply_stats(out, *tid, self.interval, self.timeout, every)
+                        self.ok(out, *tid, every)
                     }
                     Err(_) => unknown_peer(out, *tid, src, peer_id),
                 }
@@ -416,7 +425,7 @@ impl Handler {
             Request::Exit { tid, peer_id } => match self.exit(src, peer_id, now) {
                 Ok(port) => {
                     info!("peer {peer_id} at {} left", SocketAddr::new(src.ip(), port));
-                    encode_ok_reply(out, *tid, self.interval, self.timeout);
+                    self.ok(out, *tid, 0);
                 }
                 Err(_) => unknown_peer(out, *tid, src, peer_id),
             },
@@ -514,7 +523,7 @@ impl Handler {
                     }
                 }
                 let every = self.stats_every(src, peer_id);
-                encode_ok_reply_stats(out, tid, self.interval, self.timeout, every);
+                self.ok(out, tid, every);
             }
             Err(_) => unknown_peer(out, tid, src, peer_id),
         }
@@ -704,7 +713,8 @@ mod tests {
                 tid: 1,
                 interval: 4,
                 timeout: 12,
-                stats_every: 0
+                stats_every: 0,
+                web: None
             }
         );
     }

@@ -102,6 +102,8 @@ fn main() -> ExitCode {
         discover_port: cli.discover_port,
         discover_public: cli.discover_public,
         db: DbLocation::parse(&cli.db),
+        // `--web` (another change) fills it; until then no web page.
+        web_url: None,
     };
     let tracker = match Tracker::bind(&config) {
         Ok(t) => t,

@@ -2,11 +2,17 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{eventually, run_to_exit, Client, TrackerProc};
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::tracker_proto::{ErrorCode, FileInfo, FileRef, PeerEntry, Reply, Request};
+use minitorrent_common::tracker_proto::{
+    ErrorCode, FileInfo, FileRef, PeerEntry, Reply, Request, StatsFile,
+};
+use minitorrent_tracker::config::Config;
+use minitorrent_tracker::server::{StopHandle, Tracker};
 
 fn hash(b: u8) -> InfoHash {
     InfoHash([b; 20])
@@ -208,7 +214,8 @@ fn silent_peers_expire() {
             tid: 1,
             interval: 1,
             timeout: 1,
-            stats_every: 0
+            stats_every: 0,
+            web: None
         }
     );
     assert!(matches!(
@@ -258,7 +265,8 @@ fn heartbeats_keep_a_peer_alive() {
                 tid,
                 interval: 1,
                 timeout: 1,
-                stats_every: 0
+                stats_every: 0,
+                web: None
             }
         );
         assert!(matches!(
@@ -583,7 +591,118 @@ fn ok_asking_stats(tid: u32) -> Reply {
             interval,
             timeout,
             stats_every: 1,
+            web: None,
         },
         other => other,
     }
+}
+
+/// A tracker in this process with `web_url` set as given (the command
+/// line's `--web` fills it in the binary).
+struct InProcess {
+    addr: SocketAddr,
+    stop: StopHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl InProcess {
+    fn start(web_url: Option<&str>) -> InProcess {
+        let config = Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            discover: false,
+            peer_timeout: Duration::from_secs(3),
+            web_url: web_url.map(String::from),
+            ..Config::default()
+        };
+        let tracker = Tracker::bind(&config).expect("bind the tracker");
+        let (addr, stop) = (tracker.local_addr(), tracker.stop_handle());
+        let thread = std::thread::spawn(move || {
+            tracker.run(&config).expect("tracker runs");
+        });
+        InProcess {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends `bytes` and returns the reply as plain JSON (what any tool sees).
+fn ask_json(c: &Client, tracker: SocketAddr, bytes: &[u8]) -> serde_json::Value {
+    let mut buf = vec![0u8; 70_000];
+    for _ in 0..10 {
+        c.sock.send_to(bytes, tracker).unwrap();
+        if let Ok((n, _)) = c.sock.recv_from(&mut buf) {
+            return serde_json::from_slice(&buf[..n]).expect("the reply is JSON");
+        }
+    }
+    panic!("no reply from {tracker}");
+}
+
+fn web_of(r: &Reply) -> Option<&str> {
+    match r {
+        Reply::Ok { web, .. } => web.as_deref(),
+        other => panic!("expected OK, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_ok_names_the_web_page_when_the_tracker_has_one() {
+    let url = "http://127.0.0.1:8080/";
+    let t = InProcess::start(Some(url));
+    let c = Client::new(t.addr);
+    let seeder = Client::new(t.addr);
+    // REGISTER, HEARTBEAT, STATS and EXIT: every OK carries it.
+    let r = seeder.ask(&register(1, "s", 7001, &[(1, "a.txt", true)]));
+    assert_eq!(web_of(&r), Some(url));
+    let r = c.ask(&register(2, "l", 7002, &[(1, "a.txt", false)]));
+    assert_eq!(web_of(&r), Some(url));
+    // On the wire it is the plain field of the contract.
+    let v = ask_json(&c, t.addr, br#"{"type":"HEARTBEAT","tid":3,"peer_id":"l"}"#);
+    assert_eq!(v["type"], "OK");
+    assert_eq!(v["web"], url);
+    let r = c.ask(&Request::Stats {
+        tid: 4,
+        peer_id: "l".into(),
+        files: vec![StatsFile {
+            info_hash: hash(1),
+            size: 4 * 1024 * 1024,
+            done: 0,
+            pieces: 0,
+            have: None,
+            down: 0,
+            up: 0,
+            peers: vec![],
+            truncated: false,
+        }],
+    });
+    assert_eq!(web_of(&r), Some(url));
+    let r = c.ask(&Request::Exit {
+        tid: 5,
+        peer_id: "l".into(),
+    });
+    assert_eq!(web_of(&r), Some(url));
+    // Other replies do not.
+    let r = c.ask(&request(6, FileRef::InfoHash(hash(1)), None));
+    assert!(matches!(r, Reply::Peers { .. }), "{r:?}");
+}
+
+#[test]
+fn no_web_page_no_web_field() {
+    let t = InProcess::start(None);
+    let c = Client::new(t.addr);
+    let r = c.ask(&register(1, "s", 7001, &[(1, "a.txt", true)]));
+    assert_eq!(web_of(&r), None);
+    let v = ask_json(&c, t.addr, br#"{"type":"HEARTBEAT","tid":2,"peer_id":"s"}"#);
+    assert_eq!(v["type"], "OK");
+    assert!(v.get("web").is_none(), "{v}");
 }

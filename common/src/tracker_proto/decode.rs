@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::{
     DecodeError, DecodeErrorKind, ErrorCode, FileInfo, FileRef, FileSummary, PeerEntry, Reply,
     Request, StatsEdge, StatsFile, MAX_DATAGRAM_SIZE, MAX_NAME_CHARS, MAX_PEER_ID_CHARS,
-    MAX_QUERY_CHARS, MAX_STATS_EDGES, MAX_STATS_FILES, MAX_STATS_PIECES,
+    MAX_QUERY_CHARS, MAX_STATS_EDGES, MAX_STATS_FILES, MAX_STATS_PIECES, MAX_WEB_CHARS,
 };
 use crate::metainfo::InfoHash;
 
@@ -123,6 +123,8 @@ struct RawReply<'a> {
     interval: Option<u32>,
     timeout: Option<u32>,
     stats_every: Option<u32>,
+    #[serde(borrow)]
+    web: Option<JStr<'a>>,
     #[serde(borrow)]
     info_hash: Option<JStr<'a>>,
     #[serde(borrow)]
@@ -242,6 +244,7 @@ const REPLY_FIELDS: &[(&str, Kind)] = &[
     ("interval", Kind::U32),
     ("timeout", Kind::U32),
     ("stats_every", Kind::U32),
+    ("web", Kind::Str),
     ("info_hash", Kind::Str),
     ("name", Kind::Str),
     ("size", Kind::U64),
@@ -422,6 +425,30 @@ fn req_str<'x>(
         Some(s) => Ok(&s.0),
         None => Err(DecodeError::missing(tid, field)),
     }
+}
+
+/// The `web` of an `OK`: absent or null is `None`; else 1 to
+/// [`MAX_WEB_CHARS`] characters, none of them a control character. Whether
+/// the peer may use it (an `http://` URL on the tracker's own IP) is the
+/// peer's decision, not the codec's.
+fn web_field(tid: u32, v: &Option<JStr<'_>>) -> Result<Option<String>, DecodeError> {
+    let Some(w) = v else { return Ok(None) };
+    let n = w.0.chars().count();
+    if n == 0 || n > MAX_WEB_CHARS {
+        return Err(DecodeError::bad(
+            tid,
+            "web",
+            format!("must be 1 to {MAX_WEB_CHARS} characters, found {n}"),
+        ));
+    }
+    if w.0.chars().any(char::is_control) {
+        return Err(DecodeError::bad(
+            tid,
+            "web",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(w.0.to_string()))
 }
 
 fn req<T: Copy>(tid: u32, field: impl fmt::Display, v: Option<T>) -> Result<T, DecodeError> {
@@ -761,6 +788,7 @@ impl Reply {
                 interval: req(tid, "interval", raw.interval)?,
                 timeout: req(tid, "timeout", raw.timeout)?,
                 stats_every: raw.stats_every.unwrap_or(0),
+                web: web_field(tid, &raw.web)?,
             }),
             "PEERS" => {
                 let info_hash =

@@ -23,7 +23,7 @@ pub const DISCOVER_PORT: u16 = 6968;
 pub const DISCOVER_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 69, 69);
 /// Longest discovery datagram either side reads; longer ones are malformed.
 pub const MAX_DISCOVER_SIZE: usize = 1024;
-/// Longest `web` URL a `TRACKER` reply may carry, in characters.
+/// Longest `web` URL a `TRACKER` reply (or an `OK`) may carry, in characters.
 pub const MAX_WEB_CHARS: usize = 512;
 
 /// "Is there a tracker on this LAN?", sent to the broadcast addresses and

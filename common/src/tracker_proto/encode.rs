@@ -254,6 +254,19 @@ pub fn encode_ok_reply_stats(
     timeout: u32,
     stats_every: u32,
 ) {
+    encode_ok_reply_web(buf, tid, interval, timeout, stats_every, None);
+}
+
+/// Appends an `OK` reply to `buf`; `stats_every` is written only when not
+/// 0, `web` (the tracker's web page) only when there is one.
+pub fn encode_ok_reply_web(
+    buf: &mut Vec<u8>,
+    tid: u32,
+    interval: u32,
+    timeout: u32,
+    stats_every: u32,
+    web: Option<&str>,
+) {
     let mut o = JsonObject::begin(buf);
     o.str("type", "OK");
     o.uint("tid", u64::from(tid));
@@ -261,6 +274,9 @@ pub fn encode_ok_reply_stats(
     o.uint("timeout", u64::from(timeout));
     if stats_every > 0 {
         o.uint("stats_every", u64::from(stats_every));
+    }
+    if let Some(web) = web {
+        o.str("web", web);
     }
     o.end();
 }
@@ -282,7 +298,8 @@ impl Reply {
                 interval,
                 timeout,
                 stats_every,
-            } => encode_ok_reply_stats(buf, *tid, *interval, *timeout, *stats_every),
+                web,
+            } => encode_ok_reply_web(buf, *tid, *interval, *timeout, *stats_every, web.as_deref()),
             Reply::Peers {
                 tid,
                 info_hash,

@@ -34,7 +34,7 @@ pub use discover::{
 };
 pub use encode::{
     encode_error_reply, encode_files_reply, encode_ok_reply, encode_ok_reply_stats,
-    encode_peers_reply, FileView, PeerView, SwarmView,
+    encode_ok_reply_web, encode_peers_reply, FileView, PeerView, SwarmView,
 };
 pub use summary::short_hash;
 
@@ -225,12 +225,15 @@ pub enum Reply {
     /// Answer to `REGISTER`, `HEARTBEAT`, `EXIT` and `STATS`: heartbeat every
     /// `interval` seconds; silence for `timeout` seconds means the peer is
     /// forgotten; send `STATS` every `stats_every` seconds (0, and absent
-    /// on the wire, when the tracker wants none).
+    /// on the wire, when the tracker wants none). `web` is the tracker's web
+    /// page (`http://IP:PORT/`), where a peer publishes the `.torrent` of
+    /// each file it seeds; `None`, and absent on the wire, when it has none.
     Ok {
         tid: u32,
         interval: u32,
         timeout: u32,
         stats_every: u32,
+        web: Option<String>,
     },
     /// Answer to `REQUEST`. `seeders`/`leechers` count the whole swarm; `peers`
     /// is at most the tracker's `--max-peers`, without the asker.
@@ -328,6 +331,7 @@ impl Reply {
             interval: DEFAULT_INTERVAL_SECS,
             timeout: DEFAULT_TIMEOUT_SECS,
             stats_every: 0,
+            web: None,
         }
     }
 

@@ -124,11 +124,15 @@ impl Reply {
                 interval,
                 timeout,
                 stats_every,
+                web,
                 ..
             } => {
                 let _ = write!(s, " interval={interval}s timeout={timeout}s");
                 if *stats_every > 0 {
                     let _ = write!(s, " stats_every={stats_every}s");
+                }
+                if let Some(web) = web {
+                    let _ = write!(s, " web={web}");
                 }
             }
             Reply::Peers {

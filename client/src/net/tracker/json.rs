@@ -174,14 +174,38 @@ pub struct PeersReply {
     pub peers: Vec<PeerEntry>,
 }
 
-/// Timers the tracker hands out in its OK to REGISTER.
-#[derive(Debug, Clone, Copy)]
+/// What the tracker hands out in its OK to REGISTER or HEARTBEAT.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timers {
     pub interval: Duration,
     pub timeout: Duration,
     /// Seconds between the `STATS` the tracker wants; 0 for none (an idle
     /// swarm, or a tracker that does not know `STATS`).
     pub stats_every: u32,
+    /// The tracker's web page, where the `.torrent`s of seeded files are
+    /// published (`publish`); `None` when it has none.
+    pub web: Option<String>,
+}
+
+impl Timers {
+    /// The fields of an `OK`; `None` for any other reply.
+    fn of(reply: Reply) -> Result<Timers, Reply> {
+        match reply {
+            Reply::Ok {
+                interval,
+                timeout,
+                stats_every,
+                web,
+                ..
+            } => Ok(Timers {
+                interval: Duration::from_secs(u64::from(interval.max(1))),
+                timeout: Duration::from_secs(u64::from(timeout.max(1))),
+                stats_every,
+                web,
+            }),
+            other => Err(other),
+        }
+    }
 }
 
 pub struct TrackerClient {
@@ -353,31 +377,20 @@ impl TrackerClient {
             port,
             files: files.to_vec(),
         })?;
-        match r {
-            Reply::Ok {
-                interval,
-                timeout,
-                stats_every,
-                ..
-            } => Ok(Timers {
-                interval: Duration::from_secs(u64::from(interval.max(1))),
-                timeout: Duration::from_secs(u64::from(timeout.max(1))),
-                stats_every,
-            }),
-            other => Err(self.unexpected(&other, "OK")),
-        }
+        Timers::of(r).map_err(|other| self.unexpected(&other, "OK"))
     }
 
-    /// HEARTBEAT: the `stats_every` of the tracker's `OK`, or `None` when
-    /// the tracker forgot us (re-REGISTER).
-    pub fn heartbeat(&mut self, peer_id: &str) -> Result<Option<u32>, TrackerError> {
+    /// HEARTBEAT: what the tracker's `OK` says (`stats_every`, `web`), or
+    /// `None` when the tracker forgot us (re-REGISTER).
+    pub fn heartbeat(&mut self, peer_id: &str) -> Result<Option<Timers>, TrackerError> {
         let tid = self.next_tid();
         match self.call(Request::Heartbeat {
             tid,
             peer_id: peer_id.to_string(),
         }) {
-            Ok(Reply::Ok { stats_every, .. }) => Ok(Some(stats_every)),
-            Ok(other) => Err(self.unexpected(&other, "OK")),
+            Ok(r) => Timers::of(r)
+                .map(Some)
+                .map_err(|other| self.unexpected(&other, "OK")),
             Err(e) if e.code() == Some(&ErrorCode::UnknownPeer) => Ok(None),
             Err(e) => Err(e),
         }

@@ -2,7 +2,9 @@
 //! holds: the tracker's address, the protocol choice for it (`probe`,
 //! probed once and kept here rather than per process), the JSON
 //! REGISTER/HEARTBEAT thread (`register`, started with the session; it
-//! also sends `STATS` built by `stats` while the tracker asks), and the
+//! also sends `STATS` built by `stats` while the tracker asks, and
+//! publishes the `.torrent` of each seeded file on the tracker's web page
+//! through `publish`), and the
 //! BEP 15 announcer (`announcer`, started when a torrent's tracker turns out
 //! to speak only BEP 15). A torrent reaches it through the
 //! `Sender<TrackerMsg>` of its [`Route`]; the session through the methods
@@ -18,6 +20,7 @@ pub mod discover;
 mod fake;
 pub mod json;
 pub mod probe;
+pub mod publish;
 pub mod register;
 pub mod stats;
 
@@ -38,6 +41,7 @@ use crate::net::tracker::announcer::AnnouncerConfig;
 use crate::net::tracker::bep15::Schedule;
 use crate::net::tracker::json::TrackerClient;
 use crate::net::tracker::probe::ProtocolChoice;
+use crate::net::tracker::publish::Kept;
 
 pub use json::{FileSummary, PeerEntry, PeersReply, TrackerError};
 
@@ -127,6 +131,8 @@ pub struct Trackers {
     json: Sender<TrackerMsg>,
     /// The BEP 15 announcer, started when the tracker turns out to need it.
     bep15: Mutex<Option<Sender<TrackerMsg>>>,
+    /// The `.torrent`s of the session's files, for the tracker's web page.
+    kept: Kept,
 }
 
 impl Trackers {
@@ -138,9 +144,11 @@ impl Trackers {
         let (tracker, ip, port) = (cfg.tracker, cfg.listen.ip(), cfg.listen.port());
         let thread_id = id.clone();
         let torrents = swarms.clone();
+        let kept = Kept::default();
+        let thread_kept = kept.clone();
         std::thread::Builder::new()
             .name("tracker".into())
-            .spawn(move || register::run(tracker, ip, thread_id, port, rx, torrents))
+            .spawn(move || register::run(tracker, ip, thread_id, port, rx, torrents, thread_kept))
             .map_err(|e| HomeError::Thread("tracker", e))?;
         Ok(Trackers {
             choice: ProtocolChoice::new(cfg.tracker, cfg.protocol),
@@ -149,7 +157,15 @@ impl Trackers {
             swarms,
             json,
             bep15: Mutex::new(None),
+            kept,
         })
+    }
+
+    /// Keeps the `.torrent` of a file the session seeds or downloads, to
+    /// publish it on the tracker's web page when the file is seeded (a file
+    /// without one gets a `.torrent` made from its info dictionary).
+    pub fn keep_torrent(&self, info_hash: InfoHash, torrent: Vec<u8>) {
+        self.kept.keep(info_hash, torrent);
     }
 
     pub fn addr(&self) -> SocketAddr {

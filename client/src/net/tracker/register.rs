@@ -1,7 +1,9 @@
 //! The JSON tracker thread: REGISTER the files we share, HEARTBEAT every
 //! `interval`, REGISTER again when the tracker forgot us, EXIT on shutdown;
 //! `STATS` every `stats_every` seconds while the tracker's `OK` asks for
-//! them (a tracker that does not know `STATS` never does);
+//! them (a tracker that does not know `STATS` never does); the `.torrent`
+//! of each file it seeds to the tracker's web page when an `OK` names one
+//! (`publish`, which posts on a thread of its own);
 //! and each torrent's `REQUEST` for peers, on a short-lived thread of its own.
 
 use std::collections::{BTreeMap, HashSet};
@@ -15,6 +17,7 @@ use minitorrent_common::tracker_proto::ErrorCode;
 
 use crate::core::msg::{Event, Input, TrackerMsg};
 use crate::net::tracker::json::{RegisterFile, Timers, TrackerClient, TrackerError};
+use crate::net::tracker::publish::{Kept, Publisher};
 use crate::net::tracker::stats::{self, Table};
 
 /// Why a REGISTER did not go through.
@@ -34,6 +37,7 @@ pub fn run(
     port: u16,
     rx: Receiver<TrackerMsg>,
     torrents: Table,
+    kept: Kept,
 ) {
     let mut client = match TrackerClient::from_ip(addr, local) {
         Ok(c) => Some(c),
@@ -49,6 +53,12 @@ pub fn run(
     // STATS: how often the tracker wants them (0: not now), when the next
     // round is due, and which files moved data in the last round.
     let mut stats = StatsClock::default();
+    // The tracker's web page, and what we published there.
+    let mut publisher = Publisher::new(addr);
+    let publish = |p: &mut Publisher, web: Option<&str>, files: &BTreeMap<_, _>| {
+        p.web(web);
+        p.publish(seeded(files), &kept, &torrents);
+    };
     let register = |c: &mut Option<TrackerClient>,
                     files: &BTreeMap<InfoHash, RegisterFile>|
      -> Result<Timers, RegisterError> {
@@ -76,6 +86,7 @@ pub fn run(
                         registered = true;
                         interval = timers.interval;
                         stats.asked(timers.stats_every, &torrents, &files);
+                        publish(&mut publisher, timers.web.as_deref(), &files);
                         info!(
                             "registered {} with tracker {addr} ({})",
                             t.name,
@@ -94,6 +105,13 @@ pub fn run(
             }
             Ok(TrackerMsg::Lookup { info_hash, reply }) => lookup(addr, info_hash, &peer_id, reply),
             Ok(TrackerMsg::Forget(info_hash)) => {
+                // Unless the session already took it up again (share
+                // re-announcing the same content).
+                let back = torrents.lock().is_ok_and(|t| t.contains_key(&info_hash));
+                if !back {
+                    kept.forget(&info_hash);
+                }
+                publisher.forget(&info_hash);
                 let Some(gone) = files.remove(&info_hash) else {
                     continue;
                 };
@@ -112,6 +130,7 @@ pub fn run(
                                 registered = true;
                                 interval = timers.interval;
                                 stats.asked(timers.stats_every, &torrents, &files);
+                                publish(&mut publisher, timers.web.as_deref(), &files);
                             }
                             Err(e) => warn!("{e}"),
                         }
@@ -150,6 +169,7 @@ pub fn run(
                             registered = true;
                             interval = timers.interval;
                             stats.asked(timers.stats_every, &torrents, &files);
+                            publish(&mut publisher, timers.web.as_deref(), &files);
                         }
                         Err(e) => warn!("{e}"),
                     }
@@ -157,9 +177,10 @@ pub fn run(
                 }
                 let Some(c) = client.as_mut() else { continue };
                 match c.heartbeat(&peer_id) {
-                    Ok(Some(every)) => {
+                    Ok(Some(timers)) => {
                         debug!("heartbeat ok");
-                        stats.asked(every, &torrents, &files);
+                        stats.asked(timers.stats_every, &torrents, &files);
+                        publish(&mut publisher, timers.web.as_deref(), &files);
                     }
                     Ok(None) => {
                         info!("tracker {addr} forgot us; registering again");
@@ -167,6 +188,7 @@ pub fn run(
                             Ok(timers) => {
                                 interval = timers.interval;
                                 stats.asked(timers.stats_every, &torrents, &files);
+                                publish(&mut publisher, timers.web.as_deref(), &files);
                             }
                             Err(e) => {
                                 registered = false;
@@ -180,6 +202,16 @@ pub fn run(
             Err(RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// The files we seed (complete), as (info hash, name).
+fn seeded(
+    files: &BTreeMap<InfoHash, RegisterFile>,
+) -> impl Iterator<Item = (&InfoHash, &str)> + '_ {
+    files
+        .values()
+        .filter(|f| f.complete)
+        .map(|f| (&f.info_hash, f.name.as_str()))
 }
 
 /// When `STATS` are due: every `every` seconds while the tracker's latest
@@ -306,6 +338,7 @@ mod tests {
                     interval: 1,
                     timeout: 3,
                     stats_every: every,
+                    web: None,
                 }
                 .encode(),
             )
@@ -349,6 +382,7 @@ mod tests {
                 7000,
                 rx,
                 table,
+                Kept::default(),
             )
         });
         tx.send(TrackerMsg::Update(
