@@ -13,13 +13,15 @@ use minitorrent_tracker::config::Config;
 use minitorrent_tracker::discover::{DiscoverConfig, Responder};
 use minitorrent_tracker::registry::MAX_SWARMS;
 use minitorrent_tracker::server::Tracker;
+use minitorrent_tracker::web::{WebContext, WebServer};
 
 /// The minitorrent UDP tracker: knows which peer shares which file.
 ///
 /// Peers talk to it with JSON datagrams (REGISTER, REQUEST, SEARCH, HEARTBEAT,
 /// EXIT) and BitTorrent clients with the UDP tracker protocol (BEP 15), both on
 /// the same port; see docs/PROTOCOL.md. On start it prints one line to stdout,
-/// `minitorrent-tracker listening on ADDR:PORT`, with the port actually bound.
+/// `minitorrent-tracker listening on ADDR:PORT`, with the port actually bound,
+/// then (unless `--web off`) `minitorrent-tracker web page on http://IP:PORT/`.
 /// Logs go to stderr (level info; set RUST_LOG=debug for every datagram, or
 /// RUST_LOG=warn for quiet); the first says where LAN discovery (DISCOVER,
 /// on its own UDP port) is answered. Ctrl-C stops it.
@@ -62,6 +64,13 @@ struct Cli {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_DB)]
     db: String,
 
+    /// Where the web page (search, magnet links, .torrent downloads, the live
+    /// swarm view, /metrics) listens, over TCP: ADDR:PORT, or `off`. Default:
+    /// the --bind IP with port 8080, or a free port when --bind asks for
+    /// port 0. See docs/WEB.md.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    web: Option<String>,
+
     /// Print every datagram decoded and every reply sent, one line each, to
     /// stderr: `HH:MM:SS.mmm tracker ← ADDR  MESSAGE` (UTC; → for replies).
     /// Discovery datagrams too.
@@ -88,7 +97,14 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = Config {
+    let web = match web_addr(cli.web.as_deref(), cli.bind) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("minitorrent-tracker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = Config {
         bind: cli.bind,
         peer_timeout: Duration::from_secs(cli.peer_timeout),
         max_peers: cli.max_peers as usize,
@@ -102,6 +118,8 @@ fn main() -> ExitCode {
         discover_port: cli.discover_port,
         discover_public: cli.discover_public,
         db: DbLocation::parse(&cli.db),
+        web,
+        web_url: None,
     };
     let tracker = match Tracker::bind(&config) {
         Ok(t) => t,
@@ -111,6 +129,21 @@ fn main() -> ExitCode {
         }
     };
     let stop = tracker.stop_handle();
+    // The web page's port, bound before anything is printed so that a port
+    // in use stops the start with a clear error.
+    let web_server = match config.web {
+        Some(addr) => match WebServer::bind(addr) {
+            Ok(w) => {
+                config.web_url = Some(w.url());
+                Some(w)
+            }
+            Err(e) => {
+                eprintln!("minitorrent-tracker: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     // Bound before the first line is printed, so a DISCOVER sent as soon as
     // it appears is answered.
     let responder = if config.discover {
@@ -118,6 +151,7 @@ fn main() -> ExitCode {
         d.port = config.discover_port;
         d.public = config.discover_public;
         d.trace = config.trace;
+        d.web = config.web_url.clone();
         match Responder::bind(d) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -145,7 +179,31 @@ fn main() -> ExitCode {
         "minitorrent-tracker listening on {}",
         tracker.local_addr()
     );
+    if let Some(url) = &config.web_url {
+        let _ = writeln!(std::io::stdout(), "minitorrent-tracker web page on {url}");
+    }
     let _ = std::io::stdout().flush();
+    if let Some(w) = web_server {
+        let ctx = WebContext {
+            registry: tracker.registry(),
+            view: tracker.stats_view(),
+            catalogue: tracker.catalogue(),
+            udp: tracker.metrics(),
+            tracker: tracker.local_addr(),
+        };
+        info!(
+            "web page listening on {} (TCP; at most {} connections, {} per IP)",
+            w.local_addr(),
+            minitorrent_tracker::web::bounds::MAX_CONNECTIONS,
+            minitorrent_tracker::web::bounds::MAX_PER_IP
+        );
+        if let Err(e) = w.spawn(ctx, stop.clone()) {
+            eprintln!("minitorrent-tracker: cannot start the web server's thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    } else {
+        info!("web page off (--web off)");
+    }
     if !config.discover {
         info!("LAN discovery off (--no-discover): peers need --tracker to find this tracker");
     }
@@ -190,6 +248,21 @@ fn main() -> ExitCode {
             eprintln!("minitorrent-tracker: stopped on an error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--web`: `off`, an address, or (absent) the `--bind` IP with port 8080
+/// (port 0 when `--bind` asks for port 0).
+fn web_addr(arg: Option<&str>, bind: SocketAddr) -> Result<Option<SocketAddr>, String> {
+    match arg {
+        Some("off") => Ok(None),
+        Some(a) => a.parse::<SocketAddr>().map(Some).map_err(|_| {
+            format!("--web {a:?}: expected ADDR:PORT (e.g. 0.0.0.0:8080 or 127.0.0.1:0) or off")
+        }),
+        None => Ok(Some(SocketAddr::new(
+            bind.ip(),
+            if bind.port() == 0 { 0 } else { 8080 },
+        ))),
     }
 }
 
