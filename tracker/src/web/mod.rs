@@ -78,6 +78,10 @@ pub mod bounds {
     pub const HANDLER_WAIT: Duration = Duration::from_secs(10);
     /// Requests on one kept-alive connection before it is closed.
     pub const MAX_REQUESTS_PER_CONNECTION: usize = 1000;
+    /// After a response that closes the connection, how long what the
+    /// client still sends is read and thrown away (so it gets the response
+    /// rather than a reset).
+    pub const LINGER: Duration = Duration::from_secs(2);
     /// Stack of a connection thread.
     pub const THREAD_STACK: usize = 512 << 10;
 }
@@ -459,10 +463,37 @@ fn finish(
 ) -> bool {
     shared.counters.status(resp.status);
     match http::write_response(&mut conn.stream, resp, head_only, keep) {
-        Ok(()) => true,
+        Ok(()) => {
+            if !keep {
+                linger(&conn.stream);
+            }
+            true
+        }
         Err(e) => {
             debug!("web: writing to {}: {e}", conn.peer);
             false
+        }
+    }
+}
+
+/// Closes our side, then reads and discards what the client still sends
+/// for up to [`bounds::LINGER`]: closing a socket with unread bytes (a body
+/// refused with 413, the rest of a head too large) resets the connection,
+/// and the client could lose the response before reading it.
+fn linger(stream: &TcpStream) {
+    use std::io::Read as _;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let deadline = Instant::now() + bounds::LINGER;
+    let mut sink = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match (&*stream).read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }
