@@ -274,7 +274,7 @@ mt_tail_logs() {
 # Sets MT_TRACKER_PID, MT_TRACKER_ADDR (HOST:PORT) and MT_TRACKER_WEB (the
 # web page's URL, empty with --web off).
 mt_start_tracker() {
-    local dir=$1 db=(--db "$1/tracker.db") a prev= bind_ip=127.0.0.1
+    local dir=$1 db=(--db "$1/tracker.db") a prev='' bind_ip=127.0.0.1
     local has_bind=0 has_web=0 web_off=0 bind=() web=()
     shift
     for a in "$@"; do
