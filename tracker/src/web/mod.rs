@@ -151,8 +151,14 @@ impl WebServer {
     /// They serve until the process exits (after the tracker stops, no new
     /// connection is accepted).
     pub fn spawn(self, ctx: WebContext, stop: StopHandle) -> io::Result<()> {
+        let t = ctx.tracker;
+        let announce = match public_ip(t.ip()) {
+            IpAddr::V6(v6) => format!("udp://[{v6}]:{}/announce", t.port()),
+            IpAddr::V4(v4) => format!("udp://{v4}:{}/announce", t.port()),
+        };
         let shared = Arc::new(Shared {
             ctx,
+            announce,
             slots: Mutex::new(Slots::default()),
             handlers: Semaphore::new(bounds::HANDLERS),
             uploads: Semaphore::new(bounds::UPLOADS),
@@ -204,6 +210,8 @@ pub fn public_ip(ip: IpAddr) -> IpAddr {
 
 pub(crate) struct Shared {
     ctx: WebContext,
+    /// The tracker as magnet links name it: `udp://IP:PORT/announce`.
+    announce: String,
     slots: Mutex<Slots>,
     handlers: Semaphore,
     uploads: Semaphore,

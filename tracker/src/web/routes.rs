@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::http::{Request, Response};
-use super::{bounds, multipart, public_ip, Shared, WebContext, STATUSES};
+use super::{bounds, multipart, Shared, WebContext, STATUSES};
 use crate::catalogue::{EventKind, PublishError};
 use crate::metrics::NAMES;
 use crate::registry::SearchHit;
@@ -128,11 +128,11 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
         "/assets/index.js" if get => Response::new(200, "text/javascript; charset=utf-8", INDEX_JS),
         "/assets/swarm.js" if get => Response::new(200, "text/javascript; charset=utf-8", SWARM_JS),
         "/publish" if get => Response::new(200, HTML, PUBLISH_HTML),
-        "/publish" if post => publish_form(ctx, req),
+        "/publish" if post => publish_form(shared, req),
         "/publish" => not_allowed("GET, POST"),
-        "/api/swarms" if get => swarms(ctx, req),
+        "/api/swarms" if get => swarms(shared, req),
         "/api/torrents" if get => torrents(req, ctx),
-        "/api/torrents" if post => publish_raw(ctx, req),
+        "/api/torrents" if post => publish_raw(shared, req),
         "/api/torrents" => not_allowed("GET, POST"),
         "/metrics" if get => Response::new(
             200,
@@ -159,7 +159,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
                     return not_allowed("GET");
                 }
                 return match parse_hash(h) {
-                    Some(h) => swarm(ctx, &h),
+                    Some(h) => swarm(shared, &h),
                     None => error(
                         path,
                         404,
@@ -189,17 +189,11 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
 }
 
 /// `magnet:?xt=…&dn=NAME&tr=udp://TRACKER/announce`.
-fn magnet(ctx: &WebContext, h: &InfoHash, name: &str) -> String {
-    let t = ctx.tracker;
-    let host = public_ip(t.ip());
-    let tracker = match host {
-        std::net::IpAddr::V6(v6) => format!("udp://[{v6}]:{}/announce", t.port()),
-        std::net::IpAddr::V4(v4) => format!("udp://{v4}:{}/announce", t.port()),
-    };
+fn magnet(shared: &Shared, h: &InfoHash, name: &str) -> String {
     Magnet {
         info_hash: *h,
         name: (!name.is_empty()).then(|| name.to_string()),
-        trackers: vec![tracker],
+        trackers: vec![shared.announce.clone()],
         peers: Vec::new(),
     }
     .to_uri()
@@ -222,7 +216,8 @@ struct SwarmRow {
 }
 
 /// `GET /api/swarms?q=`: the swarms `SEARCH` would find.
-fn swarms(ctx: &WebContext, req: &Request) -> Response {
+fn swarms(shared: &Shared, req: &Request) -> Response {
+    let ctx = &shared.ctx;
     let q = req.param("q").unwrap_or_default();
     let mut hits: Vec<SearchHit> = Vec::new();
     ctx.registry.search(&q, &mut hits);
@@ -242,7 +237,7 @@ fn swarms(ctx: &WebContext, req: &Request) -> Response {
             seeders: h.seeders,
             leechers: h.leechers,
             completed: ctx.catalogue.completed(&h.info_hash),
-            magnet: magnet(ctx, &h.info_hash, &h.name),
+            magnet: magnet(shared, &h.info_hash, &h.name),
             torrent: held.then(|| torrent_url(&h.info_hash)),
         })
         .collect();
@@ -251,7 +246,8 @@ fn swarms(ctx: &WebContext, req: &Request) -> Response {
 
 /// `GET /api/swarms/<ih>`: the live view, the completed count, links and
 /// the newest events.
-fn swarm(ctx: &WebContext, h: &InfoHash) -> Response {
+fn swarm(shared: &Shared, h: &InfoHash) -> Response {
+    let ctx = &shared.ctx;
     let live = ctx.view.swarm(h, Instant::now());
     let published = ctx
         .catalogue
@@ -290,7 +286,7 @@ fn swarm(ctx: &WebContext, h: &InfoHash) -> Response {
     let name = v["name"].as_str().unwrap_or("").to_string();
     if let Value::Object(o) = &mut v {
         o.insert("completed".into(), ctx.catalogue.completed(h).into());
-        o.insert("magnet".into(), magnet(ctx, h, &name).into());
+        o.insert("magnet".into(), magnet(shared, h, &name).into());
         o.insert("torrent".into(), published.then(|| torrent_url(h)).into());
         let ev: Vec<Value> = events
             .iter()
@@ -360,7 +356,8 @@ fn publish_status(e: &PublishError) -> u16 {
 }
 
 /// `POST /api/torrents`: the body is the `.torrent`.
-fn publish_raw(ctx: &WebContext, req: &Request) -> Response {
+fn publish_raw(shared: &Shared, req: &Request) -> Response {
+    let ctx = &shared.ctx;
     if req.body.is_empty() {
         return error(
             "/api/",
@@ -377,7 +374,7 @@ fn publish_raw(ctx: &WebContext, req: &Request) -> Response {
                 "size": p.size,
                 "new": p.new,
                 "torrent": torrent_url(&p.info_hash),
-                "magnet": magnet(ctx, &p.info_hash, &p.name),
+                "magnet": magnet(shared, &p.info_hash, &p.name),
             }),
         ),
         Err(e) => error("/api/", publish_status(&e), &e.to_string()),
@@ -385,7 +382,8 @@ fn publish_raw(ctx: &WebContext, req: &Request) -> Response {
 }
 
 /// `POST /publish`: the form's upload, answered with a page.
-fn publish_form(ctx: &WebContext, req: &Request) -> Response {
+fn publish_form(shared: &Shared, req: &Request) -> Response {
+    let ctx = &shared.ctx;
     let fail = |status: u16, msg: &str| {
         Response::new(
             status,
@@ -424,7 +422,7 @@ fn publish_form(ctx: &WebContext, req: &Request) -> Response {
     match ctx.catalogue.publish(part.data, req.peer) {
         Ok(p) => {
             let ih = p.info_hash.to_hex();
-            let m = magnet(ctx, &p.info_hash, &p.name);
+            let m = magnet(shared, &p.info_hash, &p.name);
             let body = format!(
                 "<p class=\"ok\">{what} <b>{name}</b> ({size} bytes).</p>\
                  <dl><dt>Info hash</dt><dd><code>{ih}</code></dd>\
