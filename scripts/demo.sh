@@ -128,7 +128,7 @@ mt_note "sha256 $want_sha"
 
 mt_info "Starting the tracker"
 mt_start_tracker "$logs" ${trace[@]+"${trace[@]}"}
-mt_note "tracker at $MT_TRACKER_ADDR (UDP)"
+mt_note "tracker at $MT_TRACKER_ADDR (UDP); its web page: ${MT_TRACKER_WEB:-off}"
 
 # Peer names and their listening addresses, for reading the stats files.
 names=()

@@ -291,6 +291,7 @@ cmd_firewall() {
 Ports minitorrent needs (incoming; replies to outgoing traffic pass on their own):
   the tracker machine:  UDP $tp   (--port of 'lan.sh tracker')
                         UDP $dp   (LAN discovery: peers started without --tracker find it)
+                        TCP 8080   (the web page: search, magnet links, the live swarm view)
   every peer:           TCP $pp   (--port of 'lan.sh seed/get/share/menu'; one port per peer process)
                         UDP from source port $dp (the tracker's answer to discovery: it answers a
                         broadcast, so a stateful firewall does not take it for a reply)

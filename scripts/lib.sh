@@ -269,17 +269,28 @@ mt_tail_logs() {
 
 # mt_start_tracker DIR [TRACKER FLAGS...]: starts a tracker on a free port of
 # 127.0.0.1 (unless the flags include --bind), its catalogue in DIR/tracker.db
-# (unless they include --db); logs in DIR/tracker.out and DIR/tracker.log.
-# Sets MT_TRACKER_PID and MT_TRACKER_ADDR (HOST:PORT).
+# (unless they include --db), its web page on a free port (unless they
+# include --web); logs in DIR/tracker.out and DIR/tracker.log.
+# Sets MT_TRACKER_PID, MT_TRACKER_ADDR (HOST:PORT) and MT_TRACKER_WEB (the
+# web page's URL, empty with --web off).
 mt_start_tracker() {
-    local dir=$1 bind=(--bind 127.0.0.1:0) db=(--db "$1/tracker.db") a
+    local dir=$1 db=(--db "$1/tracker.db") a prev='' bind_ip=127.0.0.1
+    local has_bind=0 has_web=0 web_off=0 bind=() web=()
     shift
     for a in "$@"; do
-        if [[ $a == --bind ]]; then bind=(); fi
+        case $prev in
+            --bind) has_bind=1 bind_ip=${a%:*} ;;
+            --web) has_web=1; if [[ $a == off ]]; then web_off=1; fi ;;
+        esac
         if [[ $a == --db ]]; then db=(); fi
+        prev=$a
     done
+    ((has_bind)) || bind=(--bind 127.0.0.1:0)
+    # The web page on a free port of the same IP: with a fixed --bind port
+    # it would take port 8080, where two scripts at once collide.
+    ((has_web)) || web=(--web "$bind_ip:0")
     mt_spawn tracker "$dir/tracker.out" "$dir/tracker.log" \
-        "$MT_TRACKER_BIN" ${bind[@]+"${bind[@]}"} ${db[@]+"${db[@]}"} "$@"
+        "$MT_TRACKER_BIN" ${bind[@]+"${bind[@]}"} ${db[@]+"${db[@]}"} ${web[@]+"${web[@]}"} "$@"
     MT_TRACKER_PID=$MT_PID
     local rc=0
     mt_wait_for "$dir/tracker.out" 'listening on ' 10 "$MT_TRACKER_PID" || rc=$?
@@ -289,6 +300,12 @@ mt_start_tracker() {
     fi
     MT_TRACKER_ADDR=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$dir/tracker.out" | sed -n 1p)
     [[ -n $MT_TRACKER_ADDR ]] || mt_die "cannot read the tracker's address from $dir/tracker.out"
+    MT_TRACKER_WEB=
+    if ((!web_off)); then
+        # The web line follows the listening line at once.
+        mt_wait_for "$dir/tracker.out" 'web page on ' 5 "$MT_TRACKER_PID" || true
+        MT_TRACKER_WEB=$(sed -n 's/.*web page on \([^ ]*\).*/\1/p' "$dir/tracker.out" | sed -n 1p)
+    fi
 }
 
 # mt_start_peer NAME OUT ERR PEER ARGS...: starts a peer and waits for its

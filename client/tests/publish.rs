@@ -428,7 +428,6 @@ fn a_download_by_info_hash_publishes_the_info_it_fetched() {
 /// The real thing, once the tracker serves its web page (`--web`): a seeder
 /// against it, and its `.torrent` is in the catalogue, byte for byte.
 #[test]
-#[ignore = "needs minitorrent-tracker --web (the web page, merged separately)"]
 fn a_seeder_s_torrent_appears_in_the_tracker_s_catalogue() {
     let t = Tracker::start_with(&["--bind", "127.0.0.1:0", "--web", "127.0.0.1:0"]);
     let line = t.proc.out.wait_for("web page on ", TIMEOUT);

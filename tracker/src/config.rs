@@ -1,7 +1,8 @@
 //! What the tracker is told at start: the command line fills in a [`Config`].
 //! The request handler reads the reply limits, intervals and `--trace` from
 //! it; the socket workers the address, the worker count and the sweep period;
-//! the discovery responder (started by the binary) its port and flags.
+//! the discovery responder (started by the binary) its port and flags; the
+//! web server ([`crate::web`]) its address.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,9 +37,10 @@ pub struct Config {
     /// The catalogue's database (`--db`); memory only by default here, the
     /// command line's default is a file.
     pub db: DbLocation,
-    /// The web page's URL peers are told in every `OK` (`http://IP:PORT/`),
-    /// where they publish the `.torrent` of each file they seed; `None`
-    /// when the tracker has no web page.
+    /// Where the web page listens (`--web`); `None` for `--web off`.
+    pub web: Option<SocketAddr>,
+    /// The web page's URL as peers are told it (`http://IP:PORT/`), once the
+    /// web server is bound; `None` without a web page.
     pub web_url: Option<String>,
 }
 
@@ -55,6 +57,7 @@ impl Default for Config {
             discover_port: DISCOVER_PORT,
             discover_public: false,
             db: DbLocation::Memory,
+            web: None,
             web_url: None,
         }
     }

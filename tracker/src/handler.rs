@@ -58,6 +58,20 @@ pub struct Handler {
     web: Option<String>,
 }
 
+/// The web page named in `OK`: its URL, except that a web page bound to
+/// every interface is named `http://0.0.0.0:PORT/`, which a peer reads as
+/// "the IP you reach this tracker at" (one machine has several addresses,
+/// and each peer knows the one it uses).
+fn ok_web_url(config: &Config) -> Option<String> {
+    match config.web {
+        Some(a) if a.ip().is_unspecified() && config.web_url.is_some() => Some(match a {
+            SocketAddr::V4(_) => format!("http://0.0.0.0:{}/", a.port()),
+            SocketAddr::V6(_) => format!("http://[::]:{}/", a.port()),
+        }),
+        _ => config.web_url.clone(),
+    }
+}
+
 impl Handler {
     pub fn new(registry: Arc<Registry>, conn_ids: Arc<ConnectionIds>, config: &Config) -> Handler {
         Handler {
@@ -73,7 +87,7 @@ impl Handler {
             changes: Vec::new(),
             stats: None,
             registered: Vec::new(),
-            web: config.web_url.clone(),
+            web: ok_web_url(config),
         }
     }
 

@@ -12,7 +12,9 @@
 //! handle. [`stats`] (the live view's `STATS` window) imports the registry;
 //! the handler records into it. [`catalogue`] (the persistent store and its
 //! writer thread) imports only [`peer_id`]; the handler feeds it, the server
-//! starts and stops it.
+//! starts and stops it. [`metrics`] counts the workers' datagrams. [`web`]
+//! (the HTTP server, on its own threads) reads the registry, the live view,
+//! the catalogue and the counters; nothing imports it.
 
 pub mod catalogue;
 pub mod config;
@@ -21,7 +23,9 @@ pub mod discover;
 pub mod handler;
 mod indexed;
 pub mod io_batch;
+pub mod metrics;
 pub mod peer_id;
 pub mod registry;
 pub mod server;
 pub mod stats;
+pub mod web;

@@ -13,22 +13,25 @@ use minitorrent_tracker::config::Config;
 use minitorrent_tracker::discover::{DiscoverConfig, Responder};
 use minitorrent_tracker::registry::MAX_SWARMS;
 use minitorrent_tracker::server::Tracker;
+use minitorrent_tracker::web::{WebContext, WebServer};
 
 /// The minitorrent UDP tracker: knows which peer shares which file.
 ///
 /// Peers talk to it with JSON datagrams (REGISTER, REQUEST, SEARCH, HEARTBEAT,
 /// EXIT) and BitTorrent clients with the UDP tracker protocol (BEP 15), both on
 /// the same port; see docs/PROTOCOL.md. On start it prints one line to stdout,
-/// `minitorrent-tracker listening on ADDR:PORT`, with the port actually bound.
+/// `minitorrent-tracker listening on ADDR:PORT`, with the port actually bound,
+/// then (unless `--web off`) `minitorrent-tracker web page on http://IP:PORT/`.
 /// Logs go to stderr (level info; set RUST_LOG=debug for every datagram, or
 /// RUST_LOG=warn for quiet); the first says where LAN discovery (DISCOVER,
 /// on its own UDP port) is answered. Ctrl-C stops it.
 #[derive(Parser, Debug)]
 #[command(name = "minitorrent-tracker", version)]
 struct Cli {
-    /// IP address and UDP port to listen on (e.g. 127.0.0.1:6969 or [::]:6969).
-    /// Port 0 picks a free port; the chosen one is printed.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6969")]
+    /// IP address and UDP port to listen on (e.g. 127.0.0.1:6969 or [::]:6969);
+    /// an IP alone means port 6969. Port 0 picks a free port; the chosen one
+    /// is printed.
+    #[arg(long, value_name = "ADDR[:PORT]", default_value = "0.0.0.0:6969", value_parser = parse_bind)]
     bind: SocketAddr,
 
     /// Forget a peer that sent no REGISTER or HEARTBEAT for this many seconds
@@ -62,6 +65,13 @@ struct Cli {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_DB)]
     db: String,
 
+    /// Where the web page (search, magnet links, .torrent downloads, the live
+    /// swarm view, /metrics) listens, over TCP: ADDR:PORT, or `off`. Default:
+    /// the --bind IP with port 8080, or a free port when --bind asks for
+    /// port 0. See docs/WEB.md.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    web: Option<String>,
+
     /// Print every datagram decoded and every reply sent, one line each, to
     /// stderr: `HH:MM:SS.mmm tracker ← ADDR  MESSAGE` (UTC; → for replies).
     /// Discovery datagrams too.
@@ -88,7 +98,14 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = Config {
+    let web = match web_addr(cli.web.as_deref(), cli.bind) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("minitorrent-tracker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = Config {
         bind: cli.bind,
         peer_timeout: Duration::from_secs(cli.peer_timeout),
         max_peers: cli.max_peers as usize,
@@ -102,7 +119,7 @@ fn main() -> ExitCode {
         discover_port: cli.discover_port,
         discover_public: cli.discover_public,
         db: DbLocation::parse(&cli.db),
-        // `--web` (another change) fills it; until then no web page.
+        web,
         web_url: None,
     };
     let tracker = match Tracker::bind(&config) {
@@ -113,6 +130,21 @@ fn main() -> ExitCode {
         }
     };
     let stop = tracker.stop_handle();
+    // The web page's port, bound before anything is printed so that a port
+    // in use stops the start with a clear error.
+    let web_server = match config.web {
+        Some(addr) => match WebServer::bind(addr) {
+            Ok(w) => {
+                config.web_url = Some(w.url());
+                Some(w)
+            }
+            Err(e) => {
+                eprintln!("minitorrent-tracker: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     // Bound before the first line is printed, so a DISCOVER sent as soon as
     // it appears is answered.
     let responder = if config.discover {
@@ -120,6 +152,7 @@ fn main() -> ExitCode {
         d.port = config.discover_port;
         d.public = config.discover_public;
         d.trace = config.trace;
+        d.web = config.web_url.clone();
         match Responder::bind(d) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -147,7 +180,31 @@ fn main() -> ExitCode {
         "minitorrent-tracker listening on {}",
         tracker.local_addr()
     );
+    if let Some(url) = &config.web_url {
+        let _ = writeln!(std::io::stdout(), "minitorrent-tracker web page on {url}");
+    }
     let _ = std::io::stdout().flush();
+    if let Some(w) = web_server {
+        let ctx = WebContext {
+            registry: tracker.registry(),
+            view: tracker.stats_view(),
+            catalogue: tracker.catalogue(),
+            udp: tracker.metrics(),
+            tracker: tracker.local_addr(),
+        };
+        info!(
+            "web page listening on {} (TCP; at most {} connections, {} per IP)",
+            w.local_addr(),
+            minitorrent_tracker::web::bounds::MAX_CONNECTIONS,
+            minitorrent_tracker::web::bounds::MAX_PER_IP
+        );
+        if let Err(e) = w.spawn(ctx, stop.clone()) {
+            eprintln!("minitorrent-tracker: cannot start the web server's thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    } else {
+        info!("web page off (--web off)");
+    }
     if !config.discover {
         info!("LAN discovery off (--no-discover): peers need --tracker to find this tracker");
     }
@@ -195,6 +252,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--web`: `off`, an address, or (absent) the `--bind` IP with port 8080
+/// (port 0 when `--bind` asks for port 0).
+fn web_addr(arg: Option<&str>, bind: SocketAddr) -> Result<Option<SocketAddr>, String> {
+    match arg {
+        Some("off") => Ok(None),
+        Some(a) => a.parse::<SocketAddr>().map(Some).map_err(|_| {
+            format!("--web {a:?}: expected ADDR:PORT (e.g. 0.0.0.0:8080 or 127.0.0.1:0) or off")
+        }),
+        None => Ok(Some(SocketAddr::new(
+            bind.ip(),
+            if bind.port() == 0 { 0 } else { 8080 },
+        ))),
+    }
+}
+
 /// The start-up line about discovery: port, multicast group, who is answered.
 fn discovery_line(r: &Responder, config: &Config, tracker: SocketAddr) -> String {
     let port = r.local_addr().map_or(config.discover_port, |a| a.port());
@@ -215,4 +287,31 @@ fn discovery_line(r: &Responder, config: &Config, tracker: SocketAddr) -> String
         "private, link-local and loopback addresses only"
     };
     format!("answering LAN discovery on UDP port {port} (broadcast, {group}; {who})")
+}
+
+/// `--bind`: `IP:PORT`, `[IPv6]:PORT`, or an IP alone (port 6969).
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip = s.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 6969))
+        .map_err(|_| {
+            format!("{s:?} is not an address: expected IP:PORT (e.g. 0.0.0.0:6969), [IPv6]:PORT or an IP alone (port 6969)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bind;
+
+    #[test]
+    fn bind_takes_an_ip_alone_as_port_6969() {
+        assert_eq!(parse_bind("10.0.0.1").unwrap().to_string(), "10.0.0.1:6969");
+        assert_eq!(parse_bind("::1").unwrap().to_string(), "[::1]:6969");
+        assert_eq!(parse_bind("[::1]").unwrap().to_string(), "[::1]:6969");
+        assert_eq!(parse_bind("0.0.0.0:0").unwrap().to_string(), "0.0.0.0:0");
+        assert!(parse_bind("host").unwrap_err().contains("IP alone"));
+    }
 }

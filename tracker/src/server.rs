@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::connection_id::ConnectionIds;
 use crate::handler::Handler;
 use crate::io_batch::{RecvBatch, SendBatch};
+use crate::metrics::{UdpMetrics, WorkerCounters};
 use crate::registry::{Limits, Registry};
 use crate::stats::{Stats, StatsView};
 
@@ -65,6 +66,7 @@ pub struct Tracker {
     stats: Arc<Stats>,
     stop: StopHandle,
     catalogue: Arc<Catalogue>,
+    metrics: UdpMetrics,
 }
 
 struct Worker {
@@ -180,6 +182,7 @@ impl Tracker {
         }
         let epoch = Instant::now();
         let shards = (16 * workers.len()).max(16);
+        let metrics = UdpMetrics::new(workers.len());
         Ok(Tracker {
             workers,
             local_addr,
@@ -199,6 +202,7 @@ impl Tracker {
                 wakers: Arc::new(wakers),
             },
             catalogue,
+            metrics,
         })
     }
 
@@ -226,6 +230,11 @@ impl Tracker {
         }
     }
 
+    /// The workers' datagram counters (for `/metrics`).
+    pub fn metrics(&self) -> UdpMetrics {
+        self.metrics.clone()
+    }
+
     pub fn workers(&self) -> usize {
         self.workers.len()
     }
@@ -247,10 +256,11 @@ impl Tracker {
             handler.set_recorder(self.catalogue.recorder());
             let stop = self.stop.clone();
             let sweep_every = config.sweep_every();
+            let counters = self.metrics.worker(i).unwrap_or_default();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("tracker-worker-{i}"))
-                    .spawn(move || w.run(handler, &stop, i, parts, sweep_every))?,
+                    .spawn(move || w.run(handler, &counters, &stop, i, parts, sweep_every))?,
             );
         }
         let mut result = Ok(());
@@ -258,7 +268,15 @@ impl Tracker {
             let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config)
                 .with_stats(self.stats.clone());
             handler.set_recorder(self.catalogue.recorder());
-            result = w.run(handler, &self.stop, i, parts, config.sweep_every());
+            let counters = self.metrics.worker(i).unwrap_or_default();
+            result = w.run(
+                handler,
+                &counters,
+                &self.stop,
+                i,
+                parts,
+                config.sweep_every(),
+            );
             if result.is_err() {
                 // One worker failing takes the others down with it.
                 self.stop.stop();
@@ -279,6 +297,7 @@ impl Worker {
     fn run(
         mut self,
         mut handler: Handler,
+        counters: &WorkerCounters,
         stop: &StopHandle,
         part: usize,
         parts: usize,
@@ -309,7 +328,10 @@ impl Worker {
                             let Some((src, data)) = rb.get(i) else {
                                 continue;
                             };
-                            if handler.handle(src, data, now, sb.next_buf()) {
+                            let out = sb.next_buf();
+                            let replied = handler.handle(src, data, now, out);
+                            counters.record(data, replied.then_some(out.as_slice()));
+                            if replied {
                                 sb.commit(&rb, i, &self.socket);
                             }
                         }

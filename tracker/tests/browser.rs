@@ -557,12 +557,10 @@ fn swarm_page_scales_to_many_peers_and_pieces() {
 /// peers over the JSON protocol (a seeder and two leechers that report
 /// `STATS`), and the page rendered by chromium.
 ///
-/// Ignored until the web server (issue 10's `--web`, tracker/src/web/) is
-/// merged: it needs `--web`, the "web page on" start-up line, the route
+/// It needs `--web`, the "web page on" start-up line, the route
 /// /swarm/<info_hash> serving swarm.html and /assets/swarm.js serving
-/// swarm.js. The integrator removes the `#[ignore]`.
+/// swarm.js.
 #[test]
-#[ignore = "needs the tracker's web server (--web); enable after merging it"]
 fn real_tracker_swarm_page_shows_the_swarm() {
     use common::{Client, TrackerProc};
     use minitorrent_common::metainfo::InfoHash;
@@ -574,10 +572,10 @@ fn real_tracker_swarm_page_shows_the_swarm() {
     const HASH: InfoHash = InfoHash([0x6b; 20]);
     const SIZE: u64 = 8 * 16384;
     let tracker = TrackerProc::start(&["--web", "127.0.0.1:0"]);
-    let line = tracker.next_stdout().expect("a second start-up line");
-    let web = line
-        .strip_prefix("minitorrent-tracker web page on ")
-        .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+    let web = tracker
+        .web
+        .clone()
+        .expect("a \"web page on\" start-up line")
         .trim_end_matches('/')
         .to_string();
 
@@ -636,6 +634,30 @@ fn real_tracker_swarm_page_shows_the_swarm() {
         (300_000, 0),
         vec![edge(7101, 0, 1_000_000), edge(7102, 0, 500_000)],
     )));
+
+    // The catalogue writes its event log about once a second: wait until
+    // the API shows the three registrations, so the page has them too.
+    let api = format!("/api/swarms/{}", HASH.to_hex());
+    let host = web.trim_start_matches("http://").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut c = TcpStream::connect(&host).expect("connect to the web page");
+        write!(
+            c,
+            "GET {api} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        let _ = c.read_to_string(&mut body);
+        if body.matches("\"kind\":\"register\"").count() >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no register events: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     let url = format!("{web}/swarm/{}", HASH.to_hex());
     let dom = chromium

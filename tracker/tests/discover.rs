@@ -56,9 +56,10 @@ fn a_loopback_tracker_names_itself_and_traces_both_datagrams() {
     t.wait_stderr(&format!("answering LAN discovery on UDP port {port}"));
     let reply = discover(port, 41).expect("no TRACKER reply");
     assert_eq!(reply.tracker, t.addr);
-    assert_eq!(reply.web, None);
+    assert_eq!(reply.web, t.web, "the reply names the web page");
     t.wait_stderr("DISCOVER tid=41");
-    t.wait_stderr(&format!("TRACKER {} web=none tid=41", t.addr));
+    let web = t.web.as_deref().unwrap_or("none");
+    t.wait_stderr(&format!("TRACKER {} web={web} tid=41", t.addr));
 
     // Noise is ignored (and traced), and the responder goes on answering.
     let s = asker();

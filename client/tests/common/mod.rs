@@ -325,6 +325,19 @@ impl Tracker {
         if !args.contains(&"--db") {
             args.extend(["--db", "none"]);
         }
+        // A fixed --bind port would put the web page on port 8080, where
+        // tests running side by side collide: a free port instead.
+        let web_any;
+        if !args.contains(&"--web") {
+            let bind = args
+                .windows(2)
+                .find(|w| w[0] == "--bind")
+                .and_then(|w| w[1].parse::<SocketAddr>().ok());
+            if let Some(b) = bind.filter(|b| b.port() != 0) {
+                web_any = SocketAddr::new(b.ip(), 0).to_string();
+                args.extend(["--web", web_any.as_str()]);
+            }
+        }
         let proc = Proc::spawn("tracker", &tracker_bin(), &args, &[], false);
         let line = proc
             .out

@@ -275,6 +275,12 @@ impl Catalogue {
         self.shared.store().torrent(h)
     }
 
+    /// For each hash, whether the catalogue holds its `.torrent` (one
+    /// store call for all of them).
+    pub fn published(&self, hashes: &[InfoHash]) -> Result<Vec<bool>, StoreError> {
+        self.shared.store().has_torrents(hashes)
+    }
+
     /// Published torrents, newest first (at most [`limits::MAX_LISTED`]).
     pub fn torrents(&self, offset: usize, limit: usize) -> Result<Vec<TorrentEntry>, StoreError> {
         self.shared

@@ -439,6 +439,19 @@ impl Store for SqliteStore {
             .map_err(|e| self.failed(e))
     }
 
+    fn has_torrents(&mut self, hashes: &[InfoHash]) -> Result<Vec<bool>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM torrents WHERE info_hash = ?1")
+            .map_err(|e| self.failed(e))?;
+        let found = hashes
+            .iter()
+            .map(|h| stmt.exists([&h.0[..]]))
+            .collect::<Result<Vec<bool>, _>>();
+        drop(stmt);
+        found.map_err(|e| self.failed(e))
+    }
+
     fn load_completed(&mut self, max: usize) -> Result<Vec<(InfoHash, u64)>, StoreError> {
         let mut stmt = self
             .conn

@@ -150,6 +150,15 @@ pub trait Store: Send {
 
     fn torrent_count(&mut self) -> Result<usize, StoreError>;
 
+    /// For each hash, whether its `.torrent` is held (the web page's
+    /// download links). The default reads each file; stores override it.
+    fn has_torrents(&mut self, hashes: &[InfoHash]) -> Result<Vec<bool>, StoreError> {
+        hashes
+            .iter()
+            .map(|h| self.torrent(h).map(|t| t.is_some()))
+            .collect()
+    }
+
     /// Every completed count, at most `max` of them (the largest first).
     fn load_completed(&mut self, max: usize) -> Result<Vec<(InfoHash, u64)>, StoreError>;
 

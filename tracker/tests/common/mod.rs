@@ -22,6 +22,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TrackerProc {
     child: Child,
     pub addr: SocketAddr,
+    /// The web page's URL (`http://IP:PORT/`), unless `--web off`.
+    pub web: Option<String>,
     stdout: Receiver<String>,
     stderr: Arc<Mutex<Vec<String>>>,
 }
@@ -74,9 +76,18 @@ impl TrackerProc {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .unwrap();
+        // The second line names the web page, unless it is off.
+        let web_off = args.windows(2).any(|w| w == ["--web", "off"]);
+        let web = (!web_off).then(|| {
+            let line = stdout.recv_timeout(WAIT).expect("a web page line");
+            line.strip_prefix("minitorrent-tracker web page on ")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+                .to_string()
+        });
         TrackerProc {
             child,
             addr,
+            web,
             stdout,
             stderr,
         }
