@@ -68,7 +68,7 @@ fn peers_without_tracker_find_it_and_a_file_moves() {
     assert!(
         leecher
             .err
-            .contains(&format!("TRACKER {} web=none", tracker.addr)),
+            .contains(&format!("TRACKER {} web=http://", tracker.addr)),
         "{}",
         leecher.dump()
     );
