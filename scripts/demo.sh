@@ -31,6 +31,12 @@ Options:
                      leecher's messages on screen as they happen (floods of
                      REQUEST, PIECE, HAVE and SHA-1 lines condensed to counts)
                      and keep the logs at the end
+  --watch            for a class watching the tracker's live swarm page on a
+                     projector: the seeder's upload is limited so the swarm
+                     takes about a minute (unless --seed-rate is given), the
+                     page's address is printed, and on a terminal the demo
+                     waits for Enter before the leechers start and before the
+                     swarm stops
   --keep             keep the temp dir (files and logs) at the end
   --workdir DIR      where to make the temp dir [default: $TMPDIR or /tmp]
   -h, --help         show this help
@@ -46,6 +52,7 @@ seed_rate=''
 timeout=''
 trace=()
 keep=0
+watch=0
 workparent=${TMPDIR:-/tmp}
 
 need() { [[ $# -ge 2 && -n $2 ]] || mt_die "$1 needs a value (see --help)"; }
@@ -61,6 +68,7 @@ while [[ $# -gt 0 ]]; do
     --timeout=*) timeout=${1#*=}; shift ;;
     --trace) trace=(--trace); shift ;;
     --keep) keep=1; shift ;;
+    --watch) watch=1; shift ;;
     --workdir) need "$@"; workparent=$2; shift 2 ;;
     --workdir=*) workparent=${1#*=}; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -73,8 +81,14 @@ size=$(mt_parse_size "$size_arg") || mt_die "--size $size_arg: not a size like 4
 if [[ ! $leechers =~ ^[0-9]+$ ]] || ((leechers < 1 || leechers > 20)); then
     mt_die "--leechers $leechers: give a number from 1 to 20"
 fi
+if ((watch)) && [[ -z $seed_rate ]]; then
+    # The seeder must send every piece at least once: at size/60 bytes a
+    # second the swarm takes about a minute, whatever the leechers do.
+    seed_rate=$((size / 60 > 65536 ? size / 60 : 65536))
+fi
 if [[ -z $timeout ]]; then
     timeout=$((60 + size / 2097152))
+    if ((watch && timeout < 240)); then timeout=240; fi
 fi
 if [[ ! $timeout =~ ^[0-9]+$ ]] || ((timeout == 0)); then
     mt_die "--timeout $timeout: give seconds, e.g. 120"
@@ -155,6 +169,14 @@ if ! mt_wait_listed "$file_name" 15; then
     mt_die "the tracker does not list $file_name 15 s after the seeder started"
 fi
 mt_note "seeder listening on $MT_PEER_ADDR${seed_rate:+, upload limited to $seed_rate/s}"
+info_hash=$(sed -n 's/.* info hash \([0-9a-f]\{40\}\).*/\1/p' "$logs/seeder.out" | sed -n 1p)
+if [[ -n ${MT_TRACKER_WEB:-} && -n $info_hash ]]; then
+    mt_info "Watch the swarm live in a browser: ${MT_TRACKER_WEB}swarm/$info_hash"
+    mt_note "(peers, who sends to whom, and how many peers hold each piece, refreshed every second)"
+fi
+if ((watch)) && [[ -t 0 ]]; then
+    read -r -p "Open the page, then press Enter to start the leechers... " _ || true
+fi
 
 mt_info "Starting $leechers leechers: each asks the tracker for $file_name by name"
 start_time=$(mt_now)
@@ -464,6 +486,9 @@ if ((!bad)) && ((total_from_leechers == 0)) && ((leechers > 1)); then
     mt_note "(on localhost the seeder is fast enough to serve everyone; try --seed-rate 10M to see the leechers share pieces)"
 fi
 
+if ((watch)) && [[ -t 0 ]]; then
+    read -r -p "Every leecher is now a seeder too: press Enter to stop the swarm... " _ || true
+fi
 mt_info "Stopping every process"
 mt_stop_all
 if [[ -n $trace_file ]]; then

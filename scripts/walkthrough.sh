@@ -206,6 +206,10 @@ tracker=$MT_TRACKER_ADDR
 ttrace=$logs/tracker.log
 sed 's/^/    /' "$logs/tracker.out"
 checked "tracker listening on $tracker (UDP)"
+if [[ -n ${MT_TRACKER_WEB:-} ]]; then
+    mt_note "Its web page, $MT_TRACKER_WEB, lists the swarms; each swarm's live view"
+    mt_note "(peers, who sends to whom, pieces held) shows this walkthrough as it happens."
+fi
 
 step "the seeder describes the file and REGISTERs it" <<EOF
 The seeder first makes a .torrent: the file is cut into pieces of $((piece_len / 1024)) KiB and
