@@ -227,6 +227,7 @@ impl Handler {
                     };
                     let family = if ipv6 { Family::V6 } else { Family::V4 };
                     let interval = self.interval;
+                    let mut became_complete = false;
                     let announced = self.registry.announce(
                         SocketAddr::new(src.ip(), a.port),
                         peer_id_from_bytes(&a.peer_id),
@@ -237,6 +238,7 @@ impl Handler {
                         family,
                         &mut self.rng,
                         now,
+                        &mut became_complete,
                         |counts, picks| {
                             udp::encode_announce_response(
                                 out,
@@ -259,7 +261,12 @@ impl Handler {
                             if let Some((r, ev, id)) = logged {
                                 let addr = SocketAddr::new(src.ip(), a.port);
                                 match ev {
-                                    udp::Event::Completed => r.completed(a.info_hash, addr, id),
+                                    // A resent `completed` (its reply was lost)
+                                    // is one download, not two.
+                                    udp::Event::Completed if became_complete => {
+                                        r.completed(a.info_hash, addr, id)
+                                    }
+                                    udp::Event::Completed => {}
                                     udp::Event::Started => {
                                         r.event(EventKind::Register, a.info_hash, addr, id)
                                     }

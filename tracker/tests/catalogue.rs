@@ -125,6 +125,8 @@ fn completions_reach_scrape_and_survive_kill_9_and_a_graceful_restart() {
     let id = *b"-XX0001-bep15client0";
     b.announce(1, h1, &id, 6881, 1000, udp::Event::Started, 10);
     b.announce(2, h1, &id, 6881, 0, udp::Event::Completed, 10);
+    // The same `completed` again (as after a lost reply): one download.
+    b.announce(4, h1, &id, 6881, 0, udp::Event::Completed, 10);
     b.announce(3, h2, &id, 6881, 0, udp::Event::Completed, 10);
     assert_eq!(scrape(&t, &[h1, h2]), vec![2, 1]);
     // Written within about a second; then the process dies without warning.

@@ -108,6 +108,7 @@ impl Fixture {
             family,
             &mut self.rng,
             now,
+            &mut false,
             visit,
         )
     }
@@ -594,6 +595,7 @@ fn threads_share_the_registry_without_losing_entries() {
                         Family::V4,
                         &mut rng,
                         t0,
+                        &mut false,
                         |_, picks| picks.count(),
                     )
                     .unwrap();

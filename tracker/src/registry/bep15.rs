@@ -32,6 +32,8 @@ pub struct SwarmCounts {
 
 impl Registry {
     /// BEP 15 `announce`: joins, refreshes or (on `stopped`) leaves one swarm,
+    /// setting `became_complete` when the peer is now complete and was not
+    /// (a new entry that is complete counts too: it cannot be told apart),
     /// then calls `visit` with the swarm's counts and up to `max` other peers
     /// of `family` (none after `stopped`), under the shard lock. A swarm first
     /// created here has no name or size until a JSON peer registers it; none
@@ -48,8 +50,10 @@ impl Registry {
         family: Family,
         rng: &mut fastrand::Rng,
         now: Instant,
+        became_complete: &mut bool,
         visit: impl FnOnce(SwarmCounts, Picks<'_>) -> R,
     ) -> Result<R, TrackerFull> {
+        *became_complete = false;
         let now_ms = self.ms(now);
         let ip = ip16(addr.ip());
         let phash = peer_hash(&self.hasher, &ip, &peer_id);
@@ -85,21 +89,25 @@ impl Registry {
                 p.shared = None;
                 p.port = addr.port();
                 p.last_seen = now_ms;
+                *became_complete = complete && !p.complete;
                 swarm.set_complete(i, complete);
                 i
             }
-            None => swarm.insert(
-                &self.hasher,
-                phash,
-                SwarmPeer {
-                    ip,
-                    id: peer_id.clone(),
-                    port: addr.port(),
-                    last_seen: now_ms,
-                    complete,
-                    shared: None,
-                },
-            ),
+            None => {
+                *became_complete = complete;
+                swarm.insert(
+                    &self.hasher,
+                    phash,
+                    SwarmPeer {
+                        ip,
+                        id: peer_id.clone(),
+                        port: addr.port(),
+                        last_seen: now_ms,
+                        complete,
+                        shared: None,
+                    },
+                )
+            }
         };
         let swarm = &*swarm;
         let counts = SwarmCounts {
