@@ -11,10 +11,12 @@
 //! alike are done with (the last two are one warning each), and seeding goes
 //! on whatever happened.
 //!
-//! The bytes posted: the `.torrent` the session kept for the file ([`Kept`]:
-//! the one built when it hashed the file, or the one it downloads from), else
-//! one made from the info dictionary it holds plus the tracker as announce
-//! (a download from a magnet link or an info hash).
+//! The bytes posted: the `.torrent` the session kept for the file (the one
+//! built when it hashed the file, or the one it downloads from) when it names
+//! no tracker but this one; else one made from the info dictionary it holds
+//! plus this tracker as announce (a download from a magnet link or an info
+//! hash, or a `.torrent` of another tracker, whose announce may carry a
+//! personal passkey). A private torrent (BEP 27) is never published.
 //!
 //! Only `http://` URLs whose host is the tracker's own IP are used: a tracker
 //! must not be able to make its peers post to a third party. An unspecified
@@ -357,6 +359,17 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// True when every tracker `m` names is `tracker` (its `announce` and its
+/// `announce-list`): such a `.torrent` is published as it is, byte for byte.
+fn only_this_tracker(m: &Metainfo, tracker: SocketAddr) -> bool {
+    let ours = |url: &str| {
+        let rest = url.strip_prefix("udp://").unwrap_or(url);
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        hostport.parse::<SocketAddr>().ok() == Some(tracker)
+    };
+    m.announce.as_deref().is_none_or(ours) && m.announce_list.iter().flatten().all(|u| ours(u))
+}
+
 /// What the page answered, for the log and `--trace`.
 enum Outcome {
     Published { new: bool },
@@ -367,13 +380,31 @@ enum Outcome {
 /// Sends one publication and says how it went: one `--trace` line, and a
 /// log line (a warning unless the page took it).
 fn post(agent: &ureq::Agent, tracker: SocketAddr, job: Job) {
-    let bytes = match job.source {
-        Source::Kept(b) => b,
-        Source::Info(meta) => {
-            match Metainfo::from_info_bytes(
-                meta.info_bytes.clone(),
-                Some(format!("udp://{tracker}")),
-            ) {
+    let (info_bytes, private) = match &job.source {
+        Source::Kept(b) => match Metainfo::from_bytes(b) {
+            Ok(m) if only_this_tracker(&m, tracker) => (None, m.info.private),
+            Ok(m) => (Some(m.info_bytes), m.info.private),
+            Err(e) => {
+                warn!("cannot read the .torrent of {} to publish: {e}", job.name);
+                return;
+            }
+        },
+        Source::Info(meta) => (Some(meta.info_bytes.clone()), meta.info.private),
+    };
+    if private {
+        // BEP 27: a private torrent is shared through its own tracker only.
+        info!(
+            "{} is a private torrent: its .torrent is not published on {}",
+            job.name, job.endpoint
+        );
+        return;
+    }
+    let bytes = match (job.source, info_bytes) {
+        (Source::Kept(b), None) => b,
+        // Another tracker's announce (perhaps with a personal passkey) is
+        // never published: only the info dictionary, with this tracker.
+        (_, Some(info)) => {
+            match Metainfo::from_info_bytes(info, Some(format!("udp://{tracker}"))) {
                 Ok(m) => Arc::new(m.to_bytes()),
                 Err(e) => {
                     warn!("cannot make a .torrent of {} to publish: {e}", job.name);
@@ -381,6 +412,7 @@ fn post(agent: &ureq::Agent, tracker: SocketAddr, job: Job) {
                 }
             }
         }
+        (Source::Info(_), None) => return,
     };
     let outcome = send(agent, &job.endpoint, &bytes);
     if trace::enabled() {
@@ -460,6 +492,47 @@ fn send(agent: &ureq::Agent, endpoint: &str, bytes: &[u8]) -> Outcome {
 
 #[cfg(test)]
 mod tests {
+
+    fn torrent_with(announce: Option<&str>, list: &[&str], private: bool) -> Metainfo {
+        let mut info = Vec::from(&b"d6:lengthi1e4:name1:a12:piece lengthi16384e6:pieces20:"[..]);
+        info.extend_from_slice(&[7u8; 20]);
+        if private {
+            info.extend_from_slice(b"7:privatei1e");
+        }
+        info.push(b'e');
+        let mut m = Metainfo::from_info_bytes(info, announce.map(str::to_string)).unwrap();
+        m.announce_list = list.iter().map(|u| vec![u.to_string()]).collect();
+        m
+    }
+
+    #[test]
+    fn only_a_torrent_naming_this_tracker_alone_is_published_as_it_is() {
+        let t: SocketAddr = "10.0.0.1:6969".parse().unwrap();
+        assert!(only_this_tracker(
+            &torrent_with(Some("udp://10.0.0.1:6969"), &[], false),
+            t
+        ));
+        assert!(only_this_tracker(
+            &torrent_with(Some("udp://10.0.0.1:6969/announce"), &[], false),
+            t
+        ));
+        assert!(only_this_tracker(&torrent_with(None, &[], false), t));
+        // Another tracker, in announce or in announce-list (a passkey, say).
+        assert!(!only_this_tracker(
+            &torrent_with(
+                Some("http://tracker.example/ann?passkey=s3cret"),
+                &[],
+                false
+            ),
+            t
+        ));
+        assert!(!only_this_tracker(
+            &torrent_with(Some("udp://10.0.0.1:6969"), &["udp://10.0.0.2:6969"], false),
+            t
+        ));
+        assert!(torrent_with(None, &[], true).info.private);
+    }
+
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
