@@ -5,9 +5,8 @@
 //! seeder's `.torrent` byte for byte, sent once (not at every heartbeat); a
 //! page that answers 500, or that nobody serves, is one warning and the
 //! seeder keeps seeding; a page on another host is never posted to. The
-//! last test, ignored until the tracker serves its page, checks the same
-//! against the real `minitorrent-tracker --web`: the `.torrent` is in the
-//! catalogue.
+//! last test checks the same against the real `minitorrent-tracker --web`:
+//! the `.torrent` is in the catalogue.
 
 mod common;
 
