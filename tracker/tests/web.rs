@@ -50,9 +50,12 @@ fn start(tag: &str, args: &[&str]) -> (TrackerProc, SocketAddr, TempDir) {
     let dir = TempDir::new(tag);
     let db = dir.db();
     let mut a = vec!["--db", db.as_str()];
+    if !args.contains(&"--web") {
+        a.extend_from_slice(&["--web", "127.0.0.1:0"]);
+    }
     a.extend_from_slice(args);
     let t = TrackerProc::start(&a);
-    let url = t.web.clone().expect("the web page is on by default");
+    let url = t.web.clone().expect("the web page is on");
     let addr = url
         .strip_prefix("http://")
         .and_then(|u| u.strip_suffix('/'))

@@ -38,6 +38,7 @@ impl TrackerProc {
             .arg(bind)
             .args(args)
             .args(no_db(args))
+            .args(no_web(args))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -77,7 +78,7 @@ impl TrackerProc {
             .parse()
             .unwrap();
         // The second line names the web page, unless it is off.
-        let web_off = args.windows(2).any(|w| w == ["--web", "off"]);
+        let web_off = args.windows(2).any(|w| w == ["--web", "off"]) || !no_web(args).is_empty();
         let web = (!web_off).then(|| {
             let line = stdout.recv_timeout(WAIT).expect("a web page line");
             line.strip_prefix("minitorrent-tracker web page on ")
@@ -145,6 +146,16 @@ impl Drop for TrackerProc {
     }
 }
 
+/// `--web off` unless `args` ask for a web page: the replies the protocol
+/// tests compare then carry no `web`.
+pub fn no_web(args: &[&str]) -> &'static [&'static str] {
+    if args.contains(&"--web") {
+        &[]
+    } else {
+        &["--web", "off"]
+    }
+}
+
 /// `--db none` unless `args` name a database.
 pub fn no_db(args: &[&str]) -> &'static [&'static str] {
     if args.contains(&"--db") {
@@ -160,6 +171,7 @@ pub fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .args(no_db(args))
+        .args(no_web(args))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
