@@ -6,7 +6,8 @@
 //!
 //! - `http`: reading one request and writing one response, by hand and
 //!   bounded; `multipart`: the publish form's upload.
-//! - `routes`: the pages, the API, `/metrics`.
+//! - `routes`: the pages, the API, `/metrics`; `cache`: the `/api/swarms`
+//!   answers of the last second.
 //! - this file: binding, the accept thread, one thread per connection
 //!   under a fixed cap, and the [`bounds`].
 //!
