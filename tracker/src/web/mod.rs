@@ -61,8 +61,9 @@ pub mod bounds {
     /// …and without a pause longer than this…
     pub const BODY_IDLE: Duration = Duration::from_secs(10);
     /// …and, once [`RATE_GRACE`] is over, at this many bytes a second on
-    /// average at least (a 10 MiB `.torrent` then takes at most 5 min… but
-    /// [`BODY_DEADLINE`] comes first: a body must be whole within 60 s).
+    /// average at least (so a stalled or trickling body is let go after
+    /// 5 s; a 10 MiB one must still be whole within [`BODY_DEADLINE`], about
+    /// 175 KiB/s).
     pub const MIN_BODY_RATE: usize = 32 << 10;
     /// How long a body may arrive slower than [`MIN_BODY_RATE`]: so a
     /// stalled or trickling upload gives its permit back after 5 s.
