@@ -21,6 +21,9 @@ use minitorrent_common::tracker_proto::{FileInfo, Reply, Request};
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
 
+/// The content type `POST /api/torrents` requires.
+const TORRENT: &str = "application/x-bittorrent";
+
 struct TempDir(PathBuf);
 
 impl TempDir {
@@ -337,20 +340,14 @@ fn publish_by_post_and_by_form_then_download_byte_for_byte() {
         Metainfo::from_bytes(&two).unwrap().info_hash,
     );
 
-    let r = http(
-        web,
-        "POST",
-        "/api/torrents",
-        Some("application/x-bittorrent"),
-        &one,
-    );
+    let r = http(web, "POST", "/api/torrents", Some(TORRENT), &one);
     assert_eq!(r.status, 201, "{}", r.text());
     let j = r.json();
     assert_eq!(j["info_hash"], h1.to_hex());
     assert_eq!(j["name"], "first file.bin");
     assert_eq!(j["new"], true);
     // Again: kept, not new.
-    let again = http(web, "POST", "/api/torrents", None, &one).json();
+    let again = http(web, "POST", "/api/torrents", Some(TORRENT), &one).json();
     assert_eq!(again["new"], false);
 
     let (ctype, form) = multipart("torrent", "second.torrent", &two);
@@ -402,11 +399,11 @@ fn publish_by_post_and_by_form_then_download_byte_for_byte() {
     // Corrupt: cut short, and garbage; by POST and by the form. 400 naming
     // the problem, nothing stored.
     let cut = &one[..one.len() - 7];
-    let r = http(web, "POST", "/api/torrents", None, cut);
+    let r = http(web, "POST", "/api/torrents", Some(TORRENT), cut);
     assert_eq!(r.status, 400);
     let msg = r.json()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("not a valid .torrent"), "{msg}");
-    let r = http(web, "POST", "/api/torrents", None, b"");
+    let r = http(web, "POST", "/api/torrents", Some(TORRENT), b"");
     assert_eq!(r.status, 400);
     assert!(r.json()["error"].as_str().unwrap().contains("empty"));
     let mut flipped = two.clone();
@@ -448,7 +445,7 @@ fn publish_by_post_and_by_form_then_download_byte_for_byte() {
     let mut s = TcpStream::connect(web).unwrap();
     s.write_all(
         format!(
-            "POST /api/torrents HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            "POST /api/torrents HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-bittorrent\r\nContent-Length: {}\r\n\r\n",
             big.len()
         )
         .as_bytes(),
@@ -551,7 +548,7 @@ fn malformed_and_slow_clients_stop_neither_udp_nor_http() {
     }
     // A body promised and never sent.
     let mut s = TcpStream::connect(web).unwrap();
-    s.write_all(b"POST /api/torrents HTTP/1.1\r\nContent-Length: 5000\r\n\r\nd8:announce")
+    s.write_all(b"POST /api/torrents HTTP/1.1\r\nContent-Type: application/x-bittorrent\r\nContent-Length: 5000\r\n\r\nd8:announce")
         .unwrap();
     held.push(s);
     // Connections that send nothing at all.
@@ -684,7 +681,7 @@ fn keep_alive_head_and_expect_continue() {
     let t = torrent("continued.bin", 1000);
     let mut s = TcpStream::connect(web).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(format!("POST /api/torrents HTTP/1.1\r\nHost: k\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", t.len()).as_bytes())
+    s.write_all(format!("POST /api/torrents HTTP/1.1\r\nHost: k\r\nContent-Type: application/x-bittorrent\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", t.len()).as_bytes())
         .unwrap();
     let mut first = [0u8; 25];
     s.read_exact(&mut first).unwrap();
@@ -726,4 +723,227 @@ fn web_off_serves_no_http() {
     // And UDP works as ever.
     let c = Client::new(t.addr);
     assert!(udp_search(&c, "").is_empty());
+}
+
+/// A POST with exactly these headers (and `Content-Length`).
+fn raw_post(web: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
+    let mut s = TcpStream::connect_timeout(&web, Duration::from_secs(5)).unwrap();
+    let mut req = format!("POST {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    read_reply(s)
+}
+
+fn published_count(web: SocketAddr) -> usize {
+    get(web, "/api/torrents").json()["torrents"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn published_torrents_are_listed_without_a_peer() {
+    let (t, web, _dir) = start("listed", &[]);
+    let orphan = torrent("Orphan Lecture.bin", 50_000);
+    let live = torrent("live lecture.bin", 60_000);
+    let (ho, hl) = (
+        Metainfo::from_bytes(&orphan).unwrap().info_hash,
+        Metainfo::from_bytes(&live).unwrap().info_hash,
+    );
+    for bytes in [&orphan, &live] {
+        let r = http(web, "POST", "/api/torrents", Some(TORRENT), bytes);
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    // A peer seeds one of them; nobody registered the other.
+    let c = Client::new(t.addr);
+    register(
+        &c,
+        "seeder",
+        7501,
+        &[(hl, "live lecture.bin", 60_000, true)],
+    );
+
+    let (all, j) = api_search(web, "");
+    assert_eq!(
+        all,
+        vec![
+            (ho.to_hex(), "Orphan Lecture.bin".into(), 50_000, 0, 0),
+            (hl.to_hex(), "live lecture.bin".into(), 60_000, 1, 0),
+        ],
+        "both, the live one once: {j}"
+    );
+    for s in j["swarms"].as_array().unwrap() {
+        let h = s["info_hash"].as_str().unwrap();
+        assert_eq!(s["torrent"], format!("/torrents/{h}.torrent"), "{s}");
+        let m = Magnet::parse(s["magnet"].as_str().unwrap()).unwrap();
+        assert_eq!(m.info_hash.to_hex(), h);
+    }
+    // The query matches as SEARCH does: any part of the name, any case.
+    let (found, _) = api_search(web, "ORPHAN");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, ho.to_hex());
+    let (found, _) = api_search(web, "lecture");
+    assert_eq!(found.len(), 2, "{found:?}");
+    let (found, _) = api_search(web, "an%20lec");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (found, _) = api_search(web, "nothing-like-this");
+    assert!(found.is_empty(), "{found:?}");
+    // UDP SEARCH still knows only the live one (the page lists more).
+    assert_eq!(udp_search(&c, "lecture").len(), 1);
+
+    // A publication shows at once, whatever was asked a moment ago.
+    let third = torrent("orphan two.bin", 1_000);
+    let r = http(web, "POST", "/api/torrents", Some(TORRENT), &third);
+    assert_eq!(r.status, 201);
+    let (found, _) = api_search(web, "orphan");
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+#[test]
+fn posts_from_other_origins_and_untyped_publications_are_refused() {
+    let (_t, web, _dir) = start("origin", &[]);
+    let file = torrent("origin.bin", 5_000);
+    let here = web.to_string();
+    let own = format!("http://{here}");
+
+    let r = raw_post(
+        web,
+        "/api/torrents",
+        &[
+            ("Host", &here),
+            ("Origin", "http://evil.example"),
+            ("Content-Type", TORRENT),
+        ],
+        &file,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("http://evil.example"), "{msg}");
+    let (ctype, form) = multipart("torrent", "origin.torrent", &file);
+    let r = raw_post(
+        web,
+        "/publish",
+        &[
+            ("Host", &here),
+            ("Origin", "http://evil.example"),
+            ("Content-Type", &ctype),
+        ],
+        &form,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.text().contains("not of this server"), "{}", r.text());
+
+    // Without the .torrent's content type (curl's --data-binary default).
+    for ct in [None, Some("application/x-www-form-urlencoded")] {
+        let mut h = vec![("Host", here.as_str())];
+        h.extend(ct.map(|c| ("Content-Type", c)));
+        let r = raw_post(web, "/api/torrents", &h, &file);
+        assert_eq!(r.status, 415, "{}", r.text());
+        let msg = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            msg.contains("Content-Type: application/x-bittorrent"),
+            "{msg}"
+        );
+    }
+    assert_eq!(published_count(web), 0, "nothing stored");
+
+    // From this server's own page (the form) and from a script: stored.
+    let r = raw_post(
+        web,
+        "/publish",
+        &[("Host", &here), ("Origin", &own), ("Content-Type", &ctype)],
+        &form,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = raw_post(
+        web,
+        "/api/torrents",
+        &[("Host", &here), ("Origin", &own), ("Content-Type", TORRENT)],
+        &file,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["new"], false, "already there");
+    assert_eq!(published_count(web), 1);
+}
+
+#[test]
+fn slow_uploads_from_one_address_do_not_block_another() {
+    let (_t, web, _dir) = start("slowup", &[]);
+    // A .torrent over 64 KiB: it needs an upload permit.
+    let opts = CreateOptions {
+        piece_length: Some(16 << 10),
+        ..CreateOptions::default()
+    };
+    let layout = Layout::single("big.bin".into(), (16 << 10) * 5000, &opts).unwrap();
+    let hashes: Vec<u8> = (0..5000 * 20).map(|i| (i * 13 + 1) as u8).collect();
+    let big = layout.into_metainfo(hashes).unwrap().to_bytes();
+    assert!(big.len() > 64 << 10);
+
+    // Four uploads from 127.0.0.1 that trickle 5 bytes a second: each would
+    // hold an upload permit for the whole 60 s.
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(web).unwrap();
+                s.write_all(
+                    format!(
+                        "POST /api/torrents HTTP/1.1\r\nHost: x\r\nContent-Type: {TORRENT}\r\nContent-Length: {}\r\n\r\n",
+                        1 << 20
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let started = Instant::now();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while started.elapsed() < Duration::from_secs(30) {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => break,
+                    }
+                    if got.is_empty() && s.write_all(b"d").is_err() {
+                        break;
+                    }
+                }
+                String::from_utf8_lossy(&got).into_owned()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // Another address publishes at once.
+    let mut s = connect_from("127.0.0.3:0", web);
+    send(&mut s, "POST", "/api/torrents", Some(TORRENT), &big);
+    let r = read_reply(s);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["name"], "big.bin");
+
+    // The tricklers are let go: too slow (408), or their turn never came
+    // within the wait (503).
+    let replies: Vec<String> = slow.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        replies
+            .iter()
+            .any(|r| r.starts_with("HTTP/1.1 408") && r.contains("slower than")),
+        "{replies:?}"
+    );
+    for r in &replies {
+        assert!(
+            r.starts_with("HTTP/1.1 408") || r.starts_with("HTTP/1.1 503"),
+            "{replies:?}"
+        );
+    }
 }

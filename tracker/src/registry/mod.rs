@@ -76,5 +76,5 @@ pub use limits::{
 pub use listing::{ListedPeer, PeerList};
 pub use live::{SnapshotPeer, SwarmSnapshot, MAX_SNAPSHOT_PEERS, STATS_SCAN_FILES};
 pub use picks::{Picks, SwarmHeader};
-pub use search::{SearchHit, MAX_SEARCH_HITS};
+pub use search::{contains_ignore_case, SearchHit, MAX_SEARCH_HITS};
 pub use shards::{Registry, RegistryStats};

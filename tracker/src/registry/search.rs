@@ -87,7 +87,9 @@ impl Registry {
     }
 }
 
-fn contains_ignore_case(hay: &str, needle_lower: &str) -> bool {
+/// `SEARCH`'s matching: whether `hay` contains `needle_lower` (already
+/// lowercased), ignoring case; an empty needle is in everything.
+pub fn contains_ignore_case(hay: &str, needle_lower: &str) -> bool {
     if needle_lower.is_empty() {
         return true;
     }

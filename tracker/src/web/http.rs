@@ -87,6 +87,9 @@ pub enum ReadError {
     NeedLength,
     /// The body did not arrive in time, or the connection broke (408).
     BodyTimeout,
+    /// The body arrived slower than [`bounds::MIN_BODY_RATE`] on average
+    /// after [`bounds::RATE_GRACE`] (408).
+    BodyTooSlow,
 }
 
 impl ReadError {
@@ -110,6 +113,14 @@ impl ReadError {
                 "send the body with a Content-Length header (no Transfer-Encoding)".into(),
             ),
             ReadError::BodyTimeout => (408, "the request body did not arrive in time".into()),
+            ReadError::BodyTooSlow => (
+                408,
+                format!(
+                    "the request body arrived slower than {} KiB/s; send it faster (or from a \
+                     better connection)",
+                    bounds::MIN_BODY_RATE >> 10
+                ),
+            ),
         })
     }
 }
@@ -174,8 +185,9 @@ impl Conn {
             } else {
                 bounds::IDLE_DEADLINE
             };
+        let mut scan = HeadScan::default();
         let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+            if let Some(i) = scan.end(&self.buf) {
                 break i;
             }
             if self.buf.len() >= bounds::MAX_HEAD {
@@ -213,9 +225,12 @@ impl Conn {
     }
 
     /// Reads `length` bytes of body into `req` within
-    /// [`bounds::BODY_DEADLINE`] (and without a pause over
-    /// [`bounds::BODY_IDLE`]), first sending `100 Continue` when the
-    /// client waits for it. The caller checked `length` against its limit.
+    /// [`bounds::BODY_DEADLINE`], without a pause over
+    /// [`bounds::BODY_IDLE`], and after [`bounds::RATE_GRACE`] at
+    /// [`bounds::MIN_BODY_RATE`] on average at least, first sending
+    /// `100 Continue` when the client waits for it. The caller checked
+    /// `length` against its limit. The body is read into one buffer of
+    /// exactly its length, and handed over without a copy.
     pub fn read_body(&mut self, req: &mut Request, length: usize) -> Result<(), ReadError> {
         if length > self.buf.len()
             && req
@@ -225,18 +240,66 @@ impl Conn {
             let _ = self.stream.set_write_timeout(Some(bounds::READ_STEP));
             let _ = self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        // The whole body within BODY_DEADLINE, and no pause longer than
-        // BODY_IDLE: a client that stops sending is let go soon.
-        let deadline = Instant::now() + bounds::BODY_DEADLINE;
+        self.buf
+            .reserve_exact(length.saturating_sub(self.buf.len()));
+        let start = Instant::now();
+        let deadline = start + bounds::BODY_DEADLINE;
+        let mut last_progress = start;
+        let already = self.buf.len().min(length);
         while self.buf.len() < length {
-            let step = deadline.min(Instant::now() + bounds::BODY_IDLE);
+            let now = Instant::now();
+            let received = self.buf.len().min(length) - already;
+            if too_slow(received, now.saturating_duration_since(start)) {
+                return Err(ReadError::BodyTooSlow);
+            }
+            let idle_end = last_progress + bounds::BODY_IDLE;
+            if now >= deadline || now >= idle_end {
+                return Err(ReadError::BodyTimeout);
+            }
+            // Back at least every READ_STEP, to check the rate.
+            let step = deadline.min(idle_end).min(now + bounds::READ_STEP);
             match self.fill(step, length) {
-                Ok(true) => {}
+                Ok(true) => last_progress = Instant::now(),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
                 _ => return Err(ReadError::BodyTimeout),
             }
         }
-        req.body = self.buf.drain(..length).collect();
+        req.body = if self.buf.len() == length {
+            std::mem::take(&mut self.buf)
+        } else {
+            // What follows the body (a pipelined request) stays; the body
+            // keeps the buffer it was read into.
+            let rest = self.buf.split_off(length);
+            std::mem::replace(&mut self.buf, rest)
+        };
         Ok(())
+    }
+}
+
+/// Whether `received` body bytes after `elapsed` are below
+/// [`bounds::MIN_BODY_RATE`] on average, once [`bounds::RATE_GRACE`] is over.
+pub fn too_slow(received: usize, elapsed: Duration) -> bool {
+    elapsed >= bounds::RATE_GRACE
+        && (received as u128) * 1000 < (bounds::MIN_BODY_RATE as u128) * elapsed.as_millis()
+}
+
+/// Finds the blank line that ends a request head, resuming where the
+/// previous search stopped (3 bytes back, in case `\r\n\r\n` was cut
+/// between two reads): linear in the head however it is split.
+#[derive(Default)]
+struct HeadScan {
+    from: usize,
+    /// Bytes looked at so far (for the tests).
+    examined: usize,
+}
+
+impl HeadScan {
+    fn end(&mut self, buf: &[u8]) -> Option<usize> {
+        let from = self.from.min(buf.len());
+        self.examined += buf.len() - from;
+        let found = find(&buf[from..], b"\r\n\r\n").map(|i| from + i);
+        self.from = buf.len().saturating_sub(3);
+        found
     }
 }
 
@@ -365,11 +428,13 @@ pub fn reason(status: u16) -> &'static str {
         201 => "Created",
         303 => "See Other",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -488,5 +553,84 @@ mod tests {
         assert!(content_length(&h).is_err());
         let h = vec![("content-length".to_string(), "-1".to_string())];
         assert!(content_length(&h).is_err());
+    }
+
+    #[test]
+    fn a_head_fed_one_byte_at_a_time_is_found_in_linear_time() {
+        let head = b"POST /api/torrents HTTP/1.1\r\nHost: a:1\r\nContent-Length: 3\r\n\r\nabc";
+        let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let mut scan = HeadScan::default();
+        let mut buf = Vec::new();
+        let mut found = None;
+        for &b in head.iter() {
+            buf.push(b);
+            if let Some(i) = scan.end(&buf) {
+                found = Some((i, buf.len()));
+                break;
+            }
+        }
+        // Found as soon as its last byte came, at the right place.
+        assert_eq!(found, Some((end, end + 4)));
+        // Each byte looked at about once (searching from byte 0 after every
+        // read would look at n²/2 of them).
+        assert!(scan.examined <= 4 * (end + 4), "{}", scan.examined);
+        let req = parse_head(&buf[..end], peer()).unwrap();
+        assert_eq!(req.header("content-length"), Some("3"));
+    }
+
+    #[test]
+    fn a_head_sent_one_byte_at_a_time_over_a_socket_is_read() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            for b in b"GET /api/swarms?q=x HTTP/1.1\r\nHost: h:2\r\n\r\nGET / HTTP/1.1\r\n\r\n" {
+                s.write_all(&[*b]).unwrap();
+            }
+            s
+        });
+        let (stream, peer) = listener.accept().unwrap();
+        let mut conn = Conn::new(stream, peer);
+        let (req, len) = conn.read_head(true).unwrap();
+        assert_eq!((req.path.as_str(), len), ("/api/swarms", 0));
+        assert_eq!(req.header("host"), Some("h:2"));
+        let (req, _) = conn.read_head(false).unwrap();
+        assert_eq!(req.path, "/");
+        drop(writer.join().unwrap());
+    }
+
+    #[test]
+    fn the_body_rate_is_checked_after_the_grace() {
+        let s = Duration::from_secs(1);
+        assert!(!too_slow(0, bounds::RATE_GRACE - Duration::from_millis(1)));
+        assert!(too_slow(0, bounds::RATE_GRACE));
+        let at = 6 * s;
+        assert!(too_slow(6 * bounds::MIN_BODY_RATE - 1, at));
+        assert!(!too_slow(6 * bounds::MIN_BODY_RATE, at));
+    }
+
+    #[test]
+    fn a_body_is_handed_over_and_what_follows_it_kept() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /y HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        let mut conn = Conn::new(stream, peer);
+        let (mut req, len) = conn.read_head(true).unwrap();
+        conn.read_body(&mut req, len).unwrap();
+        assert_eq!(req.body, b"hello");
+        let (req, _) = conn.read_head(false).unwrap();
+        assert_eq!(req.path, "/y");
+        // Exactly the body: the buffer itself is handed over.
+        c.write_all(b"POST /z HTTP/1.1\r\nContent-Length: 3\r\n\r\n")
+            .unwrap();
+        let (mut req, len) = conn.read_head(false).unwrap();
+        c.write_all(b"abc").unwrap();
+        conn.read_body(&mut req, len).unwrap();
+        assert_eq!(req.body, b"abc");
+        assert!(conn.buf.is_empty());
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! - `http`: reading one request and writing one response, by hand and
 //!   bounded; `multipart`: the publish form's upload.
-//! - `routes`: the pages, the API, `/metrics`.
+//! - `routes`: the pages, the API, `/metrics`; `cache`: the `/api/swarms`
+//!   answers of the last second.
 //! - this file: binding, the accept thread, one thread per connection
 //!   under a fixed cap, and the [`bounds`].
 //!
@@ -18,6 +19,7 @@
 //! reading and checking every request before the crate sees it, which is
 //! most of an HTTP/1.1 server already.
 
+mod cache;
 mod http;
 pub mod multipart;
 mod routes;
@@ -56,8 +58,16 @@ pub mod bounds {
     pub const IDLE_DEADLINE: Duration = Duration::from_secs(10);
     /// A request body must arrive whole within this…
     pub const BODY_DEADLINE: Duration = Duration::from_secs(60);
-    /// …and without a pause longer than this.
+    /// …and without a pause longer than this…
     pub const BODY_IDLE: Duration = Duration::from_secs(10);
+    /// …and, once [`RATE_GRACE`] is over, at this many bytes a second on
+    /// average at least (so a stalled or trickling body is let go after
+    /// 5 s; a 10 MiB one must still be whole within [`BODY_DEADLINE`], about
+    /// 175 KiB/s).
+    pub const MIN_BODY_RATE: usize = 32 << 10;
+    /// How long a body may arrive slower than [`MIN_BODY_RATE`]: so a
+    /// stalled or trickling upload gives its permit back after 5 s.
+    pub const RATE_GRACE: Duration = Duration::from_secs(5);
     /// A response must be written whole within this.
     pub const WRITE_DEADLINE: Duration = Duration::from_secs(60);
     /// Longest single socket wait while reading or writing (deadlines are
@@ -71,9 +81,14 @@ pub mod bounds {
     /// Requests answered at once (route handlers: registry scans, SQLite
     /// reads and writes); the others wait up to [`HANDLER_WAIT`].
     pub const HANDLERS: usize = 4;
-    /// Bodies larger than [`MAX_SMALL_BODY`] held in memory at once
-    /// (so at most 4 × 10 MiB of uploads).
+    /// Bodies larger than [`MAX_SMALL_BODY`] held in memory at once (so at
+    /// most 4 × (10 MiB + 64 KiB) of uploads, each read into one buffer of
+    /// its exact length).
     pub const UPLOADS: usize = 4;
+    /// Of those, from one IP address: a second upload from the same address
+    /// waits (up to [`HANDLER_WAIT`]) for the first, without an upload
+    /// permit, so one address cannot hold them all.
+    pub const UPLOADS_PER_IP: usize = 1;
     /// How long a request waits for a handler or upload slot before `503`.
     pub const HANDLER_WAIT: Duration = Duration::from_secs(10);
     /// Requests on one kept-alive connection before it is closed.
@@ -84,6 +99,15 @@ pub mod bounds {
     pub const LINGER: Duration = Duration::from_secs(2);
     /// Stack of a connection thread.
     pub const THREAD_STACK: usize = 512 << 10;
+    /// What a connection refused over the caps has already sent is read
+    /// and thrown away, up to this much, without waiting.
+    pub const REFUSE_DRAIN: usize = 64 << 10;
+    /// How long one `/api/swarms?q=` answer is reused.
+    pub const SWARMS_CACHE_TTL: Duration = Duration::from_secs(1);
+    /// Answers of `/api/swarms` kept (the empty query and the latest others).
+    pub const SWARMS_CACHE_QUERIES: usize = 8;
+    /// Longest query whose answer is kept (longer ones are answered, not kept).
+    pub const SWARMS_CACHE_KEY: usize = 256;
 }
 
 /// Why the web server could not start.
@@ -162,6 +186,12 @@ impl WebServer {
             slots: Mutex::new(Slots::default()),
             handlers: Semaphore::new(bounds::HANDLERS),
             uploads: Semaphore::new(bounds::UPLOADS),
+            uploaders: Uploaders::default(),
+            swarms_cache: Mutex::new(cache::SwarmsCache::new(
+                bounds::SWARMS_CACHE_QUERIES,
+                bounds::SWARMS_CACHE_TTL,
+            )),
+            swarms_scan: Mutex::new(()),
             counters: HttpCounters::default(),
             started: Instant::now(),
         });
@@ -215,6 +245,13 @@ pub(crate) struct Shared {
     slots: Mutex<Slots>,
     handlers: Semaphore,
     uploads: Semaphore,
+    /// Uploads in progress by IP address (the [`bounds::UPLOADS_PER_IP`]).
+    uploaders: Uploaders,
+    /// Recent `/api/swarms` answers (docs/WEB.md: one scan a second per
+    /// query at most).
+    swarms_cache: Mutex<cache::SwarmsCache>,
+    /// Held while an `/api/swarms` answer is computed: one scan at a time.
+    swarms_scan: Mutex<()>,
     counters: HttpCounters,
     started: Instant,
 }
@@ -233,8 +270,8 @@ pub(crate) struct HttpCounters {
     accepted: AtomicU64,
 }
 
-pub(crate) const STATUSES: [u16; 14] = [
-    200, 201, 303, 400, 404, 405, 408, 411, 413, 431, 500, 503, 505, 304,
+pub(crate) const STATUSES: [u16; 16] = [
+    200, 201, 303, 400, 403, 404, 405, 408, 411, 413, 415, 431, 500, 503, 505, 304,
 ];
 
 impl HttpCounters {
@@ -329,6 +366,56 @@ impl Semaphore {
     }
 }
 
+/// Uploads in progress by IP address: at most [`bounds::UPLOADS_PER_IP`]
+/// each. One entry per connection reading an upload, so at most
+/// [`bounds::MAX_CONNECTIONS`] entries.
+#[derive(Default)]
+struct Uploaders {
+    busy: Mutex<HashMap<IpAddr, usize>>,
+    cv: Condvar,
+}
+
+/// An address's upload turn, given back when dropped.
+struct UploaderTurn<'a> {
+    of: &'a Uploaders,
+    ip: IpAddr,
+}
+
+impl Drop for UploaderTurn<'_> {
+    fn drop(&mut self) {
+        let mut busy = lock(&self.of.busy);
+        if let Some(n) = busy.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                busy.remove(&self.ip);
+            }
+        }
+        drop(busy);
+        self.of.cv.notify_all();
+    }
+}
+
+impl Uploaders {
+    /// Waits until `ip` has fewer than [`bounds::UPLOADS_PER_IP`] uploads
+    /// going, until `deadline`.
+    fn acquire(&self, ip: IpAddr, deadline: Instant) -> Option<UploaderTurn<'_>> {
+        let mut busy = lock(&self.busy);
+        while busy.get(&ip).copied().unwrap_or(0) >= bounds::UPLOADS_PER_IP {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            busy = self
+                .cv
+                .wait_timeout(busy, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *busy.entry(ip).or_insert(0) += 1;
+        Some(UploaderTurn { of: self, ip })
+    }
+}
+
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: StopHandle) {
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -378,8 +465,14 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: StopHandle) {
 }
 
 /// Tells a connection over the caps to come back later, without ever
-/// waiting on it.
+/// waiting on it: writes the `503`, closes the sending side (so the client
+/// sees the end of the response), and reads and throws away what the client
+/// has already sent (up to [`bounds::REFUSE_DRAIN`]), so that closing does
+/// not reset the connection over unread bytes and lose the `503`. What the
+/// client sends after that can still reset it: waiting for it would stall
+/// the accept thread (docs/WEB.md).
 fn refuse(stream: TcpStream) {
+    use std::io::Read as _;
     let _ = stream.set_nonblocking(true);
     let body = "the tracker's web server has too many connections open; try again in a moment\n";
     let _ = (&stream).write_all(
@@ -390,6 +483,15 @@ fn refuse(stream: TcpStream) {
         )
         .as_bytes(),
     );
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 8192];
+    let mut drained = 0;
+    while drained < bounds::REFUSE_DRAIN {
+        match (&stream).read(&mut sink) {
+            Ok(n) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
 }
 
 /// Serves one connection: requests one after the other until it closes,
@@ -422,15 +524,32 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             finish(shared, &mut conn, &resp, req.method == "HEAD", false);
             return;
         }
-        let _upload = if length > bounds::MAX_SMALL_BODY {
-            match shared.uploads.acquire(bounds::HANDLER_WAIT) {
-                Some(p) => Some(p),
-                None => {
-                    let resp = routes::error(
-                        &req.path,
-                        503,
-                        "too many uploads at once; try again in a moment",
-                    );
+        if let Some(resp) = routes::refuse_early(&req) {
+            // Refused from the head alone: the body is not read, so the
+            // connection cannot go on.
+            finish(shared, &mut conn, &resp, false, false);
+            return;
+        }
+        let upload = if length > bounds::MAX_SMALL_BODY {
+            // One upload at a time from one address, then one of the
+            // permits: an address cannot hold them all.
+            let deadline = Instant::now() + bounds::HANDLER_WAIT;
+            let turn = shared.uploaders.acquire(peer.ip(), deadline);
+            let permit = turn.as_ref().and_then(|_| {
+                shared
+                    .uploads
+                    .acquire(deadline.saturating_duration_since(Instant::now()))
+            });
+            match (turn, permit) {
+                (Some(t), Some(p)) => Some((t, p)),
+                (turn, _) => {
+                    let why = if turn.is_none() {
+                        "another upload from your address is still going on; send one \
+                         .torrent at a time, or try again in a moment"
+                    } else {
+                        "too many uploads at once; try again in a moment"
+                    };
+                    let resp = routes::error(&req.path, 503, why).with_header("Retry-After", "2");
                     finish(shared, &mut conn, &resp, false, false);
                     return;
                 }
@@ -438,7 +557,10 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         } else {
             None
         };
-        if let Err(e) = conn.read_body(&mut req, length) {
+        let read = conn.read_body(&mut req, length);
+        if let Err(e) = read {
+            // Give the upload back before telling the client.
+            drop(upload);
             if let Some((status, msg)) = e.reply() {
                 let resp = routes::error(&req.path, status, &msg);
                 finish(shared, &mut conn, &resp, false, false);
@@ -454,6 +576,7 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             ),
         };
         drop(req.body);
+        drop(upload);
         let keep = req.keep_alive && n + 1 < bounds::MAX_REQUESTS_PER_CONNECTION;
         if !finish(shared, &mut conn, &resp, req.method == "HEAD", keep) || !keep {
             return;

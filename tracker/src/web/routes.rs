@@ -2,7 +2,9 @@
 //! `/stats.json`. Each runs on a connection thread holding one of the
 //! [`bounds::HANDLERS`](super::bounds::HANDLERS) handler permits.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 use minitorrent_common::magnet::Magnet;
@@ -14,7 +16,7 @@ use super::http::{Request, Response};
 use super::{bounds, multipart, Shared, WebContext, STATUSES};
 use crate::catalogue::{EventKind, PublishError};
 use crate::metrics::NAMES;
-use crate::registry::SearchHit;
+use crate::registry::{contains_ignore_case, SearchHit, MAX_SEARCH_HITS};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const INDEX_JS: &str = include_str!("assets/index.js");
@@ -30,6 +32,59 @@ const JSON: &str = "application/json";
 pub const SWARM_EVENTS: usize = 50;
 /// Torrents `/api/torrents` lists when no `limit` is given.
 pub const DEFAULT_LISTED: usize = 1000;
+/// Most rows of `/api/swarms`: the first ones by name then info hash of the
+/// live swarms and the published torrents that match, together.
+pub const MAX_SWARMS_LISTED: usize = MAX_SEARCH_HITS;
+/// The content type `POST /api/torrents` requires.
+pub const TORRENT_TYPE: &str = "application/x-bittorrent";
+
+/// Checks a request from its head alone, before its body is read: a `POST`
+/// from a page of another site (its `Origin` is not this server: `403`),
+/// and a `POST /api/torrents` that does not say it carries a `.torrent`
+/// (`415`; an HTML form cannot send that type, so a page elsewhere cannot
+/// publish through a visitor's browser). `None` to go on.
+pub fn refuse_early(req: &Request) -> Option<Response> {
+    if req.method != "POST" {
+        return None;
+    }
+    if let Some(origin) = req.header("origin") {
+        let host = req.header("host").unwrap_or("");
+        if !same_origin(origin, host) {
+            return Some(error(
+                &req.path,
+                403,
+                &format!(
+                    "refused: this POST comes from a page of {origin}, not of this server                      (http://{host}); publish from this server's own page, or from a script                      without an Origin header"
+                ),
+            ));
+        }
+    }
+    if req.path == "/api/torrents" {
+        let ct = req.header("content-type").unwrap_or("");
+        let media = ct.split(';').next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case(TORRENT_TYPE) {
+            let got = if ct.is_empty() { "none" } else { ct };
+            return Some(error(
+                &req.path,
+                415,
+                &format!(
+                    "the body must be a .torrent sent with Content-Type: {TORRENT_TYPE} (got                      {got}); e.g. curl -H 'Content-Type: {TORRENT_TYPE}' --data-binary @FILE.torrent"
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// Whether an `Origin` header names this server as the client reached it:
+/// `http://` and the `Host` header (host and port), ignoring case.
+fn same_origin(origin: &str, host: &str) -> bool {
+    !host.is_empty()
+        && origin
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+        && origin[7..].eq_ignore_ascii_case(host)
+}
 
 /// The largest body a request to `path` may carry.
 pub fn body_limit(ctx: &WebContext, method: &str, path: &str) -> usize {
@@ -215,19 +270,63 @@ struct SwarmRow {
     torrent: Option<String>,
 }
 
-/// `GET /api/swarms?q=`: the swarms `SEARCH` would find.
+/// `GET /api/swarms?q=`: the swarms `SEARCH` would find, and the published
+/// torrents whose name matches the same way (no peer: 0 seeders and
+/// leechers), sorted by name then info hash, at most [`MAX_SWARMS_LISTED`].
+/// Each query's answer is reused for [`bounds::SWARMS_CACHE_TTL`], so
+/// however many pages poll, the registry is scanned at most once a second
+/// per query, and one scan at a time.
 fn swarms(shared: &Shared, req: &Request) -> Response {
-    let ctx = &shared.ctx;
     let q = req.param("q").unwrap_or_default();
+    let key = super::cache::key(&q);
+    let cached = |now| {
+        key.as_deref()
+            .and_then(|k| super::lock(&shared.swarms_cache).get(k, now))
+    };
+    if let Some(body) = cached(Instant::now()) {
+        return Response::new(200, JSON, body.to_vec());
+    }
+    let _scan = super::lock(&shared.swarms_scan);
+    // Another request may have made it while this one waited.
+    if let Some(body) = cached(Instant::now()) {
+        return Response::new(200, JSON, body.to_vec());
+    }
+    let rows = swarm_rows(shared, &q);
+    let body: Arc<[u8]> = match serde_json::to_vec(&json!({ "swarms": rows })) {
+        Ok(b) => b.into(),
+        Err(e) => return error("/api/", 500, &format!("cannot encode the reply: {e}")),
+    };
+    if let Some(k) = key {
+        super::lock(&shared.swarms_cache).put(k, body.clone(), Instant::now());
+    }
+    Response::new(200, JSON, body.to_vec())
+}
+
+/// The rows of `/api/swarms?q=`: the live swarms (the registry's `SEARCH`,
+/// at most [`MAX_SEARCH_HITS`]) and the published torrents not live among
+/// the catalogue's newest [`limits::MAX_LISTED`](crate::catalogue::limits::MAX_LISTED)
+/// (one bounded listing call) whose name contains `q` ignoring case; sorted
+/// by name then info hash and cut to [`MAX_SWARMS_LISTED`].
+fn swarm_rows(shared: &Shared, q: &str) -> Vec<SwarmRow> {
+    let ctx = &shared.ctx;
     let mut hits: Vec<SearchHit> = Vec::new();
-    ctx.registry.search(&q, &mut hits);
+    ctx.registry.search(q, &mut hits);
     let hashes: Vec<InfoHash> = hits.iter().map(|h| h.info_hash).collect();
     // Without the catalogue's answer the rows still list, without links.
     let held = ctx
         .catalogue
         .published(&hashes)
         .unwrap_or_else(|_| vec![false; hashes.len()]);
-    let rows: Vec<SwarmRow> = hits
+    let live: HashSet<InfoHash> = hashes.iter().copied().collect();
+    let needle = q.to_lowercase();
+    let published = if ctx.catalogue.stats().torrents == 0 {
+        Vec::new()
+    } else {
+        ctx.catalogue
+            .torrents(0, crate::catalogue::limits::MAX_LISTED)
+            .unwrap_or_default()
+    };
+    let mut rows: Vec<SwarmRow> = hits
         .iter()
         .zip(held)
         .map(|(h, held)| SwarmRow {
@@ -241,7 +340,24 @@ fn swarms(shared: &Shared, req: &Request) -> Response {
             torrent: held.then(|| torrent_url(&h.info_hash)),
         })
         .collect();
-    json_ok(200, &json!({ "swarms": rows }))
+    rows.extend(
+        published
+            .iter()
+            .filter(|t| !live.contains(&t.info_hash) && contains_ignore_case(&t.name, &needle))
+            .map(|t| SwarmRow {
+                info_hash: t.info_hash.to_hex(),
+                name: t.name.clone(),
+                size: t.size,
+                seeders: 0,
+                leechers: 0,
+                completed: ctx.catalogue.completed(&t.info_hash),
+                magnet: magnet(shared, &t.info_hash, &t.name),
+                torrent: Some(torrent_url(&t.info_hash)),
+            }),
+    );
+    rows.sort_unstable_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.cmp(&b.info_hash)));
+    rows.truncate(MAX_SWARMS_LISTED);
+    rows
 }
 
 /// `GET /api/swarms/<ih>`: the live view, the completed count, links and
@@ -366,17 +482,21 @@ fn publish_raw(shared: &Shared, req: &Request) -> Response {
         );
     }
     match ctx.catalogue.publish(&req.body, req.peer) {
-        Ok(p) => json_ok(
-            201,
-            &json!({
-                "info_hash": p.info_hash.to_hex(),
-                "name": p.name,
-                "size": p.size,
-                "new": p.new,
-                "torrent": torrent_url(&p.info_hash),
-                "magnet": magnet(shared, &p.info_hash, &p.name),
-            }),
-        ),
+        Ok(p) => {
+            // The list shows it at once, not a second later.
+            super::lock(&shared.swarms_cache).clear();
+            json_ok(
+                201,
+                &json!({
+                    "info_hash": p.info_hash.to_hex(),
+                    "name": p.name,
+                    "size": p.size,
+                    "new": p.new,
+                    "torrent": torrent_url(&p.info_hash),
+                    "magnet": magnet(shared, &p.info_hash, &p.name),
+                }),
+            )
+        }
         Err(e) => error("/api/", publish_status(&e), &e.to_string()),
     }
 }
@@ -421,6 +541,7 @@ fn publish_form(shared: &Shared, req: &Request) -> Response {
     }
     match ctx.catalogue.publish(part.data, req.peer) {
         Ok(p) => {
+            super::lock(&shared.swarms_cache).clear();
             let ih = p.info_hash.to_hex();
             let m = magnet(shared, &p.info_hash, &p.name);
             let body = format!(
@@ -678,4 +799,93 @@ fn stats_json(shared: &Shared) -> Value {
         o.insert(key, v.into());
     }
     Value::Object(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(path: &str, headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: "POST".into(),
+            path: path.into(),
+            query: String::new(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: Vec::new(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            keep_alive: false,
+        }
+    }
+
+    #[test]
+    fn a_post_from_another_origin_is_refused() {
+        let ok = [("host", "10.0.0.1:8080"), ("content-type", TORRENT_TYPE)];
+        assert!(
+            refuse_early(&post("/api/torrents", &ok)).is_none(),
+            "no Origin"
+        );
+        for origin in ["http://10.0.0.1:8080", "HTTP://10.0.0.1:8080"] {
+            let mut h = ok.to_vec();
+            h.push(("origin", origin));
+            assert!(
+                refuse_early(&post("/api/torrents", &h)).is_none(),
+                "{origin}"
+            );
+        }
+        for origin in [
+            "http://evil.example",
+            "https://10.0.0.1:8080",
+            "http://10.0.0.1:8081",
+            "null",
+            "",
+        ] {
+            let mut h = ok.to_vec();
+            h.push(("origin", origin));
+            for path in ["/api/torrents", "/publish"] {
+                let r = refuse_early(&post(path, &h)).expect(origin);
+                assert_eq!(r.status, 403, "{origin}");
+                assert!(String::from_utf8_lossy(&r.body).contains("not of this server"));
+            }
+        }
+        // An Origin and no Host: nothing to match.
+        let r = refuse_early(&post("/publish", &[("origin", "http://a:1")])).unwrap();
+        assert_eq!(r.status, 403);
+    }
+
+    #[test]
+    fn a_publication_must_say_it_is_a_torrent() {
+        for ct in [
+            TORRENT_TYPE,
+            "Application/X-BitTorrent",
+            "application/x-bittorrent; charset=binary",
+        ] {
+            assert!(
+                refuse_early(&post("/api/torrents", &[("content-type", ct)])).is_none(),
+                "{ct}"
+            );
+        }
+        for ct in [
+            None,
+            Some("application/x-www-form-urlencoded"),
+            Some("text/plain"),
+        ] {
+            let h: Vec<(&str, &str)> = ct.iter().map(|c| ("content-type", *c)).collect();
+            let r = refuse_early(&post("/api/torrents", &h)).unwrap();
+            assert_eq!(r.status, 415);
+            let body = String::from_utf8_lossy(&r.body);
+            assert!(
+                body.contains("Content-Type: application/x-bittorrent"),
+                "{body}"
+            );
+        }
+        // The form keeps its multipart type; GETs are not checked.
+        let form = [("content-type", "multipart/form-data; boundary=x")];
+        assert!(refuse_early(&post("/publish", &form)).is_none());
+        let mut get = post("/api/torrents", &[("origin", "http://elsewhere")]);
+        get.method = "GET".into();
+        assert!(refuse_early(&get).is_none());
+    }
 }

@@ -112,7 +112,7 @@
         rows = j.swarms;
         const n = rows.length;
         status.textContent = n === 0
-          ? (q.value ? "No swarm's name contains \u201c" + q.value + "\u201d." : "No swarm yet: start seeding a file with minitorrent.")
+          ? (q.value ? "No swarm's name contains \u201c" + q.value + "\u201d." : "No swarm yet: start seeding a file with minitorrent, or publish a .torrent.")
           : n + " swarm" + (n === 1 ? "" : "s") + (q.value ? " matching \u201c" + q.value + "\u201d" : "") + ".";
         status.className = "status muted";
         render();
