@@ -19,51 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use minitorrent_common::metainfo::{InfoHash, Metainfo};
-use minitorrent_tracker::config::Config;
-use minitorrent_tracker::server::{StopHandle, Tracker as TrackerServer};
 
 const PIECE: u32 = 16 * 1024;
-
-/// The tracker, in this process, naming `web_url` in every `OK`.
-struct InProcess {
-    addr: String,
-    stop: StopHandle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl InProcess {
-    fn start(web_url: &str) -> InProcess {
-        let config = Config {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            discover: false,
-            // A heartbeat every second, so a few seconds show whether each
-            // heartbeat's OK causes another POST.
-            peer_timeout: Duration::from_secs(3),
-            web_url: Some(web_url.to_string()),
-            ..Config::default()
-        };
-        let tracker = TrackerServer::bind(&config).expect("bind the tracker");
-        let addr = tracker.local_addr().to_string();
-        let stop = tracker.stop_handle();
-        let thread = std::thread::spawn(move || {
-            tracker.run(&config).expect("tracker runs");
-        });
-        InProcess {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.stop.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// One request the fake page received.
 #[derive(Debug, Clone)]
@@ -257,7 +214,7 @@ fn a_seeder_publishes_its_torrent_once() {
         201,
         r#"{"info_hash":"x","name":"class.bin","new":true}"#,
     );
-    let t = InProcess::start(&page.url());
+    let t = InProcessTracker::start(Some(&page.url()));
     let tmp = TempDir::new("publish-once");
 
     // A .torrent made by `create`, seeded: the page gets that file.
@@ -318,7 +275,7 @@ fn a_seeder_publishes_its_torrent_once() {
 #[test]
 fn a_refusing_page_is_one_warning_and_seeding_goes_on() {
     let page = FakePage::start("127.0.0.1:0", 500, r#"{"error":"the catalogue is broken"}"#);
-    let t = InProcess::start(&page.url());
+    let t = InProcessTracker::start(Some(&page.url()));
     let tmp = TempDir::new("publish-500");
     let (src, torrent, _) = make_torrent(&tmp, "class.bin", &t.addr);
     let seeder = seed("seeder", &torrent, &src, &t.addr);
@@ -348,7 +305,7 @@ fn an_unreachable_page_is_one_warning_and_seeding_goes_on() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
-    let t = InProcess::start(&url);
+    let t = InProcessTracker::start(Some(&url));
     let tmp = TempDir::new("publish-unreachable");
     let (src, torrent, _) = make_torrent(&tmp, "class.bin", &t.addr);
     let seeder = seed("seeder", &torrent, &src, &t.addr);
@@ -369,7 +326,7 @@ fn an_unreachable_page_is_one_warning_and_seeding_goes_on() {
 fn a_page_on_another_host_is_never_posted_to() {
     // The tracker is on 127.0.0.1; it names a page on 127.0.0.2.
     let page = FakePage::start("127.0.0.2:0", 201, "{}");
-    let t = InProcess::start(&page.url());
+    let t = InProcessTracker::start(Some(&page.url()));
     let tmp = TempDir::new("publish-elsewhere");
     let (src, torrent, _) = make_torrent(&tmp, "class.bin", &t.addr);
     let seeder = seed("seeder", &torrent, &src, &t.addr);
@@ -391,7 +348,7 @@ fn a_page_on_another_host_is_never_posted_to() {
 #[test]
 fn a_download_by_info_hash_publishes_the_info_it_fetched() {
     let page = FakePage::start("127.0.0.1:0", 201, r#"{"new":false}"#);
-    let t = InProcess::start(&page.url());
+    let t = InProcessTracker::start(Some(&page.url()));
     let tmp = TempDir::new("publish-magnet");
     let (src, torrent, h) = make_torrent(&tmp, "class.bin", &t.addr);
     let seeder = seed("seeder", &torrent, &src, &t.addr);

@@ -6,61 +6,17 @@
 
 mod common;
 
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_tracker::config::Config;
-use minitorrent_tracker::server::{StopHandle, Tracker as TrackerServer};
-use minitorrent_tracker::stats::{PeerProtocol, StatsView, SwarmLive};
+use minitorrent_tracker::stats::{PeerProtocol, SwarmLive};
 
 const PIECE: u32 = 32 * 1024;
 
-struct InProcess {
-    addr: String,
-    view: StatsView,
-    stop: StopHandle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl InProcess {
-    fn start() -> InProcess {
-        let config = Config {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            discover: false,
-            // A heartbeat every second: the seeder hears at once that a
-            // leecher wants STATS.
-            peer_timeout: Duration::from_secs(3),
-            ..Config::default()
-        };
-        let tracker = TrackerServer::bind(&config).expect("bind the tracker");
-        let addr = tracker.local_addr().to_string();
-        let (view, stop) = (tracker.stats_view(), tracker.stop_handle());
-        let thread = std::thread::spawn(move || {
-            tracker.run(&config).expect("tracker runs");
-        });
-        InProcess {
-            addr,
-            view,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.stop.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn the_live_view_shows_the_seeder_sending_to_the_leecher() {
-    let t = InProcess::start();
+    let t = InProcessTracker::start(None);
     let tmp = TempDir::new("stats-e2e");
     let size = 2 * 1024 * 1024;
     let src = tmp.sub("seed");

@@ -5,33 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{eventually, run_to_exit, Bep15, Client, TrackerProc};
+use common::{eventually, run_to_exit, Bep15, Client, TempDir, TrackerProc};
 use minitorrent_common::metainfo::{CreateOptions, InfoHash, Layout};
 use minitorrent_common::tracker_proto::{FileInfo, Reply, Request};
 use minitorrent_common::udp_tracker as udp;
 use minitorrent_tracker::catalogue::{Catalogue, DbLocation, EventKind, SqliteStore};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!(
-            "mt-cat-it-{tag}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn torrent(name: &str, len: u64) -> Vec<u8> {
     let opts = CreateOptions {

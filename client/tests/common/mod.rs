@@ -807,3 +807,48 @@ pub fn fetch_block(s: &mut TcpStream, index: u32, begin: u32, length: u32) -> Fe
         }
     }
 }
+
+/// A tracker running in this test process (the `minitorrent-tracker` library),
+/// for tests that read its live view or set what its command line cannot.
+pub struct InProcessTracker {
+    pub addr: String,
+    pub view: minitorrent_tracker::stats::StatsView,
+    stop: minitorrent_tracker::server::StopHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessTracker {
+    /// On 127.0.0.1, a free port, no discovery, and a heartbeat every second
+    /// (a 3 s timeout), with `web_url` named in every `OK` when given.
+    pub fn start(web_url: Option<&str>) -> InProcessTracker {
+        let config = minitorrent_tracker::config::Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            discover: false,
+            peer_timeout: Duration::from_secs(3),
+            web_url: web_url.map(str::to_string),
+            ..minitorrent_tracker::config::Config::default()
+        };
+        let tracker =
+            minitorrent_tracker::server::Tracker::bind(&config).expect("bind the tracker");
+        let addr = tracker.local_addr().to_string();
+        let (view, stop) = (tracker.stats_view(), tracker.stop_handle());
+        let thread = std::thread::spawn(move || {
+            tracker.run(&config).expect("tracker runs");
+        });
+        InProcessTracker {
+            addr,
+            view,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProcessTracker {
+    fn drop(&mut self) {
+        self.stop.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
