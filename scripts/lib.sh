@@ -44,7 +44,7 @@ mt_build() {
         command -v cargo >/dev/null 2>&1 ||
             mt_die "cargo not found: install the Rust toolchain from https://rustup.rs and open a new terminal"
         mt_info "Building the release binaries: cargo build --release"
-        mt_note "(the first build downloads and compiles about 60 crates: a few minutes on 2 cores)"
+        mt_note "(the first build downloads and compiles about 60 crates: about 2 minutes on 2 cores)"
         if ! (cd "$MT_ROOT" && cargo build --release); then
             mt_die "cargo build --release failed (see cargo's messages above)"
         fi
