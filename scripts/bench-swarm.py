@@ -103,6 +103,7 @@ def lt_peer(role, at, torrent, directory):
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
+        "stop_tracker_timeout": 1,
         "alert_mask": lt.alert.category_t.status_notification
         | lt.alert.category_t.error_notification,
     }
@@ -122,9 +123,12 @@ def lt_peer(role, at, torrent, directory):
             if isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
                 say("error " + a.message())
         ses.wait_for_alert(20)
-    # Tell the tracker we leave, then go.
+    # Tell the tracker we leave, then go at once: the session's destructor
+    # may wait up to stop_tracker_timeout for the tracker's answers.
     ses.pause()
-    time.sleep(0.2)
+    time.sleep(0.3)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def main(argv):

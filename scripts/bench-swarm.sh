@@ -234,9 +234,10 @@ build_lan() {
     done
 }
 
-# Bytes sent so far by the root qdisc on NS's eth0 (the peer's upload).
+# Bytes sent so far by the root qdisc on NS's DEV (default eth0: the peer's
+# upload; the bridge end vl1 in the tracker's namespace: leecher 1's download).
 egress_bytes() {
-    tc -n "$1" -s qdisc show dev eth0 |
+    tc -n "$1" -s qdisc show dev "${2:-eth0}" |
         awk '/^qdisc htb/ { h = 1; next } h && /Sent/ { print $2; exit }'
 }
 
@@ -272,19 +273,21 @@ calibrate() {
     nsx "$(ns_l 1)" "$PY" "$HELPER" recv 5001 60 >"$WORK/calib.out" 2>"$WORK/calib.err" &
     local rpid=$!
     sleep 0.3
-    b0=$(egress_bytes "$NS_S")
+    # Counted where the bytes enter leecher 1 (its download qdisc): at the
+    # seeder's egress, packets dropped further on would count too.
+    b0=$(egress_bytes "$NS_T" vl1)
     nsx "$NS_S" "$PY" "$HELPER" send "$(leecher_ip 1)" 5001 "$bytes" 2>"$WORK/calib-send.err" ||
         { cat "$WORK/calib-send.err" >&2; mt_die "the calibration transfer failed"; }
     wait "$rpid" || true
-    b1=$(egress_bytes "$NS_S")
+    b1=$(egress_bytes "$NS_T" vl1)
     read -r total first last <"$WORK/calib.out" || mt_die "the calibration receiver reported nothing"
     out=$(awk -v t="$total" -v a="$first" -v b="$last" -v w=$((b1 - b0)) -v e="$expect_bps" 'BEGIN {
         d = b - a; p = t * 8 / d; r = w * 8 / d
         printf "%.2f %.2f %.1f %.3f", p / 1e6, r / 1e6, (r / e - 1) * 100, d }')
     read -r CAL_PAYLOAD CAL_WIRE CAL_ERR CAL_SECS <<<"$out"
     mt_info "Calibration: TCP seeder → leecher 1, $(mt_human "$total") in ${CAL_SECS} s"
-    mt_note "payload ${CAL_PAYLOAD} Mbit/s, on the wire ${CAL_WIRE} Mbit/s (seeder's qdisc counter); set: $exp_name = $(awk -v e="$expect_bps" 'BEGIN { printf "%.2f", e / 1e6 }') Mbit/s; off by ${CAL_ERR}%"
-    if awk -v e="$CAL_ERR" 'BEGIN { exit !(e > 10 || e < -10) }'; then
+    mt_note "payload ${CAL_PAYLOAD} Mbit/s, on the wire ${CAL_WIRE} Mbit/s (leecher 1's download qdisc counter); set: $exp_name = $(awk -v e="$expect_bps" 'BEGIN { printf "%.2f", e / 1e6 }') Mbit/s; off by ${CAL_ERR}%"
+    if awk -v e="$CAL_ERR" 'BEGIN { exit !(e + 0 > 10 || e + 0 < -10) }'; then
         if ((CALIBRATE)); then
             mt_die "the shaping is off by more than 10% (${CAL_ERR}%): the figures would not mean much (--no-calibrate goes on anyway)"
         fi
