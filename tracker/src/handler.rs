@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info};
 use minitorrent_common::tracker_proto::{
-    self as proto, encode_error_reply, encode_files_reply, encode_ok_reply_web, encode_peers_reply,
+    self as proto, encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply,
     ErrorCode, FileRef, FileView, Reply, Request, SwarmView, DEFAULT_STATS_EVERY_SECS,
     MAX_REPLY_SIZE,
 };
@@ -94,7 +94,7 @@ impl Handler {
     /// An `OK` with this tracker's timers, `stats_every` and web page.
     fn ok(&self, out: &mut Vec<u8>, tid: u32, stats_every: u32) {
         let web = self.web.as_deref();
-        encode_ok_reply_web(out, tid, self.interval, self.timeout, stats_every, web);
+        encode_ok_reply(out, tid, self.interval, self.timeout, stats_every, web);
     }
 
     /// Keeps the `STATS` peers send in `stats`, and asks for them in `OK`.

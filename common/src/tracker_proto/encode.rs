@@ -241,25 +241,9 @@ pub fn encode_error_reply(buf: &mut Vec<u8>, tid: Option<u32>, code: &ErrorCode,
     o.end();
 }
 
-/// Appends an `OK` reply to `buf` that asks for no `STATS`.
-pub fn encode_ok_reply(buf: &mut Vec<u8>, tid: u32, interval: u32, timeout: u32) {
-    encode_ok_reply_stats(buf, tid, interval, timeout, 0);
-}
-
-/// Appends an `OK` reply to `buf`; `stats_every` is written only when not 0.
-pub fn encode_ok_reply_stats(
-    buf: &mut Vec<u8>,
-    tid: u32,
-    interval: u32,
-    timeout: u32,
-    stats_every: u32,
-) {
-    encode_ok_reply_web(buf, tid, interval, timeout, stats_every, None);
-}
-
 /// Appends an `OK` reply to `buf`; `stats_every` is written only when not
 /// 0, `web` (the tracker's web page) only when there is one.
-pub fn encode_ok_reply_web(
+pub fn encode_ok_reply(
     buf: &mut Vec<u8>,
     tid: u32,
     interval: u32,
@@ -299,7 +283,7 @@ impl Reply {
                 timeout,
                 stats_every,
                 web,
-            } => encode_ok_reply_web(buf, *tid, *interval, *timeout, *stats_every, web.as_deref()),
+            } => encode_ok_reply(buf, *tid, *interval, *timeout, *stats_every, web.as_deref()),
             Reply::Peers {
                 tid,
                 info_hash,

@@ -33,8 +33,8 @@ pub use discover::{
     Discover, TrackerHere, DISCOVER_GROUP, DISCOVER_PORT, MAX_DISCOVER_SIZE, MAX_WEB_CHARS,
 };
 pub use encode::{
-    encode_error_reply, encode_files_reply, encode_ok_reply, encode_ok_reply_stats,
-    encode_ok_reply_web, encode_peers_reply, FileView, PeerView, SwarmView,
+    encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply, FileView,
+    PeerView, SwarmView,
 };
 pub use summary::short_hash;
 
