@@ -124,7 +124,7 @@ pub fn reply_addr(tracker: SocketAddr, requester: SocketAddr) -> io::Result<Opti
 }
 
 /// The local address the system would send from to reach `requester`.
-fn facing(requester: SocketAddr) -> io::Result<IpAddr> {
+pub fn facing(requester: SocketAddr) -> io::Result<IpAddr> {
     let probe = UdpSocket::bind(SocketAddr::new(
         match requester {
             SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -187,13 +187,7 @@ impl Responder {
         while !stop.is_stopped() {
             match self.socket.recv_from(&mut buf) {
                 Ok((n, src)) => self.answer(&buf[..n], src),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if crate::io_batch::is_transient(&e) => {}
                 Err(e) => {
                     // E.g. an ICMP error from an earlier reply: not fatal.
                     debug!("discovery: receive: {e}");

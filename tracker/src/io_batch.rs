@@ -298,3 +298,12 @@ mod portable {
         pub fn flush(&mut self, _socket: &UdpSocket) {}
     }
 }
+
+/// A read or write that only timed out, would block or was interrupted: try
+/// again (the caller checks its own deadline).
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}

@@ -163,13 +163,7 @@ impl Conn {
                     self.buf.extend_from_slice(&chunk[..n]);
                     return Ok(true);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if crate::io_batch::is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -485,13 +479,7 @@ fn write_until(stream: &mut TcpStream, mut data: &[u8], deadline: Instant) -> io
         match stream.write(&data[..data.len().min(64 << 10)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => data = &data[n..],
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if crate::io_batch::is_transient(&e) => {}
             Err(e) => return Err(e),
         }
     }

@@ -26,7 +26,7 @@ mod routes;
 
 use std::collections::HashMap;
 use std::io::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -217,19 +217,11 @@ pub fn public_ip(ip: IpAddr) -> IpAddr {
     if !ip.is_unspecified() {
         return ip;
     }
-    let (any, probe): (IpAddr, SocketAddr) = match ip {
-        IpAddr::V4(_) => (
-            Ipv4Addr::UNSPECIFIED.into(),
-            SocketAddr::from(([192, 0, 2, 1], 9)),
-        ),
-        IpAddr::V6(_) => (
-            Ipv6Addr::UNSPECIFIED.into(),
-            SocketAddr::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into(), 9),
-        ),
+    let probe = match ip {
+        IpAddr::V4(_) => SocketAddr::from(([192, 0, 2, 1], 9)),
+        IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into(), 9),
     };
-    let found = UdpSocket::bind(SocketAddr::new(any, 0))
-        .and_then(|s| s.connect(probe).and_then(|()| s.local_addr()))
-        .map(|a| a.ip())
+    let found = crate::discover::facing(probe)
         .ok()
         .filter(|ip| !ip.is_unspecified());
     found.unwrap_or(match ip {
