@@ -55,8 +55,14 @@ pub fn run(
     let mut stats = StatsClock::default();
     // The tracker's web page, and what we published there.
     let mut publisher = Publisher::new(addr);
-    let publish = |p: &mut Publisher, web: Option<&str>, files: &BTreeMap<_, _>| {
-        p.web(web);
+    // An OK to REGISTER or HEARTBEAT: whether the tracker wants STATS, and
+    // its web page to publish our .torrent files on.
+    let heard = |t: &Timers,
+                 stats: &mut StatsClock,
+                 p: &mut Publisher,
+                 files: &BTreeMap<InfoHash, RegisterFile>| {
+        stats.asked(t.stats_every, &torrents, files);
+        p.web(t.web.as_deref());
         p.publish(seeded(files), &kept, &torrents);
     };
     let register = |c: &mut Option<TrackerClient>,
@@ -85,8 +91,7 @@ pub fn run(
                     Ok(timers) => {
                         registered = true;
                         interval = timers.interval;
-                        stats.asked(timers.stats_every, &torrents, &files);
-                        publish(&mut publisher, timers.web.as_deref(), &files);
+                        heard(timers, &mut stats, &mut publisher, &files);
                         info!(
                             "registered {} with tracker {addr} ({})",
                             t.name,
@@ -129,8 +134,7 @@ pub fn run(
                             Ok(timers) => {
                                 registered = true;
                                 interval = timers.interval;
-                                stats.asked(timers.stats_every, &torrents, &files);
-                                publish(&mut publisher, timers.web.as_deref(), &files);
+                                heard(&timers, &mut stats, &mut publisher, &files);
                             }
                             Err(e) => warn!("{e}"),
                         }
@@ -168,8 +172,7 @@ pub fn run(
                         Ok(timers) => {
                             registered = true;
                             interval = timers.interval;
-                            stats.asked(timers.stats_every, &torrents, &files);
-                            publish(&mut publisher, timers.web.as_deref(), &files);
+                            heard(&timers, &mut stats, &mut publisher, &files);
                         }
                         Err(e) => warn!("{e}"),
                     }
@@ -179,16 +182,14 @@ pub fn run(
                 match c.heartbeat(&peer_id) {
                     Ok(Some(timers)) => {
                         debug!("heartbeat ok");
-                        stats.asked(timers.stats_every, &torrents, &files);
-                        publish(&mut publisher, timers.web.as_deref(), &files);
+                        heard(&timers, &mut stats, &mut publisher, &files);
                     }
                     Ok(None) => {
                         info!("tracker {addr} forgot us; registering again");
                         match register(&mut client, &files) {
                             Ok(timers) => {
                                 interval = timers.interval;
-                                stats.asked(timers.stats_every, &torrents, &files);
-                                publish(&mut publisher, timers.web.as_deref(), &files);
+                                heard(&timers, &mut stats, &mut publisher, &files);
                             }
                             Err(e) => {
                                 registered = false;
