@@ -41,6 +41,9 @@ Options:
   --timeout SECS       give up on a run after SECS (default 20 * D_min + 30)
   --no-calibrate       go on even if the shaping is more than 10% off its rate
   --keep               keep the work directory (logs) after the run
+  --timeline           also print, per half second of each run, the seeder's
+                       upload and the leechers' download and upload in Mbit/s
+                       on the wire (from the tc counters): where links sat idle
   -h, --help           this text
 
 RATE is what tc takes: 40mbit, 100mbit, 1gbit, 500kbit (k, m, g = 10^3, 10^6,
@@ -60,7 +63,7 @@ EOF
 # ------------------------------------------------------------------ options
 
 N=8 SIZE_ARG=32M RUNS=3 SEED_UP=40mbit SEED_DOWN=40mbit UP=40mbit DOWN=40mbit
-SLOW='' CLIENTS=minitorrent,libtorrent TIMEOUT='' CALIBRATE=1 KEEP=0
+SLOW='' CLIENTS=minitorrent,libtorrent TIMEOUT='' CALIBRATE=1 KEEP=0 TIMELINE=0
 need() { [[ $# -ge 2 && -n $2 ]] || mt_die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -76,6 +79,7 @@ while [[ $# -gt 0 ]]; do
     --timeout) need "$@"; TIMEOUT=$2; shift 2 ;;
     --no-calibrate) CALIBRATE=0; shift ;;
     --keep) KEEP=1; shift ;;
+    --timeline) TIMELINE=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) mt_die "unknown option '$1' (see --help)" ;;
     esac
@@ -241,6 +245,44 @@ egress_bytes() {
         awk '/^qdisc htb/ { h = 1; next } h && /Sent/ { print $2; exit }'
 }
 
+# sample_links AT: from the epoch time AT on, every 0.5 s, one line: the time
+# since AT, the seeder's upload counter, then each leecher's download and
+# upload counters.
+sample_links() {
+    local i line
+    while :; do
+        line=$(awk -v a="$1" -v n="$(mt_now)" 'BEGIN { printf "%.2f", n - a }')
+        line+=" $(egress_bytes "$NS_S")"
+        for ((i = 1; i <= N; i++)); do
+            line+=" $(egress_bytes "$NS_T" "vl$i") $(egress_bytes "$(ns_l "$i")")"
+        done
+        echo "$line"
+        sleep 0.5
+    done
+}
+
+# print_timeline FILE: the samples as rates on the wire per interval, Mbit/s:
+# the seeder's upload, the leechers' download (mean and lowest) and upload
+# (mean and highest).
+print_timeline() {
+    awk -v n="$N" '
+        BEGIN { printf "    %6s  %9s  %13s  %13s\n", "t (s)", "seeder up", "down mean/min", "up mean/max" }
+        pt != "" && $1 > 0 && $1 > pt {
+            dt = $1 - pt
+            r = ($2 - p[2]) * 8 / dt / 1e6
+            dsum = 0; dmin = 1e9; usum = 0; umax = 0
+            for (i = 1; i <= n; i++) {
+                d = ($(2 * i + 1) - p[2 * i + 1]) * 8 / dt / 1e6
+                u = ($(2 * i + 2) - p[2 * i + 2]) * 8 / dt / 1e6
+                dsum += d; usum += u
+                if (d < dmin) dmin = d
+                if (u > umax) umax = u
+            }
+            printf "    %6.2f  %9.1f  %6.1f %6.1f  %6.1f %6.1f\n", $1, r, dsum / n, dmin, usum / n, umax
+        }
+        { for (i = 2; i <= NF; i++) p[i] = $i; pt = $1 }' "$1"
+}
+
 # ----------------------------------------------------------------- the data
 
 if [[ -z ${BENCH_DIR:-} ]]; then
@@ -355,6 +397,11 @@ one_run() {
     # wait (already loaded) for the same instant AT, then begin.
     at=$(awk -v n="$(mt_now)" -v k="$N" 'BEGIN { printf "%.3f", n + 1.5 + k * 0.05 }')
     b0=$(egress_bytes "$NS_S")
+    local sampler=""
+    if ((TIMELINE)); then
+        sample_links "$at" >"$dir/timeline" &
+        sampler=$!
+    fi
     for ((i = 1; i <= N; i++)); do
         if [[ $client == minitorrent ]]; then
             mt_spawn "leecher $i" "$dir/l$i.out" "$dir/l$i.err" ip netns exec "$(ns_l "$i")" \
@@ -378,6 +425,11 @@ one_run() {
         sleep 0.2
     done
     b1=$(egress_bytes "$NS_S")
+    if [[ -n $sampler ]]; then
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+        print_timeline "$dir/timeline"
+    fi
     mt_stop_all
 
     local line="" fails=0

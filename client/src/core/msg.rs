@@ -91,6 +91,12 @@ pub enum Event {
         local: SocketAddr,
         peer_id: [u8; 20],
         outbound: bool,
+        /// We greeted without a BITFIELD (initial seeding): the peer
+        /// knows of no piece of ours until HAVEs show it some.
+        hid_pieces: bool,
+        /// The round-trip time to the peer, measured before any piece
+        /// traffic (the kernel's, where it tells).
+        rtt: Option<Duration>,
     },
     ConnectFailed {
         conn: ConnId,
@@ -231,6 +237,9 @@ pub enum Command {
     Cancel(u32),
     /// Tell the peer we have this piece.
     Have(u32),
+    /// Tell the peer (which we greeted without a BITFIELD) of every piece
+    /// we have: initial seeding is over.
+    HaveAll,
     Interested(bool),
     MetadataRequest(u32),
     /// `TorrentShared::meta` is now set.

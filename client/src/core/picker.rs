@@ -7,9 +7,13 @@
 //! is non-empty. Only the coordinator thread owns a `Picker`.
 //!
 //! Choice: rarest first among the pieces the peer has, uniformly at random
-//! among equally rare ones. When no queued piece is left for a peer, endgame
-//! hands it a piece already in flight elsewhere (at most [`MAX_OWNERS`]
-//! owners), and on completion the other owners are told to cancel.
+//! among equally rare ones. Endgame starts only when no piece at all is
+//! queued (every missing piece is being fetched by someone): it hands a
+//! peer a piece already in flight elsewhere (at most [`MAX_OWNERS`] owners),
+//! and on completion the other owners are told to cancel. Earlier, a peer
+//! that has nothing queued for us simply waits: a duplicate fetched in the
+//! middle of a download costs the download link bytes that a piece nobody
+//! fetches could have used.
 
 use std::collections::HashMap;
 
@@ -152,8 +156,9 @@ impl Picker {
                 }
             }
         }
-        // Endgame: share a piece already in flight with the fewest owners.
-        if best.is_none() {
+        // Endgame (nothing queued anywhere): share a piece already in
+        // flight with the fewest owners.
+        if best.is_none() && self.queued == 0 {
             let mut fewest = MAX_OWNERS;
             for i in 0..self.state.len() {
                 if self.state[i] != PieceState::InFlight
@@ -318,6 +323,7 @@ mod tests {
         assert_eq!(p.pick(1, 1, |i| i == 1), Some(1));
         // Conn 2 arrives: nothing queued, so it shares a piece in flight.
         let d = p.pick(2, 2, |_| true).unwrap();
+        assert_eq!(p.queued_count(), 0);
         assert_eq!(p.owners(d), &[1, 2]);
         let (new, others) = p.completed(d, 2);
         assert!(new);
@@ -331,6 +337,22 @@ mod tests {
             let got = p.pick(c, c, |_| true);
             assert_eq!(got.is_some(), (c as usize) < MAX_OWNERS);
         }
+    }
+
+    #[test]
+    fn no_endgame_while_any_piece_is_queued() {
+        let mut p = Picker::new(&[false; 3]);
+        assert_eq!(p.pick(1, 1, |i| i == 0), Some(0));
+        // Conn 2's peer has only piece 0 (in flight at conn 1), and piece 1
+        // or 2 is still queued for someone else: conn 2 waits.
+        assert_eq!(p.pick(2, 2, |i| i == 0), None);
+        assert_eq!(p.owners(0), &[1]);
+        assert_eq!(p.pick(3, 3, |_| true).map(|i| i >= 1), Some(true));
+        assert_eq!(p.pick(3, 3, |_| true).map(|i| i >= 1), Some(true));
+        // Now every piece is in flight: endgame.
+        assert_eq!(p.pick(2, 2, |i| i == 0), Some(0));
+        assert_eq!(p.owners(0), &[1, 2]);
+        p.check_invariants().unwrap();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! dictionary is ([`Meta`]), and the limits both sides must agree on.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use minitorrent_common::metainfo::Info;
 
@@ -136,18 +137,50 @@ impl UploadSlots {
     }
 }
 
-/// Bytes of request pipeline we aim for per peer.
+/// Bytes of request pipeline per peer at most.
 const PIPELINE_BYTES: u64 = 4 << 20;
 /// Memory for pieces being assembled per connection, roughly.
 const PIECE_MEMORY: u64 = 6 << 20;
+/// What we ask of a peer at once covers this long at its measured rate,
+/// plus two of its round trips, plus [`PIPELINE_FLOOR`]: enough to keep its
+/// link busy across our reaction to a finished piece, short enough that a
+/// piece asked of a busy peer is not stuck behind others while another
+/// peer that has it could send it. (Measured on an emulated LAN: 60 ms
+/// left every leecher's link busier than 400 ms did; see
+/// docs/BENCHMARKS.md.)
+pub const PIPELINE_TIME: Duration = Duration::from_millis(60);
+/// Bytes asked of a peer at once whatever its rate.
+const PIPELINE_FLOOR: u64 = 32 << 10;
+/// Bytes asked of a peer before its rate is measured (its first
+/// [`RateMeter::WINDOW`](crate::core::swarm::peers::RateMeter::WINDOW)).
+const PIPELINE_START: u64 = 256 << 10;
 
-/// Pieces one connection holds at once: enough for a deep request pipeline,
+/// Pieces one connection holds at most: enough for a deep request pipeline,
 /// bounded in memory (each is assembled in a buffer of its own).
 pub fn pieces_per_peer(piece_len: u64) -> usize {
     let plen = piece_len.max(1);
     let want = PIPELINE_BYTES.div_ceil(plen) + 1;
     let mem = (PIECE_MEMORY / plen).max(1);
     want.min(mem).clamp(1, 64) as usize
+}
+
+/// Pieces to hold for a peer whose pieces arrive at `rate` bytes/s (`None`:
+/// not measured yet) over a path of round-trip time `rtt`:
+/// `rate × (PIPELINE_TIME + 2 rtt) + PIPELINE_FLOOR` ([`PIPELINE_START`]
+/// before it is measured), at least 2 pieces (one arriving while the next
+/// is asked for), at most [`pieces_per_peer`].
+pub fn pieces_for_rate(piece_len: u64, rate: Option<f64>, rtt: Option<Duration>) -> usize {
+    let plen = piece_len.max(1);
+    let span = PIPELINE_TIME + 2 * rtt.unwrap_or(Duration::ZERO).min(Duration::from_secs(2));
+    let bytes = match rate {
+        None => PIPELINE_START,
+        Some(r) => {
+            let b = r.max(0.0) * span.as_secs_f64();
+            PIPELINE_FLOOR.saturating_add(b.min(u64::MAX as f64 / 2.0) as u64)
+        }
+    };
+    let max = pieces_per_peer(plen);
+    (bytes.div_ceil(plen) as usize).clamp(2.min(max), max)
 }
 
 #[cfg(test)]
@@ -176,5 +209,32 @@ mod tests {
         assert_eq!(pieces_per_peer(0), 64);
         assert!(pieces_per_peer(32 << 20) >= 1);
         assert!(pieces_per_peer(16 << 10) <= 64);
+    }
+
+    #[test]
+    fn pieces_for_rate_follow_the_rate_and_round_trip_within_bounds() {
+        let kib = 1024u64;
+        let ms = Duration::from_millis;
+        // Unmeasured: 256 KiB.
+        assert_eq!(pieces_for_rate(32 * kib, None, None), 8);
+        // Measured very slow: 2 pieces (the floor is less).
+        assert_eq!(pieces_for_rate(32 * kib, Some(1.0), None), 2);
+        assert_eq!(pieces_for_rate(8 * kib, Some(1.0), None), 4);
+        // 5 MB/s for 60 ms = 300 kB, plus 32 KiB: 11 pieces of 32 KiB.
+        assert_eq!(pieces_for_rate(32 * kib, Some(5e6), None), 11);
+        // A 20 ms round trip adds 40 ms of the rate: 200 kB more.
+        assert_eq!(pieces_for_rate(32 * kib, Some(5e6), Some(ms(20))), 17);
+        // Never fewer than 2, never more than pieces_per_peer.
+        assert_eq!(pieces_for_rate(1024 * kib, Some(1.0), None), 2);
+        assert_eq!(
+            pieces_for_rate(16 * kib, Some(1e12), None),
+            pieces_per_peer(16 * kib)
+        );
+        assert_eq!(
+            pieces_for_rate(32 << 20, Some(1e12), Some(ms(3000))),
+            pieces_per_peer(32 << 20)
+        );
+        assert_eq!(pieces_for_rate(32 * kib, Some(f64::NAN), None), 2);
+        assert_eq!(pieces_for_rate(32 * kib, Some(-5.0), None), 2);
     }
 }

@@ -169,6 +169,7 @@ impl Coordinator {
                 self.links.remove(&c);
             }
         }
+        self.t.set_hide_pieces(self.swarm.hides_pieces());
         if std::mem::discriminant(&self.swarm.phase()) != std::mem::discriminant(&self.published) {
             self.publish();
         }

@@ -4,7 +4,7 @@
 //! session's [`TorrentHandle`].
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::Sender;
@@ -44,6 +44,9 @@ pub struct TorrentShared {
     uploaded: AtomicU64,
     wasted: AtomicU64,
     upload_slots: UploadSlots,
+    /// Initial seeding: a connection starting now greets without a
+    /// BITFIELD (the coordinator mirrors `Swarm::hides_pieces` here).
+    hide_pieces: AtomicBool,
     /// Bytes moved with each remote peer and not yet reported in `STATS`:
     /// the coordinator adds, the tracker thread takes. Held only to do so.
     pub traffic: Mutex<TrafficTable>,
@@ -68,6 +71,7 @@ impl TorrentShared {
             uploaded: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
             upload_slots: UploadSlots::default(),
+            hide_pieces: AtomicBool::new(false),
             traffic: Mutex::default(),
         }
     }
@@ -92,6 +96,12 @@ impl TorrentShared {
     }
     pub fn give_upload_slot(&self) {
         self.upload_slots.give()
+    }
+    pub fn hides_pieces(&self) -> bool {
+        self.hide_pieces.load(Ordering::Acquire)
+    }
+    pub fn set_hide_pieces(&self, yes: bool) {
+        self.hide_pieces.store(yes, Ordering::Release)
     }
 }
 

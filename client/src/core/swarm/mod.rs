@@ -9,6 +9,7 @@
 //! - `peers`: who is connected ([`PeerTable`]), admission, bans, strikes;
 //! - `pieces`: a live torrent's interest, assignment, endgame, verified and
 //!   bad pieces, completion;
+//! - `initial`: initial seeding (BEP 16), the pieces a new seed shows;
 //! - `fetch`: the metadata fetch before that;
 //! - `discovery`: known addresses, dialling, tracker lookups;
 //! - `status`: the snapshot for the progress line and the menu.
@@ -21,6 +22,7 @@
 
 pub mod discovery;
 mod fetch;
+mod initial;
 pub mod peers;
 mod pieces;
 mod stage;
@@ -298,7 +300,14 @@ impl Swarm {
                 local,
                 peer_id,
                 outbound,
-            } => self.on_connected(conn, Peer::new(addr, local, peer_id, outbound, now)),
+                hid_pieces,
+                rtt,
+            } => {
+                let mut peer = Peer::new(addr, local, peer_id, outbound, now);
+                peer.hidden = hid_pieces;
+                peer.rtt = rtt;
+                self.on_connected(conn, peer)
+            }
             Event::ConnectFailed { conn, addr, error } => {
                 self.discovery.connect_failed(conn, addr, now);
                 debug!("{}: connect to {addr} failed: {error}", self.name);
@@ -388,7 +397,8 @@ impl Swarm {
     }
 
     /// The timers: the "no peer yet" and "only corrupt peers" notices,
-    /// lingering interest, lookups, dials and metadata requests.
+    /// lingering interest, lookups, dials, metadata requests and a stalled
+    /// initial seeding.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         self.now = now;
         match self.corrupt_only() {
@@ -425,8 +435,10 @@ impl Swarm {
         }
         self.maybe_lookup();
         self.maybe_connect();
-        if let (Stage::Metadata(f), mut cx) = self.parts() {
-            f.request_all(&mut cx);
+        match self.parts() {
+            (Stage::Metadata(f), mut cx) => f.request_all(&mut cx),
+            (Stage::Live(l), mut cx) => l.tick(&mut cx),
+            _ => {}
         }
         self.take()
     }
@@ -557,6 +569,15 @@ impl Swarm {
             // the others theirs; one that started after ignores it.
             self.send(conn, Command::MetadataReady);
         }
+        if let (Stage::Live(l), mut cx) = self.parts() {
+            l.peer_joined(&mut cx, conn);
+        }
+    }
+
+    /// Whether a connection starting now greets without a BITFIELD
+    /// (initial seeding: its pieces are shown with HAVEs).
+    pub fn hides_pieces(&self) -> bool {
+        matches!(&self.stage, Stage::Live(l) if l.initial.is_some())
     }
 
     /// Peers that are not idle (see `Peer::is_idle`).
@@ -610,7 +631,7 @@ impl Swarm {
         }
         match self.parts() {
             (Stage::Live(l), mut cx) => {
-                l.peer_gone(conn, p.bits.as_ref(), p.assigned.iter().copied());
+                l.peer_gone(conn, p.bits.as_ref(), p.assigned.iter().copied(), &p.shown);
                 l.assign_all(&mut cx);
             }
             (Stage::Metadata(f), mut cx) => {

@@ -68,6 +68,76 @@ pub struct Peer {
     /// Dropped for sending corrupt data: its connection is closing, and
     /// what it still sends is only cleaned up (no new piece, no strike).
     pub dropped: bool,
+    /// How fast its pieces arrive and how far it is: size how many we ask
+    /// of it at once.
+    pub rate: RateMeter,
+    pub rtt: Option<Duration>,
+    /// Its connection greeted it without our BITFIELD (initial seeding):
+    /// it knows only the pieces in `shown`, until it is shown everything.
+    pub hidden: bool,
+    /// Pieces shown to it (HAVE) that it does not have yet; at most the
+    /// initial seeding's window.
+    pub shown: Vec<u32>,
+}
+
+/// The rate at which a peer's pieces arrive, measured over windows of at
+/// least [`RateMeter::WINDOW`] and smoothed; `None` until a window is
+/// measured.
+#[derive(Debug, Clone, Copy)]
+pub struct RateMeter {
+    start: Option<Instant>,
+    bytes: u64,
+    est: Option<f64>,
+}
+
+impl RateMeter {
+    pub const WINDOW: Duration = Duration::from_millis(200);
+
+    pub fn new() -> RateMeter {
+        RateMeter {
+            start: None,
+            bytes: 0,
+            est: None,
+        }
+    }
+
+    /// Some piece data is wanted from the peer and may be on its way: the
+    /// window starts now, unless it is already running.
+    pub fn arm(&mut self, now: Instant) {
+        self.start.get_or_insert(now);
+    }
+
+    /// `bytes` of piece data arrived at `now`.
+    pub fn add(&mut self, bytes: u64, now: Instant) {
+        let start = *self.start.get_or_insert(now);
+        self.bytes += bytes;
+        let dt = now.saturating_duration_since(start);
+        if dt >= Self::WINDOW {
+            let sample = self.bytes as f64 / dt.as_secs_f64();
+            // Half the old estimate, half the new window: a peer that
+            // speeds up is followed within a few windows.
+            self.est = Some(self.est.map_or(sample, |e| (e + sample) / 2.0));
+            self.start = Some(now);
+            self.bytes = 0;
+        }
+    }
+
+    /// Nothing is wanted from the peer any more: a pause is not slowness.
+    pub fn idle(&mut self) {
+        self.start = None;
+        self.bytes = 0;
+    }
+
+    /// Bytes per second, once measured.
+    pub fn bytes_per_sec(&self) -> Option<f64> {
+        self.est
+    }
+}
+
+impl Default for RateMeter {
+    fn default() -> Self {
+        RateMeter::new()
+    }
 }
 
 impl Peer {
@@ -98,6 +168,10 @@ impl Peer {
             last_active: now,
             pieces_from: 0,
             dropped: false,
+            rate: RateMeter::new(),
+            rtt: None,
+            hidden: false,
+            shown: Vec::new(),
         }
     }
 

@@ -12,13 +12,14 @@ use log::{debug, info, warn};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::wire::Bitfield;
 
+use super::initial::{InitialSeeding, SHOW_STALL};
 use super::peers::PeerTable;
 use super::{Action, MAX_STRIKES, MAX_SUMMARY_PEERS, OTHER_PEERS};
 use crate::core::msg::{
     count, BoxError, CloseReason, Command, Event, Notice, Opened, Summary, Tracked,
 };
 use crate::core::picker::{ConnId, Picker};
-use crate::core::shared::{pieces_per_peer, Meta};
+use crate::core::shared::{pieces_for_rate, Meta};
 
 /// What a piece decision works with besides the pieces: the peers, where
 /// the actions go, the time, and what names the torrent.
@@ -58,6 +59,9 @@ pub(super) struct Live {
     since: Instant,
     /// Verified bytes per peer name, at most [`MAX_SUMMARY_PEERS`] names.
     from_peers: HashMap<String, u64>,
+    /// A torrent that starts complete shows its pieces a few at a time
+    /// until every piece has left it (see `initial`).
+    pub initial: Option<InitialSeeding>,
 }
 
 impl Live {
@@ -76,8 +80,21 @@ impl Live {
                 }
             }
         }
+        let seeding = picker.is_complete() && !download;
+        let mut initial =
+            seeding.then(|| InitialSeeding::new(have.len(), o.meta.geometry.nominal_piece_len()));
+        if let Some(init) = &mut initial {
+            for p in peers.values_mut() {
+                if let Some(b) = &p.bits {
+                    (0..b.len())
+                        .filter(|&i| b.get(i))
+                        .for_each(|i| init.had(i as u32));
+                }
+            }
+        }
         Live {
-            seeding: picker.is_complete() && !download,
+            seeding,
+            initial,
             picker,
             meta: o.meta,
             finishing: false,
@@ -149,7 +166,13 @@ impl Live {
             .filter(|&i| bits.get(i) && !self.picker.have(i as u32))
             .count() as u32;
         let seeder = bits.all();
+        if let Some(init) = &mut self.initial {
+            (0..bits.len())
+                .filter(|&i| bits.get(i))
+                .for_each(|i| init.had(i as u32));
+        }
         p.bits = Some(bits);
+        self.show(cx, conn);
         if seeder && self.seeding {
             cx.send(conn, Command::Close(CloseReason::BothSeeders));
             return;
@@ -172,12 +195,97 @@ impl Live {
         if !self.picker.have(index) {
             p.missing += 1;
         }
-        if bits.all() && self.seeding {
+        if let Some(init) = &mut self.initial {
+            init.had(index);
+        }
+        let seeder = bits.all();
+        self.show(cx, conn);
+        if seeder && self.seeding {
             cx.send(conn, Command::Close(CloseReason::BothSeeders));
             return;
         }
         self.update_interest(cx, conn);
         self.assign(cx, conn);
+    }
+
+    /// A peer joined: a hidden one (greeted without our BITFIELD) is shown
+    /// its first pieces, or everything if initial seeding is over.
+    pub fn peer_joined(&mut self, cx: &mut Ctx, conn: ConnId) {
+        if self.initial.is_some() {
+            self.show(cx, conn);
+        } else if let Some(p) = cx.peers.get_mut(conn).filter(|p| p.hidden) {
+            p.hidden = false;
+            cx.send(conn, Command::HaveAll);
+        }
+    }
+
+    /// The timer of initial seeding: when pieces are shown and no peer
+    /// has said HAVE for [`SHOW_STALL`] (a client that keeps its HAVEs
+    /// from a peer it believes has the piece would never be shown more),
+    /// every piece is shown to everyone.
+    pub fn tick(&mut self, cx: &mut Ctx) {
+        let Some(init) = &mut self.initial else {
+            return;
+        };
+        let waiting = cx
+            .peers
+            .values_mut()
+            .any(|p| p.hidden && !p.shown.is_empty());
+        if !waiting {
+            init.quiet();
+        } else if init.stalled(cx.now, SHOW_STALL) {
+            info!(
+                "{}: no peer said it got a piece we showed it for {} s: showing all",
+                cx.name,
+                SHOW_STALL.as_secs()
+            );
+            self.end_initial(cx);
+        }
+    }
+
+    /// Initial seeding: tops up what the hidden peer `conn` is shown to a
+    /// window of pieces it does not have; ends initial seeding once every
+    /// piece is had by some peer.
+    fn show(&mut self, cx: &mut Ctx, conn: ConnId) {
+        let Some(init) = &mut self.initial else {
+            return;
+        };
+        if let Some(p) = cx.peers.get_mut(conn).filter(|p| p.hidden) {
+            let bits = p.bits.take();
+            let has = |i: usize| bits.as_ref().is_some_and(|b| b.get(i));
+            p.shown.retain(|i| !has(*i as usize));
+            while p.shown.len() < init.window() {
+                let shown = &p.shown;
+                let Some(i) = init.show(|i| has(i) || shown.contains(&(i as u32))) else {
+                    break;
+                };
+                p.shown.push(i);
+                cx.out.push(Action::Send(conn, Command::Have(i)));
+            }
+            p.bits = bits;
+        }
+        if init.is_over() {
+            info!(
+                "{}: every piece has reached a peer: initial seeding over, showing all",
+                cx.name
+            );
+            self.end_initial(cx);
+        }
+    }
+
+    /// Initial seeding is over: every hidden peer is shown every piece.
+    fn end_initial(&mut self, cx: &mut Ctx) {
+        self.initial = None;
+        for c in cx.peers.conns() {
+            // A seeder among them is being closed: nothing to show.
+            if let Some(p) = cx.peers.get_mut(c).filter(|p| p.hidden && !p.is_seeder()) {
+                p.hidden = false;
+                p.shown.clear();
+                let at = p.local;
+                cx.send(c, Command::HaveAll);
+                cx.trace(at, || "initial seeding over: HAVE for every piece".into());
+            }
+        }
     }
 
     pub fn update_interest(&self, cx: &mut Ctx, conn: ConnId) {
@@ -191,7 +299,10 @@ impl Live {
         }
     }
 
-    /// Hands pieces to `conn` until it holds as many as it should.
+    /// Hands pieces to `conn` until it holds as many as its measured rate
+    /// calls for ([`pieces_for_rate`]): a peer is never asked for more than
+    /// it delivers in a fraction of a second, so the last pieces are not
+    /// queued behind a slow peer's backlog.
     pub fn assign(&mut self, cx: &mut Ctx, conn: ConnId) {
         if self.seeding || self.finishing {
             return;
@@ -202,13 +313,22 @@ impl Live {
         if !p.unchoked_us || p.bits.is_none() || p.dropped {
             return;
         }
-        let cap = pieces_per_peer(self.meta.geometry.nominal_piece_len());
+        let cap = pieces_for_rate(
+            self.meta.geometry.nominal_piece_len(),
+            p.rate.bytes_per_sec(),
+            p.rtt,
+        );
         while p.assigned.len() < cap {
             let Some(i) = self.picker.pick(conn, p.key, |i| p.has(i)) else {
                 break;
             };
             p.assigned.insert(i);
             cx.out.push(Action::Send(conn, Command::Fetch(i)));
+        }
+        if p.assigned.is_empty() {
+            p.rate.idle();
+        } else {
+            p.rate.arm(cx.now);
         }
     }
 
@@ -233,9 +353,13 @@ impl Live {
         conn: ConnId,
         bits: Option<&Bitfield>,
         held: impl Iterator<Item = u32>,
+        shown: &[u32],
     ) {
         if let Some(b) = bits {
             self.picker.peer_removed(|i| b.get(i));
+        }
+        if let Some(init) = &mut self.initial {
+            shown.iter().for_each(|i| init.unshown(*i));
         }
         for i in held {
             self.picker.release(i, conn);
@@ -256,6 +380,7 @@ impl Live {
         }
         if let Some(p) = cx.peers.get_mut(conn) {
             p.assigned.remove(&index);
+            p.rate.add(bytes, cx.now);
             let (at, from) = (p.local, p.addr);
             let dup = if new { "" } else { ", already had" };
             cx.trace(at, || {
@@ -278,14 +403,16 @@ impl Live {
             let name = p.name();
             self.count_from(name, bytes);
         }
+        // HAVE goes to every peer, even one that has the piece: a seed
+        // that shows its pieces a few at a time (initial seeding, BEP 16)
+        // learns from it that the piece arrived and shows the next.
         let conns = cx.peers.conns();
         for c in &conns {
             if let Some(p) = cx.peers.get_mut(*c) {
                 if p.has(index as usize) {
                     p.missing = p.missing.saturating_sub(1);
-                } else {
-                    cx.send(*c, Command::Have(index));
                 }
+                cx.send(*c, Command::Have(index));
             }
         }
         if self.is_complete() {

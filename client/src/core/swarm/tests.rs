@@ -91,6 +91,19 @@ fn connect(
     outbound: bool,
     now: Instant,
 ) -> Vec<Action> {
+    connect_as(s, conn, from, peer, outbound, false, now)
+}
+
+/// `hid_pieces`: the connection greeted without our BITFIELD.
+fn connect_as(
+    s: &mut Swarm,
+    conn: ConnId,
+    from: &str,
+    peer: [u8; 20],
+    outbound: bool,
+    hid_pieces: bool,
+    now: Instant,
+) -> Vec<Action> {
     s.handle(
         Event::Connected {
             conn,
@@ -98,9 +111,123 @@ fn connect(
             local: addr("127.0.0.1:6881"),
             peer_id: peer,
             outbound,
+            hid_pieces,
+            rtt: None,
         },
         now,
     )
+}
+
+/// The pieces shown to `conn` (HAVE) in `a`.
+fn shown(a: &[Action], conn: ConnId) -> Vec<u32> {
+    commands(a, conn)
+        .iter()
+        .filter_map(|c| match c {
+            Command::Have(i) => Some(*i),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_seed_shows_each_peer_its_own_pieces_until_every_piece_has_left() {
+    let t0 = Instant::now();
+    // 40 pieces of 16 KiB: a window of 16 pieces per peer.
+    let mut s = seeder(40, t0);
+    assert!(s.hides_pieces());
+    let a = connect_as(&mut s, 1, "10.0.0.1:7000", id(1), false, true, t0);
+    let one = shown(&a, 1);
+    assert_eq!(one, (0..16).collect::<Vec<_>>());
+    let a = connect_as(&mut s, 2, "10.0.0.2:7000", id(2), false, true, t0);
+    let two = shown(&a, 2);
+    assert_eq!(two, (16..32).collect::<Vec<_>>());
+    // A peer greeted with our BITFIELD (before initial seeding began) is
+    // shown nothing: it knows everything already.
+    let a = connect_as(&mut s, 3, "10.0.0.3:7000", id(3), false, false, t0);
+    assert!(shown(&a, 3).is_empty());
+    // Peer 1 got piece 0: it is shown the next fresh piece, 32.
+    let a = s.handle(Event::Have { conn: 1, index: 0 }, t0);
+    assert_eq!(shown(&a, 1), vec![32]);
+    // Peer 2 leaves without its pieces: the next peer is shown them.
+    gone(&mut s, 2, ConnError::Closed, t0);
+    let a = connect_as(&mut s, 4, "10.0.0.4:7000", id(4), false, true, t0);
+    assert_eq!(shown(&a, 4), (16..32).collect::<Vec<_>>());
+    // Peer 1 gets pieces 1 and 2: shown 33 to 39, then (nothing fresh) a
+    // piece shown to peer 4, and never one it has or was shown.
+    s.handle(Event::Have { conn: 1, index: 1 }, t0);
+    let a = s.handle(Event::Have { conn: 1, index: 2 }, t0);
+    let more = shown(&a, 1);
+    assert_eq!(more.len(), 1, "{more:?}");
+    for i in 3..16 {
+        s.handle(Event::Have { conn: 1, index: i }, t0);
+    }
+    assert!(s.hides_pieces());
+    // Peer 4 gets its pieces; once every piece is had by one of them,
+    // every hidden peer is shown all.
+    let mut all = Vec::new();
+    for i in 16..40 {
+        assert!(s.hides_pieces(), "piece {i} is not had yet");
+        all.extend(s.handle(Event::Have { conn: 4, index: i }, t0));
+    }
+    assert!(!s.hides_pieces());
+    assert!(commands(&all, 4).contains(&Command::HaveAll));
+    assert!(commands(&all, 1).contains(&Command::HaveAll));
+    // A hidden connection that greets after the end is shown all at once.
+    let a = connect_as(&mut s, 5, "10.0.0.5:7000", id(5), false, true, t0);
+    assert!(commands(&a, 5).contains(&Command::HaveAll));
+}
+
+#[test]
+fn initial_seeding_gives_up_when_no_peer_says_have() {
+    let t0 = Instant::now();
+    let mut s = seeder(40, t0);
+    s.tick(t0);
+    // Nobody is waiting on a shown piece: no stall, however long.
+    s.tick(t0 + Duration::from_secs(60));
+    assert!(s.hides_pieces());
+    let t1 = t0 + Duration::from_secs(61);
+    connect_as(&mut s, 1, "10.0.0.1:7000", id(1), false, true, t1);
+    s.tick(t1);
+    // A HAVE restarts the clock.
+    s.tick(t1 + Duration::from_secs(4));
+    s.handle(
+        Event::Have { conn: 1, index: 0 },
+        t1 + Duration::from_secs(4),
+    );
+    s.tick(t1 + Duration::from_secs(5));
+    let a = s.tick(t1 + Duration::from_secs(9));
+    assert!(s.hides_pieces(), "{a:?}");
+    let a = s.tick(t1 + Duration::from_secs(10));
+    assert!(!s.hides_pieces());
+    assert!(commands(&a, 1).contains(&Command::HaveAll), "{a:?}");
+}
+
+#[test]
+fn a_leecher_tells_every_peer_of_a_new_piece_even_one_that_has_it() {
+    let t0 = Instant::now();
+    let mut s = leecher(2, t0);
+    let a = seeding_peer(&mut s, 1, "10.0.0.1:7000", id(1), 2, t0);
+    let i = fetches(&a, 1)[0];
+    let a = s.handle(Event::PieceDone { conn: 1, index: i }, t0);
+    assert!(commands(&a, 1).contains(&Command::Have(i)), "{a:?}");
+}
+
+#[test]
+fn initial_seeding_ends_with_have_all_for_each_hidden_peer() {
+    let t0 = Instant::now();
+    let mut s = seeder(2, t0);
+    let a = connect_as(&mut s, 1, "10.0.0.1:7000", id(1), false, true, t0);
+    assert_eq!(shown(&a, 1), vec![0, 1]);
+    connect_as(&mut s, 2, "10.0.0.2:7000", id(2), false, true, t0);
+    s.handle(Event::Have { conn: 1, index: 0 }, t0);
+    let a = s.handle(Event::Have { conn: 1, index: 1 }, t0);
+    assert!(!s.hides_pieces());
+    assert!(commands(&a, 2).contains(&Command::HaveAll), "{a:?}");
+    // Peer 1 is a seeder now: closed, not shown anything.
+    assert!(!commands(&a, 1).contains(&Command::HaveAll));
+    // A downloader never hides its pieces.
+    let l = leecher(2, t0);
+    assert!(!l.hides_pieces());
 }
 
 fn all_bits(n: usize) -> Bitfield {

@@ -226,6 +226,15 @@ impl Conn {
             }
             Command::Cancel(index) => self.state.cancel(index),
             Command::Have(index) => self.wire.send(&Message::Have(index)),
+            Command::HaveAll => {
+                if let Some(m) = &self.meta {
+                    for i in 0..m.geometry.num_pieces() {
+                        if m.have.get(i as usize) {
+                            self.wire.send(&Message::Have(i));
+                        }
+                    }
+                }
+            }
             Command::Interested(yes) => self.state.set_interested(yes),
             Command::MetadataRequest(piece) => {
                 if let Some(id) = self.wire.peer_ut_metadata {

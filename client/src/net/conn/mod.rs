@@ -203,12 +203,41 @@ fn run(t: Arc<TorrentShared>, conn: ConnId, s: TcpStream, hs: Handshake, outboun
     let _ = t.events.send(Event::Gone { conn, error }.into());
 }
 
+/// The connection's round-trip time as the kernel measured it so far
+/// (Linux `TCP_INFO`): right after the handshake, before any piece
+/// traffic, it is close to the path's base delay. `None` elsewhere.
+fn tcp_rtt(s: &TcpStream) -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a zeroed tcp_info is a valid value of a plain C struct;
+        // getsockopt writes at most `len` bytes into it.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        (r == 0 && info.tcpi_rtt > 0).then(|| Duration::from_micros(info.tcpi_rtt.into()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = s;
+        None
+    }
+}
+
 /// Our first messages after the handshake: the bitfield (it must come
-/// first, and only when we have something), then the extension handshake if
-/// the peer speaks BEP 10.
-fn greeting(meta: Option<&MetaCtx>, hs: &Handshake, listen_port: u16) -> Vec<Message> {
+/// first, and only when we have something and do not `hide` it for initial
+/// seeding), then the extension handshake if the peer speaks BEP 10.
+fn greeting(meta: Option<&MetaCtx>, hide: bool, hs: &Handshake, listen_port: u16) -> Vec<Message> {
     let mut out = Vec::new();
-    if let Some(m) = meta.filter(|m| m.have.count() > 0) {
+    if let Some(m) = meta.filter(|m| m.have.count() > 0 && !hide) {
         out.push(Message::Bitfield(m.have.to_bytes()));
     }
     if hs.supports_extensions() {
@@ -251,6 +280,7 @@ impl Conn {
     ) -> Result<Conn, ConnError> {
         let meta = t.meta.get().cloned();
         let pieces = meta.as_ref().map(|m| m.geometry.num_pieces() as usize);
+        let rtt = tcp_rtt(&s);
         let (wire, waker) = Wire::new(s, pieces)?;
         let (local, remote) = (wire.local, wire.remote);
         let (cmd_tx, cmds) = crossbeam_channel::unbounded();
@@ -265,7 +295,8 @@ impl Conn {
             early: EarlyNews::default(),
             traffic: Arc::default(),
         };
-        for m in greeting(c.meta.as_deref(), &hs, t.listen_port) {
+        let hid_pieces = t.hides_pieces() && c.meta.is_some();
+        for m in greeting(c.meta.as_deref(), hid_pieces, &hs, t.listen_port) {
             c.wire.send(&m);
         }
         let link = ConnLink {
@@ -286,6 +317,8 @@ impl Conn {
                     local,
                     peer_id: hs.peer_id,
                     outbound,
+                    hid_pieces,
+                    rtt,
                 }
                 .into(),
             )
