@@ -3,10 +3,10 @@
 //! snapshots; never blocks the engine.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use minitorrent_common::metainfo::{format_size, InfoHash};
@@ -41,19 +41,28 @@ impl PlainSchedule {
 }
 
 pub struct Progress {
-    stop: Arc<AtomicBool>,
+    /// Dropping it wakes the display thread at once (it waits on the other
+    /// end between updates), so the summary that follows is not delayed.
+    stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Sleeps `d` unless the display is stopped meanwhile; true to go on.
+fn pause(stop: &crossbeam_channel::Receiver<()>, d: Duration) -> bool {
+    matches!(stop.recv_timeout(d), Err(RecvTimeoutError::Timeout))
 }
 
 impl Progress {
     /// Shows the progress of one download until [`Progress::finish`].
     pub fn start(s: &Session, info_hash: InfoHash) -> Progress {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, flag) = crossbeam_channel::bounded::<()>(0);
         let Some(h) = s.handle(&info_hash) else {
-            return Progress { stop, thread: None };
+            return Progress {
+                stop: None,
+                thread: None,
+            };
         };
         let status = h.status.clone();
-        let flag = stop.clone();
         let tty = std::io::stderr().is_terminal();
         let thread = std::thread::Builder::new()
             .name("progress".into())
@@ -62,18 +71,19 @@ impl Progress {
                 if tty {
                     let bar = ProgressBar::new(0);
                     let mut shown = None;
-                    while !flag.load(Ordering::Relaxed) {
+                    loop {
                         if let Some(s) = snapshot() {
                             show_on_bar(&bar, &s, &mut shown);
                         }
-                        std::thread::sleep(Duration::from_millis(200));
+                        if !pause(&flag, Duration::from_millis(200)) {
+                            break;
+                        }
                     }
                     bar.finish_and_clear();
                 } else {
                     let started = std::time::Instant::now();
                     let mut schedule = PlainSchedule::new();
-                    while !flag.load(Ordering::Relaxed) {
-                        std::thread::sleep(PLAIN_POLL);
+                    while pause(&flag, PLAIN_POLL) {
                         if schedule.due(started.elapsed()) {
                             if let Some(s) = snapshot() {
                                 if matches!(
@@ -88,13 +98,16 @@ impl Progress {
                 }
             })
             .ok();
-        Progress { stop, thread }
+        Progress {
+            stop: Some(stop),
+            thread,
+        }
     }
 
     /// Stops the display and waits until the bar is cleared, so that what
     /// is printed next is not mixed with it.
     pub fn finish(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

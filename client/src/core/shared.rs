@@ -164,23 +164,27 @@ pub fn pieces_per_peer(piece_len: u64) -> usize {
     want.min(mem).clamp(1, 64) as usize
 }
 
-/// Pieces to hold for a peer whose pieces arrive at `rate` bytes/s (`None`:
-/// not measured yet) over a path of round-trip time `rtt`:
-/// `rate × (PIPELINE_TIME + 2 rtt) + PIPELINE_FLOOR` ([`PIPELINE_START`]
-/// before it is measured), at least 2 pieces (one arriving while the next
-/// is asked for), at most [`pieces_per_peer`].
-pub fn pieces_for_rate(piece_len: u64, rate: Option<f64>, rtt: Option<Duration>) -> usize {
-    let plen = piece_len.max(1);
+/// Bytes to have asked of a peer whose pieces arrive at `rate` bytes/s
+/// (`None`: not measured yet) over a path of round-trip time `rtt`:
+/// `rate × (PIPELINE_TIME + 2 rtt) + PIPELINE_FLOOR`, or
+/// [`PIPELINE_START`] before it is measured.
+pub fn pipeline_bytes(rate: Option<f64>, rtt: Option<Duration>) -> u64 {
     let span = PIPELINE_TIME + 2 * rtt.unwrap_or(Duration::ZERO).min(Duration::from_secs(2));
-    let bytes = match rate {
+    match rate {
         None => PIPELINE_START,
         Some(r) => {
             let b = r.max(0.0) * span.as_secs_f64();
             PIPELINE_FLOOR.saturating_add(b.min(u64::MAX as f64 / 2.0) as u64)
         }
-    };
+    }
+}
+
+/// Pieces to hold for a peer: [`pipeline_bytes`] of them, at least 2 (one
+/// arriving while the next is asked for), at most [`pieces_per_peer`].
+pub fn pieces_for_rate(piece_len: u64, rate: Option<f64>, rtt: Option<Duration>) -> usize {
+    let plen = piece_len.max(1);
     let max = pieces_per_peer(plen);
-    (bytes.div_ceil(plen) as usize).clamp(2.min(max), max)
+    (pipeline_bytes(rate, rtt).div_ceil(plen) as usize).clamp(2.min(max), max)
 }
 
 #[cfg(test)]

@@ -15,13 +15,26 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-/// Piece data shown to one peer at once: enough to keep its share of our
-/// upload busy across a round trip and the HAVE that asks for more, little
-/// enough that the pieces it still holds alone at the end pass on quickly.
-pub const SHOW_BYTES: u64 = 256 << 10;
+use crate::core::shared::pipeline_bytes;
+
+/// Piece data shown to one peer at once, at least 2 pieces (one arriving
+/// while the next is asked for): the pieces a peer still holds alone when
+/// the seed has shown everything must pass on to all the others, so the
+/// less the better (on the emulated LAN of docs/BENCHMARKS.md 64 KiB ended
+/// sooner than 128 and 256 KiB; 2 pieces of 32 KiB still kept the seed's
+/// upload busy). A peer that takes them fast is shown what it would ask
+/// for at its rate (`pieces_for_rate`), when that is more.
+pub const SHOW_BYTES: u64 = 64 << 10;
 /// Shown pieces and no HAVE from any peer for this long: initial seeding
 /// gives up and shows everything.
 pub const SHOW_STALL: Duration = Duration::from_secs(5);
+/// Pieces shown to one peer at once at most; also what the only hidden
+/// peer is shown: nobody else could take a piece from it twice, and the
+/// next pieces are there while its `HAVE` for the last travels (on
+/// loopback a peer takes a 1 MiB piece in a millisecond). When a second
+/// peer comes, the first is not topped up again until it is within its
+/// usual window.
+pub const MAX_WINDOW: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Piece {
@@ -168,10 +181,19 @@ impl InitialSeeding {
 }
 
 /// Pieces shown to one peer at once for pieces of `piece_len` bytes:
-/// [`SHOW_BYTES`] of them, at least 2 (one arriving while the next is asked
-/// for).
+/// [`SHOW_BYTES`] of them, at least 2 (one arriving while the next is
+/// asked for).
 pub fn window(piece_len: u64) -> usize {
-    (SHOW_BYTES / piece_len.max(1)).clamp(2, 64) as usize
+    (SHOW_BYTES / piece_len.max(1)).clamp(2, MAX_WINDOW as u64) as usize
+}
+
+/// Pieces shown at once to a peer that takes its shown pieces at `rate`
+/// bytes/s over a round trip `rtt`: what it requests at that rate
+/// ([`pipeline_bytes`]) when that is more than `base`, at most
+/// [`MAX_WINDOW`] pieces.
+pub fn window_for_rate(base: usize, piece_len: u64, rate: f64, rtt: Option<Duration>) -> usize {
+    let want = pipeline_bytes(Some(rate), rtt).div_ceil(piece_len.max(1));
+    (want.min(MAX_WINDOW as u64) as usize).max(base)
 }
 
 #[cfg(test)]
@@ -181,7 +203,7 @@ mod tests {
     #[test]
     fn each_piece_is_shown_once_front_to_back() {
         let mut s = InitialSeeding::new(5, 16 << 10);
-        assert_eq!(s.window(), 16);
+        assert_eq!(s.window(), 4);
         assert_eq!(s.show(|_| false), Some(0));
         assert_eq!(s.show(|_| false), Some(1));
         // The peer already has piece 2: skipped, shown to someone else.
@@ -222,6 +244,23 @@ mod tests {
         assert!(!s.is_over(), "piece 2 is only shown");
         s.had(2);
         assert!(s.is_over());
+    }
+
+    #[test]
+    fn a_fast_peer_is_shown_what_it_requests_within_bounds() {
+        let kib = 1024u64;
+        // 5 MB/s over a LAN: 60 ms of it plus 32 KiB is 332 kB, 11 pieces
+        // of 32 KiB.
+        assert_eq!(window_for_rate(2, 32 * kib, 5e6, None), 11);
+        // A slow peer keeps the base window.
+        assert_eq!(window_for_rate(2, 32 * kib, 1e3, None), 2);
+        assert_eq!(window_for_rate(8, 32 * kib, 1e3, None), 8);
+        // Loopback: 1 GB/s of 1 MiB pieces is 58; 5 GB/s is capped.
+        assert_eq!(window_for_rate(2, 1 << 20, 1e9, None), 58);
+        assert_eq!(window_for_rate(2, 1 << 20, 5e9, None), MAX_WINDOW);
+        assert_eq!(window(1 << 20), 2);
+        assert_eq!(window(16 * kib), 4);
+        assert_eq!(window(1), MAX_WINDOW);
     }
 
     #[test]

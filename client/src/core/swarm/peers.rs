@@ -68,8 +68,9 @@ pub struct Peer {
     /// Dropped for sending corrupt data: its connection is closing, and
     /// what it still sends is only cleaned up (no new piece, no strike).
     pub dropped: bool,
-    /// How fast its pieces arrive and how far it is: size how many we ask
-    /// of it at once.
+    /// How fast its pieces arrive (on a seed in initial seeding: how fast
+    /// it gets the pieces it is shown) and how far it is: size how many we
+    /// ask of it (show it) at once.
     pub rate: RateMeter,
     pub rtt: Option<Duration>,
     /// Its connection greeted it without our BITFIELD (initial seeding):
@@ -81,8 +82,10 @@ pub struct Peer {
 }
 
 /// The rate at which a peer's pieces arrive, measured over windows of at
-/// least [`RateMeter::WINDOW`] and smoothed; `None` until a window is
-/// measured.
+/// least [`RateMeter::WINDOW`] (or [`RateMeter::FAST_WINDOW`] once
+/// [`RateMeter::FAST_BYTES`] arrived in it: a fast peer is measured
+/// before it has moved much of the file) and smoothed; `None` until a
+/// window is measured.
 #[derive(Debug, Clone, Copy)]
 pub struct RateMeter {
     start: Option<Instant>,
@@ -92,6 +95,8 @@ pub struct RateMeter {
 
 impl RateMeter {
     pub const WINDOW: Duration = Duration::from_millis(200);
+    pub const FAST_WINDOW: Duration = Duration::from_millis(20);
+    pub const FAST_BYTES: u64 = 4 << 20;
 
     pub fn new() -> RateMeter {
         RateMeter {
@@ -112,7 +117,7 @@ impl RateMeter {
         let start = *self.start.get_or_insert(now);
         self.bytes += bytes;
         let dt = now.saturating_duration_since(start);
-        if dt >= Self::WINDOW {
+        if dt >= Self::WINDOW || (dt >= Self::FAST_WINDOW && self.bytes >= Self::FAST_BYTES) {
             let sample = self.bytes as f64 / dt.as_secs_f64();
             // Half the old estimate, half the new window: a peer that
             // speeds up is followed within a few windows.
@@ -224,6 +229,38 @@ impl Peer {
             && self.assigned.is_empty()
             && (live || (!self.ut_metadata && self.bits.is_none()))
             && now.saturating_duration_since(self.connected_at) >= DISPLACE_GRACE
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_is_measured_over_a_window_and_smoothed() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut r = RateMeter::new();
+        r.arm(t0);
+        r.add(100_000, t0 + ms(100));
+        assert_eq!(r.bytes_per_sec(), None, "less than a window");
+        r.add(100_000, t0 + ms(200));
+        assert_eq!(r.bytes_per_sec(), Some(1e6));
+        // The next window at 3 MB/s: the estimate moves half way.
+        r.add(600_000, t0 + ms(400));
+        assert_eq!(r.bytes_per_sec(), Some(2e6));
+        // A pause with nothing asked is not slowness.
+        r.idle();
+        r.arm(t0 + ms(10_000));
+        r.add(400_000, t0 + ms(10_200));
+        assert_eq!(r.bytes_per_sec(), Some(2e6));
+        // A fast peer is measured after 20 ms once 4 MiB arrived.
+        let mut f = RateMeter::new();
+        f.arm(t0);
+        f.add(8 << 20, t0 + ms(10));
+        assert_eq!(f.bytes_per_sec(), None);
+        f.add(8 << 20, t0 + ms(20));
+        assert_eq!(f.bytes_per_sec(), Some((16 << 20) as f64 / 0.02));
     }
 }
 

@@ -12,7 +12,7 @@ use log::{debug, info, warn};
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::wire::Bitfield;
 
-use super::initial::{InitialSeeding, SHOW_STALL};
+use super::initial::{window_for_rate, InitialSeeding, MAX_WINDOW, SHOW_STALL};
 use super::peers::PeerTable;
 use super::{Action, MAX_STRIKES, MAX_SUMMARY_PEERS, OTHER_PEERS};
 use crate::core::msg::{
@@ -250,17 +250,36 @@ impl Live {
         let Some(init) = &mut self.initial else {
             return;
         };
+        let alone = cx.peers.values_mut().filter(|p| p.hidden).count() == 1;
         if let Some(p) = cx.peers.get_mut(conn).filter(|p| p.hidden) {
             let bits = p.bits.take();
             let has = |i: usize| bits.as_ref().is_some_and(|b| b.get(i));
+            let before = p.shown.len();
             p.shown.retain(|i| !has(*i as usize));
-            while p.shown.len() < init.window() {
+            // How fast the peer takes what it is shown sizes its window on
+            // a fast link, as it sizes requests (`assign`).
+            let plen = self.meta.geometry.nominal_piece_len();
+            let got = (before - p.shown.len()) as u64 * plen;
+            if got > 0 {
+                p.rate.add(got, cx.now);
+            }
+            let window = match p.rate.bytes_per_sec() {
+                _ if alone => MAX_WINDOW,
+                Some(r) => window_for_rate(init.window(), plen, r, p.rtt),
+                None => init.window(),
+            };
+            while p.shown.len() < window {
                 let shown = &p.shown;
                 let Some(i) = init.show(|i| has(i) || shown.contains(&(i as u32))) else {
                     break;
                 };
                 p.shown.push(i);
                 cx.out.push(Action::Send(conn, Command::Have(i)));
+            }
+            if p.shown.is_empty() {
+                p.rate.idle();
+            } else {
+                p.rate.arm(cx.now);
             }
             p.bits = bits;
         }

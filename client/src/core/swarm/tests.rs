@@ -132,49 +132,96 @@ fn shown(a: &[Action], conn: ConnId) -> Vec<u32> {
 #[test]
 fn a_new_seed_shows_each_peer_its_own_pieces_until_every_piece_has_left() {
     let t0 = Instant::now();
-    // 40 pieces of 16 KiB: a window of 16 pieces per peer.
-    let mut s = seeder(40, t0);
+    // 200 pieces of 16 KiB: a window of 4 pieces (64 KiB) per peer, 64
+    // for the only hidden peer.
+    let mut s = seeder(200, t0);
     assert!(s.hides_pieces());
     let a = connect_as(&mut s, 1, "10.0.0.1:7000", id(1), false, true, t0);
-    let one = shown(&a, 1);
-    assert_eq!(one, (0..16).collect::<Vec<_>>());
+    assert_eq!(shown(&a, 1), (0..64).collect::<Vec<_>>());
     let a = connect_as(&mut s, 2, "10.0.0.2:7000", id(2), false, true, t0);
-    let two = shown(&a, 2);
-    assert_eq!(two, (16..32).collect::<Vec<_>>());
+    assert_eq!(shown(&a, 2), vec![64, 65, 66, 67]);
     // A peer greeted with our BITFIELD (before initial seeding began) is
     // shown nothing: it knows everything already.
     let a = connect_as(&mut s, 3, "10.0.0.3:7000", id(3), false, false, t0);
     assert!(shown(&a, 3).is_empty());
-    // Peer 1 got piece 0: it is shown the next fresh piece, 32.
+    // Peer 1 is no longer alone: holding 63, it is not shown more.
     let a = s.handle(Event::Have { conn: 1, index: 0 }, t0);
-    assert_eq!(shown(&a, 1), vec![32]);
-    // Peer 2 leaves without its pieces: the next peer is shown them.
-    gone(&mut s, 2, ConnError::Closed, t0);
+    assert!(shown(&a, 1).is_empty());
+    // Peer 2 got piece 64: it is shown the next fresh piece, 68.
+    let a = s.handle(Event::Have { conn: 2, index: 64 }, t0);
+    assert_eq!(shown(&a, 2), vec![68]);
+    // Peer 1 leaves without its pieces: the next peer is shown them
+    // first, lowest first.
+    gone(&mut s, 1, ConnError::Closed, t0);
     let a = connect_as(&mut s, 4, "10.0.0.4:7000", id(4), false, true, t0);
-    assert_eq!(shown(&a, 4), (16..32).collect::<Vec<_>>());
-    // Peer 1 gets pieces 1 and 2: shown 33 to 39, then (nothing fresh) a
-    // piece shown to peer 4, and never one it has or was shown.
-    s.handle(Event::Have { conn: 1, index: 1 }, t0);
-    let a = s.handle(Event::Have { conn: 1, index: 2 }, t0);
-    let more = shown(&a, 1);
-    assert_eq!(more.len(), 1, "{more:?}");
-    for i in 3..16 {
-        s.handle(Event::Have { conn: 1, index: i }, t0);
-    }
-    assert!(s.hides_pieces());
-    // Peer 4 gets its pieces; once every piece is had by one of them,
-    // every hidden peer is shown all.
+    assert_eq!(shown(&a, 4), vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn when_nothing_is_fresh_the_last_pieces_are_shown_twice_and_then_all() {
+    let t0 = Instant::now();
+    let mut s = seeder(10, t0);
+    // Alone, peer 1 is shown all 10.
+    let a = connect_as(&mut s, 1, "10.0.0.1:7000", id(1), false, true, t0);
+    assert_eq!(shown(&a, 1), (0..10).collect::<Vec<_>>());
+    // Nothing is fresh: peer 2 is shown pieces shown to the fewest.
+    let a = connect_as(&mut s, 2, "10.0.0.2:7000", id(2), false, true, t0);
+    assert_eq!(shown(&a, 2), vec![0, 1, 2, 3]);
+    // Peer 2 got piece 0: it is shown one more, never one it has or was
+    // shown.
+    let a = s.handle(Event::Have { conn: 2, index: 0 }, t0);
+    assert_eq!(shown(&a, 2), vec![4]);
+    // Peer 1 gets the rest; once every piece is had by some peer, every
+    // hidden peer is shown all.
     let mut all = Vec::new();
-    for i in 16..40 {
+    for i in 1..10 {
         assert!(s.hides_pieces(), "piece {i} is not had yet");
-        all.extend(s.handle(Event::Have { conn: 4, index: i }, t0));
+        all.extend(s.handle(Event::Have { conn: 1, index: i }, t0));
     }
     assert!(!s.hides_pieces());
-    assert!(commands(&all, 4).contains(&Command::HaveAll));
+    assert!(commands(&all, 2).contains(&Command::HaveAll));
     assert!(commands(&all, 1).contains(&Command::HaveAll));
     // A hidden connection that greets after the end is shown all at once.
     let a = connect_as(&mut s, 5, "10.0.0.5:7000", id(5), false, true, t0);
     assert!(commands(&a, 5).contains(&Command::HaveAll));
+}
+
+#[test]
+fn a_peer_that_takes_its_pieces_fast_is_shown_more_at_once() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    // 1000 pieces of 16 KiB: a window of 4.
+    let mut s = seeder(1000, t0);
+    // A second hidden peer, idle, so that peer 1 is not the only one.
+    connect_as(&mut s, 2, "10.0.0.2:7000", id(2), false, true, t0);
+    let a = connect_as(&mut s, 1, "10.0.0.1:7000", id(1), false, true, t0);
+    let mut shown_to = shown(&a, 1);
+    assert_eq!(shown_to.len(), 4);
+    // It gets them all within 10 ms, again and again: at least 4 pieces of
+    // 16 KiB every 10 ms is 6.5 MB/s or more; 60 ms of that is 24 pieces.
+    let mut t = t0;
+    for _ in 0..30 {
+        t += ms(10);
+        let mut more = Vec::new();
+        for i in shown_to.drain(..) {
+            more.extend(shown(&s.handle(Event::Have { conn: 1, index: i }, t), 1));
+        }
+        shown_to = more;
+        if !s.hides_pieces() {
+            break;
+        }
+    }
+    let window = match &s.stage {
+        Stage::Live(l) => l.initial.as_ref().map(|i| i.window()),
+        _ => None,
+    };
+    assert_eq!(window, Some(4), "the base window stays");
+    let held = s.peers.get(1).map(|p| p.shown.len()).unwrap_or(0);
+    assert!(held >= 24, "shown {held} at once");
+    assert!(
+        held <= crate::core::shared::pieces_per_peer(PIECE),
+        "{held}"
+    );
 }
 
 #[test]
