@@ -7,6 +7,8 @@
 #   SIZE_MB=256 scripts/bench-peer.sh     # smaller file
 #   BENCH_DIR=/tmp scripts/bench-peer.sh  # include the disk
 #
+# For 1 -> 4 it also prints the CPU time (user + system) the five processes
+# spent on it, per MB delivered: on 2 cores the swarm is CPU-bound.
 # Targets on the 2-core reference machine: >= 600 MB/s for 1 -> 1, peak RSS
 # <= 64 MiB per peer.
 set -euo pipefail
@@ -82,6 +84,14 @@ one=$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", s*1048576
 echo "1 -> 1: $one MB/s wall clock (process start to exit), leecher peak RSS $(peak_rss "$work/l1.time")"
 rm -rf "$work/l1"
 
+# CPU seconds (user + system) a process has used so far, from /proc.
+cpu_of() {
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+# The seeder's own process (GNU time's child).
+seeder_proc=$(pgrep -P "$seeder" | head -1)
+seeder_cpu0=$(cpu_of "${seeder_proc:-$seeder}")
+
 # 1 seeder -> 4 leechers at once
 t0=$(now)
 lp=()
@@ -100,8 +110,16 @@ for i in 1 2 3 4; do
 done
 four=$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", 4*s*1048576/(b-a)/1e6}')
 echo "1 -> 4: $four MB/s delivered in total, $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b-a}') s until the last leecher finished"
+seeder_cpu=$(awk -v a="$seeder_cpu0" -v b="$(cpu_of "${seeder_proc:-$seeder}")" 'BEGIN { print b - a }')
+leechers_cpu=$(for i in 1 2 3 4; do
+    awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$work/m$i.time"
+done | awk '{ s += $1 } END { print s }')
+awk -v l="$leechers_cpu" -v s="$seeder_cpu" -v mb="$SIZE_MB" 'BEGIN {
+    printf "1 -> 4 CPU: %.2f s (leechers %.2f s, seeder %.2f s), %.2f ms per MB delivered\n",
+        l + s, l, s, (l + s) * 1000 / (4 * mb * 1.048576) }'
 
 pkill -INT -P "$seeder" || true  # GNU time ignores SIGINT; signal its child
 wait "$seeder" || true
 echo "seeder peak RSS $(peak_rss "$work/seeder.time")"
 echo "all copies identical (cmp)"
+

@@ -118,11 +118,13 @@ fn two_leechers_do_not_churn_interest_or_choke() {
     );
 }
 
-/// A BITFIELD reads as pieces had out of pieces in all ("BITFIELD 32/32
-/// pieces"), on the sending side and on a receiver that knows the torrent;
-/// a receiver that has only the name counts the bits until the metadata
-/// comes. And EXIT on the way out is answered by the tracker's OK, which the
-/// peer waits for and traces.
+/// A new seed greets its first leecher without a BITFIELD and shows it its
+/// pieces with HAVEs (initial seeding); once every piece has reached a
+/// peer, a BITFIELD reads as pieces had out of pieces in all ("BITFIELD
+/// 32/32 pieces"), on the sending side and on a receiver that knows the
+/// torrent; a receiver that has only the name counts the bits until the
+/// metadata comes. And EXIT on the way out is answered by the tracker's OK,
+/// which the peer waits for and traces.
 #[test]
 fn trace_shows_bitfields_in_pieces_and_the_ok_answering_exit() {
     let size = 1024 * 1024;
@@ -132,6 +134,35 @@ fn trace_shows_bitfields_in_pieces_and_the_ok_answering_exit() {
     assert_eq!(pieces, 32);
     let seeder_port = sw.seeder.port();
     let from_seeder = format!(" peer 127.0.0.1:{seeder_port} → 127.0.0.1:");
+
+    // The first leecher: the new seed sends no BITFIELD, only HAVEs, each
+    // piece once.
+    let dir = tmp.sub("first");
+    let g = get_ok(
+        "first",
+        tracker,
+        torrent.to_str().unwrap(),
+        &dir,
+        &["--trace"],
+    );
+    assert_same_file(data, &dir.join("b.bin"));
+    let trace = g.err.text();
+    let from_seed = |l: &&str| l.contains(&from_seeder);
+    assert!(
+        !trace
+            .lines()
+            .filter(from_seed)
+            .any(|l| l.contains("  BITFIELD")),
+        "a new seed sent a BITFIELD\n{trace}"
+    );
+    let shown: Vec<&str> = trace
+        .lines()
+        .filter(from_seed)
+        .filter_map(|l| l.split("  HAVE ").nth(1))
+        .collect();
+    let distinct: HashSet<&str> = shown.iter().copied().collect();
+    assert_eq!(distinct.len(), pieces, "HAVEs from the seed\n{trace}");
+    assert_eq!(shown.len(), pieces, "a piece shown twice\n{trace}");
 
     // With the .torrent, the piece count is known from the start.
     let dir = tmp.sub("t");

@@ -133,6 +133,16 @@ impl RateMeter {
         self.bytes = 0;
     }
 
+    /// Whether piece data is wanted from the peer now: [`RateMeter::arm`]
+    /// or [`RateMeter::idle`].
+    pub fn waiting(&mut self, yes: bool, now: Instant) {
+        if yes {
+            self.arm(now);
+        } else {
+            self.idle();
+        }
+    }
+
     /// Bytes per second, once measured.
     pub fn bytes_per_sec(&self) -> Option<f64> {
         self.est

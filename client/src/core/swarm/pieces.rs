@@ -276,11 +276,7 @@ impl Live {
                 p.shown.push(i);
                 cx.out.push(Action::Send(conn, Command::Have(i)));
             }
-            if p.shown.is_empty() {
-                p.rate.idle();
-            } else {
-                p.rate.arm(cx.now);
-            }
+            p.rate.waiting(!p.shown.is_empty(), cx.now);
             p.bits = bits;
         }
         if init.is_over() {
@@ -344,11 +340,7 @@ impl Live {
             p.assigned.insert(i);
             cx.out.push(Action::Send(conn, Command::Fetch(i)));
         }
-        if p.assigned.is_empty() {
-            p.rate.idle();
-        } else {
-            p.rate.arm(cx.now);
-        }
+        p.rate.waiting(!p.assigned.is_empty(), cx.now);
     }
 
     pub fn assign_all(&mut self, cx: &mut Ctx) {
