@@ -7,13 +7,15 @@
 //! is non-empty. Only the coordinator thread owns a `Picker`.
 //!
 //! Choice: rarest first among the pieces the peer has, uniformly at random
-//! among equally rare ones. Endgame starts only when no piece at all is
-//! queued (every missing piece is being fetched by someone): it hands a
-//! peer a piece already in flight elsewhere (at most [`MAX_OWNERS`] owners),
-//! and on completion the other owners are told to cancel. Earlier, a peer
-//! that has nothing queued for us simply waits: a duplicate fetched in the
-//! middle of a download costs the download link bytes that a piece nobody
-//! fetches could have used.
+//! among equally rare ones. Endgame starts only when no queued piece is
+//! had by any connected peer (every missing piece that can be fetched is
+//! being fetched by someone): it hands a peer a piece already in flight
+//! elsewhere (at most [`MAX_OWNERS`] owners), and on completion the other
+//! owners are told to cancel. Earlier, a peer that has nothing queued for
+//! us simply waits: a duplicate fetched in the middle of a download costs
+//! the download link bytes that a piece nobody fetches could have used.
+//! Pieces no peer has (a seed in initial seeding has not shown them yet)
+//! do not hold endgame back.
 
 use std::collections::HashMap;
 
@@ -134,9 +136,15 @@ impl Picker {
         let mut best_avail = u32::MAX;
         let mut ties = 0u32;
         let mut failed_fallback: Option<usize> = None;
+        // A queued piece some connected peer has: no endgame yet.
+        let mut fetchable = false;
         if self.queued > 0 {
             for i in 0..self.state.len() {
-                if self.state[i] != PieceState::Queued || !has(i) {
+                if self.state[i] != PieceState::Queued {
+                    continue;
+                }
+                fetchable |= self.availability[i] > 0;
+                if !has(i) {
                     continue;
                 }
                 if self.failed(i, key) {
@@ -156,9 +164,9 @@ impl Picker {
                 }
             }
         }
-        // Endgame (nothing queued anywhere): share a piece already in
-        // flight with the fewest owners.
-        if best.is_none() && self.queued == 0 {
+        // Endgame (no queued piece that anyone has): share a piece
+        // already in flight with the fewest owners.
+        if best.is_none() && !fetchable {
             let mut fewest = MAX_OWNERS;
             for i in 0..self.state.len() {
                 if self.state[i] != PieceState::InFlight
@@ -340,8 +348,9 @@ mod tests {
     }
 
     #[test]
-    fn no_endgame_while_any_piece_is_queued() {
+    fn no_endgame_while_a_queued_piece_is_had_by_a_peer() {
         let mut p = Picker::new(&[false; 3]);
+        p.peer_added(|_| true);
         assert_eq!(p.pick(1, 1, |i| i == 0), Some(0));
         // Conn 2's peer has only piece 0 (in flight at conn 1), and piece 1
         // or 2 is still queued for someone else: conn 2 waits.
@@ -352,6 +361,25 @@ mod tests {
         // Now every piece is in flight: endgame.
         assert_eq!(p.pick(2, 2, |i| i == 0), Some(0));
         assert_eq!(p.owners(0), &[1, 2]);
+        p.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn pieces_nobody_has_do_not_hold_endgame_back() {
+        let mut p = Picker::new(&[false; 3]);
+        // Two peers have piece 0 only; pieces 1 and 2 are nowhere yet.
+        p.peer_added(|i| i == 0);
+        p.peer_added(|i| i == 0);
+        assert_eq!(p.pick(1, 1, |i| i == 0), Some(0));
+        assert_eq!(p.queued_count(), 2);
+        assert_eq!(p.pick(2, 2, |i| i == 0), Some(0), "endgame");
+        assert_eq!(p.owners(0), &[1, 2]);
+        // Piece 1 shows up at a third peer: a queued piece someone has, so
+        // no more endgame for others until it is in flight.
+        p.peer_has(1);
+        assert_eq!(p.pick(3, 3, |i| i == 0), None);
+        assert_eq!(p.pick(3, 3, |i| i == 1), Some(1));
+        assert_eq!(p.pick(3, 3, |i| i == 0), Some(0));
         p.check_invariants().unwrap();
     }
 

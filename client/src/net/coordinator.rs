@@ -194,6 +194,9 @@ impl Coordinator {
         if sent == 0 && received == 0 {
             return;
         }
+        if sent > 0 {
+            self.swarm.served(conn, Instant::now());
+        }
         if let Some(addr) = self.swarm.peer_addr(conn) {
             if let Ok(mut t) = self.t.traffic.lock() {
                 t.add(addr, sent, received);

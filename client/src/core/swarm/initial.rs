@@ -25,8 +25,9 @@ use crate::core::shared::pipeline_bytes;
 /// upload busy). A peer that takes them fast is shown what it would ask
 /// for at its rate (`pieces_for_rate`), when that is more.
 pub const SHOW_BYTES: u64 = 64 << 10;
-/// Shown pieces and no HAVE from any peer for this long: initial seeding
-/// gives up and shows everything.
+/// Shown pieces, and for this long no HAVE for a piece nobody had and no
+/// piece data sent to a hidden peer: initial seeding gives up and shows
+/// everything.
 pub const SHOW_STALL: Duration = Duration::from_secs(5);
 /// Pieces shown to one peer at once at most; also what the only hidden
 /// peer is shown: nobody else could take a piece from it twice, and the
@@ -41,7 +42,7 @@ enum Piece {
     /// No peer is known to have it, and nobody was shown it.
     Fresh,
     /// Shown to this many peers, none of which has said it has it yet.
-    Shown(u8),
+    Shown(u16),
     /// A peer said it has it.
     Had,
 }
@@ -55,8 +56,9 @@ pub struct InitialSeeding {
     window: usize,
     /// The pieces in `Piece::Shown`: at most a window per peer.
     shown: Vec<u32>,
-    /// When a peer last said it has a piece it lacked (or initial seeding
-    /// began, or a first piece was shown after a quiet spell).
+    /// When the stall clock started: the last HAVE for a piece nobody had,
+    /// the last piece data sent to a hidden peer, or the first tick with
+    /// pieces waiting; `None` while nothing is waiting.
     progress: Option<Instant>,
 }
 
@@ -95,6 +97,14 @@ impl InitialSeeding {
     /// Nothing is waiting: the stall clock stops.
     pub fn quiet(&mut self) {
         self.progress = None;
+    }
+
+    /// The shown pieces are on their way (data went out): the stall clock
+    /// starts again from `now`.
+    pub fn progress(&mut self, now: Instant) {
+        if self.progress.is_some() {
+            self.progress = Some(now);
+        }
     }
 
     /// Pieces shown to one peer at once.

@@ -327,6 +327,8 @@ impl Swarm {
             Event::Choked { conn } => {
                 if let Some(p) = self.peers.get_mut(conn) {
                     p.unchoked_us = false;
+                    // Time choked is not slowness.
+                    p.rate.idle();
                 }
             }
             Event::PeerInterest { conn, interested } => {
@@ -571,6 +573,17 @@ impl Swarm {
         }
         if let (Stage::Live(l), mut cx) = self.parts() {
             l.peer_joined(&mut cx, conn);
+        }
+    }
+
+    /// Piece data went out to the peer on `conn` (the coordinator reads the
+    /// connections' counters on its tick): during initial seeding, pieces
+    /// shown are on their way, so it is not a stall.
+    pub fn served(&mut self, conn: ConnId, now: Instant) {
+        if let Stage::Live(l) = &mut self.stage {
+            if self.peers.get(conn).is_some_and(|p| p.hidden) {
+                l.served(now);
+            }
         }
     }
 

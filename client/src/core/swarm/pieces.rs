@@ -197,6 +197,11 @@ impl Live {
         }
         if let Some(init) = &mut self.initial {
             init.had(index);
+            // How fast a hidden peer takes what it is shown sizes its
+            // window on a fast link, as it sizes requests (`assign`).
+            if p.hidden && p.shown.contains(&index) {
+                p.rate.add(self.meta.geometry.nominal_piece_len(), cx.now);
+            }
         }
         let seeder = bits.all();
         self.show(cx, conn);
@@ -219,8 +224,17 @@ impl Live {
         }
     }
 
-    /// The timer of initial seeding: when pieces are shown and no peer
-    /// has said HAVE for [`SHOW_STALL`] (a client that keeps its HAVEs
+    /// Piece data went out to a hidden peer: the pieces shown are being
+    /// fetched.
+    pub fn served(&mut self, now: Instant) {
+        if let Some(init) = &mut self.initial {
+            init.progress(now);
+        }
+    }
+
+    /// The timer of initial seeding: when pieces are shown and for
+    /// [`SHOW_STALL`] no peer has said HAVE for a piece nobody had and no
+    /// piece data went out to a hidden peer (a client that keeps its HAVEs
     /// from a peer it believes has the piece would never be shown more),
     /// every piece is shown to everyone.
     pub fn tick(&mut self, cx: &mut Ctx) {
@@ -254,15 +268,8 @@ impl Live {
         if let Some(p) = cx.peers.get_mut(conn).filter(|p| p.hidden) {
             let bits = p.bits.take();
             let has = |i: usize| bits.as_ref().is_some_and(|b| b.get(i));
-            let before = p.shown.len();
             p.shown.retain(|i| !has(*i as usize));
-            // How fast the peer takes what it is shown sizes its window on
-            // a fast link, as it sizes requests (`assign`).
             let plen = self.meta.geometry.nominal_piece_len();
-            let got = (before - p.shown.len()) as u64 * plen;
-            if got > 0 {
-                p.rate.add(got, cx.now);
-            }
             let window = match p.rate.bytes_per_sec() {
                 _ if alone => MAX_WINDOW,
                 Some(r) => window_for_rate(init.window(), plen, r, p.rtt),

@@ -250,6 +250,25 @@ fn initial_seeding_gives_up_when_no_peer_says_have() {
 }
 
 #[test]
+fn data_going_out_to_a_hidden_peer_is_not_a_stall() {
+    let t0 = Instant::now();
+    let sec = Duration::from_secs;
+    let mut s = seeder(40, t0);
+    connect_as(&mut s, 1, "10.0.0.1:7000", id(1), false, true, t0);
+    s.tick(t0);
+    // Large pieces on a slow link: no piece done for 12 s, but its bytes
+    // keep going out.
+    for k in 1..=12 {
+        s.served(1, t0 + sec(k));
+        s.tick(t0 + sec(k));
+        assert!(s.hides_pieces(), "gave up after {k} s");
+    }
+    // Then nothing for 5 s: a stall.
+    s.tick(t0 + sec(17));
+    assert!(!s.hides_pieces());
+}
+
+#[test]
 fn a_leecher_tells_every_peer_of_a_new_piece_even_one_that_has_it() {
     let t0 = Instant::now();
     let mut s = leecher(2, t0);
