@@ -15,6 +15,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use minitorrent_common::wire::Bitfield;
+
 use crate::core::shared::pipeline_bytes;
 
 /// Piece data shown to one peer at once, at least 2 pieces (one arriving
@@ -126,6 +128,13 @@ impl InitialSeeding {
         }
         self.pieces[i as usize] = Piece::Had;
         self.progress = None;
+    }
+
+    /// A peer has every piece set in `bits`.
+    pub fn had_all(&mut self, bits: &Bitfield) {
+        (0..bits.len())
+            .filter(|&i| bits.get(i))
+            .for_each(|i| self.had(i as u32));
     }
 
     /// A peer shown piece `i` left without it.

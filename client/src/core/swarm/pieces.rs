@@ -84,12 +84,8 @@ impl Live {
         let mut initial =
             seeding.then(|| InitialSeeding::new(have.len(), o.meta.geometry.nominal_piece_len()));
         if let Some(init) = &mut initial {
-            for p in peers.values_mut() {
-                if let Some(b) = &p.bits {
-                    (0..b.len())
-                        .filter(|&i| b.get(i))
-                        .for_each(|i| init.had(i as u32));
-                }
+            for b in peers.values_mut().filter_map(|p| p.bits.as_ref()) {
+                init.had_all(b);
             }
         }
         Live {
@@ -167,9 +163,7 @@ impl Live {
             .count() as u32;
         let seeder = bits.all();
         if let Some(init) = &mut self.initial {
-            (0..bits.len())
-                .filter(|&i| bits.get(i))
-                .for_each(|i| init.had(i as u32));
+            init.had_all(&bits);
         }
         p.bits = Some(bits);
         self.show(cx, conn);

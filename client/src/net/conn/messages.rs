@@ -14,6 +14,7 @@ use super::io::describe;
 use super::Conn;
 use crate::core::msg::{Command, ConnError, Event};
 use crate::core::peer_state::{violation, Action, RequestFate};
+use crate::net::shared::MetaCtx;
 use crate::net::trace;
 
 /// HAVEs kept before the metadata is known, at most (a peer has no reason to
@@ -227,12 +228,8 @@ impl Conn {
             Command::Cancel(index) => self.state.cancel(index),
             Command::Have(index) => self.wire.send(&Message::Have(index)),
             Command::HaveAll => {
-                if let Some(m) = &self.meta {
-                    for i in 0..m.geometry.num_pieces() {
-                        if m.have.get(i as usize) {
-                            self.wire.send(&Message::Have(i));
-                        }
-                    }
+                if let Some(m) = self.meta.clone() {
+                    self.send_haves(&m);
                 }
             }
             Command::Interested(yes) => self.state.set_interested(yes),
@@ -250,6 +247,16 @@ impl Conn {
         self.apply_actions()
     }
 
+    /// A HAVE for every piece we have: instead of the BITFIELD the peer did
+    /// not get after the handshake.
+    fn send_haves(&mut self, m: &MetaCtx) {
+        for i in 0..m.geometry.num_pieces() {
+            if m.have.get(i as usize) {
+                self.wire.send(&Message::Have(i));
+            }
+        }
+    }
+
     fn on_metadata_ready(&mut self) -> Result<(), ConnError> {
         if self.meta.is_some() {
             return Ok(());
@@ -260,11 +267,7 @@ impl Conn {
         let n = m.geometry.num_pieces() as usize;
         self.wire.set_pieces(n);
         // We could not send a bitfield after the handshake; HAVE does the job.
-        for i in 0..n {
-            if m.have.get(i) {
-                self.wire.send(&Message::Have(i as u32));
-            }
-        }
+        self.send_haves(&m);
         self.state.metadata_ready(m.meta.clone(), &*self.t);
         self.meta = Some(m);
         self.apply_actions()?;
