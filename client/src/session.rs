@@ -15,12 +15,15 @@ use crossbeam_channel::{Receiver, Sender};
 use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{self, Info, InfoHash, Metainfo};
 
-use crate::core::msg::{Event, Input, Notice, Opened, TorrentStatus, Tracked, TrackerMsg};
+use crate::core::msg::{
+    Event, Input, Notice, Opened, Phase, TorrentDetail, TorrentStatus, Tracked, TrackerMsg,
+};
 use crate::core::ratelimit::RateLimit;
 use crate::core::swarm::{Start, Swarm, SwarmConfig};
 use crate::net::coordinator::{Coordinator, SessionLink};
 use crate::net::listener;
 use crate::net::open::{self, SeedCheck};
+pub use crate::net::shared::Origin;
 use crate::net::shared::{MetaCtx, TorrentHandle, TorrentShared};
 pub use crate::net::storage::FileStamp;
 use crate::net::trace;
@@ -103,6 +106,8 @@ pub struct Config {
     pub max_peers: usize,
     /// Bytes per second for all uploads together; 0: unlimited.
     pub max_upload_rate: u64,
+    /// Bytes per second for all downloads together; 0: unlimited.
+    pub max_download_rate: u64,
     /// JSON, BEP 15, or find out (see `net::tracker::probe`).
     pub tracker_protocol: TrackerProtocol,
 }
@@ -115,6 +120,7 @@ impl Default for Config {
             dir: PathBuf::from("."),
             max_peers: 8,
             max_upload_rate: 0,
+            max_download_rate: 0,
             tracker_protocol: TrackerProtocol::Auto,
         }
     }
@@ -133,7 +139,7 @@ enum Begin {
 #[derive(Debug, Clone)]
 struct TorrentOpts {
     max_peers: usize,
-    dir: PathBuf,
+    origin: Origin,
     name_hint: Option<String>,
     /// A download (reports completion) rather than a seed.
     download: bool,
@@ -158,7 +164,83 @@ pub struct Session {
     notices_tx: Sender<Notice>,
     notices_rx: Receiver<Notice>,
     rate: Arc<RateLimit>,
+    down_rate: Arc<RateLimit>,
+    /// Torrents that do not run: paused, or stopped by an error (at most
+    /// [`MAX_IDLE`]).
+    idle: Arc<Mutex<IdleTable>>,
+    /// Files being hashed to be seeded, with their progress (at most
+    /// [`MAX_HASHING`] shown).
+    hashing: Arc<Mutex<Vec<HashJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Torrents kept in the session's list while they do not run; past it, the
+/// oldest torrent stopped by an error is forgotten (paused ones are kept).
+pub const MAX_IDLE: usize = 1000;
+/// Hashing jobs listed at once (the others still run, unlisted).
+pub const MAX_HASHING: usize = 256;
+
+/// A file being hashed before it is seeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashJob {
+    pub path: PathBuf,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// A torrent of the session that does not run.
+#[derive(Debug, Clone)]
+struct Idle {
+    /// Its last status, with the phase `Paused` or `Failed`.
+    status: TorrentStatus,
+    origin: Origin,
+    /// Its metainfo, unless it is a magnet paused before the metadata came.
+    meta: Option<Metainfo>,
+    /// The stamps of its files when it was verified complete: resuming a
+    /// complete torrent whose files still have them needs no hashing.
+    stamps: Option<Vec<FileStamp>>,
+    magnet: String,
+}
+
+#[derive(Debug, Default)]
+struct IdleTable {
+    map: HashMap<InfoHash, Idle>,
+    /// Insertion order, for evicting the oldest failed one.
+    order: Vec<InfoHash>,
+}
+
+impl IdleTable {
+    fn insert(&mut self, ih: InfoHash, idle: Idle) {
+        self.order.retain(|h| *h != ih);
+        if self.map.len() >= MAX_IDLE && !self.map.contains_key(&ih) {
+            let victim = self.order.iter().position(|h| {
+                self.map
+                    .get(h)
+                    .is_some_and(|i| matches!(i.status.phase, Phase::Failed(_)))
+            });
+            match victim {
+                Some(i) => {
+                    let h = self.order.remove(i);
+                    self.map.remove(&h);
+                }
+                None => return,
+            }
+        }
+        self.order.push(ih);
+        self.map.insert(ih, idle);
+    }
+
+    fn remove(&mut self, ih: &InfoHash) -> Option<Idle> {
+        self.order.retain(|h| h != ih);
+        self.map.remove(ih)
+    }
+}
+
+/// What a remove took away.
+#[derive(Debug, Clone, Default)]
+pub struct Removed {
+    /// The files (and emptied directories) deleted, when asked to.
+    pub deleted: Vec<PathBuf>,
 }
 
 impl Session {
@@ -180,6 +262,7 @@ impl Session {
         let torrents: Arc<Mutex<HashMap<InfoHash, TorrentHandle>>> = Arc::default();
         let (notices_tx, notices_rx) = crossbeam_channel::unbounded();
         let rate = Arc::new(RateLimit::new(cfg.max_upload_rate, Instant::now()));
+        let down_rate = Arc::new(RateLimit::new(cfg.max_download_rate, Instant::now()));
 
         let table = torrents.clone();
         std::thread::Builder::new()
@@ -205,6 +288,9 @@ impl Session {
             notices_tx,
             notices_rx,
             rate,
+            down_rate,
+            idle: Arc::default(),
+            hashing: Arc::default(),
             threads: Mutex::new(Vec::new()),
         })
     }
@@ -214,6 +300,10 @@ impl Session {
     }
     pub fn tracker_addr(&self) -> SocketAddr {
         self.trackers.addr()
+    }
+    /// `json` or `bep15`: how the session speaks with its tracker.
+    pub fn tracker_protocol_name(&self) -> &'static str {
+        self.trackers.protocol_name()
     }
     pub fn peer_id(&self) -> String {
         crate::core::shared::peer_id_str(&self.peer_id)
@@ -226,11 +316,16 @@ impl Session {
         &self.notices_rx
     }
 
+    /// The tracker as a torrent's `announce`.
+    fn announce(&self) -> String {
+        format!("udp://{}", self.trackers.addr())
+    }
+
     fn magnet_for(&self, info_hash: InfoHash, name: Option<String>) -> String {
         Magnet {
             info_hash,
             name,
-            trackers: vec![format!("udp://{}", self.trackers.addr())],
+            trackers: vec![self.announce()],
             peers: Vec::new(),
         }
         .to_uri()
@@ -259,11 +354,17 @@ impl Session {
             self.listen.port(),
             tx,
             self.rate.clone(),
+            self.down_rate.clone(),
         ));
         let info = match &begin {
             Begin::Magnet => None,
             Begin::Check(info, _) => Some(info),
             Begin::Seed(ctx) => Some(&ctx.info),
+        };
+        let info_bytes = match &begin {
+            Begin::Magnet => None,
+            Begin::Check(_, b) => Some(b.clone()),
+            Begin::Seed(ctx) => Some(ctx.info_bytes.clone()),
         };
         let name = info
             .map(|i| i.name.clone())
@@ -302,6 +403,7 @@ impl Session {
         let status = Arc::new(Mutex::new(swarm.status(Instant::now(), 0, 0, 0)));
         let (table_ref, me) = (self.torrents.clone(), shared.clone());
         let forget = route.updates.clone();
+        let (idle, announce) = (self.idle.clone(), self.announce());
         let link = SessionLink {
             tracker_updates: route.updates,
             notices: self.notices_tx.clone(),
@@ -312,7 +414,19 @@ impl Session {
                     if t.get(&info_hash)
                         .is_some_and(|h| Arc::ptr_eq(&h.shared, &me))
                     {
-                        t.remove(&info_hash);
+                        if let Some(h) = t.remove(&info_hash) {
+                            // Kept in the list, with its error, until
+                            // removed or resumed.
+                            let mut entry = idle_entry(&h, &announce);
+                            if entry.meta.is_none() {
+                                entry.meta = info_bytes.and_then(|b| {
+                                    Metainfo::from_info_bytes(b, Some(announce)).ok()
+                                });
+                            }
+                            if let Ok(mut idle) = idle.lock() {
+                                idle.insert(info_hash, entry);
+                            }
+                        }
                         let _ = forget.send(TrackerMsg::Forget(info_hash));
                     }
                 }
@@ -325,16 +439,21 @@ impl Session {
             pieces,
             magnet: magnet.clone(),
         };
-        let coord = Coordinator::new(shared.clone(), rx, swarm, link, opts.dir, status.clone());
+        let dir = opts.origin.root().to_path_buf();
+        let coord = Coordinator::new(shared.clone(), rx, swarm, link, dir, status.clone());
         table.insert(
             info_hash,
             TorrentHandle {
                 shared: shared.clone(),
                 status,
                 magnet,
+                origin: opts.origin,
             },
         );
         drop(table);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.remove(&info_hash);
+        }
         let h = std::thread::Builder::new()
             .name(format!("torrent {}", &info_hash.to_hex()[..8]))
             .spawn(move || coord.run())
@@ -348,10 +467,10 @@ impl Session {
         Ok(added)
     }
 
-    fn seed_opts(&self, name: &str) -> TorrentOpts {
+    fn seed_opts(&self, name: &str, root: &Path) -> TorrentOpts {
         TorrentOpts {
             max_peers: self.cfg.max_peers,
-            dir: self.cfg.dir.clone(),
+            origin: Origin::Seed(root.to_path_buf()),
             name_hint: Some(name.to_string()),
             download: false,
         }
@@ -370,8 +489,7 @@ impl Session {
         piece_length: Option<u64>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Added> {
-        let (m, stamps) =
-            create_metainfo_with(path, piece_length, Some(self.trackers.addr()), progress)?;
+        let (m, stamps) = self.hash_path(path, piece_length, progress)?;
         let root = path
             .parent()
             .map(Path::to_path_buf)
@@ -416,7 +534,7 @@ impl Session {
         let name = m.info.name.clone();
         self.trackers.keep_torrent(m.info_hash, m.to_bytes());
         let meta = open::open_seed(m.info, m.info_bytes, root, how)?;
-        let opts = self.seed_opts(&name);
+        let opts = self.seed_opts(&name, root);
         let added = self.spawn(m.info_hash, Begin::Seed(meta), opts, Vec::new())?;
         let seeding = Tracked {
             info_hash: added.info_hash,
@@ -434,7 +552,7 @@ impl Session {
     fn download_opts(&self, name_hint: Option<String>) -> TorrentOpts {
         TorrentOpts {
             max_peers: self.cfg.max_peers,
-            dir: self.cfg.dir.clone(),
+            origin: Origin::Download(self.cfg.dir.clone()),
             name_hint,
             download: true,
         }
@@ -565,19 +683,333 @@ impl Session {
     }
 
     fn remove(&self, info_hash: &InfoHash) -> bool {
-        let h = self
-            .torrents
+        let was_idle = self
+            .idle
             .lock()
             .ok()
-            .and_then(|mut t| t.remove(info_hash));
-        let was = h.is_some();
-        if let Some(h) = h {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            let _ = h.shared.events.send(Input::Shutdown(tx));
-            let _ = rx.recv_timeout(Duration::from_secs(5));
+            .and_then(|mut i| i.remove(info_hash))
+            .is_some();
+        let was = self.stop(info_hash).is_some();
+        self.trackers.forget(*info_hash);
+        was || was_idle
+    }
+
+    /// Takes a running torrent out of the table and stops it (connections
+    /// closed, files flushed), within a bound.
+    fn stop(&self, info_hash: &InfoHash) -> Option<TorrentHandle> {
+        let h = self.torrents.lock().ok()?.remove(info_hash)?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let _ = h.shared.events.send(Input::Shutdown(tx));
+        let _ = rx.recv_timeout(Duration::from_secs(5));
+        Some(h)
+    }
+
+    /// Pauses a torrent: its connections close, its files are flushed, the
+    /// tracker stops listing it; it stays in the list (`Phase::Paused`)
+    /// until resumed or removed. Pausing a paused torrent does nothing.
+    pub fn pause(&self, info_hash: &InfoHash) -> Result<TorrentStatus> {
+        if let Some(i) = self
+            .idle
+            .lock()
+            .ok()
+            .and_then(|i| i.map.get(info_hash).cloned())
+        {
+            return match i.status.phase {
+                Phase::Paused => Ok(i.status),
+                _ => bail!(
+                    "{} is not running (it stopped with an error); resume it to try again, \
+                     or remove it",
+                    i.status.name
+                ),
+            };
+        }
+        let Some(h) = self.stop(info_hash) else {
+            bail!("{info_hash} is not in this session");
+        };
+        self.trackers.forget(*info_hash);
+        let mut entry = idle_entry(&h, &self.announce());
+        entry.status.phase = Phase::Paused;
+        let status = entry.status.clone();
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.insert(*info_hash, entry);
+        }
+        Ok(status)
+    }
+
+    /// Starts a paused torrent (or one stopped by an error) again: a
+    /// complete one whose files are unchanged seeds at once; otherwise its
+    /// data on disk is checked again, as after a restart.
+    pub fn resume(&self, info_hash: &InfoHash) -> Result<Added> {
+        let Some(i) = self
+            .idle
+            .lock()
+            .ok()
+            .and_then(|i| i.map.get(info_hash).cloned())
+        else {
+            if self.handle(info_hash).is_some() {
+                bail!("{info_hash} is already running");
+            }
+            bail!("{info_hash} is not in this session");
+        };
+        let name = Some(i.status.name.clone());
+        let r = match (i.meta, i.origin) {
+            (Some(m), Origin::Seed(root)) => {
+                let how = match i.stamps {
+                    Some(st) => SeedCheck::Hashed(st),
+                    None => SeedCheck::Verify,
+                };
+                match self.seed_opened(m.clone(), &root, how) {
+                    Err(e) if e.downcast_ref::<open::OpenError>().is_some() => {
+                        // Changed while paused: hash it all again.
+                        self.seed_opened(m, &root, SeedCheck::Verify)
+                    }
+                    r => r,
+                }
+            }
+            (Some(m), Origin::Download(_)) => {
+                let complete =
+                    i.status.pieces_total > 0 && i.status.pieces_have == i.status.pieces_total;
+                match i.stamps.filter(|_| complete) {
+                    Some(st) => match self.seed_opened(
+                        m.clone(),
+                        &self.cfg.dir.clone(),
+                        SeedCheck::Hashed(st),
+                    ) {
+                        Err(e) if e.downcast_ref::<open::OpenError>().is_some() => {
+                            self.download_metainfo(m)
+                        }
+                        r => r,
+                    },
+                    None => self.download_metainfo(m),
+                }
+            }
+            (None, _) => self.download_info_hash(*info_hash, name, Vec::new()),
+        };
+        if r.is_ok() {
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.remove(info_hash);
+            }
+        }
+        r
+    }
+
+    /// Removes a torrent, running or not; with `delete`, its files too
+    /// (unfinished `.part` files included, and the directories of a
+    /// multi-file torrent once empty).
+    pub fn remove_torrent(&self, info_hash: &InfoHash, delete: bool) -> Result<Removed> {
+        let idle = self.idle.lock().ok().and_then(|mut i| i.remove(info_hash));
+        let running = self.stop(info_hash);
+        if idle.is_none() && running.is_none() {
+            bail!("{info_hash} is not in this session");
         }
         self.trackers.forget(*info_hash);
-        was
+        let mut removed = Removed::default();
+        if !delete {
+            return Ok(removed);
+        }
+        let (root, info) = match (&running, &idle) {
+            (Some(h), _) => (
+                h.origin.root().to_path_buf(),
+                h.shared.meta.get().map(|m| m.info.clone()),
+            ),
+            (None, Some(i)) => (
+                i.origin.root().to_path_buf(),
+                i.meta.as_ref().map(|m| m.info.clone()),
+            ),
+            (None, None) => return Ok(removed),
+        };
+        let Some(info) = info else {
+            // A magnet without its metadata has no files yet.
+            return Ok(removed);
+        };
+        for i in 0..info.files.len() {
+            let p = crate::net::storage::file_path(&info, &root, i);
+            for f in [crate::net::storage::part_path(&p), p] {
+                match std::fs::remove_file(&f) {
+                    Ok(()) => removed.deleted.push(f),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => bail!("cannot delete {}: {e}", f.display()),
+                }
+            }
+        }
+        if info.multi_file {
+            // Deepest first; a directory that still holds other files stays.
+            let top = root.join(&info.name);
+            let mut dirs: Vec<PathBuf> = removed
+                .deleted
+                .iter()
+                .flat_map(|f| f.ancestors().skip(1))
+                .filter(|d| d.starts_with(&top))
+                .map(Path::to_path_buf)
+                .collect();
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            dirs.dedup();
+            for d in dirs {
+                if std::fs::remove_dir(&d).is_ok() {
+                    removed.deleted.push(d);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The upload and download limits, bytes per second (0: unlimited).
+    pub fn limits(&self) -> (u64, u64) {
+        (self.rate.rate(), self.down_rate.rate())
+    }
+
+    /// Changes the limits from now on (`None`: unchanged; 0: unlimited).
+    pub fn set_limits(&self, up: Option<u64>, down: Option<u64>) {
+        let now = Instant::now();
+        if let Some(r) = up {
+            self.rate.set_rate(r, now);
+        }
+        if let Some(r) = down {
+            self.down_rate.set_rate(r, now);
+        }
+    }
+
+    /// Every torrent of the session with its status: running, paused, and
+    /// stopped by an error, sorted by name.
+    pub fn all_statuses(&self) -> Vec<TorrentStatus> {
+        let mut v = self.statuses();
+        if let Ok(idle) = self.idle.lock() {
+            v.extend(idle.map.values().map(|i| i.status.clone()));
+        }
+        v.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.0.cmp(&b.info_hash.0)));
+        v
+    }
+
+    /// The status of one torrent, running or not.
+    pub fn status_of(&self, info_hash: &InfoHash) -> Option<TorrentStatus> {
+        if let Some(h) = self.handle(info_hash) {
+            return h.status.lock().ok().map(|s| s.clone());
+        }
+        let idle = self.idle.lock().ok()?;
+        idle.map.get(info_hash).map(|i| i.status.clone())
+    }
+
+    /// A torrent's magnet link, running or not.
+    pub fn magnet_of(&self, info_hash: &InfoHash) -> Option<String> {
+        if let Some(h) = self.handle(info_hash) {
+            return Some(h.magnet);
+        }
+        let idle = self.idle.lock().ok()?;
+        idle.map.get(info_hash).map(|i| i.magnet.clone())
+    }
+
+    /// Everything a torrent's page shows. A torrent that does not run has
+    /// only its status; a running one answers within a second or is shown
+    /// as its status alone.
+    pub fn detail(&self, info_hash: &InfoHash) -> Option<TorrentDetail> {
+        let Some(h) = self.handle(info_hash) else {
+            let status = self.status_of(info_hash)?;
+            return Some(TorrentDetail {
+                status,
+                peers: Vec::new(),
+                pieces: Vec::new(),
+                files: Vec::new(),
+                history: Vec::new(),
+                tracker: None,
+            });
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let _ = h.shared.events.send(Input::Detail(tx));
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(d) => Some(d),
+            Err(_) => Some(TorrentDetail {
+                status: h.status.lock().ok()?.clone(),
+                peers: Vec::new(),
+                pieces: Vec::new(),
+                files: Vec::new(),
+                history: Vec::new(),
+                tracker: None,
+            }),
+        }
+    }
+
+    /// A torrent's `.torrent` file, once its metadata is known.
+    pub fn torrent_file(&self, info_hash: &InfoHash) -> Option<Vec<u8>> {
+        if let Some(h) = self.handle(info_hash) {
+            let m = h.shared.meta.get()?;
+            let mi = Metainfo::from_info_bytes(m.info_bytes.clone(), Some(self.announce())).ok()?;
+            return Some(mi.to_bytes());
+        }
+        let idle = self.idle.lock().ok()?;
+        idle.map
+            .get(info_hash)?
+            .meta
+            .as_ref()
+            .map(Metainfo::to_bytes)
+    }
+
+    /// The files being hashed to be seeded, and how far each is.
+    pub fn hashing(&self) -> Vec<HashJob> {
+        self.hashing.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// Hashes a file or directory into a metainfo for this session's
+    /// tracker, listed in [`Session::hashing`] meanwhile.
+    pub fn hash_path(
+        &self,
+        path: &Path,
+        piece_length: Option<u64>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Metainfo, Vec<FileStamp>)> {
+        let jobs = self.hashing.clone();
+        let listed = match jobs.lock() {
+            Ok(mut j) if j.len() < MAX_HASHING => {
+                j.push(HashJob {
+                    path: path.to_path_buf(),
+                    done: 0,
+                    total: 0,
+                });
+                true
+            }
+            _ => false,
+        };
+        let mut last = Instant::now();
+        let mut report = |done: u64, total: u64| {
+            progress(done, total);
+            if listed && (last.elapsed() >= Duration::from_millis(100) || done == total) {
+                last = Instant::now();
+                if let Ok(mut j) = jobs.lock() {
+                    if let Some(job) = j.iter_mut().find(|j| j.path == path) {
+                        (job.done, job.total) = (done, total);
+                    }
+                }
+            }
+        };
+        let r = create_metainfo_with(path, piece_length, Some(self.trackers.addr()), &mut report);
+        if listed {
+            if let Ok(mut j) = self.hashing.lock() {
+                if let Some(i) = j.iter().position(|j| j.path == path) {
+                    j.remove(i);
+                }
+            }
+        }
+        r
+    }
+
+    /// Whether `path` (canonical) is one of the files of a running torrent
+    /// or a file being hashed: the shared folder leaves it alone.
+    pub fn claimed_paths(&self) -> std::collections::HashSet<PathBuf> {
+        let mut set = std::collections::HashSet::new();
+        for h in self.handles() {
+            if let Ok(st) = h.status.lock() {
+                for p in &st.paths {
+                    if let Ok(c) = p.canonicalize() {
+                        set.insert(c);
+                    }
+                }
+            }
+        }
+        for j in self.hashing() {
+            if let Ok(c) = j.path.canonicalize() {
+                set.insert(c);
+            }
+        }
+        set
     }
 
     /// Stops every torrent (files flushed), sends EXIT to the tracker and
@@ -600,6 +1032,27 @@ impl Session {
             let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         }
         self.trackers.shutdown();
+    }
+}
+
+/// A torrent that stops running, as the list keeps it: its last status,
+/// how it started, its metainfo and, when complete, its files' stamps.
+fn idle_entry(h: &TorrentHandle, announce: &str) -> Idle {
+    let mut status = h
+        .status
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_else(|p| p.into_inner().clone());
+    (status.down_rate, status.up_rate, status.peers) = (0.0, 0.0, 0);
+    let meta = h.shared.meta.get();
+    Idle {
+        status,
+        origin: h.origin.clone(),
+        meta: meta.and_then(|m| {
+            Metainfo::from_info_bytes(m.info_bytes.clone(), Some(announce.to_string())).ok()
+        }),
+        stamps: meta.and_then(|m| m.storage.stamps()),
+        magnet: h.magnet.clone(),
     }
 }
 

@@ -44,13 +44,14 @@ pub enum Key {
     Bind,
     MaxPeers,
     MaxUploadRate,
+    MaxDownloadRate,
     Discover,
     DiscoverPort,
     Trace,
 }
 
 impl Key {
-    pub const ALL: [Key; 10] = [
+    pub const ALL: [Key; 11] = [
         Key::Tracker,
         Key::TrackerProtocol,
         Key::Dir,
@@ -58,6 +59,7 @@ impl Key {
         Key::Bind,
         Key::MaxPeers,
         Key::MaxUploadRate,
+        Key::MaxDownloadRate,
         Key::Discover,
         Key::DiscoverPort,
         Key::Trace,
@@ -73,6 +75,7 @@ impl Key {
             Key::Bind => "bind",
             Key::MaxPeers => "max_peers",
             Key::MaxUploadRate => "max_upload_rate",
+            Key::MaxDownloadRate => "max_download_rate",
             Key::Discover => "discover",
             Key::DiscoverPort => "discover_port",
             Key::Trace => "trace",
@@ -88,6 +91,7 @@ impl Key {
             Key::Bind => "MINITORRENT_BIND",
             Key::MaxPeers => "MINITORRENT_MAX_PEERS",
             Key::MaxUploadRate => "MINITORRENT_MAX_UPLOAD_RATE",
+            Key::MaxDownloadRate => "MINITORRENT_MAX_DOWNLOAD_RATE",
             Key::Discover => "MINITORRENT_DISCOVER",
             Key::DiscoverPort => "MINITORRENT_DISCOVER_PORT",
             Key::Trace => "MINITORRENT_TRACE",
@@ -103,6 +107,7 @@ impl Key {
             Key::Bind => "--bind",
             Key::MaxPeers => "--max-peers",
             Key::MaxUploadRate => "--max-upload-rate",
+            Key::MaxDownloadRate => "--max-download-rate",
             Key::Discover => "--no-discover",
             Key::DiscoverPort => "--discover-port",
             Key::Trace => "--trace",
@@ -150,6 +155,7 @@ pub struct Flags {
     pub bind: Option<IpAddr>,
     pub max_peers: Option<usize>,
     pub max_upload_rate: Option<u64>,
+    pub max_download_rate: Option<u64>,
     /// `Some(false)` for `--no-discover`.
     pub discover: Option<bool>,
     pub discover_port: Option<u16>,
@@ -186,6 +192,8 @@ pub struct Settings {
     pub max_peers: usize,
     /// Bytes per second; 0: unlimited.
     pub max_upload_rate: u64,
+    /// Bytes per second; 0: unlimited.
+    pub max_download_rate: u64,
     /// Look for a tracker on the LAN when none is configured.
     pub discover: bool,
     pub discover_port: u16,
@@ -205,6 +213,7 @@ impl Default for Settings {
             bind: IpAddr::from([0, 0, 0, 0]),
             max_peers: 8,
             max_upload_rate: 0,
+            max_download_rate: 0,
             discover: true,
             discover_port: DEFAULT_DISCOVER_PORT,
             trace: false,
@@ -263,10 +272,8 @@ impl Settings {
             },
             Key::Bind => self.bind.to_string(),
             Key::MaxPeers => self.max_peers.to_string(),
-            Key::MaxUploadRate => match self.max_upload_rate {
-                0 => "0 (unlimited)".into(),
-                r => format!("{r} bytes/s"),
-            },
+            Key::MaxUploadRate => rate_text(self.max_upload_rate),
+            Key::MaxDownloadRate => rate_text(self.max_download_rate),
             Key::Discover => self.discover.to_string(),
             Key::DiscoverPort => self.discover_port.to_string(),
             Key::Trace => self.trace.to_string(),
@@ -305,17 +312,8 @@ impl Settings {
             Key::MaxPeers => {
                 self.max_peers = want_int(v, 1, 10_000, "a number of peers")? as usize;
             }
-            Key::MaxUploadRate => {
-                self.max_upload_rate = match v {
-                    Value::Int(_) => want_int(v, 0, u64::MAX, "bytes per second")?,
-                    Value::Str(s) => parse_rate(s)?,
-                    Value::Bool(_) => {
-                        return Err(format!(
-                    "{v} is not a rate: give bytes per second (0: unlimited) or \"500k\", \"2M\""
-                ))
-                    }
-                }
-            }
+            Key::MaxUploadRate => self.max_upload_rate = want_rate(v)?,
+            Key::MaxDownloadRate => self.max_download_rate = want_rate(v)?,
             Key::Discover => self.discover = want_bool(v)?,
             Key::DiscoverPort => {
                 self.discover_port = want_int(v, 1, u16::MAX as u64, "a UDP port")? as u16;
@@ -349,6 +347,9 @@ impl Settings {
         if f.max_upload_rate.is_some() {
             from(Key::MaxUploadRate);
         }
+        if f.max_download_rate.is_some() {
+            from(Key::MaxDownloadRate);
+        }
         if f.discover.is_some() {
             from(Key::Discover);
         }
@@ -379,6 +380,9 @@ impl Settings {
         if let Some(r) = f.max_upload_rate {
             self.max_upload_rate = r;
         }
+        if let Some(r) = f.max_download_rate {
+            self.max_download_rate = r;
+        }
         if let Some(d) = f.discover {
             self.discover = d;
         }
@@ -397,6 +401,23 @@ fn want_str<'a>(v: &'a Value, like: &str) -> Result<&'a str, String> {
         _ => Err(format!(
             "{v} is {}; give a string in quotes, {like}",
             v.kind()
+        )),
+    }
+}
+
+fn rate_text(r: u64) -> String {
+    match r {
+        0 => "0 (unlimited)".into(),
+        r => format!("{r} bytes/s"),
+    }
+}
+
+fn want_rate(v: &Value) -> Result<u64, String> {
+    match v {
+        Value::Int(_) => want_int(v, 0, u64::MAX, "bytes per second"),
+        Value::Str(s) => parse_rate(s),
+        Value::Bool(_) => Err(format!(
+            "{v} is not a rate: give bytes per second (0: unlimited) or \"500k\", \"2M\""
         )),
     }
 }

@@ -52,11 +52,13 @@ pub mod output;
 pub mod progress;
 pub mod share;
 pub mod source;
+pub mod web;
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::core::msg::{count, Notice, Summary};
 use crate::net::tracker::TrackerProtocol;
@@ -99,8 +101,24 @@ struct Cli {
     stats: StatsArg,
     #[command(flatten)]
     trace: TraceArg,
+    #[command(flatten)]
+    web: WebArg,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+}
+
+/// `--web` and `--password`: the peer's web interface beside a command.
+#[derive(Args, Debug, Clone, Default)]
+struct WebArg {
+    /// Also serve the peer's web interface (share, find, add, watch and control every
+    /// torrent in a browser) on ADDR:PORT [default when given without a value: 127.0.0.1:8081]
+    #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1,
+          default_missing_value = web::DEFAULT_LISTEN)]
+    web: Option<SocketAddr>,
+    /// Password of the web interface (HTTP Basic, any user name); required when it listens
+    /// beyond this machine [env: MINITORRENT_WEB_PASSWORD]
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
 }
 
 /// `--config`.
@@ -166,6 +184,10 @@ struct PeerArgs {
     /// [default: unlimited]
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     max_upload_rate: Option<u64>,
+    /// Download limit for the whole process, bytes per second (suffixes k, M, G: 500k, 2M)
+    /// [default: unlimited]
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
+    max_download_rate: Option<u64>,
 }
 
 /// `--stats`.
@@ -215,6 +237,8 @@ enum Cmd {
         #[arg(long, value_name = "BYTES")]
         piece_length: Option<u64>,
         #[command(flatten)]
+        web: WebArg,
+        #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
         tracker: TrackerArg,
@@ -238,6 +262,8 @@ enum Cmd {
         /// Exit when the download is complete instead of seeding it
         #[arg(long)]
         no_seed: bool,
+        #[command(flatten)]
+        web: WebArg,
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
@@ -279,10 +305,37 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Start a peer with its web interface: shares every file in --dir (as `share` does) and
+    /// downloads there; open the printed URL in a browser
+    Web {
+        /// Address of the web interface; beyond 127.0.0.1 it needs --password
+        #[arg(long, value_name = "ADDR:PORT", default_value = web::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// Password of the web interface (HTTP Basic, any user name); required when it
+        /// listens beyond this machine [env: MINITORRENT_WEB_PASSWORD]
+        #[arg(long, value_name = "PASSWORD")]
+        password: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        tracker: TrackerArg,
+        #[command(flatten)]
+        discover: DiscoverArg,
+        #[command(flatten)]
+        proto: ProtoArg,
+        #[command(flatten)]
+        dir: DirArg,
+        #[command(flatten)]
+        peer: PeerArgs,
+        #[command(flatten)]
+        trace: TraceArg,
+    },
     /// Seed every file in DIR, like a shared folder (metainfo cached in DIR/.minitorrent)
     Share {
         /// The folder to share; files added later are picked up by a rescan
         dir: PathBuf,
+        #[command(flatten)]
+        web: WebArg,
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
@@ -381,6 +434,7 @@ impl Onto for PeerArgs {
         f.bind = self.bind.or(f.bind);
         f.max_peers = self.max_peers.or(f.max_peers);
         f.max_upload_rate = self.max_upload_rate.or(f.max_upload_rate);
+        f.max_download_rate = self.max_download_rate.or(f.max_download_rate);
     }
 }
 
@@ -421,6 +475,16 @@ impl Cli {
                 ..
             })
             | Some(Cmd::Get {
+                config,
+                tracker,
+                discover,
+                proto,
+                dir,
+                peer,
+                trace,
+                ..
+            })
+            | Some(Cmd::Web {
                 config,
                 tracker,
                 discover,
@@ -485,6 +549,8 @@ struct Run {
     tracker: Option<String>,
     stats: Option<PathBuf>,
     st: Settings,
+    /// `--web` and `--password` given before the command (or for the menu).
+    web: WebArg,
 }
 
 pub fn main() -> ExitCode {
@@ -530,6 +596,7 @@ fn resolve(cli: Cli) -> Result<Run> {
     Ok(Run {
         tracker: st.tracker.clone(),
         stats: cli.stats(),
+        web: cli.web,
         cmd: cli.cmd,
         st,
     })
@@ -548,23 +615,50 @@ fn config(cli: &Run, announce: Option<&str>) -> Config {
         dir: st.dir.clone(),
         max_peers: st.max_peers.max(1),
         max_upload_rate: st.max_upload_rate,
+        max_download_rate: st.max_download_rate,
     }
 }
 
 fn run(cli: Run) -> Result<ExitCode> {
     if matches!(
         cli.cmd,
-        None | Some(Cmd::Get { .. }) | Some(Cmd::Seed { .. }) | Some(Cmd::Share { .. })
+        None | Some(Cmd::Get { .. })
+            | Some(Cmd::Seed { .. })
+            | Some(Cmd::Share { .. })
+            | Some(Cmd::Web { .. })
     ) {
         output::keep_running_when_closed();
     }
     match &cli.cmd {
         None => {
+            let access = web_access(&cli.web)?;
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
             let s = start(&cli, tracker, None)?;
+            let dir = cli.st.dir.clone();
+            start_web(&s, cli.web.web, access, &dir, web::Sharer::Direct)?;
             let ctrlc = ctrlc_channel();
             menu::run(&s, ctrlc, cli.stats.clone())?;
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Web {
+            listen, password, ..
+        }) => {
+            let access = web::check_access(*listen, web::password(password.as_deref()).as_deref())?;
+            let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
+            let s = start(&cli, tracker, None)?;
+            let dir = cli.st.dir.clone();
+            let (tx, rx) = crossbeam_channel::bounded(64);
+            start_web(
+                &s,
+                Some(*listen),
+                Some(access),
+                &dir,
+                web::Sharer::Folder(tx),
+            )?;
+            let r = share::run_with(&s, &dir, &ctrlc_channel(), &rx);
+            eprintln!("minitorrent: shutting down");
+            s.shutdown();
+            r.map(|()| ExitCode::SUCCESS)
         }
         Some(Cmd::Create {
             path,
@@ -662,8 +756,10 @@ fn run(cli: Run) -> Result<ExitCode> {
         Some(Cmd::Seed {
             paths,
             piece_length,
+            web,
             ..
         }) => {
+            let web = &web.or(&cli.web);
             let mut torrents = Vec::new();
             for p in paths {
                 if source::is_torrent_file(p) {
@@ -675,8 +771,11 @@ fn run(cli: Run) -> Result<ExitCode> {
             let announce = torrents
                 .iter()
                 .find_map(|(_, m)| m.as_ref().and_then(|m| m.announce.clone()));
+            let access = web_access(web)?;
             let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
             let s = start(&cli, tracker, announce.as_deref())?;
+            let dir = cli.st.dir.clone();
+            start_web(&s, web.web, access, &dir, web::Sharer::Direct)?;
             let ctrlc = ctrlc_channel();
             for (p, m) in torrents {
                 let added = match m {
@@ -699,25 +798,80 @@ fn run(cli: Run) -> Result<ExitCode> {
             s.shutdown();
             r.map(|()| ExitCode::SUCCESS)
         }
-        Some(Cmd::Share { dir, .. }) => {
+        Some(Cmd::Share { dir, web, .. }) => {
+            let web = &web.or(&cli.web);
+            let access = web_access(web)?;
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
             let s = start(&cli, tracker, None)?;
-            let r = share::run(&s, dir, &ctrlc_channel());
+            let (tx, rx) = crossbeam_channel::bounded(64);
+            start_web(&s, web.web, access, dir, web::Sharer::Folder(tx))?;
+            let r = share::run_with(&s, dir, &ctrlc_channel(), &rx);
             eprintln!("minitorrent: shutting down");
             s.shutdown();
             r.map(|()| ExitCode::SUCCESS)
         }
         Some(Cmd::Get {
-            source, no_seed, ..
-        }) => get(&cli, source, *no_seed),
+            source,
+            no_seed,
+            web,
+            ..
+        }) => get(&cli, source, *no_seed, &web.or(&cli.web)),
     }
 }
 
-fn start(cli: &Run, tracker: std::net::SocketAddr, announce: Option<&str>) -> Result<Session> {
+impl WebArg {
+    /// These flags, or where one is missing, those given before the command.
+    fn or(&self, before: &WebArg) -> WebArg {
+        WebArg {
+            web: self.web.or(before.web),
+            password: self.password.clone().or_else(|| before.password.clone()),
+        }
+    }
+}
+
+/// Who may use the page `--web` asks for (checked before anything starts).
+fn web_access(arg: &WebArg) -> Result<Option<web::Access>> {
+    match arg.web {
+        Some(addr) => {
+            web::check_access(addr, web::password(arg.password.as_deref()).as_deref()).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Starts the web interface on `addr` when asked, uploads going to `dir`;
+/// a page that cannot start stops the session with the reason.
+fn start_web(
+    s: &Arc<Session>,
+    addr: Option<SocketAddr>,
+    access: Option<web::Access>,
+    dir: &Path,
+    sharer: web::Sharer,
+) -> Result<()> {
+    let (Some(addr), Some(access)) = (addr, access) else {
+        return Ok(());
+    };
+    match web::start(s.clone(), addr, access, dir, sharer) {
+        Ok(local) => {
+            println!("web interface: {}", web::url_for(local));
+            let _ = std::io::stdout().flush();
+            Ok(())
+        }
+        Err(e) => {
+            s.shutdown();
+            Err(e)
+        }
+    }
+}
+
+fn start(cli: &Run, tracker: std::net::SocketAddr, announce: Option<&str>) -> Result<Arc<Session>> {
     let cfg = config(cli, announce);
     // Downloads may go to a directory that does not exist yet, and must be
     // able to write there: both checked before anything is fetched.
-    let downloads = matches!(cli.cmd, None | Some(Cmd::Get { .. }));
+    let downloads = matches!(
+        cli.cmd,
+        None | Some(Cmd::Get { .. }) | Some(Cmd::Web { .. })
+    );
     let origin = cli.st.origin(Key::Dir);
     if downloads && !cfg.dir.exists() {
         if let Err(e) = std::fs::create_dir_all(&cfg.dir) {
@@ -744,7 +898,7 @@ fn start(cli: &Run, tracker: std::net::SocketAddr, announce: Option<&str>) -> Re
             );
         }
     }
-    let s = Session::start(cfg, tracker)?;
+    let s = Arc::new(Session::start(cfg, tracker)?);
     println!("listening on {}", s.listen_addr());
     println!("tracker {}", s.tracker_addr());
     let _ = std::io::stdout().flush();
@@ -799,7 +953,8 @@ pub fn print_summary(s: &Summary, stats: Option<&Path>) {
     let _ = std::io::stdout().flush();
 }
 
-fn get(cli: &Run, source: &str, no_seed: bool) -> Result<ExitCode> {
+fn get(cli: &Run, source: &str, no_seed: bool, web_arg: &WebArg) -> Result<ExitCode> {
+    let access = web_access(web_arg)?;
     let src = source::classify(source)?;
     let (metainfo, announce) = match &src {
         Source::Torrent(p) => {
@@ -812,6 +967,8 @@ fn get(cli: &Run, source: &str, no_seed: bool) -> Result<ExitCode> {
     };
     let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
     let s = start(cli, tracker, announce.as_deref())?;
+    let dir = cli.st.dir.clone();
+    start_web(&s, web_arg.web, access, &dir, web::Sharer::Direct)?;
     let ctrlc = ctrlc_channel();
     let added = match source::download(&s, src, metainfo) {
         Ok(a) => a,

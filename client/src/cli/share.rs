@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::msg::Notice;
 use crate::net::open::OpenError;
 use crate::net::storage::StorageError;
-use crate::session::{self, Added, FileStamp, Session};
+use crate::session::{Added, FileStamp, Session};
 
 pub const CACHE_DIR: &str = ".minitorrent";
 const CACHE_FILE: &str = "cache.json";
@@ -381,10 +381,13 @@ impl<'a> Share<'a> {
         })
     }
 
-    /// The files in the folder now: relative path → stamp.
+    /// The files in the folder now: relative path → stamp. Files another
+    /// torrent of the session holds (a download that finished here, a file
+    /// being hashed for the web page) are not the folder's to announce.
     fn scan(&self) -> Result<BTreeMap<String, FileStamp>> {
         let mut files = Vec::new();
         walk(&self.dir, &mut files).with_context(|| format!("listing {}", self.dir.display()))?;
+        let claimed = self.s.claimed_paths();
         let mut seen = BTreeMap::new();
         for path in files {
             let rel = path
@@ -392,6 +395,11 @@ impl<'a> Share<'a> {
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
+            if !self.watch.announced.contains_key(&rel)
+                && path.canonicalize().is_ok_and(|c| claimed.contains(&c))
+            {
+                continue;
+            }
             match std::fs::metadata(&path) {
                 Ok(m) => {
                     seen.insert(rel, FileStamp::of(&m));
@@ -493,12 +501,7 @@ impl<'a> Share<'a> {
             }
             None => {
                 let mut progress = hash_progress(rel);
-                match session::create_metainfo_with(
-                    &path,
-                    None,
-                    Some(s.tracker_addr()),
-                    &mut progress,
-                ) {
+                match s.hash_path(&path, None, &mut progress) {
                     Ok((m, stamps)) if stamps == [stamp] => {
                         self.cache_metainfo(rel, &m, stamp);
                         (m, stamps)
@@ -561,6 +564,24 @@ impl<'a> Share<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// Announces `rel` now, without waiting for it to settle: a file the
+    /// web page has just written whole. A torrent announced for an older
+    /// version of it is withdrawn first.
+    pub fn add_now(&mut self, rel: &str) -> Result<()> {
+        let path = self.dir.join(rel);
+        let md = std::fs::metadata(&path).with_context(|| format!("{}", path.display()))?;
+        let stamp = FileStamp::of(&md);
+        self.watch.settling.remove(rel);
+        let previous = self.watch.announced.remove(rel).map(|a| a.info_hash);
+        if let Some(old) = previous {
+            self.s.withdraw(&old);
+        }
+        let r = self.announce(rel, stamp, true, previous);
+        let _ = std::io::stdout().flush();
+        self.save_cache();
+        r
     }
 
     /// Caches `m` for `rel` (made while the file had `stamp`), replacing
@@ -646,6 +667,17 @@ impl<'a> Share<'a> {
 /// `Timing::rescan` (sooner while a file settles, and at once when a
 /// torrent's data is found changed while serving).
 pub fn run(s: &Session, dir: &Path, ctrlc: &Receiver<()>) -> Result<()> {
+    run_with(s, dir, ctrlc, &crossbeam_channel::never())
+}
+
+/// [`run`], also announcing at once each file named on `added` (relative
+/// to `dir`, written whole by the web page).
+pub fn run_with(
+    s: &Session,
+    dir: &Path,
+    ctrlc: &Receiver<()>,
+    added: &Receiver<String>,
+) -> Result<()> {
     let timing = Timing::from_env();
     let mut share = Share::open(s, dir, timing.settle)?;
     share.rescan()?;
@@ -673,6 +705,13 @@ pub fn run(s: &Session, dir: &Path, ctrlc: &Receiver<()>) -> Result<()> {
                 if let Ok(n) = n {
                     if share.notice(n) {
                         next = Instant::now();
+                    }
+                }
+            }
+            recv(added) -> rel => {
+                if let Ok(rel) = rel {
+                    if let Err(e) = share.add_now(&rel) {
+                        warn!("share: {rel}: {}", super::error_chain(&e));
                     }
                 }
             }

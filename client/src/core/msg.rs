@@ -219,6 +219,8 @@ pub enum Input {
         link: ConnLink,
     },
     Status(Sender<TorrentStatus>),
+    /// Everything the torrent's own web page shows.
+    Detail(Sender<TorrentDetail>),
     Shutdown(Sender<()>),
 }
 
@@ -259,6 +261,8 @@ pub enum Phase {
     Seeding,
     Failed(String),
     Stopped,
+    /// Paused by the user: no connection, not at the tracker.
+    Paused,
 }
 
 impl std::fmt::Display for Phase {
@@ -276,6 +280,7 @@ impl std::fmt::Display for Phase {
             Phase::Seeding => f.write_str("seeding"),
             Phase::Failed(e) => write!(f, "failed: {e}"),
             Phase::Stopped => f.write_str("stopped"),
+            Phase::Paused => f.write_str("paused"),
         }
     }
 }
@@ -300,6 +305,81 @@ pub struct TorrentStatus {
     /// peer that has the file sent corrupt data); `None` while it can.
     pub problem: Option<String>,
 }
+
+/// One connected peer, for a torrent's page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerRow {
+    pub addr: SocketAddr,
+    /// The client, from its peer id (`libtorrent 2.0.8`).
+    pub client: String,
+    /// We dialled it.
+    pub outbound: bool,
+    /// Share of the torrent it has, once we know both.
+    pub progress: Option<f64>,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    /// Piece bytes received from it and sent to it.
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub down_rate: f64,
+    pub up_rate: f64,
+}
+
+/// What a piece is, on a torrent's piece map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceMark {
+    Have,
+    InFlight,
+    Missing,
+}
+
+impl PieceMark {
+    /// `h`, `f`, `m`: the piece map as a string (docs/CLIENT.md).
+    pub fn letter(self) -> char {
+        match self {
+            PieceMark::Have => 'h',
+            PieceMark::InFlight => 'f',
+            PieceMark::Missing => 'm',
+        }
+    }
+}
+
+/// One file of a torrent and how much of it is verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    /// Relative to the torrent's directory (its name, for one file).
+    pub path: String,
+    pub size: u64,
+    pub progress: f64,
+}
+
+/// The tracker's last answer about a torrent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerNote {
+    /// When, as seconds before the detail was taken.
+    pub ago: f64,
+    /// `Ok("3 peers")` or the error.
+    pub answer: Result<String, String>,
+}
+
+/// Everything a torrent's page shows, taken on demand from its coordinator.
+#[derive(Debug, Clone)]
+pub struct TorrentDetail {
+    pub status: TorrentStatus,
+    pub peers: Vec<PeerRow>,
+    /// One [`PieceMark`] per piece; empty before the metadata.
+    pub pieces: Vec<PieceMark>,
+    pub files: Vec<FileRow>,
+    /// Download and upload rates of the last [`HISTORY`] seconds, oldest
+    /// first, as (seconds before now, down, up).
+    pub history: Vec<(f64, f64, f64)>,
+    pub tracker: Option<TrackerNote>,
+}
+
+/// Seconds of rate history a torrent keeps for its page.
+pub const HISTORY: usize = 120;
 
 /// What a finished download reports.
 #[derive(Debug, Clone)]

@@ -1,13 +1,17 @@
 //! A token bucket shared by the connection threads of a process, for
-//! `--max-upload-rate`. Unlimited by default, when it costs one atomic load.
+//! `--max-upload-rate` and `--max-download-rate`. Unlimited by default, when
+//! it costs one atomic load. The rate can be changed while it runs (the web
+//! page's limits, the menu's `limit`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct RateLimit {
     /// Bytes per second; 0 means unlimited.
-    rate: u64,
+    rate: AtomicU64,
+    /// Tokens (negative: a debt) and when they were last counted.
     state: Mutex<(f64, Instant)>,
 }
 
@@ -16,37 +20,81 @@ impl RateLimit {
     /// tenth of a second's worth of tokens.
     pub fn new(rate: u64, now: Instant) -> RateLimit {
         RateLimit {
-            rate,
+            rate: AtomicU64::new(rate),
             state: Mutex::new((rate as f64 / 10.0, now)),
         }
     }
 
     pub fn unlimited(&self) -> bool {
-        self.rate == 0
+        self.rate() == 0
+    }
+
+    /// Bytes per second; 0: unlimited.
+    pub fn rate(&self) -> u64 {
+        self.rate.load(Ordering::Relaxed)
+    }
+
+    /// Changes the rate from `now` on: what was saved or owed is forgotten,
+    /// so a new limit takes effect at once.
+    pub fn set_rate(&self, rate: u64, now: Instant) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = (rate as f64 / 10.0, now);
+        }
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+
+    /// The tokens at `now`, saved up to a burst of a tenth of a second (or
+    /// `n`, so that one large block can pass at all).
+    fn refill(rate: u64, st: (f64, Instant), n: usize, now: Instant) -> f64 {
+        let (tokens, last) = st;
+        let cap = (rate as f64 / 10.0).max(n as f64);
+        (tokens + now.saturating_duration_since(last).as_secs_f64() * rate as f64).min(cap)
     }
 
     /// Takes `n` bytes' worth of tokens if available. Otherwise returns how
     /// long to wait before trying again.
     pub fn take(&self, n: usize, now: Instant) -> Result<(), Duration> {
-        if self.rate == 0 {
+        let rate = self.rate();
+        if rate == 0 {
             return Ok(());
         }
         let Ok(mut st) = self.state.lock() else {
             return Ok(());
         };
-        let (tokens, last) = *st;
-        // A burst of at most a tenth of a second keeps the rate smooth.
-        let cap = (self.rate as f64 / 10.0).max(n as f64);
-        let tokens = (tokens
-            + now.saturating_duration_since(last).as_secs_f64() * self.rate as f64)
-            .min(cap);
+        let tokens = Self::refill(rate, *st, n, now);
         if tokens >= n as f64 {
             *st = (tokens - n as f64, now);
             Ok(())
         } else {
             *st = (tokens, now);
             let missing = n as f64 - tokens;
-            Err(Duration::from_secs_f64(missing / self.rate as f64).max(Duration::from_millis(1)))
+            Err(Duration::from_secs_f64(missing / rate as f64).max(Duration::from_millis(1)))
+        }
+    }
+
+    /// Counts `n` bytes that already moved (received data cannot be put
+    /// back), running into debt if need be. Returns how long to wait before
+    /// moving more, if the bucket is now in debt.
+    pub fn charge(&self, n: usize, now: Instant) -> Option<Duration> {
+        let rate = self.rate();
+        if rate == 0 {
+            return None;
+        }
+        let Ok(mut st) = self.state.lock() else {
+            return None;
+        };
+        let tokens = Self::refill(rate, *st, 0, now) - n as f64;
+        *st = (tokens, now);
+        (tokens < 0.0)
+            .then(|| Duration::from_secs_f64(-tokens / rate as f64).max(Duration::from_millis(1)))
+    }
+
+    /// How much to read at once under this limit: a tenth of a second's
+    /// worth, at least 16 KiB; `None` when unlimited.
+    pub fn chunk(&self) -> Option<usize> {
+        match self.rate() {
+            0 => None,
+            r => Some(((r / 10) as usize).max(16 << 10)),
         }
     }
 }
@@ -69,5 +117,39 @@ mod tests {
         }
         assert!((190_000..=230_000).contains(&sent), "{sent}");
         assert!(RateLimit::new(0, t0).take(1 << 30, t0).is_ok());
+    }
+
+    #[test]
+    fn charge_runs_into_debt_and_waits_it_off() {
+        let t0 = Instant::now();
+        let r = RateLimit::new(100_000, t0);
+        let mut got = 0;
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(3) {
+            got += 40_000;
+            if let Some(wait) = r.charge(40_000, now) {
+                now += wait;
+            }
+        }
+        // 3 s at 100 kB/s, plus the starting burst and the last read.
+        assert!((290_000..=360_000).contains(&got), "{got}");
+        assert_eq!(RateLimit::new(0, t0).charge(1 << 30, t0), None);
+    }
+
+    #[test]
+    fn rate_changes_at_once() {
+        let t0 = Instant::now();
+        let r = RateLimit::new(0, t0);
+        assert!(r.unlimited());
+        r.set_rate(10_000, t0);
+        assert_eq!(r.rate(), 10_000);
+        assert!(r
+            .charge(50_000, t0)
+            .is_some_and(|d| d >= Duration::from_secs(4)));
+        r.set_rate(0, t0);
+        assert!(r.charge(50_000, t0).is_none());
+        assert_eq!(r.chunk(), None);
+        r.set_rate(1_000_000, t0);
+        assert_eq!(r.chunk(), Some(100_000));
     }
 }

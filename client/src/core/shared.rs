@@ -102,6 +102,56 @@ pub fn peer_id_str(id: &[u8; 20]) -> String {
     String::from_utf8_lossy(id).into_owned()
 }
 
+/// The client a peer id names (Azureus-style `-XXvvvv-` or Shad0w-style),
+/// as in the peer lists of BitTorrent programs: `libtorrent 2.0.8`; the
+/// printable prefix for a client not in the list, and `unknown` for an id
+/// without one.
+pub fn client_name(id: &[u8; 20]) -> String {
+    if id.starts_with(PEER_ID_PREFIX) {
+        return CLIENT_NAME.to_string();
+    }
+    if id[0] == b'-' && id[7] == b'-' && id[1..7].iter().all(u8::is_ascii_alphanumeric) {
+        let code = std::str::from_utf8(&id[1..3]).unwrap_or("??");
+        let v: Vec<char> = id[3..7].iter().map(|&b| b as char).collect();
+        let name = match code {
+            "lt" => Some("libtorrent"),
+            "LT" => Some("libtorrent (rakshasa)"),
+            "qB" => Some("qBittorrent"),
+            "TR" => Some("Transmission"),
+            "UT" => Some("\u{b5}Torrent"),
+            "DE" => Some("Deluge"),
+            "AZ" => Some("Vuze"),
+            "BT" => Some("BitTorrent"),
+            "KT" => Some("KTorrent"),
+            "rT" => Some("rTorrent"),
+            "RB" => Some("rqbit"),
+            "BI" => Some("BiglyBT"),
+            "WW" => Some("WebTorrent"),
+            _ => None,
+        };
+        // Versions are digits (hex-ish letters for some clients): 2.0.8.0.
+        let version = format!("{}.{}.{}", v[0], v[1], v[2]);
+        return match name {
+            Some(n) => format!("{n} {version}"),
+            None => format!("unknown (-{}{}-)", code, v.iter().collect::<String>()),
+        };
+    }
+    if id.starts_with(b"A2-") {
+        return "aria2".to_string();
+    }
+    let prefix: String = id
+        .iter()
+        .take_while(|b| b.is_ascii_graphic())
+        .take(8)
+        .map(|&b| b as char)
+        .collect();
+    if prefix.is_empty() {
+        "unknown".to_string()
+    } else {
+        format!("unknown ({prefix})")
+    }
+}
+
 /// A seed for a torrent's random choices, taken from its info hash (so a
 /// test that scripts events sees the same choices every run).
 pub fn seed_of(info_hash: &[u8; 20]) -> u64 {
@@ -189,6 +239,23 @@ pub fn pieces_for_rate(piece_len: u64, rate: Option<f64>, rtt: Option<Duration>)
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn client_names() {
+        let id = |s: &[u8]| {
+            let mut a = [b'x'; 20];
+            a[..s.len()].copy_from_slice(s);
+            a
+        };
+        assert_eq!(client_name(&new_peer_id()), CLIENT_NAME);
+        assert_eq!(client_name(&id(b"-lt2080-")), "libtorrent 2.0.8");
+        assert_eq!(client_name(&id(b"-qB4630-")), "qBittorrent 4.6.3");
+        assert_eq!(client_name(&id(b"-ZZ1234-")), "unknown (-ZZ1234-)");
+        assert_eq!(client_name(&id(b"A2-1-37-0-")), "aria2");
+        assert_eq!(client_name(&[0xff; 20]), "unknown");
+        assert_eq!(client_name(&id(b"M7-2-0--\xff")), "unknown (M7-2-0--)");
+    }
+
     use super::*;
 
     #[test]

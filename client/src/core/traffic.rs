@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Remote addresses a [`TrafficTable`] holds at once; bytes for more are
 /// added to the [`TrafficTable::overflow`] count instead (and reported as
@@ -20,12 +20,22 @@ pub const MAX_TRAFFIC_PEERS: usize = 256;
 pub struct ConnTraffic {
     served: AtomicU64,
     received: AtomicU64,
+    /// We choke the peer (for the torrent's page).
+    choking: AtomicBool,
 }
 
 impl ConnTraffic {
     pub fn store(&self, (served, received): (u64, u64)) {
         self.served.store(served, Ordering::Relaxed);
         self.received.store(received, Ordering::Relaxed);
+    }
+
+    pub fn set_choking(&self, yes: bool) {
+        self.choking.store(yes, Ordering::Relaxed);
+    }
+
+    pub fn choking(&self) -> bool {
+        self.choking.load(Ordering::Relaxed)
     }
 
     pub fn load(&self) -> (u64, u64) {

@@ -16,10 +16,11 @@ use log::warn;
 use minitorrent_common::metainfo::Info;
 
 use crate::core::msg::{
-    ConnError, ConnLink, Event, Input, Notice, Opened, Phase, TorrentStatus, TrackerMsg,
+    ConnError, ConnLink, Event, Input, Notice, Opened, Phase, TorrentDetail, TorrentStatus,
+    TrackerMsg,
 };
 use crate::core::picker::ConnId;
-use crate::core::swarm::{Action, Swarm};
+use crate::core::swarm::{Action, ConnFigures, Rates, Swarm};
 use crate::core::traffic::delta;
 use crate::net::conn;
 use crate::net::open::{self, OpenError};
@@ -60,6 +61,8 @@ pub struct Coordinator {
     published: Phase,
     /// Each connection's byte totals when last added to `t.traffic`.
     counted: HashMap<ConnId, (u64, u64)>,
+    /// Each connection's rates (received, sent), for the torrent's page.
+    conn_rates: HashMap<ConnId, Rates>,
 }
 
 impl Coordinator {
@@ -85,6 +88,7 @@ impl Coordinator {
             pending: VecDeque::new(),
             published: Phase::Metadata,
             counted: HashMap::new(),
+            conn_rates: HashMap::new(),
         }
     }
 
@@ -114,6 +118,11 @@ impl Coordinator {
                         if let Ok(s) = self.status.lock() {
                             let _ = reply.send(s.clone());
                         }
+                    }
+                    Ok(Input::Detail(reply)) => {
+                        self.count_traffic();
+                        self.publish();
+                        let _ = reply.send(self.detail());
                     }
                     Ok(Input::Event(ev)) => self.handle(ev),
                     Err(_) => return,
@@ -162,6 +171,7 @@ impl Coordinator {
                 // Its last bytes, while the swarm still knows its address.
                 self.count_conn(c);
                 self.counted.remove(&c);
+                self.conn_rates.remove(&c);
             }
             let actions = self.swarm.handle(ev, Instant::now());
             self.carry_out(actions);
@@ -189,6 +199,10 @@ impl Coordinator {
             return;
         };
         let now = link.traffic.load();
+        self.conn_rates
+            .entry(conn)
+            .or_insert_with(|| Rates::new(Instant::now()))
+            .update(Instant::now(), now.1, now.0);
         let before = self.counted.insert(conn, now).unwrap_or((0, 0));
         let (sent, received) = delta(before, now);
         if sent == 0 && received == 0 {
@@ -304,6 +318,34 @@ impl Coordinator {
         };
         self.handle(ev);
         self.publish();
+    }
+
+    /// The torrent's page: the swarm's detail with what the connections
+    /// count themselves.
+    fn detail(&mut self) -> TorrentDetail {
+        let now = Instant::now();
+        let status = self.status.lock().map(|s| s.clone());
+        let status = match status {
+            Ok(s) => s,
+            Err(_) => self
+                .swarm
+                .status(now, self.t.downloaded(), self.t.uploaded(), 0),
+        };
+        let (links, counted, rates) = (&self.links, &self.counted, &mut self.conn_rates);
+        self.swarm.detail(status, now, |c| {
+            let (uploaded, downloaded) = counted.get(&c).copied().unwrap_or((0, 0));
+            let (down_rate, up_rate) = rates
+                .get_mut(&c)
+                .map(|r| r.update(now, downloaded, uploaded))
+                .unwrap_or((0.0, 0.0));
+            ConnFigures {
+                am_choking: links.get(&c).is_none_or(|l| l.traffic.choking()),
+                downloaded,
+                uploaded,
+                down_rate,
+                up_rate,
+            }
+        })
     }
 
     fn publish(&mut self) {

@@ -4,6 +4,7 @@
 //! session's [`TorrentHandle`].
 
 use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -39,7 +40,10 @@ pub struct TorrentShared {
     /// Set once, by the coordinator, when the metadata is known.
     pub meta: OnceLock<Arc<MetaCtx>>,
     pub events: Sender<Input>,
+    /// `--max-upload-rate`, shared by the whole session.
     pub rate: Arc<RateLimit>,
+    /// `--max-download-rate`, shared by the whole session.
+    pub down_rate: Arc<RateLimit>,
     downloaded: AtomicU64,
     uploaded: AtomicU64,
     wasted: AtomicU64,
@@ -59,6 +63,7 @@ impl TorrentShared {
         listen_port: u16,
         events: Sender<Input>,
         rate: Arc<RateLimit>,
+        down_rate: Arc<RateLimit>,
     ) -> TorrentShared {
         TorrentShared {
             info_hash,
@@ -67,6 +72,7 @@ impl TorrentShared {
             meta: OnceLock::new(),
             events,
             rate,
+            down_rate,
             downloaded: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
@@ -105,10 +111,29 @@ impl TorrentShared {
     }
 }
 
+/// How a torrent started: what resuming it starts again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Seeding data found below this directory.
+    Seed(PathBuf),
+    /// Downloading into this directory.
+    Download(PathBuf),
+}
+
+impl Origin {
+    /// The directory below which the torrent's files are.
+    pub fn root(&self) -> &Path {
+        match self {
+            Origin::Seed(p) | Origin::Download(p) => p,
+        }
+    }
+}
+
 /// Session-side handle of a torrent.
 #[derive(Clone)]
 pub struct TorrentHandle {
     pub shared: Arc<TorrentShared>,
     pub status: Arc<Mutex<TorrentStatus>>,
     pub magnet: String,
+    pub origin: Origin,
 }

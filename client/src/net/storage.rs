@@ -265,6 +265,12 @@ impl Storage {
     }
 
     /// The files' stamps now, in torrent order.
+    /// The stamps recorded when every file was verified complete; `None`
+    /// while any file is unfinished.
+    pub fn stamps(&self) -> Option<Vec<FileStamp>> {
+        self.files.iter().map(|f| f.stamp.get().copied()).collect()
+    }
+
     pub fn stamps_now(&self) -> Result<Vec<FileStamp>, StorageError> {
         self.files.iter().map(StoreFile::stamp_now).collect()
     }

@@ -48,7 +48,7 @@ use fetch::Fetching;
 use peers::{Admit, Peer, PeerTable};
 use pieces::{Ctx, Live};
 use stage::Stage;
-use status::Rates;
+pub use status::{ConnFigures, Rates};
 
 /// Bad pieces after which a peer is dropped for good.
 pub const MAX_STRIKES: u32 = 3;
@@ -144,6 +144,8 @@ pub struct Swarm {
     /// connects.
     unlisted: Option<String>,
     rates: Rates,
+    /// The tracker's last answer to a lookup, and when.
+    tracker_note: Option<(Instant, Result<String, String>)>,
     rng: fastrand::Rng,
     out: Vec<Action>,
     /// The time of the event being handled.
@@ -169,6 +171,7 @@ impl Swarm {
             corrupt: None,
             unlisted: None,
             rates: Rates::new(now),
+            tracker_note: None,
             rng: fastrand::Rng::with_seed(crate::core::shared::seed_of(&cfg.info_hash.0)),
             out: Vec::new(),
             now,
@@ -374,6 +377,7 @@ impl Swarm {
             Event::Lookup(r) => self.on_lookup(r),
             Event::Unlisted => {
                 self.on_lookup(Ok(Vec::new()));
+                self.tracker_note = Some((now, Ok("not listed".into())));
                 if self.wants_peers() && self.peers.is_empty() {
                     let (name, ih) = (&self.name, &self.cfg.info_hash);
                     if let Some(line) = self.discovery.listing.unlisted(name, ih) {
@@ -681,6 +685,11 @@ impl Swarm {
 
     fn on_lookup(&mut self, r: Result<Vec<PeerEntry>, BoxError>) {
         self.discovery.lookup_answered(r.is_ok());
+        let note = match &r {
+            Ok(list) => Ok(crate::core::msg::count(list.len() as u64, "peer")),
+            Err(e) => Err(e.to_string()),
+        };
+        self.tracker_note = Some((self.now, note));
         match r {
             Ok(list) => {
                 let me = crate::core::shared::peer_id_str(&self.cfg.peer_id);

@@ -71,6 +71,9 @@ pub(super) struct Wire {
     scratch: Vec<u8>,
     readable: bool,
     writable: bool,
+    /// Under `--max-download-rate`: nothing more is read before this (the
+    /// peer's data waits in the kernel, and TCP slows the sender).
+    hold_until: Option<Instant>,
     /// The id the peer gave `ut_metadata` in its extension handshake.
     pub(super) peer_ut_metadata: Option<u8>,
     /// The torrent's piece count once the metadata is known (for the trace).
@@ -107,6 +110,7 @@ impl Wire {
             scratch: Vec::with_capacity(1024),
             readable: true,
             writable: true,
+            hold_until: None,
             peer_ut_metadata: None,
             pieces,
         };
@@ -154,18 +158,22 @@ impl Wire {
     }
 
     fn may_read(&self) -> bool {
-        self.readable && self.backlog() <= READ_PAUSE
+        self.readable && self.backlog() <= READ_PAUSE && self.hold_until.is_none()
     }
 
-    /// Reads what the socket has, up to the end of the buffer; 0 when it
-    /// has nothing more for now.
-    fn read(&mut self) -> Result<usize, ConnError> {
+    /// Reads what the socket has, up to the end of the buffer (or `max`
+    /// bytes); 0 when it has nothing more for now.
+    fn read(&mut self, max: Option<usize>) -> Result<usize, ConnError> {
         if self.rend == self.rbuf.len() {
             // Only reachable when a partial frame sits at the end.
             self.compact();
         }
+        let end = match max {
+            Some(m) => self.rbuf.len().min(self.rend + m),
+            None => self.rbuf.len(),
+        };
         loop {
-            return match self.stream.read(&mut self.rbuf[self.rend..]) {
+            return match self.stream.read(&mut self.rbuf[self.rend..end]) {
                 Ok(0) => Err(ConnError::Closed),
                 Ok(n) => {
                     self.rend += n;
@@ -267,6 +275,9 @@ impl Conn {
     pub(super) fn run(mut self) -> Result<(), ConnError> {
         loop {
             self.drain_commands()?;
+            if self.wire.hold_until.is_some_and(|t| Instant::now() >= t) {
+                self.wire.hold_until = None;
+            }
             if self.wire.may_read() {
                 self.read_some()?;
             }
@@ -287,6 +298,7 @@ impl Conn {
             }
             let now = Instant::now();
             self.traffic.store(self.state.traffic());
+            self.traffic.set_choking(self.state.am_choking());
             self.state.tick(now, &*self.t)?;
             self.apply_actions()?;
             let serve_ready = self.state.serve_ready(now);
@@ -295,7 +307,11 @@ impl Conn {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                self.state.timeout(now)
+                let t = self.state.timeout(now);
+                match w.hold_until {
+                    Some(until) if w.readable => t.min(until.saturating_duration_since(now)),
+                    _ => t,
+                }
             };
             self.wire.wait(timeout)?;
         }
@@ -318,12 +334,16 @@ impl Conn {
     fn read_some(&mut self) -> Result<(), ConnError> {
         let mut budget = 4 * RBUF_LEN;
         loop {
-            let n = self.wire.read()?;
+            let n = self.wire.read(self.t.down_rate.chunk())?;
             if n == 0 {
                 return Ok(());
             }
             let now = Instant::now();
             self.state.received(now);
+            if let Some(wait) = self.t.down_rate.charge(n, now) {
+                self.wire.hold_until = Some(now + wait);
+                return self.process_frames(now);
+            }
             self.process_frames(now)?;
             budget = budget.saturating_sub(n);
             if budget == 0 {

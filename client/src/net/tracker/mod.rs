@@ -172,6 +172,24 @@ impl Trackers {
         self.cfg.tracker
     }
 
+    /// The protocol spoken with the tracker: `json`, `bep15`, or `auto`
+    /// while no torrent has needed to find out.
+    pub fn protocol_name(&self) -> &'static str {
+        if self
+            .bep15
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+        {
+            return "bep15";
+        }
+        match self.choice.asked() {
+            TrackerProtocol::Bep15 => "bep15",
+            TrackerProtocol::Json => "json",
+            TrackerProtocol::Auto => "json",
+        }
+    }
+
     /// The way in for a new torrent. May probe the tracker first (seconds,
     /// once), so call it before taking any lock.
     pub fn route(&self, info_hash: InfoHash) -> Result<Route, HomeError> {

@@ -351,6 +351,7 @@ mod tests {
             7000,
             events,
             Arc::new(RateLimit::new(0, Instant::now())),
+            Arc::new(RateLimit::new(0, Instant::now())),
         ));
         let status = TorrentStatus {
             info_hash: hash(1),
@@ -372,6 +373,7 @@ mod tests {
             shared: shared.clone(),
             status: Arc::new(Mutex::new(status)),
             magnet: String::new(),
+            origin: crate::net::shared::Origin::Seed(".".into()),
         };
         let table: Table = Arc::new(Mutex::new(HashMap::from([(hash(1), handle)])));
         let (tx, rx) = crossbeam_channel::unbounded();
