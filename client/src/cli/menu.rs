@@ -27,7 +27,8 @@ const MENU: &str = concat!(
     " 5) show a file's magnet link\n",
     " 6) list a file's seeders\n",
     " 7) status of running downloads\n",
-    " 8) exit"
+    " 8) exit\n",
+    " also: pause NAME, resume NAME, remove NAME [--delete], limit up|down RATE (0: none)"
 );
 
 /// The live status (item 7 on a terminal) is redrawn this often...
@@ -423,6 +424,14 @@ impl Menu<'_> {
                     running: self.downloads.len(),
                 });
             }
+            "pause" | "resume" | "remove" => {
+                self.control(cmd, arg.unwrap_or(""));
+                return Step::Next(Awaiting::Choice);
+            }
+            "limit" => {
+                limit(self.s, arg.unwrap_or(""));
+                return Step::Next(Awaiting::Choice);
+            }
             "?" | "help" | "menu" => {
                 out(MENU);
                 return Step::Next(Awaiting::Choice);
@@ -436,6 +445,46 @@ impl Menu<'_> {
         match arg {
             Some(a) if !a.is_empty() || matches!(want, Awaiting::Search) => self.handle(want, a),
             _ => Step::Next(want),
+        }
+    }
+
+    /// `pause NAME`, `resume NAME`, `remove NAME [--delete]`: NAME is a
+    /// torrent's name in the list, its number there, or its info hash.
+    fn control(&mut self, cmd: &str, arg: &str) {
+        let (what, delete) = match arg.strip_suffix("--delete") {
+            Some(w) => (w.trim(), true),
+            None => (arg.trim(), false),
+        };
+        if what.is_empty() {
+            out(&format!(
+                "{cmd} what? give a name from the list (4), its number, or an info hash"
+            ));
+            return;
+        }
+        let all = self.s.all_statuses();
+        let found = pick_index(what, all.len())
+            .and_then(|i| all.get(i))
+            .or_else(|| all.iter().find(|st| st.name == what))
+            .or_else(|| all.iter().find(|st| st.info_hash.to_hex() == what));
+        let Some(st) = found else {
+            out(&format!("no torrent called {what:?} (4 lists them)"));
+            return;
+        };
+        let (ih, name) = (st.info_hash, st.name.clone());
+        let r = match cmd {
+            "pause" => self.s.pause(&ih).map(|_| format!("paused {name}")),
+            "resume" => self.s.resume(&ih).map(|_| format!("resumed {name}")),
+            _ => self.s.remove_torrent(&ih, delete).map(|r| {
+                self.downloads.remove(&ih);
+                match r.deleted.len() {
+                    0 => format!("removed {name}"),
+                    n => format!("removed {name} and deleted {}", count(n as u64, "file")),
+                }
+            }),
+        };
+        match r {
+            Ok(line) => out(&line),
+            Err(e) => out(&format!("cannot {cmd} {name}: {}", super::error_chain(&e))),
         }
     }
 
@@ -652,12 +701,42 @@ fn show_added(a: &Added, verb: &str) {
     }
 }
 
+/// `limit up RATE`, `limit down RATE`; `limit` alone shows them.
+fn limit(s: &Session, arg: &str) {
+    let show = |r: u64| match r {
+        0 => "unlimited".to_string(),
+        r => format!("{}/s", format_size(r)),
+    };
+    let mut words = arg.split_whitespace();
+    let (dir, rate) = (words.next(), words.next());
+    let parsed = rate.map(crate::cli::config::parse_rate);
+    match (dir, parsed) {
+        (None, _) => {}
+        (Some("up"), Some(Ok(r))) => s.set_limits(Some(r), None),
+        (Some("down"), Some(Ok(r))) => s.set_limits(None, Some(r)),
+        (Some(_), Some(Err(e))) => {
+            out(&format!("cannot set the limit: {e}"));
+            return;
+        }
+        _ => {
+            out("limit up RATE or limit down RATE (500k, 2M; 0: unlimited)");
+            return;
+        }
+    }
+    let (up, down) = s.limits();
+    out(&format!(
+        "limits: upload {}, download {}",
+        show(up),
+        show(down)
+    ));
+}
+
 fn list_names(s: &Session) -> Vec<String> {
     s.statuses().into_iter().map(|st| st.name).collect()
 }
 
 fn view(s: &Session) {
-    let all = s.statuses();
+    let all = s.all_statuses();
     if all.is_empty() {
         out("no active torrents");
         return;

@@ -679,6 +679,7 @@ pub fn run_with(
     added: &Receiver<String>,
 ) -> Result<()> {
     let timing = Timing::from_env();
+    let mut added = added.clone();
     let mut share = Share::open(s, dir, timing.settle)?;
     share.rescan()?;
     if share.watch.announced_count() == 0 && !share.watch.waiting() {
@@ -708,13 +709,15 @@ pub fn run_with(
                     }
                 }
             }
-            recv(added) -> rel => {
-                if let Ok(rel) = rel {
+            recv(added) -> rel => match rel {
+                Ok(rel) => {
                     if let Err(e) = share.add_now(&rel) {
                         warn!("share: {rel}: {}", super::error_chain(&e));
                     }
                 }
-            }
+                // No web page (any more) to send files: stop listening.
+                Err(_) => added = crossbeam_channel::never(),
+            },
             default(wait) => {
                 if let Err(e) = share.rescan() {
                     warn!("share: {}", super::error_chain(&e));

@@ -185,6 +185,12 @@ impl Handler for Routes {
             ("PUT", "/api/upload") => {
                 let rel = upload::check_name(req.param("name").unwrap_or(""))
                     .map_err(|e| error(e.status, e.message))?;
+                if req.content_length == 0 {
+                    return Err(error(
+                        400,
+                        format!("{} is empty, and empty files are not shared", rel.display()),
+                    ));
+                }
                 if req.content_length > bounds::MAX_UPLOAD {
                     return Err(error(
                         413,
