@@ -95,6 +95,42 @@ fn menu_waits_for_downloads_at_end_of_input() {
 }
 
 #[test]
+fn menu_pauses_resumes_limits_and_removes() {
+    let tracker = Tracker::start();
+    let tmp = TempDir::new("menu-control");
+    let data = tmp.sub("s").join("pause-me.bin");
+    write_random(&data, 200_000);
+    let t = tracker.arg();
+    let mut m = Proc::spawn(
+        "menu-control",
+        &minitorrent_bin(),
+        &["--tracker", &t],
+        &[],
+        true,
+    );
+    m.send_line(&format!("1 {}", data.display()));
+    m.out.wait_for("seeding pause-me.bin", TIMEOUT);
+    m.send_line("pause pause-me.bin");
+    m.out.wait_for("paused pause-me.bin", TIMEOUT);
+    m.send_line("4");
+    m.out.wait_for("[paused]", TIMEOUT);
+    m.send_line("resume 1");
+    m.out.wait_for("resumed pause-me.bin", TIMEOUT);
+    m.send_line("4");
+    m.out.wait_for("[seeding]", TIMEOUT);
+    m.send_line("limit down 2M");
+    let l = m.out.wait_for("limits: ", TIMEOUT);
+    assert!(l.contains("upload unlimited, download 1.9 MiB/s"), "{l}");
+    m.send_line("pause nothing.bin");
+    m.out.wait_for("no torrent called \"nothing.bin\"", TIMEOUT);
+    m.send_line("remove pause-me.bin");
+    m.out.wait_for("removed pause-me.bin", TIMEOUT);
+    assert!(data.exists(), "remove without --delete keeps the file");
+    m.close_stdin();
+    assert!(m.wait(TIMEOUT).success(), "{}", m.dump());
+}
+
+#[test]
 fn share_a_directory_and_reuse_the_cache() {
     let tracker = Tracker::start();
     let tmp = TempDir::new("share");

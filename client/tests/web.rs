@@ -201,6 +201,52 @@ fn uploaded_file_is_downloaded_byte_for_byte_by_another_peer() {
 }
 
 #[test]
+fn seed_with_web_seeds_an_uploaded_file_itself() {
+    let tmp = TempDir::new("web-seed-cmd");
+    let tracker = Tracker::start();
+    let first = tmp.sub("d").join("first.bin");
+    write_random(&first, 100_000);
+    let t = tracker.arg();
+    let dir = tmp.sub("d");
+    let p = Proc::mt(
+        "seed-web",
+        &[
+            "seed",
+            first.to_str().unwrap(),
+            "--web",
+            "127.0.0.1:0",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--tracker",
+            &t,
+        ],
+    );
+    let line = p.out.wait_for("web interface: ", TIMEOUT);
+    let addr: SocketAddr = line
+        .trim_start_matches("web interface: http://")
+        .trim_end_matches('/')
+        .trim()
+        .parse()
+        .unwrap();
+    let w = WebPeer { proc: p, addr };
+    wait_row(
+        &w,
+        |r| r["name"] == "first.bin" && r["state"] == "seeding",
+        "the seed",
+    );
+    let data = random_bytes(500_000);
+    assert_eq!(upload(&w, "second.bin", &data).0, 201);
+    wait_row(
+        &w,
+        |r| r["name"] == "second.bin" && r["state"] == "seeding",
+        "the upload",
+    );
+    let l = tmp.sub("l");
+    get_ok("get-second", &tracker, "second.bin", &l, &[]);
+    assert_eq!(std::fs::read(l.join("second.bin")).unwrap(), data);
+}
+
+#[test]
 fn magnet_download_pauses_resumes_and_is_removed_with_its_files() {
     let tmp = TempDir::new("web-magnet");
     let tracker = Tracker::start();

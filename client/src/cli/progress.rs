@@ -214,10 +214,11 @@ pub fn line(s: &TorrentStatus) -> String {
 /// The menu's line for one torrent: [`line`] with the bytes uploaded and
 /// whether it is seeding, before the problem if there is one.
 pub fn menu_line(s: &TorrentStatus) -> String {
-    let tag = if s.phase == Phase::Seeding {
-        " [seeding]"
-    } else {
-        ""
+    let tag = match s.phase {
+        Phase::Seeding => " [seeding]",
+        Phase::Paused => " [paused]",
+        Phase::Failed(_) => " [stopped by an error]",
+        _ => "",
     };
     let words = format!(
         "{}, uploaded {}{tag}",
