@@ -341,3 +341,45 @@ mt_wait_listed() {
         sleep 0.2
     done
 }
+
+# mt_find_chromium: sets MT_CHROMIUM to $MINITORRENT_CHROMIUM or the first
+# chromium on the PATH, or dies saying how to install one.
+mt_find_chromium() {
+    MT_CHROMIUM=${MINITORRENT_CHROMIUM:-}
+    if [[ -z $MT_CHROMIUM ]]; then
+        local c
+        for c in chromium chromium-browser google-chrome google-chrome-stable; do
+            if command -v "$c" >/dev/null 2>&1; then
+                MT_CHROMIUM=$(command -v "$c")
+                break
+            fi
+        done
+    fi
+    [[ -n $MT_CHROMIUM && -x $MT_CHROMIUM ]] ||
+        mt_die "no chromium found: install it (Debian: sudo apt-get install chromium) or set MINITORRENT_CHROMIUM"
+}
+
+# mt_screenshot URL PNG WIDTH HEIGHT LOGDIR: loads URL in headless chromium
+# (a fresh profile below LOGDIR), lets its scripts run 3 s of virtual time,
+# and saves a WIDTHxHEIGHT screenshot to PNG; dies with chromium's messages
+# when no picture came out.
+mt_screenshot() {
+    local url=$1 png=$2 w=$3 h=$4 logs=$5
+    local profile
+    profile=$(mktemp -d "$logs/chromium-profile.XXXXXX")
+    rm -f "$png"
+    local limit=()
+    if command -v timeout >/dev/null 2>&1; then limit=(timeout 60); fi
+    HOME=$profile ${limit[@]+"${limit[@]}"} "$MT_CHROMIUM" --headless --no-sandbox --disable-gpu \
+        --disable-dev-shm-usage --disable-quic --no-first-run --no-default-browser-check \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --disable-extensions --disable-crash-reporter --mute-audio --hide-scrollbars \
+        --user-data-dir="$profile" --window-size="$w,$h" --virtual-time-budget=3000 \
+        --screenshot="$png" "$url" >"$logs/chromium.out" 2>"$logs/chromium.log" || true
+    rm -rf "$profile"
+    if [[ ! -s $png ]]; then
+        mt_tail_logs "$logs/chromium.log"
+        mt_die "chromium saved no screenshot at $png (its messages are above)"
+    fi
+    mt_ok "saved $png ($(mt_human "$(wc -c <"$png" | tr -d ' ')")) of $url"
+}

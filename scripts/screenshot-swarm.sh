@@ -70,17 +70,7 @@ fi
 win_w=${BASH_REMATCH[1]}
 win_h=${BASH_REMATCH[2]}
 
-chromium=${MINITORRENT_CHROMIUM:-}
-if [[ -z $chromium ]]; then
-    for c in chromium chromium-browser google-chrome google-chrome-stable; do
-        if command -v "$c" >/dev/null 2>&1; then
-            chromium=$(command -v "$c")
-            break
-        fi
-    done
-fi
-[[ -n $chromium && -x $chromium ]] ||
-    mt_die "no chromium found: install it (Debian: sudo apt-get install chromium) or set MINITORRENT_CHROMIUM"
+mt_find_chromium
 command -v curl >/dev/null 2>&1 || mt_die "curl not found: install it (Debian: sudo apt-get install curl)"
 out_dir=$(dirname "$out")
 mkdir -p "$out_dir" || mt_die "cannot create $out_dir"
@@ -157,21 +147,6 @@ done
 mt_note "edges on the page; letting the swarm run $after s more"
 sleep "$after"
 
-mt_info "Taking the screenshot with $(basename "$chromium")"
-profile=$work/chromium-profile
-mkdir -p "$profile"
-rm -f "$out"
+mt_info "Taking the screenshot with $(basename "$MT_CHROMIUM")"
 # (a few seconds of virtual time: the page polls, draws, and its nodes settle)
-limit=()
-if command -v timeout >/dev/null 2>&1; then limit=(timeout 60); fi
-HOME=$profile ${limit[@]+"${limit[@]}"} "$chromium" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage \
-    --disable-quic --no-first-run --no-default-browser-check --disable-background-networking \
-    --disable-component-update --disable-sync --disable-extensions --disable-crash-reporter \
-    --mute-audio --hide-scrollbars --user-data-dir="$profile" \
-    --window-size="$win_w,$win_h" --virtual-time-budget=3000 \
-    --screenshot="$out" "$url" >"$logs/chromium.out" 2>"$logs/chromium.log" || true
-if [[ ! -s $out ]]; then
-    mt_tail_logs "$logs/chromium.log"
-    mt_die "chromium saved no screenshot at $out (its messages are above)"
-fi
-mt_ok "saved $out ($(mt_human "$(wc -c <"$out" | tr -d ' ')")) of $url"
+mt_screenshot "$url" "$out" "$win_w" "$win_h" "$logs"

@@ -210,6 +210,16 @@ struct IdleTable {
 }
 
 impl IdleTable {
+    /// Whether one more can be listed: there is room, or a failed one to
+    /// forget.
+    fn has_room(&self) -> bool {
+        self.map.len() < MAX_IDLE
+            || self
+                .map
+                .values()
+                .any(|i| matches!(i.status.phase, Phase::Failed(_)))
+    }
+
     fn insert(&mut self, ih: InfoHash, idle: Idle) {
         self.order.retain(|h| *h != ih);
         if self.map.len() >= MAX_IDLE && !self.map.contains_key(&ih) {
@@ -722,6 +732,12 @@ impl Session {
                     i.status.name
                 ),
             };
+        }
+        if self.handle(info_hash).is_none() {
+            bail!("{info_hash} is not in this session");
+        }
+        if !self.idle.lock().is_ok_and(|i| i.has_room()) {
+            bail!("{MAX_IDLE} torrents are paused already; resume or remove some first");
         }
         let Some(h) = self.stop(info_hash) else {
             bail!("{info_hash} is not in this session");

@@ -358,7 +358,8 @@ enum Cmd {
                             or MINITORRENT_CONFIG. Each line is key = value in TOML: tracker = \"192.168.1.10\", \
                             port = 6881, max_upload_rate = \"2M\", discover = false. Environment variables \
                             (MINITORRENT_TRACKER, MINITORRENT_DIR, MINITORRENT_PORT, MINITORRENT_BIND, \
-                            MINITORRENT_MAX_PEERS, MINITORRENT_MAX_UPLOAD_RATE, MINITORRENT_TRACKER_PROTOCOL, \
+                            MINITORRENT_MAX_PEERS, MINITORRENT_MAX_UPLOAD_RATE, MINITORRENT_MAX_DOWNLOAD_RATE, \
+                            MINITORRENT_TRACKER_PROTOCOL, \
                             MINITORRENT_DISCOVER, MINITORRENT_DISCOVER_PORT, MINITORRENT_TRACE) override \
                             the files; flags override both. The flags below are shown with their source."
     )]

@@ -40,7 +40,7 @@ use minitorrent_common::tracker_proto::PeerEntry;
 
 use crate::core::metadata::MetadataFetch;
 use crate::core::msg::{
-    count, BoxError, CloseReason, Command, Event, Notice, Opened, Phase, Tracked,
+    count, BoxError, CloseReason, Command, Event, Notice, Opened, Phase, TorrentStatus, Tracked,
 };
 use crate::core::picker::ConnId;
 use discovery::{Discovery, LOOKUP_EMPTY};
@@ -146,6 +146,9 @@ pub struct Swarm {
     rates: Rates,
     /// The tracker's last answer to a lookup, and when.
     tracker_note: Option<(Instant, Result<String, String>)>,
+    /// The last status taken while running: what a stopped or failed
+    /// torrent still shows of its size and pieces.
+    known: Option<TorrentStatus>,
     rng: fastrand::Rng,
     out: Vec<Action>,
     /// The time of the event being handled.
@@ -172,6 +175,7 @@ impl Swarm {
             unlisted: None,
             rates: Rates::new(now),
             tracker_note: None,
+            known: None,
             rng: fastrand::Rng::with_seed(crate::core::shared::seed_of(&cfg.info_hash.0)),
             out: Vec::new(),
             now,

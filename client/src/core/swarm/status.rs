@@ -116,6 +116,18 @@ impl Swarm {
             problem: self.corrupt.clone().or_else(|| self.unlisted.clone()),
         };
         self.stage.fill(&mut s);
+        match &self.stage {
+            // A torrent that stopped (paused, removed) or failed keeps
+            // showing what it had.
+            Stage::Stopped | Stage::Failed(_) => {
+                if let Some(k) = &self.known {
+                    (s.size, s.pieces_total, s.pieces_have, s.bytes_have) =
+                        (k.size, k.pieces_total, k.pieces_have, k.bytes_have);
+                    s.paths.clone_from(&k.paths);
+                }
+            }
+            _ => self.known = Some(s.clone()),
+        }
         s
     }
 }

@@ -12,7 +12,7 @@ use super::discovery::{LOOKUP_EMPTY, MAX_KNOWN};
 use super::peers::{MAX_BANS, MAX_CONNS_PER_IP, MAX_STRIKE_ENTRIES};
 use super::*;
 use crate::core::geometry::Geometry;
-use crate::core::msg::{ConnError, Event, Opened, Summary};
+use crate::core::msg::{ConnError, Event, Opened, PieceMark, Summary};
 use crate::core::picker::{PieceState, MAX_OWNERS};
 use crate::core::shared::{HaveSet, Meta};
 
@@ -1272,4 +1272,60 @@ fn a_corrupt_peer_dropped_before_good_data_arrived_is_not_blamed_later() {
         !problem.unwrap_or_default().contains("corrupt"),
         "a peer that left is not a sign that the file is corrupt"
     );
+}
+
+#[test]
+fn a_stopped_torrent_keeps_showing_its_size_and_pieces() {
+    let t0 = Instant::now();
+    let mut s = leecher(4, t0);
+    let live = s.status(t0, 0, 0, 0);
+    assert_eq!((live.pieces_total, live.size.is_some()), (4, true));
+    s.stop();
+    let st = s.status(t0 + Duration::from_secs(1), 0, 0, 0);
+    assert_eq!(st.phase, Phase::Stopped);
+    assert_eq!((st.size, st.pieces_total), (live.size, 4));
+}
+
+#[test]
+fn detail_lists_peers_pieces_files_and_the_trackers_answer() {
+    let t0 = Instant::now();
+    let mut s = leecher(4, t0);
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    let mut half = Bitfield::new(4);
+    half.set(0);
+    half.set(1);
+    s.handle(
+        Event::Bitfield {
+            conn: 1,
+            bits: half,
+        },
+        t0,
+    );
+    s.handle(Event::Unchoked { conn: 1 }, t0);
+    s.handle(Event::Lookup(Ok(Vec::new())), t0);
+    let status = s.status(t0 + Duration::from_secs(2), 0, 0, 0);
+    let d = s.detail(status, t0 + Duration::from_secs(3), |c| ConnFigures {
+        am_choking: c == 1,
+        downloaded: 10,
+        uploaded: 20,
+        down_rate: 1.0,
+        up_rate: 2.0,
+    });
+    assert_eq!(d.peers.len(), 1);
+    let p = &d.peers[0];
+    assert_eq!(p.addr, "10.0.0.1:7000".parse().unwrap());
+    assert_eq!(p.progress, Some(0.5));
+    assert!(p.outbound && p.am_choking && p.am_interested && !p.peer_choking);
+    assert_eq!((p.downloaded, p.uploaded), (10, 20));
+    assert_eq!(p.client, "unknown (-XX0000-)");
+    // Pieces 0 and 1 are being fetched from it; 2 and 3 nobody has.
+    assert_eq!(d.pieces.len(), 4);
+    assert!(d.pieces[..2].iter().all(|m| *m == PieceMark::InFlight));
+    assert!(d.pieces[2..].iter().all(|m| *m == PieceMark::Missing));
+    assert_eq!(d.files.len(), 1);
+    assert_eq!(d.files[0].progress, 0.0);
+    let note = d.tracker.unwrap();
+    assert_eq!(note.answer, Ok("0 peers".to_string()));
+    assert!((note.ago - 3.0).abs() < 1e-6);
+    assert_eq!(d.history.len(), 1, "one rate measured, at 2 s");
 }
