@@ -18,7 +18,8 @@ use minitorrent_common::metainfo::{self, Info, InfoHash, Metainfo};
 use crate::core::msg::{
     Event, Input, Notice, Opened, Phase, TorrentDetail, TorrentStatus, Tracked, TrackerMsg,
 };
-use crate::core::ratelimit::RateLimit;
+pub use crate::core::ratelimit::MIN_DOWNLOAD_RATE;
+use crate::core::ratelimit::{check_download_rate, RateLimit};
 use crate::core::swarm::{Start, Swarm, SwarmConfig};
 use crate::net::coordinator::{Coordinator, SessionLink};
 use crate::net::listener;
@@ -171,6 +172,8 @@ pub struct Session {
     /// Files being hashed to be seeded, with their progress (at most
     /// [`MAX_HASHING`] shown).
     hashing: Arc<Mutex<Vec<HashJob>>>,
+    /// Torrents the user removed (at most [`MAX_DISMISSED`]).
+    dismissed: Mutex<Dismissed>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -251,11 +254,61 @@ impl IdleTable {
 pub struct Removed {
     /// The files (and emptied directories) deleted, when asked to.
     pub deleted: Vec<PathBuf>,
+    /// Files not deleted, each with why: outside the directory, or used by
+    /// another torrent.
+    pub kept: Vec<String>,
+}
+
+/// Torrents removed from the session remembered (their files not shared
+/// again by the shared folder); past it the oldest is forgotten.
+pub const MAX_DISMISSED: usize = 1000;
+/// Torrents running at once in a session; past it adding one is refused.
+pub const MAX_TORRENTS: usize = 1000;
+
+/// Removed torrents and their files, the oldest forgotten first.
+#[derive(Debug, Default)]
+struct Dismissed {
+    map: HashMap<InfoHash, Vec<PathBuf>>,
+    order: std::collections::VecDeque<InfoHash>,
+}
+
+impl Dismissed {
+    fn insert(&mut self, ih: InfoHash, paths: Vec<PathBuf>) {
+        if self.map.insert(ih, paths).is_none() {
+            self.order.push_back(ih);
+        }
+        while self.map.len() > MAX_DISMISSED {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn remove(&mut self, ih: &InfoHash) {
+        if self.map.remove(ih).is_some() {
+            self.order.retain(|h| h != ih);
+        }
+    }
+}
+
+/// `path` with its directory made canonical (the file itself may not
+/// exist): two names of one file compare equal.
+fn normalized(path: &Path) -> Option<PathBuf> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(parent.canonicalize().ok()?.join(path.file_name()?))
 }
 
 impl Session {
     /// Binds the listening port and starts the listener and tracker threads.
     pub fn start(cfg: Config, tracker: SocketAddr) -> Result<Session> {
+        check_download_rate(cfg.max_download_rate)
+            .map_err(|e| anyhow!("--max-download-rate: {e}"))?;
         let bind = SocketAddr::new(cfg.bind, cfg.port);
         let listener = TcpListener::bind(bind).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -301,6 +354,7 @@ impl Session {
             down_rate,
             idle: Arc::default(),
             hashing: Arc::default(),
+            dismissed: Mutex::default(),
             threads: Mutex::new(Vec::new()),
         })
     }
@@ -357,6 +411,12 @@ impl Session {
         if table.contains_key(&info_hash) {
             bail!("{info_hash} is already active in this session");
         }
+        if table.len() >= MAX_TORRENTS {
+            bail!(
+                "this peer runs {MAX_TORRENTS} torrents already, its most; remove some before \
+                 adding more"
+            );
+        }
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(TorrentShared::new(
             info_hash,
@@ -373,8 +433,8 @@ impl Session {
         };
         let info_bytes = match &begin {
             Begin::Magnet => None,
-            Begin::Check(_, b) => Some(b.clone()),
-            Begin::Seed(ctx) => Some(ctx.info_bytes.clone()),
+            Begin::Check(_, b) => Some(Arc::new(b.clone())),
+            Begin::Seed(ctx) => Some(Arc::new(ctx.info_bytes.clone())),
         };
         let name = info
             .map(|i| i.name.clone())
@@ -427,12 +487,7 @@ impl Session {
                         if let Some(h) = t.remove(&info_hash) {
                             // Kept in the list, with its error, until
                             // removed or resumed.
-                            let mut entry = idle_entry(&h, &announce);
-                            if entry.meta.is_none() {
-                                entry.meta = info_bytes.and_then(|b| {
-                                    Metainfo::from_info_bytes(b, Some(announce)).ok()
-                                });
-                            }
+                            let entry = idle_entry(&h, &announce);
                             if let Ok(mut idle) = idle.lock() {
                                 idle.insert(info_hash, entry);
                             }
@@ -458,11 +513,15 @@ impl Session {
                 status,
                 magnet,
                 origin: opts.origin,
+                info_bytes,
             },
         );
         drop(table);
         if let Ok(mut idle) = self.idle.lock() {
             idle.remove(&info_hash);
+        }
+        if let Ok(mut d) = self.dismissed.lock() {
+            d.remove(&info_hash);
         }
         let h = std::thread::Builder::new()
             .name(format!("torrent {}", &info_hash.to_hex()[..8]))
@@ -809,42 +868,77 @@ impl Session {
         r
     }
 
-    /// Removes a torrent, running or not; with `delete`, its files too
-    /// (unfinished `.part` files included, and the directories of a
-    /// multi-file torrent once empty).
-    pub fn remove_torrent(&self, info_hash: &InfoHash, delete: bool) -> Result<Removed> {
+    /// Removes a torrent, running or not. With `delete_in`, its files are
+    /// deleted too, but only those inside that directory and used by no
+    /// other torrent of the session (a download's unfinished `.part` files
+    /// included, and the directories of a multi-file torrent once empty);
+    /// the others are kept and named in [`Removed::kept`]. A file kept in a
+    /// shared folder is not shared again until it changes.
+    pub fn remove_torrent(
+        &self,
+        info_hash: &InfoHash,
+        delete_in: Option<&Path>,
+    ) -> Result<Removed> {
         let idle = self.idle.lock().ok().and_then(|mut i| i.remove(info_hash));
         let running = self.stop(info_hash);
-        if idle.is_none() && running.is_none() {
-            bail!("{info_hash} is not in this session");
-        }
-        self.trackers.forget(*info_hash);
-        let mut removed = Removed::default();
-        if !delete {
-            return Ok(removed);
-        }
-        let (root, info) = match (&running, &idle) {
-            (Some(h), _) => (
-                h.origin.root().to_path_buf(),
-                h.shared.meta.get().map(|m| m.info.clone()),
-            ),
+        let (origin, info, paths) = match (&running, &idle) {
+            (Some(h), _) => {
+                let bytes = h
+                    .shared
+                    .meta
+                    .get()
+                    .map(|m| m.info_bytes.clone())
+                    .or_else(|| h.info_bytes.as_ref().map(|b| b.to_vec()));
+                let paths = h.status.lock().map(|s| s.paths.clone()).unwrap_or_default();
+                (
+                    h.origin.clone(),
+                    bytes.and_then(|b| Info::from_bytes(&b).ok()),
+                    paths,
+                )
+            }
             (None, Some(i)) => (
-                i.origin.root().to_path_buf(),
+                i.origin.clone(),
                 i.meta.as_ref().map(|m| m.info.clone()),
+                i.status.paths.clone(),
             ),
-            (None, None) => return Ok(removed),
+            (None, None) => bail!("{info_hash} is not in this session"),
         };
-        let Some(info) = info else {
-            // A magnet without its metadata has no files yet.
+        self.trackers.forget(*info_hash);
+        if let Ok(mut d) = self.dismissed.lock() {
+            d.insert(*info_hash, paths);
+        }
+        let mut removed = Removed::default();
+        let (Some(dir), Some(info)) = (delete_in, info) else {
+            // Nothing to delete, or a magnet without its metadata: no files.
             return Ok(removed);
         };
+        let Ok(dir) = dir.canonicalize() else {
+            return Ok(removed);
+        };
+        let in_use = self.paths_of_others(info_hash);
+        let root = origin.root().to_path_buf();
         for i in 0..info.files.len() {
             let p = crate::net::storage::file_path(&info, &root, i);
-            for f in [crate::net::storage::part_path(&p), p] {
-                match std::fs::remove_file(&f) {
-                    Ok(()) => removed.deleted.push(f),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => bail!("cannot delete {}: {e}", f.display()),
+            let mut candidates = vec![p.clone()];
+            if matches!(origin, Origin::Download(_)) {
+                candidates.push(crate::net::storage::part_path(&p));
+            }
+            for f in candidates {
+                let Some(n) = normalized(&f) else { continue };
+                if !n.starts_with(&dir) {
+                    removed
+                        .kept
+                        .push(format!("{} (outside {})", f.display(), dir.display()));
+                } else if let Some(other) = in_use.get(&n) {
+                    removed
+                        .kept
+                        .push(format!("{} (a file of {other} too)", f.display()));
+                } else {
+                    match std::fs::remove_file(&n) {
+                        Ok(()) => removed.deleted.push(f),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => bail!("cannot delete {}: {e}", f.display()),
+                    }
                 }
             }
         }
@@ -869,13 +963,62 @@ impl Session {
         Ok(removed)
     }
 
+    /// The files of every torrent but `except`, running or idle
+    /// (normalized), each with its torrent's name.
+    fn paths_of_others(&self, except: &InfoHash) -> HashMap<PathBuf, String> {
+        let mut out = HashMap::new();
+        let mut add = |st: &TorrentStatus| {
+            if st.info_hash != *except {
+                for p in &st.paths {
+                    for f in [p.clone(), crate::net::storage::part_path(p)] {
+                        if let Some(n) = normalized(&f) {
+                            out.insert(n, st.name.clone());
+                        }
+                    }
+                }
+            }
+        };
+        for st in self.all_statuses() {
+            add(&st);
+        }
+        out
+    }
+
+    /// The torrent of this session (running or idle) one of whose files is
+    /// `path` (or its `.part`): an upload must not take its place.
+    pub fn torrent_using(&self, path: &Path) -> Option<String> {
+        let n = normalized(path)?;
+        let none = InfoHash([0; 20]);
+        self.paths_of_others(&none).remove(&n)
+    }
+
+    /// Held back by the user: paused, or removed from the session. The
+    /// shared folder leaves such a torrent alone instead of announcing its
+    /// file again.
+    pub fn held_back(&self, info_hash: &InfoHash) -> bool {
+        let paused = self.idle.lock().is_ok_and(|i| {
+            i.map
+                .get(info_hash)
+                .is_some_and(|e| e.status.phase == Phase::Paused)
+        });
+        paused
+            || self
+                .dismissed
+                .lock()
+                .is_ok_and(|d| d.map.contains_key(info_hash))
+    }
+
     /// The upload and download limits, bytes per second (0: unlimited).
     pub fn limits(&self) -> (u64, u64) {
         (self.rate.rate(), self.down_rate.rate())
     }
 
-    /// Changes the limits from now on (`None`: unchanged; 0: unlimited).
-    pub fn set_limits(&self, up: Option<u64>, down: Option<u64>) {
+    /// Changes the limits from now on (`None`: unchanged; 0: unlimited). A
+    /// download limit below [`MIN_DOWNLOAD_RATE`] is refused.
+    pub fn set_limits(&self, up: Option<u64>, down: Option<u64>) -> Result<()> {
+        if let Some(r) = down {
+            check_download_rate(r).map_err(|e| anyhow!(e))?;
+        }
         let now = Instant::now();
         if let Some(r) = up {
             self.rate.set_rate(r, now);
@@ -883,6 +1026,7 @@ impl Session {
         if let Some(r) = down {
             self.down_rate.set_rate(r, now);
         }
+        Ok(())
     }
 
     /// Every torrent of the session with its status: running, paused, and
@@ -947,8 +1091,13 @@ impl Session {
     /// A torrent's `.torrent` file, once its metadata is known.
     pub fn torrent_file(&self, info_hash: &InfoHash) -> Option<Vec<u8>> {
         if let Some(h) = self.handle(info_hash) {
-            let m = h.shared.meta.get()?;
-            let mi = Metainfo::from_info_bytes(m.info_bytes.clone(), Some(self.announce())).ok()?;
+            let bytes = h
+                .shared
+                .meta
+                .get()
+                .map(|m| m.info_bytes.clone())
+                .or_else(|| h.info_bytes.as_ref().map(|b| b.to_vec()))?;
+            let mi = Metainfo::from_info_bytes(bytes, Some(self.announce())).ok()?;
             return Some(mi.to_bytes());
         }
         let idle = self.idle.lock().ok()?;
@@ -1007,8 +1156,9 @@ impl Session {
         r
     }
 
-    /// Whether `path` (canonical) is one of the files of a running torrent
-    /// or a file being hashed: the shared folder leaves it alone.
+    /// The files (canonical) of the torrents of the session, running,
+    /// paused or removed, and the files being hashed: the shared folder does
+    /// not announce them on its own.
     pub fn claimed_paths(&self) -> std::collections::HashSet<PathBuf> {
         let mut set = std::collections::HashSet::new();
         for h in self.handles() {
@@ -1017,6 +1167,24 @@ impl Session {
                     if let Ok(c) = p.canonicalize() {
                         set.insert(c);
                     }
+                }
+            }
+        }
+        if let Ok(idle) = self.idle.lock() {
+            let paused = idle
+                .map
+                .values()
+                .filter(|i| i.status.phase == Phase::Paused);
+            for p in paused.flat_map(|i| &i.status.paths) {
+                if let Ok(c) = p.canonicalize() {
+                    set.insert(c);
+                }
+            }
+        }
+        if let Ok(d) = self.dismissed.lock() {
+            for p in d.map.values().flatten() {
+                if let Ok(c) = p.canonicalize() {
+                    set.insert(c);
                 }
             }
         }
@@ -1061,12 +1229,14 @@ fn idle_entry(h: &TorrentHandle, announce: &str) -> Idle {
         .unwrap_or_else(|p| p.into_inner().clone());
     (status.down_rate, status.up_rate, status.peers) = (0.0, 0.0, 0);
     let meta = h.shared.meta.get();
+    let info_bytes = meta
+        .map(|m| m.info_bytes.clone())
+        .or_else(|| h.info_bytes.as_ref().map(|b| b.to_vec()));
     Idle {
         status,
         origin: h.origin.clone(),
-        meta: meta.and_then(|m| {
-            Metainfo::from_info_bytes(m.info_bytes.clone(), Some(announce.to_string())).ok()
-        }),
+        meta: info_bytes
+            .and_then(|b| Metainfo::from_info_bytes(b, Some(announce.to_string())).ok()),
         stamps: meta.and_then(|m| m.storage.stamps()),
         magnet: h.magnet.clone(),
     }

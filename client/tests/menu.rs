@@ -114,7 +114,7 @@ fn menu_pauses_resumes_limits_and_removes() {
     m.out.wait_for("paused pause-me.bin", TIMEOUT);
     m.send_line("4");
     m.out.wait_for("[paused]", TIMEOUT);
-    m.send_line("resume 1");
+    m.send_line("resume pause-me.bin");
     m.out.wait_for("resumed pause-me.bin", TIMEOUT);
     m.send_line("4");
     m.out.wait_for("[seeding]", TIMEOUT);

@@ -82,6 +82,16 @@ struct WebPeer {
 }
 
 fn web_peer(name: &'static str, tracker: &Tracker, dir: &Path, extra: &[&str]) -> WebPeer {
+    web_peer_env(name, tracker, dir, extra, &[])
+}
+
+fn web_peer_env(
+    name: &'static str,
+    tracker: &Tracker,
+    dir: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> WebPeer {
     let t = tracker.arg();
     let mut args = vec![
         "web",
@@ -94,7 +104,7 @@ fn web_peer(name: &'static str, tracker: &Tracker, dir: &Path, extra: &[&str]) -
         "--no-discover",
     ];
     args.extend_from_slice(extra);
-    let proc = Proc::mt(name, &args);
+    let proc = Proc::spawn(name, &minitorrent_bin(), &args, envs, false);
     let line = proc
         .out
         .wait_match(|l| l.starts_with("web interface: "), TIMEOUT)
@@ -204,7 +214,7 @@ fn uploaded_file_is_downloaded_byte_for_byte_by_another_peer() {
 fn seed_with_web_seeds_an_uploaded_file_itself() {
     let tmp = TempDir::new("web-seed-cmd");
     let tracker = Tracker::start();
-    let first = tmp.sub("d").join("first.bin");
+    let first = tmp.sub("outside").join("first.bin");
     write_random(&first, 100_000);
     let t = tracker.arg();
     let dir = tmp.sub("d");
@@ -244,6 +254,84 @@ fn seed_with_web_seeds_an_uploaded_file_itself() {
     let l = tmp.sub("l");
     get_ok("get-second", &tracker, "second.bin", &l, &[]);
     assert_eq!(std::fs::read(l.join("second.bin")).unwrap(), data);
+
+    // Removing with delete from the page deletes only what is in its folder.
+    let r = row_named(&w, "first.bin");
+    let hash = r["info_hash"].as_str().unwrap();
+    let (st, v) = send_json(
+        w.addr,
+        "DELETE",
+        &format!("/api/torrents/{hash}?delete=1"),
+        &json!({}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        first.exists(),
+        "a file outside the page's folder was deleted"
+    );
+    assert_eq!(v["deleted"], json!([]));
+    assert!(v["kept"][0].as_str().unwrap().contains("outside"), "{v}");
+    let r = row_named(&w, "second.bin");
+    let hash = r["info_hash"].as_str().unwrap();
+    let (st, v) = send_json(
+        w.addr,
+        "DELETE",
+        &format!("/api/torrents/{hash}?delete=1"),
+        &json!({}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert!(!dir.join("second.bin").exists());
+}
+
+fn row_named(w: &WebPeer, name: &str) -> Value {
+    wait_row(w, |r| r["name"] == name, name)
+}
+
+#[test]
+fn a_paused_file_of_the_shared_folder_stays_paused() {
+    let tmp = TempDir::new("web-pause-share");
+    let tracker = Tracker::start();
+    let quick = [
+        ("MINITORRENT_SHARE_RESCAN_MS", "100"),
+        ("MINITORRENT_SHARE_SETTLE_MS", "100"),
+    ];
+    let w = web_peer_env("web-pause-share", &tracker, &tmp.sub("d"), &[], &quick);
+    assert_eq!(upload(&w, "kept.bin", &random_bytes(200_000)).0, 201);
+    let r = wait_row(
+        &w,
+        |r| r["name"] == "kept.bin" && r["state"] == "seeding",
+        "seeding",
+    );
+    let hash = r["info_hash"].as_str().unwrap().to_string();
+    let (st, _) = send_json(
+        w.addr,
+        "POST",
+        &format!("/api/torrents/{hash}/pause"),
+        &json!({}),
+    );
+    assert_eq!(st, 200);
+    // Many rescans later it is still paused, and still one torrent.
+    std::thread::sleep(Duration::from_millis(1500));
+    let v = get_json(w.addr, "/api/torrents");
+    let rows = v["torrents"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["state"], "paused", "{v}");
+    assert_eq!(
+        rows[0]["size"], 200_000,
+        "a paused torrent keeps its size: {v}"
+    );
+    assert!(rows[0]["torrent_url"].is_string(), "{v}");
+    // Removed (files kept), it is not shared again while it is unchanged.
+    let (st, _) = send_json(
+        w.addr,
+        "DELETE",
+        &format!("/api/torrents/{hash}?delete=0"),
+        &json!({}),
+    );
+    assert_eq!(st, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(row(&w, &hash).is_none());
+    assert!(tmp.join("d/kept.bin").exists());
 }
 
 #[test]

@@ -449,7 +449,8 @@ impl Menu<'_> {
     }
 
     /// `pause NAME`, `resume NAME`, `remove NAME [--delete]`: NAME is a
-    /// torrent's name in the list, its number there, or its info hash.
+    /// torrent's name (as `4` lists it) or its info hash. `--delete` deletes
+    /// the files in `--dir` only.
     fn control(&mut self, cmd: &str, arg: &str) {
         let (what, delete) = match arg.strip_suffix("--delete") {
             Some(w) => (w.trim(), true),
@@ -457,14 +458,14 @@ impl Menu<'_> {
         };
         if what.is_empty() {
             out(&format!(
-                "{cmd} what? give a name from the list (4), its number, or an info hash"
+                "{cmd} what? give a name from the list (4) or an info hash"
             ));
             return;
         }
         let all = self.s.all_statuses();
-        let found = pick_index(what, all.len())
-            .and_then(|i| all.get(i))
-            .or_else(|| all.iter().find(|st| st.name == what))
+        let found = all
+            .iter()
+            .find(|st| st.name == what)
             .or_else(|| all.iter().find(|st| st.info_hash.to_hex() == what));
         let Some(st) = found else {
             out(&format!("no torrent called {what:?} (4 lists them)"));
@@ -474,13 +475,20 @@ impl Menu<'_> {
         let r = match cmd {
             "pause" => self.s.pause(&ih).map(|_| format!("paused {name}")),
             "resume" => self.s.resume(&ih).map(|_| format!("resumed {name}")),
-            _ => self.s.remove_torrent(&ih, delete).map(|r| {
-                self.downloads.remove(&ih);
-                match r.deleted.len() {
-                    0 => format!("removed {name}"),
-                    n => format!("removed {name} and deleted {}", count(n as u64, "file")),
-                }
-            }),
+            _ => self
+                .s
+                .remove_torrent(&ih, delete.then(|| self.s.dir()))
+                .map(|r| {
+                    self.downloads.remove(&ih);
+                    let mut line = match r.deleted.len() {
+                        0 => format!("removed {name}"),
+                        n => format!("removed {name} and deleted {}", count(n as u64, "file")),
+                    };
+                    for k in &r.kept {
+                        line.push_str(&format!("\n  kept {k}"));
+                    }
+                    line
+                }),
         };
         match r {
             Ok(line) => out(&line),
@@ -712,8 +720,15 @@ fn limit(s: &Session, arg: &str) {
     let parsed = rate.map(crate::cli::config::parse_rate);
     match (dir, parsed) {
         (None, _) => {}
-        (Some("up"), Some(Ok(r))) => s.set_limits(Some(r), None),
-        (Some("down"), Some(Ok(r))) => s.set_limits(None, Some(r)),
+        (Some("up"), Some(Ok(r))) => {
+            let _ = s.set_limits(Some(r), None);
+        }
+        (Some("down"), Some(Ok(r))) => {
+            if let Err(e) = s.set_limits(None, Some(r)) {
+                out(&format!("cannot set the limit: {e}"));
+                return;
+            }
+        }
         (Some(_), Some(Err(e))) => {
             out(&format!("cannot set the limit: {e}"));
             return;

@@ -184,8 +184,8 @@ struct PeerArgs {
     /// [default: unlimited]
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     max_upload_rate: Option<u64>,
-    /// Download limit for the whole process, bytes per second (suffixes k, M, G: 500k, 2M)
-    /// [default: unlimited]
+    /// Download limit for the whole process, bytes per second (suffixes k, M, G: 500k, 2M),
+    /// at least 32k [default: unlimited]
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     max_download_rate: Option<u64>,
 }

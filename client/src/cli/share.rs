@@ -415,9 +415,10 @@ impl<'a> Share<'a> {
     pub fn rescan(&mut self) -> Result<()> {
         let seen = self.scan()?;
         let s = self.s;
+        // A torrent the user paused or removed is left as it is.
         let steps = self.watch.plan(
             &seen,
-            |ih| s.handle(ih).is_some(),
+            |ih| s.handle(ih).is_some() || s.held_back(ih),
             wall_ns(),
             Instant::now(),
         );
@@ -654,6 +655,8 @@ impl<'a> Share<'a> {
         };
         match self.watch.stopped(&info_hash) {
             Some(rel) => {
+                // Hashed again below: its error row is not the user's to clear.
+                self.s.withdraw(&info_hash);
                 println!("changed: {rel}, withdrawn from the tracker (was {info_hash}): {error}");
                 let _ = std::io::stdout().flush();
                 true

@@ -7,6 +7,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The lowest download limit: blocks are 16 KiB, and a peer that sends
+/// none for 15 s is dropped as stalled, so a slower limit over several
+/// peers would stall them all.
+pub const MIN_DOWNLOAD_RATE: u64 = 32 << 10;
+
+/// Checks a download limit (0: unlimited).
+pub fn check_download_rate(rate: u64) -> Result<(), String> {
+    if rate != 0 && rate < MIN_DOWNLOAD_RATE {
+        return Err(format!(
+            "a download limit of {rate} bytes/s is too low: blocks are 16 KiB and a peer that \
+             sends none for 15 s is dropped; give at least 32k (or 0 for none)"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct RateLimit {
     /// Bytes per second; 0 means unlimited.
@@ -90,11 +106,11 @@ impl RateLimit {
     }
 
     /// How much to read at once under this limit: a tenth of a second's
-    /// worth, at least 16 KiB; `None` when unlimited.
+    /// worth, 4 to 256 KiB; `None` when unlimited.
     pub fn chunk(&self) -> Option<usize> {
         match self.rate() {
             0 => None,
-            r => Some(((r / 10) as usize).max(16 << 10)),
+            r => Some(((r / 10) as usize).clamp(4 << 10, 256 << 10)),
         }
     }
 }
@@ -151,5 +167,10 @@ mod tests {
         assert_eq!(r.chunk(), None);
         r.set_rate(1_000_000, t0);
         assert_eq!(r.chunk(), Some(100_000));
+        r.set_rate(10_000, t0);
+        assert_eq!(r.chunk(), Some(4096));
+        assert!(check_download_rate(0).is_ok());
+        assert!(check_download_rate(MIN_DOWNLOAD_RATE).is_ok());
+        assert!(check_download_rate(1000).is_err());
     }
 }

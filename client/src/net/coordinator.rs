@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,15 @@ pub struct SessionLink {
 struct Check {
     result: Receiver<Result<(MetaCtx, u32), OpenError>>,
     checked: Arc<AtomicU32>,
+    /// Set when the check is no longer wanted (the torrent stopped): its
+    /// thread stops hashing.
+    cancel: Arc<AtomicBool>,
+}
+
+impl Drop for Check {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
 }
 
 pub struct Coordinator {
@@ -283,17 +292,19 @@ impl Coordinator {
     fn start_check(&mut self, info: Info, info_bytes: Vec<u8>) {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let checked = Arc::new(AtomicU32::new(0));
-        let (dir, counter) = (self.dir.clone(), checked.clone());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (dir, counter, stop) = (self.dir.clone(), checked.clone(), cancel.clone());
         let spawned = std::thread::Builder::new()
             .name("checking".into())
             .spawn(move || {
-                let _ = tx.send(open::open_download(info, info_bytes, &dir, &counter));
+                let _ = tx.send(open::open_download(info, info_bytes, &dir, &counter, &stop));
             });
         match spawned {
             Ok(_) => {
                 self.check = Some(Check {
                     result: rx,
                     checked,
+                    cancel,
                 })
             }
             Err(e) => self.pending.push_back(Event::Opened(Err(Box::new(e)))),

@@ -5,7 +5,7 @@
 //! several threads and counts its progress in an atomic the status reads.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
 
 use minitorrent_common::metainfo::Info;
@@ -71,13 +71,14 @@ pub fn open_download(
     info_bytes: Vec<u8>,
     dir: &Path,
     checked: &AtomicU32,
+    cancel: &AtomicBool,
 ) -> Result<(MetaCtx, u32), OpenError> {
     let geometry = geometry(&info)?;
     let (storage, found) = Storage::open_download(&info, dir)?;
     let have = match found {
         Found::Nothing => vec![false; geometry.num_pieces() as usize],
         Found::Something => {
-            let have = storage.verify(&info.pieces, checked);
+            let have = storage.verify_until(&info.pieces, checked, cancel);
             if let Some(p) = storage.unverified_final_files(&have).first() {
                 return Err(StorageError::Mismatch { path: p.clone() }.into());
             }

@@ -136,4 +136,7 @@ pub struct TorrentHandle {
     pub status: Arc<Mutex<TorrentStatus>>,
     pub magnet: String,
     pub origin: Origin,
+    /// The info dictionary when the torrent started with it (a .torrent,
+    /// a seed): what a pause keeps while the storage is still checked.
+    pub info_bytes: Option<Arc<Vec<u8>>>,
 }

@@ -496,6 +496,17 @@ impl Storage {
     /// Pieces that cannot be read (short file, I/O error) count as missing.
     /// `done` counts the pieces checked so far (for a progress display).
     pub fn verify(&self, hashes: &[[u8; 20]], done: &AtomicU32) -> Vec<bool> {
+        self.verify_until(hashes, done, &AtomicBool::new(false))
+    }
+
+    /// [`Storage::verify`], giving up (the rest counted as missing) once
+    /// `cancel` is set: a torrent paused or removed while it was checked.
+    pub fn verify_until(
+        &self,
+        hashes: &[[u8; 20]],
+        done: &AtomicU32,
+        cancel: &AtomicBool,
+    ) -> Vec<bool> {
         let n = self.geometry.num_pieces();
         // Reading and hashing run at disk or SHA-1 speed: one thread per
         // core (up to 4), each on its own contiguous range of pieces so the
@@ -510,6 +521,9 @@ impl Storage {
             let mut buf = Vec::new();
             range
                 .map(|i| {
+                    if cancel.load(Ordering::Relaxed) {
+                        return false;
+                    }
                     let ok = self.geometry.piece(i).is_ok_and(|p| {
                         self.read_piece(p, &mut buf).is_ok()
                             && hashes.get(p.usize()).is_some_and(|h| *h == sha1(&buf))

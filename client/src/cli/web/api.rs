@@ -4,7 +4,6 @@
 //! names the problem.
 
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Error;
@@ -12,7 +11,7 @@ use minitorrent_common::metainfo::{InfoHash, Metainfo};
 use serde_json::{json, Value};
 
 use super::http::{Body, Handler, Request, Response};
-use super::{bounds, upload, Sharer, Web};
+use super::{bounds, upload, Web};
 use crate::cli::source::{self, Source};
 use crate::core::msg::{Phase, TorrentDetail, TorrentStatus};
 use crate::session::{AmbiguousName, Session};
@@ -158,11 +157,15 @@ impl Handler for Routes {
         let web = &self.0;
         match &web.access.password {
             Some(p) if !authorized(req, p) => {
+                if req.header("authorization").is_some() {
+                    // A wrong guess costs its connection a moment.
+                    std::thread::sleep(bounds::WRONG_PASSWORD_DELAY);
+                }
                 return Err(error(
                     401,
                     "this page needs its password (the one given to --password)",
                 )
-                .with_header("WWW-Authenticate", "Basic realm=\"minitorrent\""))
+                .with_header("WWW-Authenticate", "Basic realm=\"minitorrent\""));
             }
             Some(_) => {}
             None if !loopback_host(req) => {
@@ -203,6 +206,15 @@ impl Handler for Routes {
                 }
                 let (_, exists) =
                     upload::target(&web.dir, &rel).map_err(|e| error(e.status, e.message))?;
+                if web.share.is_full() {
+                    return Err(error(
+                        503,
+                        format!(
+                            "{} uploaded files wait to be hashed; try again in a moment",
+                            bounds::SHARE_QUEUE
+                        ),
+                    ));
+                }
                 if exists && req.param("overwrite") != Some("1") {
                     return Err(error(
                         409,
@@ -215,16 +227,18 @@ impl Handler for Routes {
                 Ok(bounds::MAX_UPLOAD)
             }
             _ if changes => {
-                if req.content_length > bounds::MAX_SMALL_BODY {
+                let max = if req.path == "/api/add-torrent" {
+                    bounds::MAX_TORRENT_BODY
+                } else {
+                    bounds::MAX_JSON_BODY
+                };
+                if req.content_length > max {
                     return Err(error(
                         413,
-                        format!(
-                            "the request body is larger than {} bytes",
-                            bounds::MAX_SMALL_BODY
-                        ),
+                        format!("the request body is larger than {max} bytes"),
                     ));
                 }
-                Ok(bounds::MAX_SMALL_BODY)
+                Ok(max)
             }
             _ => Ok(0),
         }
@@ -269,14 +283,23 @@ impl Handler for Routes {
             (_, ["api", "limits"]) if get => limits(s),
             ("POST", ["api", "limits"]) => set_limits(s, body),
             ("POST", ["api", "add"]) => add(s, body),
-            ("POST", ["api", "add-torrent"]) => add_torrent(s, body, req.content_length),
+            ("POST", ["api", "add-torrent"]) => match web.torrent_slot() {
+                Some(_slot) => add_torrent(s, body, req.content_length),
+                None => error(
+                    503,
+                    format!(
+                        "{} .torrent files are being read already; try again in a moment",
+                        bounds::TORRENT_BODIES
+                    ),
+                ),
+            },
             ("PUT", ["api", "upload"]) => upload(web, req, body),
             ("POST", ["api", "torrents", h, action]) => match parse_hash(h) {
                 Some(ih) => control(s, &ih, action),
                 None => bad_hash(h),
             },
             ("DELETE", ["api", "torrents", h]) => match parse_hash(h) {
-                Some(ih) => remove(s, &ih, req.param("delete") == Some("1")),
+                Some(ih) => remove(web, &ih, req.param("delete") == Some("1")),
                 None => bad_hash(h),
             },
             (_, ["api", ..]) => error(
@@ -501,13 +524,36 @@ fn search(s: &Session, q: &str) -> Response {
     }
 }
 
-/// Reads a small JSON body.
-fn json_body(body: &mut Body<'_>) -> Result<Value, Response> {
+/// Reads a small JSON body into `T` (unknown fields are skipped without
+/// being kept).
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: &mut Body<'_>,
+    what: &str,
+) -> Result<T, Response> {
     let mut buf = Vec::new();
-    body.take(bounds::MAX_SMALL_BODY)
+    body.take(bounds::MAX_JSON_BODY)
         .read_to_end(&mut buf)
         .map_err(|e| error(400, format!("the request body did not arrive: {e}")))?;
-    serde_json::from_slice(&buf).map_err(|e| error(400, format!("the body is not JSON: {e}")))
+    serde_json::from_slice(&buf).map_err(|e| error(400, format!("give {what}: {e}")))
+}
+
+/// A rate in a JSON body: bytes per second, or a string like `"500k"`.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RateValue {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(serde::Deserialize)]
+struct LimitsBody {
+    up: Option<RateValue>,
+    down: Option<RateValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct AddBody {
+    source: String,
 }
 
 fn limits(s: &Session) -> Response {
@@ -516,31 +562,28 @@ fn limits(s: &Session) -> Response {
 }
 
 fn set_limits(s: &Session, body: &mut Body<'_>) -> Response {
-    let v = match json_body(body) {
+    const WHAT: &str =
+        "{\"up\": RATE, \"down\": RATE} in bytes per second or like \"500k\", 0 for none";
+    let v: LimitsBody = match json_body(body, WHAT) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let get = |k: &str| -> Result<Option<u64>, Response> {
-        match v.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| error(400, format!("{k}: give bytes per second, 0 for unlimited"))),
-            Some(Value::String(t)) => crate::cli::config::parse_rate(t)
+    let rate = |k: &str, r: Option<RateValue>| -> Result<Option<u64>, Response> {
+        match r {
+            None => Ok(None),
+            Some(RateValue::Bytes(n)) => Ok(Some(n)),
+            Some(RateValue::Text(t)) => crate::cli::config::parse_rate(&t)
                 .map(Some)
                 .map_err(|e| error(400, format!("{k}: {e}"))),
-            Some(_) => Err(error(
-                400,
-                format!("{k}: give bytes per second, 0 for unlimited"),
-            )),
         }
     };
-    let (up, down) = match (get("up"), get("down")) {
+    let (up, down) = match (rate("up", v.up), rate("down", v.down)) {
         (Ok(u), Ok(d)) => (u, d),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    s.set_limits(up, down);
+    if let Err(e) = s.set_limits(up, down) {
+        return error(400, crate::cli::error_chain(&e));
+    }
     limits(s)
 }
 
@@ -552,17 +595,14 @@ fn added_row(s: &Session, ih: &InfoHash) -> Response {
 }
 
 fn add(s: &Session, body: &mut Body<'_>) -> Response {
-    let v = match json_body(body) {
+    let v: AddBody = match json_body(
+        body,
+        "{\"source\": ...}: a magnet link, an info hash or a name",
+    ) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let Some(src) = v.get("source").and_then(Value::as_str) else {
-        return error(
-            400,
-            "give {\"source\": ...}: a magnet link, an info hash or a name",
-        );
-    };
-    let src = match source::classify(src) {
+    let src = match source::classify(&v.source) {
         // A path on this machine is not the browser's to name.
         Ok(Source::Torrent(p)) => Source::Name(p.display().to_string()),
         Ok(src) => src,
@@ -581,8 +621,8 @@ fn add(s: &Session, body: &mut Body<'_>) -> Response {
 }
 
 fn add_torrent(s: &Session, body: &mut Body<'_>, len: u64) -> Response {
-    let mut buf = Vec::with_capacity(len.min(bounds::MAX_SMALL_BODY) as usize);
-    if let Err(e) = body.take(bounds::MAX_SMALL_BODY).read_to_end(&mut buf) {
+    let mut buf = Vec::with_capacity(len.min(bounds::MAX_TORRENT_BODY) as usize);
+    if let Err(e) = body.take(bounds::MAX_TORRENT_BODY).read_to_end(&mut buf) {
         return error(400, format!("the .torrent did not arrive: {e}"));
     }
     let m = match Metainfo::from_bytes(&buf) {
@@ -610,13 +650,17 @@ fn control(s: &Session, ih: &InfoHash, action: &str) -> Response {
     }
 }
 
-fn remove(s: &Session, ih: &InfoHash, delete: bool) -> Response {
-    match s.remove_torrent(ih, delete) {
+fn remove(web: &Web, ih: &InfoHash, delete: bool) -> Response {
+    match web
+        .session
+        .remove_torrent(ih, delete.then_some(web.dir.as_path()))
+    {
         Ok(r) => ok(
             200,
             json!({
                 "removed": ih.to_hex(),
                 "deleted": r.deleted.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "kept": r.kept,
             }),
         ),
         Err(e) => session_error(&e),
@@ -646,43 +690,41 @@ fn upload(web: &Web, req: &Request, body: &mut Body<'_>) -> Response {
                 return Err(e);
             }
         };
-        upload::place(&tmp, &at, overwrite || !exists)?;
+        if let Some(other) = web.session.torrent_using(&at) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(upload::UploadError {
+                status: 409,
+                message: format!(
+                    "{} is a file of {other}, which this peer downloads or shares; remove that \
+                     torrent first, or choose another name",
+                    rel.display()
+                ),
+            });
+        }
+        if exists && !overwrite {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(upload::UploadError {
+                status: 409,
+                message: format!(
+                    "{} already exists; send it again with overwrite=1 to replace it",
+                    rel.display()
+                ),
+            });
+        }
+        upload::place(&tmp, &at, overwrite)?;
         Ok((rel, at))
     })();
-    let (rel, at) = match r {
-        Ok(x) => x,
+    let rel = match r {
+        Ok((rel, _)) => rel,
         Err(e) => return error(e.status, e.message),
     };
     let rel_text = rel.to_string_lossy().into_owned();
-    share_uploaded(web, &rel_text, &at);
-    ok(201, json!({"name": rel_text, "size": req.content_length}))
-}
-
-/// Has the uploaded file hashed and seeded: by the shared folder's loop, or
-/// on a thread of its own.
-fn share_uploaded(web: &Web, rel: &str, at: &Path) {
-    match &web.sharer {
-        Sharer::Folder(tx) => {
-            let _ = tx.send(rel.to_string());
-        }
-        Sharer::Direct => {
-            let (s, path) = (web.session.clone(), at.to_path_buf());
-            let spawned =
-                std::thread::Builder::new()
-                    .name("web share".into())
-                    .spawn(move || match s.seed_path(&path, None) {
-                        Ok(a) => log::info!("web: seeding {} ({})", a.name, a.info_hash),
-                        Err(e) => log::warn!(
-                            "web: cannot seed {}: {}",
-                            path.display(),
-                            crate::cli::error_chain(&e)
-                        ),
-                    });
-            if let Err(e) = spawned {
-                log::warn!("web: cannot start hashing {}: {e}", at.display());
-            }
-        }
+    if web.share.try_send(rel_text.clone()).is_err() {
+        // The shared folder's rescan still finds it; a page of `seed` or
+        // `get` can only say so.
+        log::warn!("web: too many files wait to be hashed; {rel_text} waits for a rescan");
     }
+    ok(201, json!({"name": rel_text, "size": req.content_length}))
 }
 
 #[cfg(test)]

@@ -34,8 +34,17 @@ pub mod bounds {
     pub const MAX_UPLOAD: u64 = 64 << 30;
     /// Uploads written at once; another gets `503` until one ends.
     pub const UPLOADS: usize = 4;
-    /// A `.torrent` sent to `/api/add-torrent`, or any JSON body.
-    pub const MAX_SMALL_BODY: u64 = 10 << 20;
+    /// A `.torrent` sent to `/api/add-torrent` (read into memory).
+    pub const MAX_TORRENT_BODY: u64 = 10 << 20;
+    /// `.torrent`s read at once; another gets `503`.
+    pub const TORRENT_BODIES: usize = 2;
+    /// Any JSON body (`/api/add`, `/api/limits`).
+    pub const MAX_JSON_BODY: u64 = 16 << 10;
+    /// Uploaded files waiting to be hashed and seeded; past it an upload
+    /// gets `503` before it is sent.
+    pub const SHARE_QUEUE: usize = 64;
+    /// A wrong password is answered this much later (guessing is slow).
+    pub const WRONG_PASSWORD_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
     /// Longest name of an uploaded file, its directories included.
     pub const MAX_NAME: usize = 1024;
     /// Longest search query passed on to the tracker.
@@ -52,9 +61,10 @@ pub const PASSWORD_ENV: &str = "MINITORRENT_WEB_PASSWORD";
 #[derive(Clone)]
 pub enum Sharer {
     /// The shared folder's loop announces it (and keeps its cache): the
-    /// relative name is sent there.
+    /// relative name is sent there (a channel of [`bounds::SHARE_QUEUE`]).
     Folder(Sender<String>),
-    /// Hashed and seeded directly by the session.
+    /// Hashed and seeded by the session, one at a time, on a thread of the
+    /// page's own.
     Direct,
 }
 
@@ -70,9 +80,12 @@ pub struct Web {
     pub session: Arc<Session>,
     /// Where uploads go (the shared folder, or the download directory).
     pub dir: PathBuf,
-    pub sharer: Sharer,
+    /// Files uploaded whole, by their name below `dir`, to be hashed and
+    /// seeded (at most [`bounds::SHARE_QUEUE`] waiting).
+    pub share: Sender<String>,
     pub access: Access,
     uploads: AtomicUsize,
+    torrent_bodies: AtomicUsize,
 }
 
 /// One upload slot, given back when dropped.
@@ -87,10 +100,20 @@ impl Drop for UploadSlot<'_> {
 impl Web {
     /// Takes an upload slot if one of [`bounds::UPLOADS`] is free.
     pub fn upload_slot(&self) -> Option<UploadSlot<'_>> {
-        let n = self.uploads.fetch_add(1, Ordering::AcqRel);
-        let slot = UploadSlot(&self.uploads);
-        (n < bounds::UPLOADS).then_some(slot)
+        take_slot(&self.uploads, bounds::UPLOADS)
     }
+
+    /// Takes a slot to read a `.torrent` into memory, if one of
+    /// [`bounds::TORRENT_BODIES`] is free.
+    pub fn torrent_slot(&self) -> Option<UploadSlot<'_>> {
+        take_slot(&self.torrent_bodies, bounds::TORRENT_BODIES)
+    }
+}
+
+fn take_slot(count: &AtomicUsize, max: usize) -> Option<UploadSlot<'_>> {
+    let n = count.fetch_add(1, Ordering::AcqRel);
+    let slot = UploadSlot(count);
+    (n < max).then_some(slot)
 }
 
 /// Checks that the page may listen on `addr` with `password`: a page that
@@ -126,12 +149,39 @@ pub fn start(
 ) -> Result<SocketAddr> {
     let server = http::Server::bind(addr).map_err(|e| anyhow::anyhow!("{e}"))?;
     let local = server.local_addr();
+    upload::sweep(dir);
+    let share = match sharer {
+        Sharer::Folder(tx) => tx,
+        Sharer::Direct => {
+            let (tx, rx) = crossbeam_channel::bounded::<String>(bounds::SHARE_QUEUE);
+            let (s, root) = (session.clone(), dir.to_path_buf());
+            std::thread::Builder::new()
+                .name("web share".into())
+                .spawn(move || {
+                    // One file at a time: hashing is disk- and CPU-bound.
+                    for rel in rx {
+                        let path = root.join(&rel);
+                        match s.seed_path(&path, None) {
+                            Ok(a) => log::info!("web: seeding {} ({})", a.name, a.info_hash),
+                            Err(e) => log::warn!(
+                                "web: cannot seed {}: {}",
+                                path.display(),
+                                super::error_chain(&e)
+                            ),
+                        }
+                    }
+                })
+                .map_err(|e| anyhow::anyhow!("cannot start the web interface's threads: {e}"))?;
+            tx
+        }
+    };
     let web = Arc::new(Web {
         session,
         dir: dir.to_path_buf(),
-        sharer,
+        share,
         access,
         uploads: AtomicUsize::new(0),
+        torrent_bodies: AtomicUsize::new(0),
     });
     server
         .spawn(Arc::new(api::Routes(web)))

@@ -115,6 +115,33 @@ pub fn temp_dir(dir: &Path) -> PathBuf {
     dir.join(CACHE_DIR).join("uploads")
 }
 
+/// Temporary files of uploads cut short by an earlier run (untouched for
+/// [`STALE_UPLOAD`]) are deleted when the page starts.
+pub const STALE_UPLOAD: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes what uploads cut short (a crash, Ctrl-C) left in the temporary
+/// directory.
+pub fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp_dir(dir)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let stale = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_UPLOAD);
+        if stale && p.extension().is_some_and(|x| x == "upload") {
+            match std::fs::remove_file(&p) {
+                Ok(()) => log::info!("web: deleted {}, an upload cut short", p.display()),
+                Err(e) => log::warn!("web: cannot delete {}: {e}", p.display()),
+            }
+        }
+    }
+}
+
 /// Copies `body` (exactly `len` bytes) into a new temporary file and
 /// returns it. A body that ends early, stalls or cannot be written leaves
 /// nothing behind.

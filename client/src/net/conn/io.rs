@@ -31,6 +31,9 @@ const MAX_BACKLOG: usize = 4 << 20;
 /// flood is closed by name rather than merely paused; an honest peer never
 /// gets here.
 const READ_PAUSE: usize = 2 << 20;
+/// The longest a connection stops reading for the download limit before it
+/// looks at the limit again.
+const HOLD_MAX: Duration = Duration::from_secs(1);
 
 /// The trace line of a message; extension messages are decoded one level
 /// further. `ut_metadata` is the id the receiver gave that extension;
@@ -334,14 +337,29 @@ impl Conn {
     fn read_some(&mut self) -> Result<(), ConnError> {
         let mut budget = 4 * RBUF_LEN;
         loop {
-            let n = self.wire.read(self.t.down_rate.chunk())?;
+            // Only a connection we fetch from is slowed by the download
+            // limit: one that only asks us for blocks must not wait on it.
+            let limited = self.state.outstanding() > 0;
+            let chunk = if limited {
+                self.t.down_rate.chunk()
+            } else {
+                None
+            };
+            let n = self.wire.read(chunk)?;
             if n == 0 {
                 return Ok(());
             }
             let now = Instant::now();
             self.state.received(now);
-            if let Some(wait) = self.t.down_rate.charge(n, now) {
-                self.wire.hold_until = Some(now + wait);
+            let wait = if limited {
+                self.t.down_rate.charge(n, now)
+            } else {
+                None
+            };
+            if let Some(wait) = wait {
+                // At most a second at a time, so that a new limit (or none)
+                // applies within a second.
+                self.wire.hold_until = Some(now + wait.min(HOLD_MAX));
                 return self.process_frames(now);
             }
             self.process_frames(now)?;

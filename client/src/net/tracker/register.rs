@@ -374,6 +374,7 @@ mod tests {
             status: Arc::new(Mutex::new(status)),
             magnet: String::new(),
             origin: crate::net::shared::Origin::Seed(".".into()),
+            info_bytes: None,
         };
         let table: Table = Arc::new(Mutex::new(HashMap::from([(hash(1), handle)])));
         let (tx, rx) = crossbeam_channel::unbounded();
