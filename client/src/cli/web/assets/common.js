@@ -381,7 +381,37 @@ const MT = (() => {
     return v || fallback;
   }
 
+  // A poll loop: runs `step` (async), then again after `delay()` ms; never
+  // two at once. `now()` polls at once (after an action), or right after
+  // the poll under way. A tab shown again polls at once.
+  function poller(step, delay) {
+    let timer = null;
+    let inFlight = false;
+    let again = false;
+    function schedule(ms) {
+      clearTimeout(timer);
+      timer = setTimeout(tick, ms);
+    }
+    async function tick() {
+      if (inFlight) { again = true; return; }
+      inFlight = true;
+      try {
+        await step();
+      } finally {
+        inFlight = false;
+        schedule(again ? 0 : delay());
+        again = false;
+      }
+    }
+    function now() {
+      if (inFlight) again = true; else schedule(0);
+    }
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) now(); });
+    return { start: tick, now };
+  }
+
   return {
+    poller,
     num, size, rate, duration, percent, percentNumber, ratio, ago, clock, parseRate, rateInput, limitText,
     $, el, setText, setAttr, bar, setBar, syncRows, emptyRow,
     ApiError, api, errorText, connectionLost, connectionOk,

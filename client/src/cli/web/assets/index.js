@@ -40,23 +40,7 @@
 
   // ================================================================ polling
 
-  let timer = null;
-  let inFlight = false;
-  let again = false;
-
-  function schedule(ms) {
-    clearTimeout(timer);
-    timer = setTimeout(tick, ms);
-  }
-
-  // Poll now (after an action) instead of waiting for the next second.
-  function refreshNow() {
-    if (inFlight) again = true; else schedule(0);
-  }
-
-  async function tick() {
-    if (inFlight) { again = true; return; }
-    inFlight = true;
+  const poll = MT.poller(async () => {
     polls++;
     try {
       if (!session) loadSession();
@@ -67,14 +51,11 @@
       setText($("updated"), "updated " + MT.clock(new Date()));
     } catch (e) {
       MT.connectionLost(e);
-    } finally {
-      inFlight = false;
-      schedule(again ? 0 : document.hidden ? POLL_HIDDEN_MS : POLL_MS);
-      again = false;
     }
-  }
+  }, () => (document.hidden ? POLL_HIDDEN_MS : POLL_MS));
 
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshNow(); });
+  // Poll now (after an action) instead of waiting for the next second.
+  const refreshNow = poll.now;
 
   // ========================================================= torrents table
 
@@ -560,5 +541,5 @@
   // ================================================================= start
 
   loadSession();
-  tick();
+  poll.start();
 })();

@@ -27,22 +27,7 @@
 
   // ================================================================ polling
 
-  let timer = null;
-  let inFlight = false;
-  let again = false;
-
-  function schedule(ms) {
-    clearTimeout(timer);
-    timer = setTimeout(tick, ms);
-  }
-
-  function refreshNow() {
-    if (inFlight) again = true; else schedule(0);
-  }
-
-  async function tick() {
-    if (inFlight) { again = true; return; }
-    inFlight = true;
+  const poll = MT.poller(async () => {
     try {
       const d = await MT.api("GET", apiUrl);
       MT.connectionOk();
@@ -57,14 +42,9 @@
       } else {
         MT.connectionLost(e);
       }
-    } finally {
-      inFlight = false;
-      schedule(again ? 0 : gone ? POLL_GONE_MS : document.hidden ? POLL_HIDDEN_MS : POLL_MS);
-      again = false;
     }
-  }
-
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshNow(); });
+  }, () => (gone ? POLL_GONE_MS : document.hidden ? POLL_HIDDEN_MS : POLL_MS));
+  const refreshNow = poll.now;
 
   function notFound(why) {
     gone = true;
@@ -473,5 +453,5 @@
   $("magnet-text").addEventListener("focus", (e) => e.target.select());
 
   setText($("info-hash"), hash);
-  tick();
+  poll.start();
 })();
