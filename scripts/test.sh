@@ -3,7 +3,7 @@
 # the README's test command.
 # The interoperability tests need aria2c and opentracker: installed here from
 # the Debian packages when missing (MINITORRENT_SKIP_INTEROP=1 skips them).
-# The browser test (tracker/tests/browser.rs) needs Debian's chromium:
+# The browser tests (tracker/tests/browser.rs, client/tests/web.rs) need Debian's chromium:
 # installed here when missing; the test may then not skip itself
 # (MINITORRENT_REQUIRE_CHROMIUM=1). MINITORRENT_SKIP_BROWSER=1 installs
 # nothing, and the test skips itself when it finds no chromium.
@@ -46,7 +46,7 @@ fi
 if [ "${MINITORRENT_SKIP_BROWSER:-}" != 1 ]; then
     if [ -z "${MINITORRENT_CHROMIUM:-}" ] && ! command -v chromium >/dev/null &&
         ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
-        apt_install "the browser test" MINITORRENT_SKIP_BROWSER chromium
+        apt_install "the browser tests" MINITORRENT_SKIP_BROWSER chromium
     fi
     export MINITORRENT_REQUIRE_CHROMIUM=1
 fi
