@@ -265,16 +265,35 @@ pub const MAX_DISMISSED: usize = 1000;
 /// Torrents running at once in a session; past it adding one is refused.
 pub const MAX_TORRENTS: usize = 1000;
 
-/// Removed torrents and their files, the oldest forgotten first.
+/// A torrent of the session that holds a file.
+#[derive(Debug, Clone)]
+pub struct FileUser {
+    pub info_hash: InfoHash,
+    pub name: String,
+    /// It seeds the file (rather than downloads into it).
+    pub seed: bool,
+}
+
+/// Removed torrents and their files, each with its stamp when removed
+/// (`None`: absent then), the oldest forgotten first.
 #[derive(Debug, Default)]
 struct Dismissed {
-    map: HashMap<InfoHash, Vec<PathBuf>>,
+    map: HashMap<InfoHash, Vec<(PathBuf, Option<FileStamp>)>>,
     order: std::collections::VecDeque<InfoHash>,
 }
 
 impl Dismissed {
-    fn insert(&mut self, ih: InfoHash, paths: Vec<PathBuf>) {
-        if self.map.insert(ih, paths).is_none() {
+    fn insert(&mut self, ih: InfoHash, paths: &[PathBuf]) {
+        let stamped = paths
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    std::fs::metadata(p).ok().map(|m| FileStamp::of(&m)),
+                )
+            })
+            .collect();
+        if self.map.insert(ih, stamped).is_none() {
             self.order.push_back(ih);
         }
         while self.map.len() > MAX_DISMISSED {
@@ -777,37 +796,45 @@ impl Session {
     /// tracker stops listing it; it stays in the list (`Phase::Paused`)
     /// until resumed or removed. Pausing a paused torrent does nothing.
     pub fn pause(&self, info_hash: &InfoHash) -> Result<TorrentStatus> {
-        if let Some(i) = self
-            .idle
-            .lock()
-            .ok()
-            .and_then(|i| i.map.get(info_hash).cloned())
-        {
-            return match i.status.phase {
-                Phase::Paused => Ok(i.status),
-                _ => bail!(
+        let Some(h) = self.handle(info_hash) else {
+            let idle = self.idle.lock().ok();
+            return match idle.and_then(|i| i.map.get(info_hash).cloned()) {
+                Some(i) if i.status.phase == Phase::Paused => Ok(i.status),
+                Some(i) => bail!(
                     "{} is not running (it stopped with an error); resume it to try again, \
                      or remove it",
                     i.status.name
                 ),
+                None => bail!("{info_hash} is not in this session"),
             };
-        }
-        if self.handle(info_hash).is_none() {
-            bail!("{info_hash} is not in this session");
-        }
-        if !self.idle.lock().is_ok_and(|i| i.has_room()) {
-            bail!("{MAX_IDLE} torrents are paused already; resume or remove some first");
-        }
-        let Some(h) = self.stop(info_hash) else {
-            bail!("{info_hash} is not in this session");
         };
-        self.trackers.forget(*info_hash);
+        // Listed as paused before it stops, so that the shared folder never
+        // sees it neither running nor held back.
         let mut entry = idle_entry(&h, &self.announce());
         entry.status.phase = Phase::Paused;
+        (
+            entry.status.down_rate,
+            entry.status.up_rate,
+            entry.status.peers,
+        ) = (0.0, 0.0, 0);
         let status = entry.status.clone();
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.insert(*info_hash, entry);
+        match self.idle.lock() {
+            Ok(mut idle) if idle.has_room() => idle.insert(*info_hash, entry),
+            _ => bail!("{MAX_IDLE} torrents are paused already; resume or remove some first"),
         }
+        if let Some(h) = self.stop(info_hash) {
+            // What it verified while it stopped.
+            if let Ok(mut idle) = self.idle.lock() {
+                if let Some(e) = idle.map.get_mut(info_hash) {
+                    let later = idle_entry(&h, &self.announce());
+                    e.stamps = later.stamps.or(e.stamps.take());
+                    e.meta = later.meta.or(e.meta.take());
+                    e.status.pieces_have = later.status.pieces_have.max(e.status.pieces_have);
+                    e.status.bytes_have = later.status.bytes_have.max(e.status.bytes_have);
+                }
+            }
+        }
+        self.trackers.forget(*info_hash);
         Ok(status)
     }
 
@@ -879,9 +906,23 @@ impl Session {
         info_hash: &InfoHash,
         delete_in: Option<&Path>,
     ) -> Result<Removed> {
+        // Remembered as removed before it stops (see `pause`).
+        let before = self
+            .handle(info_hash)
+            .and_then(|h| h.status.lock().ok().map(|s| s.paths.clone()));
+        let idle_paths = self
+            .idle
+            .lock()
+            .ok()
+            .and_then(|i| i.map.get(info_hash).map(|e| e.status.paths.clone()));
+        if let Some(paths) = before.as_ref().or(idle_paths.as_ref()) {
+            if let Ok(mut d) = self.dismissed.lock() {
+                d.insert(*info_hash, paths);
+            }
+        }
         let idle = self.idle.lock().ok().and_then(|mut i| i.remove(info_hash));
         let running = self.stop(info_hash);
-        let (origin, info, paths) = match (&running, &idle) {
+        let (origin, info, _) = match (&running, &idle) {
             (Some(h), _) => {
                 let bytes = h
                     .shared
@@ -901,12 +942,14 @@ impl Session {
                 i.meta.as_ref().map(|m| m.info.clone()),
                 i.status.paths.clone(),
             ),
-            (None, None) => bail!("{info_hash} is not in this session"),
+            (None, None) => {
+                if let Ok(mut d) = self.dismissed.lock() {
+                    d.remove(info_hash);
+                }
+                bail!("{info_hash} is not in this session")
+            }
         };
         self.trackers.forget(*info_hash);
-        if let Ok(mut d) = self.dismissed.lock() {
-            d.insert(*info_hash, paths);
-        }
         let mut removed = Removed::default();
         let (Some(dir), Some(info)) = (delete_in, info) else {
             // Nothing to delete, or a magnet without its metadata: no files.
@@ -932,7 +975,7 @@ impl Session {
                 } else if let Some(other) = in_use.get(&n) {
                     removed
                         .kept
-                        .push(format!("{} (a file of {other} too)", f.display()));
+                        .push(format!("{} (a file of {} too)", f.display(), other.name));
                 } else {
                     match std::fs::remove_file(&n) {
                         Ok(()) => removed.deleted.push(f),
@@ -964,29 +1007,43 @@ impl Session {
     }
 
     /// The files of every torrent but `except`, running or idle
-    /// (normalized), each with its torrent's name.
-    fn paths_of_others(&self, except: &InfoHash) -> HashMap<PathBuf, String> {
+    /// (normalized), each with its torrent.
+    fn paths_of_others(&self, except: &InfoHash) -> HashMap<PathBuf, FileUser> {
         let mut out = HashMap::new();
-        let mut add = |st: &TorrentStatus| {
-            if st.info_hash != *except {
-                for p in &st.paths {
-                    for f in [p.clone(), crate::net::storage::part_path(p)] {
-                        if let Some(n) = normalized(&f) {
-                            out.insert(n, st.name.clone());
-                        }
+        let mut add = |st: &TorrentStatus, origin: &Origin| {
+            if st.info_hash == *except {
+                return;
+            }
+            for p in &st.paths {
+                for f in [p.clone(), crate::net::storage::part_path(p)] {
+                    if let Some(n) = normalized(&f) {
+                        let user = FileUser {
+                            info_hash: st.info_hash,
+                            name: st.name.clone(),
+                            seed: matches!(origin, Origin::Seed(_)),
+                        };
+                        out.insert(n, user);
                     }
                 }
             }
         };
-        for st in self.all_statuses() {
-            add(&st);
+        for h in self.handles() {
+            if let Ok(st) = h.status.lock().map(|s| s.clone()) {
+                add(&st, &h.origin);
+            }
+        }
+        if let Ok(idle) = self.idle.lock() {
+            for i in idle.map.values() {
+                add(&i.status, &i.origin);
+            }
         }
         out
     }
 
     /// The torrent of this session (running or idle) one of whose files is
-    /// `path` (or its `.part`): an upload must not take its place.
-    pub fn torrent_using(&self, path: &Path) -> Option<String> {
+    /// `path` (or its `.part`): an upload must not take its place unless
+    /// that torrent seeds it and the upload replaces it.
+    pub fn torrent_using(&self, path: &Path) -> Option<FileUser> {
         let n = normalized(path)?;
         let none = InfoHash([0; 20]);
         self.paths_of_others(&none).remove(&n)
@@ -1182,9 +1239,13 @@ impl Session {
             }
         }
         if let Ok(d) = self.dismissed.lock() {
-            for p in d.map.values().flatten() {
-                if let Ok(c) = p.canonicalize() {
-                    set.insert(c);
+            // Until the file changes: a new version is the folder's again.
+            for (p, stamp) in d.map.values().flatten() {
+                let now = std::fs::metadata(p).ok().map(|m| FileStamp::of(&m));
+                if now.is_some() && now == *stamp {
+                    if let Ok(c) = p.canonicalize() {
+                        set.insert(c);
+                    }
                 }
             }
         }

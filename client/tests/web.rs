@@ -208,6 +208,20 @@ fn uploaded_file_is_downloaded_byte_for_byte_by_another_peer() {
     assert_eq!(st, 409, "{v}");
     assert!(v["error"].as_str().unwrap().contains("overwrite=1"), "{v}");
     assert_eq!(std::fs::read(tmp.join("a/docs/report.bin")).unwrap(), data);
+    // With overwrite=1 the new version replaces it, under a new info hash.
+    let newer = random_bytes(1_000_000);
+    let (st, v) = upload(&a, "docs/report.bin&overwrite=1", &newer);
+    assert_eq!(st, 201, "{v}");
+    let r = wait_row(
+        &a,
+        |r| r["name"] == "report.bin" && r["state"] == "seeding" && r["info_hash"] != hash.as_str(),
+        "the new version",
+    );
+    assert_eq!(r["size"], 1_000_000);
+    std::thread::sleep(Duration::from_millis(500));
+    let v = get_json(a.addr, "/api/torrents");
+    assert_eq!(v["torrents"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(std::fs::read(tmp.join("a/docs/report.bin")).unwrap(), newer);
 }
 
 #[test]
@@ -332,6 +346,18 @@ fn a_paused_file_of_the_shared_folder_stays_paused() {
     std::thread::sleep(Duration::from_millis(1500));
     assert!(row(&w, &hash).is_none());
     assert!(tmp.join("d/kept.bin").exists());
+    // Once the file changes, it is the folder's to share again.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(tmp.join("d/kept.bin"))
+        .unwrap();
+    f.write_all(b"a new version").unwrap();
+    drop(f);
+    wait_row(
+        &w,
+        |r| r["name"] == "kept.bin" && r["state"] == "seeding" && r["info_hash"] != hash.as_str(),
+        "the changed file shared again",
+    );
 }
 
 #[test]

@@ -494,6 +494,12 @@ impl PeerState {
 
     // ---- timers --------------------------------------------------------
 
+    /// We hold off reading for our own download limit: whatever the peer
+    /// sends waits in the socket, so its silence is not a stall.
+    pub fn holding_back(&mut self, now: Instant) {
+        self.last_block = now;
+    }
+
     /// Runs the timers; an `Err` closes the connection.
     pub fn tick(&mut self, now: Instant, slots: &impl SlotPool) -> Result<(), ConnError> {
         if now.duration_since(self.last_recv) > IDLE_TIMEOUT {

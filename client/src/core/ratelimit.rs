@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The lowest download limit: blocks are 16 KiB, and a peer that sends
-/// none for 15 s is dropped as stalled, so a slower limit over several
-/// peers would stall them all.
-pub const MIN_DOWNLOAD_RATE: u64 = 32 << 10;
+/// The lowest download limit (`32k`): blocks are 16 KiB, and a peer that
+/// sends none for 15 s is dropped as stalled, so a slower limit over
+/// several peers would stall them all.
+pub const MIN_DOWNLOAD_RATE: u64 = 32_000;
 
 /// Checks a download limit (0: unlimited).
 pub fn check_download_rate(rate: u64) -> Result<(), String> {
@@ -105,6 +105,19 @@ impl RateLimit {
             .then(|| Duration::from_secs_f64(-tokens / rate as f64).max(Duration::from_millis(1)))
     }
 
+    /// How long until the bucket is out of debt at `now`; `None` when it
+    /// is not in debt (or unlimited). Takes nothing.
+    pub fn owed(&self, now: Instant) -> Option<Duration> {
+        let rate = self.rate();
+        if rate == 0 {
+            return None;
+        }
+        let st = self.state.lock().ok()?;
+        let tokens = Self::refill(rate, *st, 0, now);
+        (tokens < 0.0)
+            .then(|| Duration::from_secs_f64(-tokens / rate as f64).max(Duration::from_millis(1)))
+    }
+
     /// How much to read at once under this limit: a tenth of a second's
     /// worth, 4 to 256 KiB; `None` when unlimited.
     pub fn chunk(&self) -> Option<usize> {
@@ -162,8 +175,11 @@ mod tests {
         assert!(r
             .charge(50_000, t0)
             .is_some_and(|d| d >= Duration::from_secs(4)));
+        assert!(r.owed(t0).is_some_and(|d| d >= Duration::from_secs(4)));
+        assert!(r.owed(t0 + Duration::from_secs(6)).is_none());
         r.set_rate(0, t0);
         assert!(r.charge(50_000, t0).is_none());
+        assert!(r.owed(t0).is_none());
         assert_eq!(r.chunk(), None);
         r.set_rate(1_000_000, t0);
         assert_eq!(r.chunk(), Some(100_000));

@@ -204,8 +204,10 @@ impl Handler for Routes {
                         ),
                     ));
                 }
-                let (_, exists) =
+                let (at, exists) =
                     upload::target(&web.dir, &rel).map_err(|e| error(e.status, e.message))?;
+                check_in_use(web, &rel, &at, req.param("overwrite") == Some("1"))
+                    .map_err(|e| error(e.status, e.message))?;
                 if web.share.is_full() {
                     return Err(error(
                         503,
@@ -667,6 +669,37 @@ fn remove(web: &Web, ih: &InfoHash, delete: bool) -> Response {
     }
 }
 
+/// An upload may replace a file a torrent of this peer seeds (that seed
+/// stops first), when asked to; never one a download writes or holds.
+fn check_in_use(
+    web: &Web,
+    rel: &std::path::Path,
+    at: &std::path::Path,
+    overwrite: bool,
+) -> Result<(), upload::UploadError> {
+    match web.session.torrent_using(at) {
+        Some(u) if !u.seed => Err(upload::UploadError {
+            status: 409,
+            message: format!(
+                "{} is a file of {}, which this peer downloads; remove that torrent first, or \
+                 choose another name",
+                rel.display(),
+                u.name
+            ),
+        }),
+        Some(u) if !overwrite => Err(upload::UploadError {
+            status: 409,
+            message: format!(
+                "{} already exists (this peer seeds it as {}); send it again with overwrite=1 \
+                 to replace it",
+                rel.display(),
+                u.name
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn upload(web: &Web, req: &Request, body: &mut Body<'_>) -> Response {
     let Some(_slot) = web.upload_slot() else {
         return error(
@@ -690,16 +723,9 @@ fn upload(web: &Web, req: &Request, body: &mut Body<'_>) -> Response {
                 return Err(e);
             }
         };
-        if let Some(other) = web.session.torrent_using(&at) {
+        if let Err(e) = check_in_use(web, &rel, &at, overwrite) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(upload::UploadError {
-                status: 409,
-                message: format!(
-                    "{} is a file of {other}, which this peer downloads or shares; remove that \
-                     torrent first, or choose another name",
-                    rel.display()
-                ),
-            });
+            return Err(e);
         }
         if exists && !overwrite {
             let _ = std::fs::remove_file(&tmp);
@@ -710,6 +736,12 @@ fn upload(web: &Web, req: &Request, body: &mut Body<'_>) -> Response {
                     rel.display()
                 ),
             });
+        }
+        if overwrite {
+            // The seed of the old version stops before its file is replaced.
+            if let Some(u) = web.session.torrent_using(&at) {
+                web.session.withdraw(&u.info_hash);
+            }
         }
         upload::place(&tmp, &at, overwrite)?;
         Ok((rel, at))

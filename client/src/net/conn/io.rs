@@ -278,8 +278,16 @@ impl Conn {
     pub(super) fn run(mut self) -> Result<(), ConnError> {
         loop {
             self.drain_commands()?;
-            if self.wire.hold_until.is_some_and(|t| Instant::now() >= t) {
-                self.wire.hold_until = None;
+            if let Some(t) = self.wire.hold_until {
+                let now = Instant::now();
+                if now >= t {
+                    // Read again only once the session's bucket is out of
+                    // debt: other connections may have taken the tokens.
+                    self.wire.hold_until = match self.state.outstanding() {
+                        0 => None,
+                        _ => self.t.down_rate.owed(now).map(|w| now + w.min(HOLD_MAX)),
+                    };
+                }
             }
             if self.wire.may_read() {
                 self.read_some()?;
@@ -300,6 +308,9 @@ impl Conn {
                 }
             }
             let now = Instant::now();
+            if self.wire.hold_until.is_some() {
+                self.state.holding_back(now);
+            }
             self.traffic.store(self.state.traffic());
             self.traffic.set_choking(self.state.am_choking());
             self.state.tick(now, &*self.t)?;
