@@ -175,6 +175,40 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// A tracker and a `web` peer seeding a file uploaded through its page.
+struct Shared {
+    tmp: TempDir,
+    tracker: Tracker,
+    peer: WebPeer,
+    data: Vec<u8>,
+    /// Its row once seeding.
+    row: Value,
+    hash: String,
+}
+
+fn shared(tag: &str, name: &str, size: usize, extra: &[&str]) -> Shared {
+    let tmp = TempDir::new(tag);
+    let tracker = Tracker::start();
+    let peer = web_peer("web-seed", &tracker, &tmp.sub("a"), extra);
+    let data = random_bytes(size);
+    let (st, v) = upload(&peer, name, &data);
+    assert_eq!(st, 201, "{v}");
+    let row = wait_row(
+        &peer,
+        |r| r["name"] == name && r["state"] == "seeding",
+        "seeding",
+    );
+    let hash = row["info_hash"].as_str().unwrap().to_string();
+    Shared {
+        tmp,
+        tracker,
+        peer,
+        data,
+        row,
+        hash,
+    }
+}
+
 #[test]
 fn uploaded_file_is_downloaded_byte_for_byte_by_another_peer() {
     let tmp = TempDir::new("web-upload");
@@ -362,25 +396,21 @@ fn a_paused_file_of_the_shared_folder_stays_paused() {
 
 #[test]
 fn magnet_download_pauses_resumes_and_is_removed_with_its_files() {
-    let tmp = TempDir::new("web-magnet");
-    let tracker = Tracker::start();
     // A slow seeder, so that the download can be paused half way.
-    let a = web_peer(
-        "web-seed",
-        &tracker,
-        &tmp.sub("a"),
+    let Shared {
+        tmp,
+        tracker,
+        peer: a,
+        data,
+        row: r,
+        hash,
+    } = shared(
+        "web-magnet",
+        "movie.bin",
+        6_000_000,
         &["--max-upload-rate", "1M"],
     );
-    let data = random_bytes(6_000_000);
     std::fs::write(tmp.join("src.bin"), &data).unwrap();
-    let (st, v) = upload(&a, "movie.bin", &data);
-    assert_eq!(st, 201, "{v}");
-    let r = wait_row(
-        &a,
-        |r| r["name"] == "movie.bin" && r["state"] == "seeding",
-        "seeding",
-    );
-    let hash = r["info_hash"].as_str().unwrap().to_string();
     let magnet = r["magnet"].as_str().unwrap().to_string();
 
     let b = web_peer("web-leech", &tracker, &tmp.sub("b"), &[]);
@@ -455,17 +485,14 @@ fn magnet_download_pauses_resumes_and_is_removed_with_its_files() {
 
 #[test]
 fn download_rate_limit_holds_within_20_percent() {
-    let tmp = TempDir::new("web-limit");
-    let tracker = Tracker::start();
-    let a = web_peer("web-fast-seed", &tracker, &tmp.sub("a"), &[]);
-    let data = random_bytes(8_000_000);
-    assert_eq!(upload(&a, "big.bin", &data).0, 201);
-    let r = wait_row(
-        &a,
-        |r| r["name"] == "big.bin" && r["state"] == "seeding",
-        "seeding",
-    );
-    let hash = r["info_hash"].as_str().unwrap().to_string();
+    let Shared {
+        tmp,
+        tracker,
+        data,
+        hash,
+        peer: _seed,
+        ..
+    } = shared("web-limit", "big.bin", 8_000_000, &[]);
 
     let b = web_peer("web-limited", &tracker, &tmp.sub("b"), &[]);
     const LIMIT: f64 = 1_000_000.0;
@@ -642,22 +669,18 @@ fn torrent_page_renders_progress_and_peers_in_a_browser() {
     else {
         return;
     };
-    let tmp = TempDir::new("web-browser");
-    let tracker = Tracker::start();
-    let a = web_peer(
-        "web-b-seed",
-        &tracker,
-        &tmp.sub("a"),
+    let Shared {
+        tmp,
+        tracker,
+        hash,
+        peer: _seed,
+        ..
+    } = shared(
+        "web-browser",
+        "lecture.bin",
+        20_000_000,
         &["--max-upload-rate", "300k"],
     );
-    let data = random_bytes(20_000_000);
-    assert_eq!(upload(&a, "lecture.bin", &data).0, 201);
-    let r = wait_row(
-        &a,
-        |r| r["name"] == "lecture.bin" && r["state"] == "seeding",
-        "seeding",
-    );
-    let hash = r["info_hash"].as_str().unwrap().to_string();
     let b = web_peer("web-b-leech", &tracker, &tmp.sub("b"), &[]);
     assert_eq!(
         send_json(b.addr, "POST", "/api/add", &json!({"source": hash})).0,
