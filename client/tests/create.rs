@@ -211,3 +211,103 @@ fn create_names_dot_after_the_real_directory() {
     let m = create(&t.path().join("share/."), &opts(None)).unwrap();
     assert_eq!(m.info.name, "share");
 }
+
+/// `create --tracker A --tracker B --tracker URL` writes a BEP 12
+/// announce-list, one tier each (`--same-tier`: one tier), with the first
+/// as the announce; `info` shows the tiers and the magnet link carries them
+/// all.
+#[test]
+fn several_trackers_make_an_announce_list() {
+    let t = TempDir::new("create-tiers");
+    let file = t.put("lab.bin", &pattern(40000, 9));
+    let out = t.join("lab.torrent");
+    let http = "http://tracker.example:8080/announce";
+    let run = |args: &[&str]| {
+        let mut p = common::Proc::mt("create", args);
+        assert!(p.wait(common::TIMEOUT).success(), "{}", p.dump());
+        p
+    };
+    let (f, o) = (file.to_str().unwrap(), out.to_str().unwrap());
+    let p = run(&[
+        "create",
+        f,
+        "-o",
+        o,
+        "--no-discover",
+        "--tracker",
+        "127.0.0.1:7001",
+        "--tracker",
+        "udp://127.0.0.1:7002/announce",
+        "--tracker",
+        http,
+    ]);
+    let m = Metainfo::from_bytes(&fs::read(&out).unwrap()).unwrap();
+    assert_eq!(m.announce.as_deref(), Some("udp://127.0.0.1:7001"));
+    assert_eq!(
+        m.announce_list,
+        vec![
+            vec!["udp://127.0.0.1:7001".to_string()],
+            vec!["udp://127.0.0.1:7002".to_string()],
+            vec![http.to_string()],
+        ]
+    );
+    let magnet = p.out.wait_for("magnet: ", common::TIMEOUT);
+    assert_eq!(magnet.matches("&tr=").count(), 3, "{magnet}");
+    let info = run(&["info", o]);
+    info.out.wait_for(
+        "tier 3: http://tracker.example:8080/announce",
+        common::TIMEOUT,
+    );
+
+    run(&[
+        "create",
+        f,
+        "-o",
+        o,
+        "--no-discover",
+        "--same-tier",
+        "--tracker",
+        "127.0.0.1:7001",
+        "--tracker",
+        "127.0.0.1:7002",
+    ]);
+    let m2 = Metainfo::from_bytes(&fs::read(&out).unwrap()).unwrap();
+    assert_eq!(
+        m2.info_hash, m.info_hash,
+        "trackers are outside the info dictionary"
+    );
+    assert_eq!(m2.announce_list.len(), 1);
+    assert_eq!(m2.announce_list[0].len(), 2);
+
+    // One tracker: no announce-list, as before.
+    run(&[
+        "create",
+        f,
+        "-o",
+        o,
+        "--no-discover",
+        "--tracker",
+        "127.0.0.1:7001",
+    ]);
+    let m3 = Metainfo::from_bytes(&fs::read(&out).unwrap()).unwrap();
+    assert!(m3.announce_list.is_empty());
+
+    let mut bad = common::Proc::mt(
+        "create-bad",
+        &[
+            "create",
+            f,
+            "-o",
+            o,
+            "--no-discover",
+            "--tracker",
+            "http://",
+        ],
+    );
+    assert!(!bad.wait(common::TIMEOUT).success());
+    assert!(
+        bad.err.text().contains("no host after http://"),
+        "{}",
+        bad.dump()
+    );
+}

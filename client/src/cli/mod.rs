@@ -220,11 +220,17 @@ enum Cmd {
         piece_length: Option<u64>,
         #[command(flatten)]
         config: ConfigArg,
-        /// The tracker written into the .torrent as its announce (udp://HOST:PORT); HOST, HOST:PORT
-        /// or a udp:// URL, port 6969 when left out [default: the configured tracker, else one
-        /// found on the LAN, else 127.0.0.1:6969]
-        #[arg(long, value_name = "HOST[:PORT]")]
-        tracker: Option<String>,
+        /// A tracker written into the .torrent: HOST, HOST:PORT or a udp:// URL (written as
+        /// udp://IP:PORT, port 6969 when left out), or an http:// URL (written as given). Give it
+        /// again for more trackers: the first is the announce, and all go into the BEP 12
+        /// announce-list, one tier each [default: the configured tracker, else one found on the
+        /// LAN, else 127.0.0.1:6969]
+        #[arg(long, value_name = "HOST[:PORT]|URL")]
+        tracker: Vec<String>,
+        /// Put all the --tracker's in one tier of the announce-list (trackers that share their
+        /// swarms) instead of one tier each
+        #[arg(long)]
+        same_tier: bool,
         #[command(flatten)]
         discover: DiscoverArg,
     },
@@ -526,11 +532,10 @@ impl Cli {
             a.onto(&mut f);
         }
         // `create` has its own --tracker, worded for what it does.
-        if let Some(Cmd::Create {
-            tracker: Some(t), ..
-        }) = &self.cmd
-        {
-            f.tracker = Some(t.clone());
+        if let Some(Cmd::Create { tracker, .. }) = &self.cmd {
+            if let Some(t) = tracker.first() {
+                f.tracker = Some(t.clone());
+            }
         }
         f
     }
@@ -665,10 +670,29 @@ fn run(cli: Run) -> Result<ExitCode> {
             path,
             output,
             piece_length,
+            tracker,
+            same_tier,
             ..
         }) => {
-            let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let m = session::create_metainfo(path, *piece_length, Some(tracker))?;
+            let urls = match tracker.as_slice() {
+                [] => vec![format!(
+                    "udp://{}",
+                    session::pick_tracker(cli.tracker.as_deref(), None)?
+                )],
+                given => given
+                    .iter()
+                    .map(|t| announce_url(t))
+                    .collect::<Result<Vec<_>>>()?,
+            };
+            let mut m = session::create_metainfo(path, *piece_length, None)?;
+            m.announce = urls.first().cloned();
+            if urls.len() > 1 {
+                m.announce_list = if *same_tier {
+                    vec![urls.clone()]
+                } else {
+                    urls.iter().map(|u| vec![u.clone()]).collect()
+                };
+            }
             std::fs::write(output, m.to_bytes())
                 .with_context(|| format!("writing {}", output.display()))?;
             println!(
@@ -724,6 +748,12 @@ fn run(cli: Run) -> Result<ExitCode> {
                 );
                 if let Some(a) = &m.announce {
                     println!("announce: {a}");
+                }
+                if !m.announce_list.is_empty() {
+                    println!("trackers (BEP 12 tiers, tried in order):");
+                    for (i, tier) in m.announce_list.iter().enumerate() {
+                        println!("  tier {}: {}", i + 1, tier.join(", "));
+                    }
                 }
                 if m.info.multi_file {
                     println!("files:");
@@ -828,6 +858,23 @@ impl WebArg {
             password: self.password.clone().or_else(|| before.password.clone()),
         }
     }
+}
+
+/// A tracker as a .torrent names it: an http(s):// URL as given, anything
+/// else (HOST, HOST:PORT, udp://...) as `udp://IP:PORT`.
+fn announce_url(t: &str) -> Result<String> {
+    let t = t.trim();
+    for scheme in ["http://", "https://"] {
+        if let Some(rest) = t.strip_prefix(scheme) {
+            let host = rest.split(['/', '?']).next().unwrap_or("");
+            if host.is_empty() || host.contains(char::is_whitespace) {
+                bail!("--tracker {t:?}: no host after {scheme}");
+            }
+            return Ok(t.to_string());
+        }
+    }
+    let addr = session::pick_tracker(Some(t), None).with_context(|| format!("--tracker {t:?}"))?;
+    Ok(format!("udp://{addr}"))
 }
 
 /// Who may use the page `--web` asks for (checked before anything starts).
