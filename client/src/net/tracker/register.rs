@@ -30,6 +30,48 @@ pub enum RegisterError {
     Tracker(#[from] TrackerError),
 }
 
+/// While the tracker does not answer, it is tried at most this often (the
+/// swarm goes on with the peers it knows meanwhile).
+pub const RETRY_UNREACHABLE: Duration = Duration::from_secs(30);
+
+/// Whether the tracker answers: said once when it stops, once when it
+/// comes back, and how long to wait before the next try.
+#[derive(Debug, Default)]
+struct Outage {
+    since: Option<Instant>,
+}
+
+impl Outage {
+    /// The tracker answered.
+    fn answered(&mut self, addr: SocketAddr) {
+        if self.since.take().is_some() {
+            warn!("tracker {addr} answers again");
+        }
+    }
+
+    /// It did not (`e`): warned the first time only.
+    fn failed(&mut self, addr: SocketAddr, e: &dyn std::fmt::Display, now: Instant) {
+        if self.since.is_none() {
+            warn!(
+                "{e}; trading goes on with the peers already known, and the tracker is tried \
+                 again every {} s",
+                RETRY_UNREACHABLE.as_secs()
+            );
+            self.since = Some(now);
+        } else {
+            debug!("tracker {addr} still unreachable: {e}");
+        }
+    }
+
+    /// When to try next, `interval` after now when it answers.
+    fn next(&self, interval: Duration, now: Instant) -> Instant {
+        match self.since {
+            Some(_) => now + interval.max(RETRY_UNREACHABLE),
+            None => now + interval,
+        }
+    }
+}
+
 pub fn run(
     addr: SocketAddr,
     local: IpAddr,
@@ -48,6 +90,7 @@ pub fn run(
     };
     let mut files: BTreeMap<InfoHash, RegisterFile> = BTreeMap::new();
     let mut registered = false;
+    let mut outage = Outage::default();
     let mut interval = Duration::from_secs(10);
     let mut next = Instant::now() + interval;
     // STATS: how often the tracker wants them (0: not now), when the next
@@ -90,6 +133,7 @@ pub fn run(
                 match &r {
                     Ok(timers) => {
                         registered = true;
+                        outage.answered(addr);
                         interval = timers.interval;
                         heard(timers, &mut stats, &mut publisher, &files);
                         info!(
@@ -100,10 +144,10 @@ pub fn run(
                     }
                     Err(e) => {
                         registered = false;
-                        warn!("{e}");
+                        outage.failed(addr, e, Instant::now());
                     }
                 }
-                next = Instant::now() + interval;
+                next = outage.next(interval, Instant::now());
                 if let Some(reply) = reply {
                     let _ = reply.send(r.map(|_| ()).map_err(Into::into));
                 }
@@ -163,7 +207,7 @@ pub fn run(
                 stats.round(c, &peer_id, &torrents, &files);
             }
             Err(RecvTimeoutError::Timeout) => {
-                next = Instant::now() + interval;
+                next = outage.next(interval, Instant::now());
                 if files.is_empty() {
                     continue;
                 }
@@ -171,21 +215,25 @@ pub fn run(
                     match register(&mut client, &files) {
                         Ok(timers) => {
                             registered = true;
+                            outage.answered(addr);
                             interval = timers.interval;
                             heard(&timers, &mut stats, &mut publisher, &files);
                         }
-                        Err(e) => warn!("{e}"),
+                        Err(e) => outage.failed(addr, &e, Instant::now()),
                     }
+                    next = outage.next(interval, Instant::now());
                     continue;
                 }
                 let Some(c) = client.as_mut() else { continue };
                 match c.heartbeat(&peer_id) {
                     Ok(Some(timers)) => {
                         debug!("heartbeat ok");
+                        outage.answered(addr);
                         heard(&timers, &mut stats, &mut publisher, &files);
                     }
                     Ok(None) => {
                         info!("tracker {addr} forgot us; registering again");
+                        outage.answered(addr);
                         match register(&mut client, &files) {
                             Ok(timers) => {
                                 interval = timers.interval;
@@ -193,12 +241,18 @@ pub fn run(
                             }
                             Err(e) => {
                                 registered = false;
-                                warn!("{e}");
+                                outage.failed(addr, &e, Instant::now());
                             }
                         }
                     }
-                    Err(e) => warn!("heartbeat: {e}"),
+                    Err(e) => {
+                        // Registered again once it answers (it may have
+                        // forgotten us meanwhile).
+                        registered = false;
+                        outage.failed(addr, &format!("heartbeat: {e}"), Instant::now());
+                    }
                 }
+                next = outage.next(interval, Instant::now());
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -312,6 +366,25 @@ fn lookup(addr: SocketAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>)
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_unreachable_tracker_is_tried_every_30_s_and_said_once() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let t0 = Instant::now();
+        let mut o = Outage::default();
+        let beat = Duration::from_secs(10);
+        assert_eq!(o.next(beat, t0), t0 + beat);
+        o.failed(addr, &"no answer", t0);
+        assert_eq!(o.since, Some(t0));
+        assert_eq!(o.next(beat, t0), t0 + RETRY_UNREACHABLE);
+        // A second failure does not restart the outage.
+        o.failed(addr, &"no answer", t0 + RETRY_UNREACHABLE);
+        assert_eq!(o.since, Some(t0));
+        o.answered(addr);
+        assert_eq!(o.since, None);
+        assert_eq!(o.next(beat, t0), t0 + beat);
+    }
+
     use super::*;
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
