@@ -18,6 +18,9 @@ pub const LOOKUP_EMPTY: Duration = Duration::from_secs(3);
 pub const LOOKUP_MORE: Duration = Duration::from_secs(15);
 /// A lookup not answered within this long is taken as lost.
 pub const LOOKUP_LOST: Duration = Duration::from_secs(60);
+/// After a lookup the tracker did not answer, the next one waits this long
+/// (the swarm goes on with the peers it knows meanwhile).
+pub const LOOKUP_UNREACHABLE: Duration = Duration::from_secs(30);
 /// Failed dials after which an address is left alone until listed again.
 pub const MAX_CONNECT_FAILURES: u32 = 6;
 /// Addresses remembered at most; when full, the one that failed most (then
@@ -46,6 +49,8 @@ pub struct Discovery {
     last_lookup: Option<Instant>,
     /// A lookup has succeeded once: later failures are warnings.
     lookup_ok: bool,
+    /// The last lookup got no answer: the next waits [`LOOKUP_UNREACHABLE`].
+    lookup_failed: bool,
     pub listing: Listing,
 }
 
@@ -58,6 +63,7 @@ impl Default for Discovery {
             lookup_sent: None,
             last_lookup: None,
             lookup_ok: false,
+            lookup_failed: false,
             listing: Listing::default(),
         }
     }
@@ -215,6 +221,11 @@ impl Discovery {
         } else {
             return false;
         };
+        let every = if self.lookup_failed {
+            every.max(LOOKUP_UNREACHABLE)
+        } else {
+            every
+        };
         if self
             .last_lookup
             .is_some_and(|t| now.saturating_duration_since(t) < every)
@@ -226,12 +237,16 @@ impl Discovery {
         true
     }
 
-    /// A lookup was answered (successfully when `ok`).
-    pub fn lookup_answered(&mut self, ok: bool) {
+    /// A lookup was answered (successfully when `ok`). True when this
+    /// failure starts an outage (the one to tell the user of).
+    pub fn lookup_answered(&mut self, ok: bool) -> bool {
         self.lookup_sent = None;
         if ok {
             self.lookup_ok = true;
         }
+        let starts = !ok && !self.lookup_failed;
+        self.lookup_failed = !ok;
+        starts
     }
 }
 
@@ -288,6 +303,27 @@ impl Listing {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lookups_wait_30_s_after_the_tracker_did_not_answer() {
+        let t0 = Instant::now();
+        let mut d = Discovery::default();
+        assert!(d.lookup_due(0, 8, t0));
+        assert!(d.lookup_answered(false), "the first failure is told");
+        assert!(!d.lookup_due(0, 8, t0 + LOOKUP_EMPTY));
+        assert!(!d.lookup_due(0, 8, t0 + LOOKUP_UNREACHABLE - Duration::from_millis(1)));
+        assert!(d.lookup_due(0, 8, t0 + LOOKUP_UNREACHABLE));
+        assert!(!d.lookup_answered(false), "a second one is not");
+        let t1 = t0 + LOOKUP_UNREACHABLE;
+        assert!(d.lookup_due(0, 8, t1 + LOOKUP_UNREACHABLE));
+        assert!(!d.lookup_answered(true));
+        let t2 = t1 + LOOKUP_UNREACHABLE;
+        assert!(
+            d.lookup_due(0, 8, t2 + LOOKUP_EMPTY),
+            "back to the usual pace"
+        );
+    }
+
     use super::*;
 
     #[test]

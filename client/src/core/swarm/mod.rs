@@ -688,7 +688,7 @@ impl Swarm {
     }
 
     fn on_lookup(&mut self, r: Result<Vec<PeerEntry>, BoxError>) {
-        self.discovery.lookup_answered(r.is_ok());
+        let outage = self.discovery.lookup_answered(r.is_ok());
         let note = match &r {
             Ok(list) => Ok(crate::core::msg::count(list.len() as u64, "peer")),
             Err(e) => Err(e.to_string()),
@@ -708,8 +708,14 @@ impl Swarm {
                     && self.discovery.known_len() == 0
                 {
                     self.fail(e.to_string());
+                } else if outage {
+                    warn!(
+                        "{}: {e}; going on with the peers already known, asking again every {} s",
+                        self.name,
+                        discovery::LOOKUP_UNREACHABLE.as_secs()
+                    );
                 } else {
-                    warn!("{}: {e}", self.name);
+                    debug!("{}: {e}", self.name);
                 }
             }
         }
