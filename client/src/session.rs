@@ -111,6 +111,9 @@ pub struct Config {
     pub max_download_rate: u64,
     /// JSON, BEP 15, or find out (see `net::tracker::probe`).
     pub tracker_protocol: TrackerProtocol,
+    /// More JSON trackers, in BEP 12 tiers, to fail over to (a torrent's
+    /// announce-list); empty for one tracker.
+    pub backup_trackers: Vec<Vec<SocketAddr>>,
 }
 
 impl Default for Config {
@@ -123,6 +126,7 @@ impl Default for Config {
             max_upload_rate: 0,
             max_download_rate: 0,
             tracker_protocol: TrackerProtocol::Auto,
+            backup_trackers: Vec::new(),
         }
     }
 }
@@ -354,6 +358,7 @@ impl Session {
         let trackers = Trackers::start(
             HomeConfig {
                 tracker,
+                backups: cfg.backup_trackers.clone(),
                 protocol: cfg.tracker_protocol,
                 peer_id,
                 listen,

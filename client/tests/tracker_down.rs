@@ -34,3 +34,85 @@ fn a_download_completes_from_known_peers_when_the_tracker_dies() {
     assert_same_file(&s.data, &l.join("f.bin"));
     drop(second);
 }
+
+/// A torrent with two trackers: the first is killed in the middle of a
+/// download; the download completes, and the peers move to the second
+/// tracker within a heartbeat or so (the trackers ask for one a second).
+#[test]
+fn peers_move_to_the_second_tracker_when_the_first_dies() {
+    let fast = ["--bind", "127.0.0.1:0", "--peer-timeout", "3"];
+    let mut t1 = Tracker::start_with(&fast);
+    let t2 = Tracker::start_with(&fast);
+    let tmp = TempDir::new("two-trackers");
+    let dir = tmp.sub("s");
+    let data = dir.join("f.bin");
+    write_random(&data, 12_000_000);
+    let torrent = tmp.join("f.torrent");
+    let (a1, a2) = (t1.arg(), t2.arg());
+    let mut c = Proc::mt(
+        "create",
+        &[
+            "create",
+            data.to_str().unwrap(),
+            "-o",
+            torrent.to_str().unwrap(),
+            "--no-discover",
+            "--tracker",
+            &a1,
+            "--tracker",
+            &a2,
+        ],
+    );
+    assert!(c.wait(TIMEOUT).success(), "{}", c.dump());
+    let t = torrent.to_str().unwrap();
+    // No --tracker: the torrent's trackers are used, the first one first.
+    let seeder = Proc::mt(
+        "seeder",
+        &["seed", t, "--dir", dir.to_str().unwrap(), "--no-discover"],
+    );
+    seeder.out.wait_for("seeding ", TIMEOUT);
+    let l = tmp.sub("l");
+    let mut leecher = Proc::mt(
+        "leecher",
+        &[
+            "get",
+            t,
+            "--no-seed",
+            "--dir",
+            l.to_str().unwrap(),
+            "--no-discover",
+            "--max-download-rate",
+            "1M",
+        ],
+    );
+    wait_until("the first pieces", TIMEOUT, || {
+        allocated(&l.join("f.bin.part")) > 0
+    });
+    assert!(
+        search(&t2).is_empty() || !search(&t2).contains("seeders 1"),
+        "nobody registered with the second tracker yet"
+    );
+    t1.proc.kill();
+    // The seeder (and the leecher) register with the second tracker.
+    wait_until("the seeder listed by the second tracker", TIMEOUT, || {
+        search(&t2).contains("seeders 1")
+    });
+    assert!(
+        seeder.err.contains("trying the next tracker"),
+        "{}",
+        seeder.dump()
+    );
+    let st = leecher.wait(TIMEOUT);
+    assert!(st.success(), "{}", leecher.dump());
+    assert_same_file(&data, &l.join("f.bin"));
+}
+
+/// `minitorrent search` against a tracker: its output.
+fn search(t: &Tracker) -> String {
+    let mut p = Proc::mt(
+        "search",
+        &["search", "--tracker", &t.arg(), "--no-discover"],
+    );
+    p.wait(TIMEOUT);
+    p.out.text()
+}

@@ -622,6 +622,7 @@ fn config(cli: &Run, announce: Option<&str>) -> Config {
         max_peers: st.max_peers.max(1),
         max_upload_rate: st.max_upload_rate,
         max_download_rate: st.max_download_rate,
+        backup_trackers: Vec::new(),
     }
 }
 
@@ -639,7 +640,7 @@ fn run(cli: Run) -> Result<ExitCode> {
         None => {
             let access = web_access(&cli.web)?;
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let s = start(&cli, tracker, None)?;
+            let s = start(&cli, tracker, None, Vec::new())?;
             let dir = cli.st.dir.clone();
             start_web(&s, cli.web.web, access, &dir, web::Sharer::Direct)?;
             let ctrlc = ctrlc_channel();
@@ -651,7 +652,7 @@ fn run(cli: Run) -> Result<ExitCode> {
         }) => {
             let access = web::check_access(*listen, web::password(password.as_deref()).as_deref())?;
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let s = start(&cli, tracker, None)?;
+            let s = start(&cli, tracker, None, Vec::new())?;
             let dir = cli.st.dir.clone();
             let (tx, rx) = crossbeam_channel::bounded(64);
             start_web(
@@ -802,9 +803,14 @@ fn run(cli: Run) -> Result<ExitCode> {
             let announce = torrents
                 .iter()
                 .find_map(|(_, m)| m.as_ref().and_then(|m| m.announce.clone()));
+            let tiers = torrents
+                .iter()
+                .find_map(|(_, m)| m.as_ref().map(tracker_tiers))
+                .unwrap_or_default();
             let access = web_access(web)?;
             let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
-            let s = start(&cli, tracker, announce.as_deref())?;
+            let backups = backup_trackers(&cli, &tiers, tracker);
+            let s = start(&cli, tracker, announce.as_deref(), backups)?;
             let dir = cli.st.dir.clone();
             start_web(&s, web.web, access, &dir, web::Sharer::Direct)?;
             let ctrlc = ctrlc_channel();
@@ -833,7 +839,7 @@ fn run(cli: Run) -> Result<ExitCode> {
             let web = &web.or(&cli.web);
             let access = web_access(web)?;
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let s = start(&cli, tracker, None)?;
+            let s = start(&cli, tracker, None, Vec::new())?;
             let (tx, rx) = crossbeam_channel::bounded(64);
             start_web(&s, web.web, access, dir, web::Sharer::Folder(tx))?;
             let r = share::run_with(&s, dir, &ctrlc_channel(), &rx);
@@ -912,8 +918,45 @@ fn start_web(
     }
 }
 
-fn start(cli: &Run, tracker: std::net::SocketAddr, announce: Option<&str>) -> Result<Arc<Session>> {
-    let cfg = config(cli, announce);
+/// A torrent's trackers in BEP 12 tiers: its `announce-list`, else its
+/// `announce`.
+fn tracker_tiers(m: &minitorrent_common::metainfo::Metainfo) -> Vec<Vec<String>> {
+    if m.announce_list.is_empty() {
+        m.announce.iter().map(|a| vec![a.clone()]).collect()
+    } else {
+        m.announce_list.clone()
+    }
+}
+
+/// The trackers to fail over to from `primary`: the torrent's other ones
+/// that speak our JSON protocol's addressing (HOST:PORT, udp://), unless
+/// `--tracker` (or the configuration) names the tracker, which then is the
+/// only one.
+fn backup_trackers(cli: &Run, tiers: &[Vec<String>], primary: SocketAddr) -> Vec<Vec<SocketAddr>> {
+    if cli.tracker.is_some() {
+        return Vec::new();
+    }
+    tiers
+        .iter()
+        .map(|tier| {
+            tier.iter()
+                .filter(|t| !t.contains("://") || t.starts_with("udp://"))
+                .filter_map(|t| crate::net::tracker::json::resolve(t).ok())
+                .filter(|a| *a != primary)
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn start(
+    cli: &Run,
+    tracker: std::net::SocketAddr,
+    announce: Option<&str>,
+    backups: Vec<Vec<SocketAddr>>,
+) -> Result<Arc<Session>> {
+    let mut cfg = config(cli, announce);
+    cfg.backup_trackers = backups;
     // Downloads may go to a directory that does not exist yet, and must be
     // able to write there: both checked before anything is fetched.
     let downloads = matches!(
@@ -1004,17 +1047,23 @@ pub fn print_summary(s: &Summary, stats: Option<&Path>) {
 fn get(cli: &Run, source: &str, no_seed: bool, web_arg: &WebArg) -> Result<ExitCode> {
     let access = web_access(web_arg)?;
     let src = source::classify(source)?;
-    let (metainfo, announce) = match &src {
+    let (metainfo, announce, tiers) = match &src {
         Source::Torrent(p) => {
             let m = session::read_torrent(p)?;
             let a = m.announce.clone();
-            (Some(m), a)
+            let tiers = tracker_tiers(&m);
+            (Some(m), a, tiers)
         }
-        Source::Magnet(m) => (None, m.trackers.first().cloned()),
-        _ => (None, None),
+        Source::Magnet(m) => (
+            None,
+            m.trackers.first().cloned(),
+            m.trackers.iter().map(|t| vec![t.clone()]).collect(),
+        ),
+        _ => (None, None, Vec::new()),
     };
     let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
-    let s = start(cli, tracker, announce.as_deref())?;
+    let backups = backup_trackers(cli, &tiers, tracker);
+    let s = start(cli, tracker, announce.as_deref(), backups)?;
     let dir = cli.st.dir.clone();
     start_web(&s, web_arg.web, access, &dir, web::Sharer::Direct)?;
     let ctrlc = ctrlc_channel();

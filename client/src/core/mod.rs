@@ -4,7 +4,8 @@
 //! protocol state (choke, interest, requests, timers), and a torrent's swarm
 //! (`swarm/`: which peer fetches what, who may join, when to dial and ask
 //! the tracker), and the bytes moved with each remote peer for the
-//! tracker's live view (`traffic`). Everything here takes the time as an argument, so every
+//! tracker's live view (`traffic`), a torrent's trackers in BEP 12 order
+//! (`tracker_list`). Everything here takes the time as an argument, so every
 //! rule is unit-tested with a fake clock.
 
 pub mod geometry;
@@ -15,4 +16,5 @@ pub mod picker;
 pub mod ratelimit;
 pub mod shared;
 pub mod swarm;
+pub mod tracker_list;
 pub mod traffic;

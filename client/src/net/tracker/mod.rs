@@ -36,6 +36,7 @@ use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::ErrorCode;
 
 use crate::core::msg::{BoxError, Tracked, TrackerMsg};
+use crate::core::tracker_list::TrackerList;
 use crate::net::shared::TorrentHandle;
 use crate::net::tracker::announcer::AnnouncerConfig;
 use crate::net::tracker::bep15::Schedule;
@@ -100,6 +101,9 @@ pub enum HomeError {
 #[derive(Debug, Clone)]
 pub struct HomeConfig {
     pub tracker: SocketAddr,
+    /// More JSON trackers, in BEP 12 tiers, to fail over to when `tracker`
+    /// (always tried first) does not answer; empty for one tracker.
+    pub backups: Vec<Vec<SocketAddr>>,
     pub protocol: TrackerProtocol,
     pub peer_id: [u8; 20],
     /// Where the peer listens: its port is announced, and JSON datagrams
@@ -133,6 +137,9 @@ pub struct Trackers {
     bep15: Mutex<Option<Sender<TrackerMsg>>>,
     /// The `.torrent`s of the session's files, for the tracker's web page.
     kept: Kept,
+    /// The JSON trackers in BEP 12 order and the one in use (the JSON
+    /// thread moves it when one does not answer).
+    list: Arc<Mutex<TrackerList>>,
 }
 
 impl Trackers {
@@ -141,14 +148,24 @@ impl Trackers {
     pub fn start(cfg: HomeConfig, swarms: Table) -> Result<Trackers, HomeError> {
         let (json, rx) = crossbeam_channel::unbounded();
         let id = crate::core::shared::peer_id_str(&cfg.peer_id);
-        let (tracker, ip, port) = (cfg.tracker, cfg.listen.ip(), cfg.listen.port());
+        let (ip, port) = (cfg.listen.ip(), cfg.listen.port());
+        let mut tiers = vec![vec![cfg.tracker]];
+        tiers.extend(cfg.backups.iter().cloned());
+        let mut rng = fastrand::Rng::new();
+        // The first tier is the tracker named first, alone: tried first.
+        let l =
+            TrackerList::new(tiers, &mut rng).unwrap_or_else(|| TrackerList::single(cfg.tracker));
+        let list = Arc::new(Mutex::new(l));
+        let thread_list = list.clone();
         let thread_id = id.clone();
         let torrents = swarms.clone();
         let kept = Kept::default();
         let thread_kept = kept.clone();
         std::thread::Builder::new()
             .name("tracker".into())
-            .spawn(move || register::run(tracker, ip, thread_id, port, rx, torrents, thread_kept))
+            .spawn(move || {
+                register::run(thread_list, ip, thread_id, port, rx, torrents, thread_kept)
+            })
             .map_err(|e| HomeError::Thread("tracker", e))?;
         Ok(Trackers {
             choice: ProtocolChoice::new(cfg.tracker, cfg.protocol),
@@ -158,6 +175,7 @@ impl Trackers {
             json,
             bep15: Mutex::new(None),
             kept,
+            list,
         })
     }
 
@@ -168,8 +186,21 @@ impl Trackers {
         self.kept.keep(info_hash, torrent);
     }
 
+    /// The tracker in use: the first one, or the one the JSON thread moved
+    /// to when that did not answer.
     pub fn addr(&self) -> SocketAddr {
-        self.cfg.tracker
+        self.list
+            .lock()
+            .map(|l| l.current())
+            .unwrap_or(self.cfg.tracker)
+    }
+
+    /// Every JSON tracker, in the order they are tried.
+    pub fn all(&self) -> Vec<SocketAddr> {
+        self.list
+            .lock()
+            .map(|l| l.all())
+            .unwrap_or_else(|_| vec![self.cfg.tracker])
     }
 
     /// The protocol spoken with the tracker: `json`, `bep15`, or `auto`
@@ -258,13 +289,13 @@ impl Trackers {
         if self.choice.asked() == TrackerProtocol::Bep15 {
             return Err(no_names(&self.choice, WHAT));
         }
-        let mut c = TrackerClient::new(self.cfg.tracker)?;
+        let mut c = TrackerClient::new(self.addr())?;
         let reply = c
             .request_peers(None, Some(name), Some(&self.id))
             .map_err(|e| match e.code() {
                 Some(ErrorCode::NotFound) => HomeError::NoSuchName {
                     name: name.to_string(),
-                    tracker: self.cfg.tracker,
+                    tracker: self.addr(),
                 },
                 _ => explain(&self.choice, e, WHAT),
             })?;
@@ -281,7 +312,7 @@ impl Trackers {
         if self.choice.asked() == TrackerProtocol::Bep15 {
             return Err(no_names(&self.choice, WHAT));
         }
-        let mut c = TrackerClient::new(self.cfg.tracker)?;
+        let mut c = TrackerClient::new(self.addr())?;
         c.request_peers(Some(&info_hash), None, None)
             .map_err(|e| explain(&self.choice, e, WHAT))
     }
@@ -419,6 +450,7 @@ mod tests {
     fn home(tracker: SocketAddr, protocol: TrackerProtocol) -> Trackers {
         let cfg = HomeConfig {
             tracker,
+            backups: Vec::new(),
             protocol,
             peer_id: *b"-MT0100-abcdefghijkl",
             listen: "127.0.0.1:7009".parse().unwrap(),

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -16,6 +17,7 @@ use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::ErrorCode;
 
 use crate::core::msg::{Event, Input, TrackerMsg};
+use crate::core::tracker_list::TrackerList;
 use crate::net::tracker::json::{RegisterFile, Timers, TrackerClient, TrackerError};
 use crate::net::tracker::publish::{Kept, Publisher};
 use crate::net::tracker::stats::{self, Table};
@@ -72,8 +74,86 @@ impl Outage {
     }
 }
 
-pub fn run(
+/// A socket for talking to `addr` from `local`; `None` (logged) when it
+/// cannot be opened.
+fn client_for(addr: SocketAddr, local: IpAddr) -> Option<TrackerClient> {
+    match TrackerClient::from_ip(addr, local) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            warn!("{e}");
+            None
+        }
+    }
+}
+
+/// The tracker in use and what goes with it.
+struct Link {
     addr: SocketAddr,
+    client: Option<TrackerClient>,
+    /// The tracker's web page, and what we published there.
+    publisher: Publisher,
+}
+
+impl Link {
+    fn to(addr: SocketAddr, local: IpAddr) -> Link {
+        Link {
+            addr,
+            client: client_for(addr, local),
+            publisher: Publisher::new(addr),
+        }
+    }
+}
+
+/// Failures in a row, to tell a tracker that does not answer (try the next
+/// one now) from none answering (wait [`RETRY_UNREACHABLE`]).
+#[derive(Debug, Default)]
+struct Failover {
+    in_a_row: usize,
+    /// When to see whether the first tracker answers again.
+    check_first: Option<Instant>,
+}
+
+/// The tracker in use did not answer (`e`): with another one to try, the
+/// link moves to it and true is returned (try it now); after a whole round
+/// of them, the outage is told and false returned (wait).
+fn fail_over(
+    list: &Mutex<TrackerList>,
+    link: &mut Link,
+    f: &mut Failover,
+    outage: &mut Outage,
+    e: &dyn std::fmt::Display,
+    local: IpAddr,
+) -> bool {
+    let Ok(mut l) = list.lock() else {
+        outage.failed(link.addr, e, Instant::now());
+        return false;
+    };
+    if l.len() < 2 {
+        drop(l);
+        outage.failed(link.addr, e, Instant::now());
+        return false;
+    }
+    f.in_a_row += 1;
+    let to = l.failed();
+    let whole_round = f.in_a_row >= l.len();
+    drop(l);
+    if whole_round {
+        f.in_a_row = 0;
+        outage.failed(
+            link.addr,
+            &format!("{e} (and every other tracker too)"),
+            Instant::now(),
+        );
+    } else {
+        warn!("{e}; trying the next tracker, {to}");
+    }
+    *link = Link::to(to, local);
+    !whole_round
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    list: Arc<Mutex<TrackerList>>,
     local: IpAddr,
     peer_id: String,
     port: u16,
@@ -81,13 +161,12 @@ pub fn run(
     torrents: Table,
     kept: Kept,
 ) {
-    let mut client = match TrackerClient::from_ip(addr, local) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            warn!("{e}");
-            None
-        }
-    };
+    let first = list
+        .lock()
+        .map(|l| l.current())
+        .unwrap_or_else(|p| p.into_inner().current());
+    let mut link = Link::to(first, local);
+    let mut failover = Failover::default();
     let mut files: BTreeMap<InfoHash, RegisterFile> = BTreeMap::new();
     let mut registered = false;
     let mut outage = Outage::default();
@@ -96,8 +175,6 @@ pub fn run(
     // STATS: how often the tracker wants them (0: not now), when the next
     // round is due, and which files moved data in the last round.
     let mut stats = StatsClock::default();
-    // The tracker's web page, and what we published there.
-    let mut publisher = Publisher::new(addr);
     // An OK to REGISTER or HEARTBEAT: whether the tracker wants STATS, and
     // its web page to publish our .torrent files on.
     let heard = |t: &Timers,
@@ -108,12 +185,26 @@ pub fn run(
         p.web(t.web.as_deref());
         p.publish(seeded(files), &kept, &torrents);
     };
-    let register = |c: &mut Option<TrackerClient>,
+    let register = |link: &mut Link,
                     files: &BTreeMap<InfoHash, RegisterFile>|
      -> Result<Timers, RegisterError> {
-        let c = c.as_mut().ok_or(RegisterError::NoSocket(addr))?;
+        let c = link
+            .client
+            .as_mut()
+            .ok_or(RegisterError::NoSocket(link.addr))?;
         let list: Vec<RegisterFile> = files.values().cloned().collect();
         Ok(c.register(&peer_id, port, &list)?)
+    };
+    // The tracker in use answered: it leads its tier.
+    let answered = |list: &Mutex<TrackerList>, f: &mut Failover, o: &mut Outage, addr| {
+        f.in_a_row = 0;
+        o.answered(addr);
+        if let Ok(mut l) = list.lock() {
+            l.answered();
+            if !l.at_first() && f.check_first.is_none() {
+                f.check_first = Some(Instant::now() + RETRY_UNREACHABLE);
+            }
+        }
     };
     loop {
         let due = stats.due().map_or(next, |s| s.min(next));
@@ -129,30 +220,39 @@ pub fn run(
                         complete: t.complete,
                     },
                 );
-                let r = register(&mut client, &files);
+                let r = register(&mut link, &files);
                 match &r {
                     Ok(timers) => {
                         registered = true;
-                        outage.answered(addr);
+                        answered(&list, &mut failover, &mut outage, link.addr);
                         interval = timers.interval;
-                        heard(timers, &mut stats, &mut publisher, &files);
+                        heard(timers, &mut stats, &mut link.publisher, &files);
                         info!(
-                            "registered {} with tracker {addr} ({})",
+                            "registered {} with tracker {} ({})",
                             t.name,
+                            link.addr,
                             if t.complete { "seeder" } else { "leecher" }
                         );
+                        next = outage.next(interval, Instant::now());
                     }
                     Err(e) => {
                         registered = false;
-                        outage.failed(addr, e, Instant::now());
+                        let now_next =
+                            fail_over(&list, &mut link, &mut failover, &mut outage, e, local);
+                        next = if now_next {
+                            Instant::now()
+                        } else {
+                            outage.next(interval, Instant::now())
+                        };
                     }
                 }
-                next = outage.next(interval, Instant::now());
                 if let Some(reply) = reply {
                     let _ = reply.send(r.map(|_| ()).map_err(Into::into));
                 }
             }
-            Ok(TrackerMsg::Lookup { info_hash, reply }) => lookup(addr, info_hash, &peer_id, reply),
+            Ok(TrackerMsg::Lookup { info_hash, reply }) => {
+                lookup(link.addr, info_hash, &peer_id, reply)
+            }
             Ok(TrackerMsg::Forget(info_hash)) => {
                 // Unless the session already took it up again (share
                 // re-announcing the same content).
@@ -160,37 +260,37 @@ pub fn run(
                 if !back {
                     kept.forget(&info_hash);
                 }
-                publisher.forget(&info_hash);
+                link.publisher.forget(&info_hash);
                 let Some(gone) = files.remove(&info_hash) else {
                     continue;
                 };
                 // REGISTER only adds: leaving one swarm takes an EXIT, then a
                 // REGISTER of the files we still share.
                 if registered {
-                    if let Some(c) = client.as_mut() {
+                    if let Some(c) = link.client.as_mut() {
                         if let Err(e) = c.exit(&peer_id) {
                             warn!("EXIT: {e}");
                         }
                     }
                     registered = false;
                     if !files.is_empty() {
-                        match register(&mut client, &files) {
+                        match register(&mut link, &files) {
                             Ok(timers) => {
                                 registered = true;
                                 interval = timers.interval;
-                                heard(&timers, &mut stats, &mut publisher, &files);
+                                heard(&timers, &mut stats, &mut link.publisher, &files);
                             }
                             Err(e) => warn!("{e}"),
                         }
                     }
-                    info!("withdrew {} from tracker {addr}", gone.name);
+                    info!("withdrew {} from tracker {}", gone.name, link.addr);
                 }
             }
             Ok(TrackerMsg::Shutdown(ack)) => {
                 if registered {
-                    if let Some(c) = client.as_mut() {
+                    if let Some(c) = link.client.as_mut() {
                         match c.exit(&peer_id) {
-                            Ok(()) => info!("sent EXIT to tracker {addr}"),
+                            Ok(()) => info!("sent EXIT to tracker {}", link.addr),
                             Err(e) => warn!("EXIT: {e}"),
                         }
                     }
@@ -200,7 +300,7 @@ pub fn run(
             }
             Err(RecvTimeoutError::Timeout) if Instant::now() < next => {
                 // A STATS round (the heartbeat is not due yet).
-                let Some(c) = client.as_mut().filter(|_| registered) else {
+                let Some(c) = link.client.as_mut().filter(|_| registered) else {
                     stats.asked(0, &torrents, &files);
                     continue;
                 };
@@ -211,48 +311,85 @@ pub fn run(
                 if files.is_empty() {
                     continue;
                 }
-                if !registered {
-                    match register(&mut client, &files) {
-                        Ok(timers) => {
-                            registered = true;
-                            outage.answered(addr);
-                            interval = timers.interval;
-                            heard(&timers, &mut stats, &mut publisher, &files);
-                        }
-                        Err(e) => outage.failed(addr, &e, Instant::now()),
-                    }
-                    next = outage.next(interval, Instant::now());
-                    continue;
-                }
-                let Some(c) = client.as_mut() else { continue };
-                match c.heartbeat(&peer_id) {
-                    Ok(Some(timers)) => {
-                        debug!("heartbeat ok");
-                        outage.answered(addr);
-                        heard(&timers, &mut stats, &mut publisher, &files);
-                    }
-                    Ok(None) => {
-                        info!("tracker {addr} forgot us; registering again");
-                        outage.answered(addr);
-                        match register(&mut client, &files) {
+                // On a later tier: back to the first tracker once it
+                // answers again (registered there, then gone from here).
+                if registered && failover.check_first.is_some_and(|t| Instant::now() >= t) {
+                    failover.check_first = None;
+                    let first = list.lock().map(|l| (l.at_first(), l.first()));
+                    if let Ok((false, first)) = first {
+                        let mut back = Link::to(first, local);
+                        match register(&mut back, &files) {
                             Ok(timers) => {
+                                if let Some(c) = link.client.as_mut() {
+                                    let _ = c.exit(&peer_id);
+                                }
+                                warn!(
+                                    "tracker {first} answers again; back to it from {}",
+                                    link.addr
+                                );
+                                link = back;
+                                if let Ok(mut l) = list.lock() {
+                                    l.back_to_first();
+                                }
                                 interval = timers.interval;
-                                heard(&timers, &mut stats, &mut publisher, &files);
+                                heard(&timers, &mut stats, &mut link.publisher, &files);
                             }
                             Err(e) => {
-                                registered = false;
-                                outage.failed(addr, &e, Instant::now());
+                                debug!("first tracker {first} still does not answer: {e}");
+                                failover.check_first = Some(Instant::now() + RETRY_UNREACHABLE);
                             }
                         }
                     }
-                    Err(e) => {
+                }
+                let failure: Option<String> = if !registered {
+                    match register(&mut link, &files) {
+                        Ok(timers) => {
+                            registered = true;
+                            answered(&list, &mut failover, &mut outage, link.addr);
+                            interval = timers.interval;
+                            heard(&timers, &mut stats, &mut link.publisher, &files);
+                            None
+                        }
+                        Err(e) => Some(e.to_string()),
+                    }
+                } else if let Some(c) = link.client.as_mut() {
+                    match c.heartbeat(&peer_id) {
+                        Ok(Some(timers)) => {
+                            debug!("heartbeat ok");
+                            answered(&list, &mut failover, &mut outage, link.addr);
+                            heard(&timers, &mut stats, &mut link.publisher, &files);
+                            None
+                        }
+                        Ok(None) => {
+                            info!("tracker {} forgot us; registering again", link.addr);
+                            answered(&list, &mut failover, &mut outage, link.addr);
+                            match register(&mut link, &files) {
+                                Ok(timers) => {
+                                    interval = timers.interval;
+                                    heard(&timers, &mut stats, &mut link.publisher, &files);
+                                    None
+                                }
+                                Err(e) => Some(e.to_string()),
+                            }
+                        }
                         // Registered again once it answers (it may have
                         // forgotten us meanwhile).
-                        registered = false;
-                        outage.failed(addr, &format!("heartbeat: {e}"), Instant::now());
+                        Err(e) => Some(format!("heartbeat: {e}")),
                     }
-                }
-                next = outage.next(interval, Instant::now());
+                } else {
+                    None
+                };
+                next = match failure {
+                    Some(e) => {
+                        registered = false;
+                        if fail_over(&list, &mut link, &mut failover, &mut outage, &e, local) {
+                            Instant::now()
+                        } else {
+                            outage.next(interval, Instant::now())
+                        }
+                    }
+                    None => outage.next(interval, Instant::now()),
+                };
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -453,7 +590,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread = std::thread::spawn(move || {
             run(
-                addr,
+                Arc::new(Mutex::new(TrackerList::single(addr))),
                 "127.0.0.1".parse().unwrap(),
                 "me".into(),
                 7000,
