@@ -116,3 +116,45 @@ fn search(t: &Tracker) -> String {
     p.wait(TIMEOUT);
     p.out.text()
 }
+
+/// The first tracker of a torrent is down when a seeder starts: it
+/// registers with the second one at once.
+#[test]
+fn a_seed_registers_with_the_second_tracker_when_the_first_is_down() {
+    let mut t1 = Tracker::start();
+    let t2 = Tracker::start();
+    let tmp = TempDir::new("first-down");
+    let data = tmp.join("f.bin");
+    write_random(&data, 100_000);
+    let torrent = tmp.join("f.torrent");
+    let (a1, a2) = (t1.arg(), t2.arg());
+    let (d, t) = (data.to_str().unwrap(), torrent.to_str().unwrap());
+    let mut c = Proc::mt(
+        "create",
+        &[
+            "create",
+            d,
+            "-o",
+            t,
+            "--no-discover",
+            "--tracker",
+            &a1,
+            "--tracker",
+            &a2,
+        ],
+    );
+    assert!(c.wait(TIMEOUT).success(), "{}", c.dump());
+    t1.proc.kill();
+    let seeder = Proc::mt(
+        "seeder",
+        &[
+            "seed",
+            t,
+            "--dir",
+            tmp.path().to_str().unwrap(),
+            "--no-discover",
+        ],
+    );
+    seeder.out.wait_for("seeding f.bin", TIMEOUT);
+    assert!(search(&t2).contains("seeders 1"), "{}", seeder.dump());
+}

@@ -220,32 +220,33 @@ pub fn run(
                         complete: t.complete,
                     },
                 );
-                let r = register(&mut link, &files);
-                match &r {
-                    Ok(timers) => {
-                        registered = true;
-                        answered(&list, &mut failover, &mut outage, link.addr);
-                        interval = timers.interval;
-                        heard(timers, &mut stats, &mut link.publisher, &files);
-                        info!(
-                            "registered {} with tracker {} ({})",
-                            t.name,
-                            link.addr,
-                            if t.complete { "seeder" } else { "leecher" }
-                        );
-                        next = outage.next(interval, Instant::now());
+                // Each tracker in turn until one answers (or all were tried).
+                let r = loop {
+                    let r = register(&mut link, &files);
+                    match &r {
+                        Ok(timers) => {
+                            registered = true;
+                            answered(&list, &mut failover, &mut outage, link.addr);
+                            interval = timers.interval;
+                            heard(timers, &mut stats, &mut link.publisher, &files);
+                            info!(
+                                "registered {} with tracker {} ({})",
+                                t.name,
+                                link.addr,
+                                if t.complete { "seeder" } else { "leecher" }
+                            );
+                            next = outage.next(interval, Instant::now());
+                            break r;
+                        }
+                        Err(e) => {
+                            registered = false;
+                            if !fail_over(&list, &mut link, &mut failover, &mut outage, e, local) {
+                                next = outage.next(interval, Instant::now());
+                                break r;
+                            }
+                        }
                     }
-                    Err(e) => {
-                        registered = false;
-                        let now_next =
-                            fail_over(&list, &mut link, &mut failover, &mut outage, e, local);
-                        next = if now_next {
-                            Instant::now()
-                        } else {
-                            outage.next(interval, Instant::now())
-                        };
-                    }
-                }
+                };
                 if let Some(reply) = reply {
                     let _ = reply.send(r.map(|_| ()).map_err(Into::into));
                 }
