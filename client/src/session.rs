@@ -490,6 +490,7 @@ impl Session {
                 name_hint: name.clone(),
                 lookups: route.lookups,
                 trace: trace::enabled(),
+                listen_port: Some(self.listen.port()),
             },
             start,
             Instant::now(),
@@ -547,15 +548,18 @@ impl Session {
         if let Ok(mut d) = self.dismissed.lock() {
             d.remove(&info_hash);
         }
+        if !initial_peers.is_empty() {
+            // Queued before the coordinator starts, so known before its
+            // first tracker lookup can fail (a dead tracker fails a
+            // download that knows no peer).
+            let _ = shared.events.send(Event::AddPeers(initial_peers).into());
+        }
         let h = std::thread::Builder::new()
             .name(format!("torrent {}", &info_hash.to_hex()[..8]))
             .spawn(move || coord.run())
             .context("starting the torrent thread")?;
         if let Ok(mut t) = self.threads.lock() {
             t.push(h);
-        }
-        if !initial_peers.is_empty() {
-            let _ = shared.events.send(Event::AddPeers(initial_peers).into());
         }
         Ok(added)
     }

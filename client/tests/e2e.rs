@@ -35,7 +35,7 @@ fn one_seeder_one_leecher_from_torrent_magnet_and_name() {
         "tracker 127.0.0.1:",
         "PEERS data.bin",
         "HANDSHAKE info_hash=",
-        "EXT-HANDSHAKE m={ut_metadata:1}",
+        "EXT-HANDSHAKE m={ut_metadata:1, ut_pex:2}",
         "METADATA DATA piece 0",
         "REQUEST piece 0 offset 0 length 16384",
         "PIECE 0 offset 0 (16384 bytes)",

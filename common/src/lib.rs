@@ -7,6 +7,7 @@
 //! list of files and their piece hashes, and the peer reads the files.
 
 pub mod bencode;
+pub mod compact;
 pub mod hash;
 pub mod hex;
 pub mod magnet;

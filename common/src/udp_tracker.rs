@@ -7,8 +7,9 @@
 //! tolerates the BEP 41 options that may follow the 98 bytes of an announce.
 
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 
+use crate::compact;
 use crate::metainfo::InfoHash;
 
 /// The magic number that opens every connect request.
@@ -24,8 +25,7 @@ pub const ANNOUNCE_LEN: usize = 98;
 /// At most this many info hashes in one scrape (what fits a 1500-byte packet).
 pub const MAX_SCRAPE_HASHES: usize = 74;
 /// Bytes per peer in an announce response: IPv4 address and port, or IPv6.
-pub const PEER_V4_LEN: usize = 6;
-pub const PEER_V6_LEN: usize = 18;
+pub use crate::compact::{PEER_V4_LEN, PEER_V6_LEN};
 
 /// The `event` of an announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,22 +383,7 @@ pub fn encode_announce_response(
     buf.extend_from_slice(&leechers.to_be_bytes());
     buf.extend_from_slice(&seeders.to_be_bytes());
     for p in peers {
-        let [p0, p1] = p.port().to_be_bytes();
-        // Whole fixed-size entries: one copy each, no length bookkeeping.
-        match (p.ip(), ipv6) {
-            (IpAddr::V4(ip), false) => {
-                let [a, b, c, d] = ip.octets();
-                buf.extend_from_slice(&[a, b, c, d, p0, p1]);
-            }
-            (IpAddr::V6(ip), true) => {
-                let mut e = [0u8; PEER_V6_LEN];
-                e[..16].copy_from_slice(&ip.octets());
-                e[16] = p0;
-                e[17] = p1;
-                buf.extend_from_slice(&e);
-            }
-            _ => {}
-        }
+        compact::push(buf, p, ipv6);
     }
 }
 
@@ -428,30 +413,11 @@ impl Response {
             }
             ACTION_ANNOUNCE => {
                 need("announce response", b, 20)?;
-                let unit = if ipv6 { PEER_V6_LEN } else { PEER_V4_LEN };
-                let body = &b[20..];
-                let extra = body.len() % unit;
-                if extra > 0 {
-                    return Err(UdpError::Ragged {
-                        what: "announce response",
-                        extra,
-                        unit,
-                    });
-                }
-                let peers = body
-                    .chunks_exact(unit)
-                    .map(|c| {
-                        let port = u16::from_be_bytes([c[unit - 2], c[unit - 1]]);
-                        let ip = if ipv6 {
-                            let mut a = [0u8; 16];
-                            a.copy_from_slice(&c[..16]);
-                            IpAddr::V6(Ipv6Addr::from(a))
-                        } else {
-                            IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3]))
-                        };
-                        SocketAddr::new(ip, port)
-                    })
-                    .collect();
+                let peers = compact::decode(&b[20..], ipv6).map_err(|extra| UdpError::Ragged {
+                    what: "announce response",
+                    extra,
+                    unit: compact::entry_len(ipv6),
+                })?;
                 Ok(Response::Announce {
                     transaction_id,
                     interval: be32(b, 8),

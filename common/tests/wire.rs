@@ -593,6 +593,9 @@ fn ext_handshake_round_trip() {
     assert_eq!(back, hs);
     assert_eq!(back.ut_metadata_id(), Some(UT_METADATA_ID));
     assert_eq!(back.m.get("ut_pex"), Some(&0));
+    assert_eq!(back.ut_pex_id(), None, "turned off");
+    let ours = ExtHandshake::ours(None, None, "mt");
+    assert_eq!(ours.ut_pex_id(), Some(UT_PEX_ID));
     assert_eq!(
         ExtHandshake::default(),
         ExtHandshake::decode(b"de").unwrap()
@@ -608,7 +611,7 @@ fn ext_handshake_bytes_are_exact() {
     let hs = ExtHandshake::ours(Some(5012), Some(6881), "mt");
     assert_eq!(
         hs.encode(),
-        b"d1:md11:ut_metadatai1ee13:metadata_sizei5012e1:pi6881e1:v2:mte".to_vec()
+        b"d1:md11:ut_metadatai1e6:ut_pexi2ee13:metadata_sizei5012e1:pi6881e1:v2:mte".to_vec()
     );
 }
 
@@ -618,6 +621,7 @@ fn ext_handshake_from_another_client() {
     let payload = b"d12:complete_agoi-1e1:md11:lt_donthavei7e10:share_modei8e11:upload_onlyi3e12:ut_holepunchi4e11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei9876e1:pi51413e4:reqqi500e11:upload_onlyi0e1:v17:qBittorrent/4.6.06:yourip4:\x7f\x00\x00\x01e";
     let hs = ExtHandshake::decode(payload).unwrap();
     assert_eq!(hs.ut_metadata_id(), Some(2));
+    assert_eq!(hs.ut_pex_id(), Some(1));
     assert_eq!(hs.metadata_size, Some(9876));
     assert_eq!(hs.p, Some(51413));
     assert_eq!(hs.reqq, Some(500));
@@ -702,7 +706,7 @@ fn ext_handshake_summary() {
     hs.reqq = Some(250);
     assert_eq!(
         hs.summary(),
-        "EXT-HANDSHAKE m={ut_metadata:1} metadata_size=5012 v=\"minitorrent 0.1.0\" p=6881 reqq=250"
+        "EXT-HANDSHAKE m={ut_metadata:1, ut_pex:2} metadata_size=5012 v=\"minitorrent 0.1.0\" p=6881 reqq=250"
     );
     assert_eq!(ExtHandshake::default().summary(), "EXT-HANDSHAKE m={}");
 }
@@ -917,4 +921,236 @@ fn metadata_inside_extended_frame() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+// ---------------------------------------------------------------- BEP 11
+
+fn sock(s: &str) -> std::net::SocketAddr {
+    s.parse().unwrap()
+}
+
+fn peer(s: &str, flags: u8) -> PexPeer {
+    PexPeer {
+        addr: sock(s),
+        flags,
+    }
+}
+
+#[test]
+fn pex_round_trips_both_families() {
+    let msg = PexMsg {
+        added: vec![
+            peer("10.0.0.1:6881", pex_flags::SEED | pex_flags::REACHABLE),
+            peer("[2001:db8::1]:51413", 0),
+            peer("10.0.0.2:7000", 0),
+        ],
+        dropped: vec![sock("10.0.0.3:6881"), sock("[::1]:6882")],
+        ignored: 0,
+    };
+    let back = PexMsg::decode(&msg.encode()).unwrap();
+    // Decoded IPv4 first, then IPv6, each in the order sent.
+    assert_eq!(
+        back.added,
+        vec![msg.added[0], msg.added[2], msg.added[1]],
+        "{back:?}"
+    );
+    assert_eq!(back.dropped, msg.dropped);
+    assert_eq!(back.ignored, 0);
+    assert_eq!(
+        PexMsg::decode(&PexMsg::default().encode()).unwrap(),
+        PexMsg::default()
+    );
+    // Every key may be missing.
+    assert_eq!(PexMsg::decode(b"de").unwrap(), PexMsg::default());
+}
+
+#[test]
+fn pex_bytes_are_exact() {
+    let msg = PexMsg {
+        added: vec![peer("127.0.0.1:6881", pex_flags::SEED)],
+        dropped: vec![sock("10.0.0.1:256")],
+        ignored: 0,
+    };
+    assert_eq!(
+        msg.encode(),
+        b"d5:added6:\x7f\x00\x00\x01\x1a\xe17:added.f1:\x026:added60:8:added6.f0:7:dropped6:\x0a\x00\x00\x01\x01\x008:dropped60:e"
+            .to_vec()
+    );
+}
+
+#[test]
+fn pex_from_another_client_without_flags_and_with_extra_keys() {
+    // No `added.f`: no flags. Unknown keys are ignored.
+    let msg =
+        PexMsg::decode(b"d5:added12:\x0a\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x1a\xe15:extrai1ee")
+            .unwrap();
+    assert_eq!(
+        msg.added,
+        vec![peer("10.0.0.1:6881", 0), peer("10.0.0.2:6881", 0)]
+    );
+    assert!(msg.dropped.is_empty());
+}
+
+#[test]
+fn pex_keeps_at_most_50_added_and_50_dropped() {
+    let many = |n: usize, port: u16| -> Vec<std::net::SocketAddr> {
+        (0..n)
+            .map(|i| sock(&format!("10.0.{}.{}:{port}", i / 250, i % 250 + 1)))
+            .collect()
+    };
+    // Encoding leaves the rest out.
+    let big = PexMsg {
+        added: many(70, 1)
+            .into_iter()
+            .map(|a| PexPeer { addr: a, flags: 0 })
+            .collect(),
+        dropped: many(60, 2),
+        ignored: 0,
+    };
+    let back = PexMsg::decode(&big.encode()).unwrap();
+    assert_eq!(
+        (back.added.len(), back.dropped.len()),
+        (MAX_PEX_ADDED, MAX_PEX_DROPPED)
+    );
+    assert_eq!(back.ignored, 0);
+    // Decoding a longer list keeps the first 50 (IPv4 before IPv6) and
+    // counts the rest.
+    let mut added = Vec::new();
+    for a in many(45, 1) {
+        added.extend_from_slice(&compact_v4(a));
+    }
+    let mut added6 = Vec::new();
+    for i in 0..10u16 {
+        let mut e = [0u8; 18];
+        e[0] = 0x20;
+        e[1] = 0x01;
+        e[15] = i as u8;
+        e[16..].copy_from_slice(&6881u16.to_be_bytes());
+        added6.extend_from_slice(&e);
+    }
+    let mut dropped = Vec::new();
+    for a in many(120, 2) {
+        dropped.extend_from_slice(&compact_v4(a));
+    }
+    let payload = minitorrent_common::bencode::dict([
+        ("added", minitorrent_common::bencode::bytes(added)),
+        ("added6", minitorrent_common::bencode::bytes(added6)),
+        ("dropped", minitorrent_common::bencode::bytes(dropped)),
+    ])
+    .encode();
+    let msg = PexMsg::decode(&payload).unwrap();
+    assert_eq!(msg.added.len(), 50);
+    assert_eq!(
+        msg.added[..45].iter().map(|p| p.addr).collect::<Vec<_>>(),
+        many(45, 1)
+    );
+    assert!(msg.added[45..].iter().all(|p| p.addr.is_ipv6()));
+    assert_eq!(msg.dropped, many(50, 2));
+    assert_eq!(msg.ignored, 5 + 70);
+    assert!(
+        msg.summary().ends_with(" (75 more ignored)"),
+        "{}",
+        msg.summary()
+    );
+}
+
+fn compact_v4(a: std::net::SocketAddr) -> Vec<u8> {
+    let mut b = Vec::new();
+    minitorrent_common::compact::push(&mut b, a, false);
+    b
+}
+
+#[test]
+fn pex_rejects_malformed_messages() {
+    let err = |payload: &[u8]| PexMsg::decode(payload).unwrap_err();
+    // Not bencode, not one value, not a dictionary.
+    for bad in [&b""[..], b"d", b"d5:added", b"dexx", b"d5:added0:e5:extra"] {
+        assert!(matches!(err(bad), WireError::Bencode { .. }), "{bad:?}");
+    }
+    assert_eq!(err(b"le"), WireError::NotADict("ut_pex message"));
+    assert_eq!(err(b"i1e"), WireError::NotADict("ut_pex message"));
+    // A list that is not a byte string.
+    for key in [
+        "added", "added.f", "added6", "added6.f", "dropped", "dropped6",
+    ] {
+        let payload = format!("d{}:{key}i1ee", key.len());
+        match err(payload.as_bytes()) {
+            WireError::FieldType {
+                key: k, expected, ..
+            } => {
+                assert_eq!((k.as_str(), expected), (key, "a byte string"));
+            }
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    // Lists that are not whole entries.
+    for (payload, key, len, unit, extra) in [
+        (&b"d5:added5:abcdee"[..], "added", 5, 6, 5),
+        (b"d5:added7:abcdefge", "added", 7, 6, 1),
+        (b"d6:added66:abcdefe", "added6", 6, 18, 6),
+        (b"d7:dropped4:abcde", "dropped", 4, 6, 4),
+        (b"d8:dropped619:abcdefghijklmnopqrse", "dropped6", 19, 18, 1),
+    ] {
+        assert_eq!(
+            err(payload),
+            WireError::PexList {
+                key,
+                len,
+                unit,
+                extra
+            },
+            "{payload:?}"
+        );
+    }
+    // Flags that do not match their list, or flags for no list.
+    for (payload, key, got, expected) in [
+        (
+            &b"d5:added6:abcdef7:added.f2:\x00\x00e"[..],
+            "added.f",
+            2,
+            1,
+        ),
+        (b"d5:added12:abcdefabcdef7:added.f1:\x00e", "added.f", 1, 2),
+        (b"d7:added.f1:\x02e", "added.f", 1, 0),
+        (b"d8:added6.f1:\x02e", "added6.f", 1, 0),
+    ] {
+        assert_eq!(
+            err(payload),
+            WireError::PexFlags { key, got, expected },
+            "{payload:?}"
+        );
+    }
+    assert_eq!(
+        err(b"d5:added5:abcdee").to_string(),
+        "ut_pex 'added' has 5 bytes, not a whole number of 6-byte entries (5 left over)"
+    );
+    assert_eq!(
+        err(b"d7:added.f1:\x02e").to_string(),
+        "ut_pex 'added.f' has 1 flag bytes for 0 added peers"
+    );
+}
+
+#[test]
+fn pex_summary() {
+    let msg = PexMsg {
+        added: vec![
+            peer("10.0.0.1:6881", pex_flags::SEED),
+            peer("[2001:db8::1]:6881", 0),
+        ],
+        dropped: vec![sock("10.0.0.3:6881")],
+        ignored: 0,
+    };
+    assert_eq!(
+        msg.summary(),
+        "PEX added 2: 10.0.0.1:6881 (seed), [2001:db8::1]:6881; dropped 1: 10.0.0.3:6881"
+    );
+    assert_eq!(PexMsg::default().summary(), "PEX added 0; dropped 0");
+    let many = PexMsg {
+        added: (1..=9).map(|i| peer(&format!("10.0.0.{i}:1"), 0)).collect(),
+        ..PexMsg::default()
+    };
+    let s = many.summary();
+    assert!(s.starts_with("PEX added 9: 10.0.0.1:1, "), "{s}");
+    assert!(s.contains("10.0.0.8:1, …; dropped 0"), "{s}");
+    assert!(!s.contains("10.0.0.9:1"), "{s}");
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use minitorrent_common::metainfo::{format_size, InfoHash};
 use minitorrent_common::tracker_proto::PeerEntry;
-use minitorrent_common::wire::Bitfield;
+use minitorrent_common::wire::{Bitfield, PexMsg};
 
 use std::sync::Arc;
 
@@ -43,6 +43,8 @@ pub enum CloseReason {
     BothSeeders,
     #[error("bad metadata")]
     BadMetadata,
+    #[error("flooding peer exchange messages")]
+    PexFlood,
     #[error(
         "not a plain BitTorrent handshake (MSE/PE encryption is not supported; \
          clients that allow plain retry without it)"
@@ -107,7 +109,14 @@ pub enum Event {
         conn: ConnId,
         metadata_size: Option<u64>,
         ut_metadata: bool,
+        /// The peer speaks `ut_pex` (and we offered it).
+        ut_pex: bool,
         listen_port: Option<u16>,
+    },
+    /// A `ut_pex` message from the peer (BEP 11), decoded and bounded.
+    Pex {
+        conn: ConnId,
+        msg: PexMsg,
     },
     Bitfield {
         conn: ConnId,
@@ -244,6 +253,8 @@ pub enum Command {
     HaveAll,
     Interested(bool),
     MetadataRequest(u32),
+    /// Send the peer this `ut_pex` message.
+    Pex(PexMsg),
     /// `TorrentShared::meta` is now set.
     MetadataReady,
     Close(CloseReason),

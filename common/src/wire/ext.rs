@@ -1,21 +1,23 @@
 //! The payloads of extended messages (message id 20): the BEP 10 extension
 //! handshake ([`ExtHandshake`], extended id 0) and the BEP 9 `ut_metadata`
-//! messages ([`MetadataMsg`]) that fetch the info dictionary from peers.
+//! messages ([`MetadataMsg`]) that fetch the info dictionary from peers
+//! (BEP 11 `ut_pex` lives in `pex`).
 //! Both are bencoded; unknown keys are ignored, known keys are range-checked.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{n_bytes, WireError, MAX_METADATA_SIZE, METADATA_BLOCK, UT_METADATA_ID};
+use super::{n_bytes, WireError, MAX_METADATA_SIZE, METADATA_BLOCK, UT_METADATA_ID, UT_PEX_ID};
 use crate::bencode::{self, Value};
 
 /// BEP 10 extension handshake.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtHandshake {
-    /// Extension name → message id (`ut_metadata` → 1 for us); id 0 disables.
-    /// A decoded entry with id 0 stays in the map as 0 (the peer turned that
-    /// extension off); use [`ExtHandshake::ut_metadata_id`] to ask whether
-    /// metadata can be fetched.
+    /// Extension name → message id (`ut_metadata` → 1 and `ut_pex` → 2 for
+    /// us); id 0 disables. A decoded entry with id 0 stays in the map as 0
+    /// (the peer turned that extension off); use
+    /// [`ExtHandshake::ut_metadata_id`] and [`ExtHandshake::ut_pex_id`] to
+    /// ask whether the peer speaks one.
     pub m: BTreeMap<String, u8>,
     pub metadata_size: Option<u64>,
     /// Client name and version.
@@ -28,10 +30,14 @@ pub struct ExtHandshake {
 const EXT_WHAT: &str = "extension handshake";
 
 impl ExtHandshake {
-    /// Ours: `ut_metadata` under [`UT_METADATA_ID`], plus whatever we know.
+    /// Ours: `ut_metadata` under [`UT_METADATA_ID`] and `ut_pex` under
+    /// [`UT_PEX_ID`], plus whatever we know.
     pub fn ours(metadata_size: Option<u64>, port: Option<u16>, version: &str) -> ExtHandshake {
         ExtHandshake {
-            m: BTreeMap::from([("ut_metadata".to_string(), UT_METADATA_ID)]),
+            m: BTreeMap::from([
+                ("ut_metadata".to_string(), UT_METADATA_ID),
+                ("ut_pex".to_string(), UT_PEX_ID),
+            ]),
             metadata_size,
             v: Some(version.to_string()),
             p: port,
@@ -42,6 +48,11 @@ impl ExtHandshake {
     /// The peer's id for `ut_metadata` messages, if it enabled the extension.
     pub fn ut_metadata_id(&self) -> Option<u8> {
         self.m.get("ut_metadata").copied().filter(|&id| id != 0)
+    }
+
+    /// The peer's id for `ut_pex` messages, if it enabled the extension.
+    pub fn ut_pex_id(&self) -> Option<u8> {
+        self.m.get("ut_pex").copied().filter(|&id| id != 0)
     }
 
     pub fn encode(&self) -> Vec<u8> {

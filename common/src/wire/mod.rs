@@ -1,5 +1,6 @@
 //! The BitTorrent peer wire protocol: the BEP 3 handshake and messages, the
-//! BEP 10 extension handshake and BEP 9 `ut_metadata` messages, and bitfields.
+//! BEP 10 extension handshake, BEP 9 `ut_metadata` and BEP 11 `ut_pex`
+//! messages, and bitfields.
 //!
 //! Everything here works on byte slices; the connection code reads a 4-byte
 //! prefix, checks it with [`frame_len`], reads that many bytes and hands them to
@@ -13,6 +14,7 @@
 //! - `handshake`: the 68-byte BEP 3 [`Handshake`];
 //! - `message`: one length-prefixed [`Message`], its encoding and `--trace` line;
 //! - `ext`: the BEP 10 [`ExtHandshake`] and BEP 9 [`MetadataMsg`] payloads;
+//! - `pex`: the BEP 11 [`PexMsg`] payload;
 //! - `bitfield`: the [`Bitfield`] of pieces a peer has.
 //!
 //! The submodules are private; every type is re-exported here, so callers
@@ -22,11 +24,13 @@ mod bitfield;
 mod ext;
 mod handshake;
 mod message;
+mod pex;
 
 pub use bitfield::Bitfield;
 pub use ext::{ExtHandshake, MetadataMsg};
 pub use handshake::Handshake;
 pub use message::Message;
+pub use pex::{pex_flags, PexMsg, PexPeer};
 
 use crate::bencode::BencodeError;
 
@@ -40,6 +44,13 @@ pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
 pub const MAX_BLOCK_LEN: u32 = 16 * 1024;
 /// Our `ut_metadata` message id in the extension handshake `m` dictionary.
 pub const UT_METADATA_ID: u8 = 1;
+/// Our `ut_pex` message id in the extension handshake `m` dictionary.
+pub const UT_PEX_ID: u8 = 2;
+/// Added peers in one `ut_pex` message at most: we send no more, and keep no
+/// more of one we receive (BEP 11 suggests 50).
+pub const MAX_PEX_ADDED: usize = 50;
+/// Dropped peers in one `ut_pex` message at most, likewise.
+pub const MAX_PEX_DROPPED: usize = 50;
 /// Size of one metadata block (BEP 9).
 pub const METADATA_BLOCK: usize = 16 * 1024;
 /// Largest info dictionary we accept from a peer (BEP 9 `metadata_size` and
@@ -135,6 +146,19 @@ pub enum WireError {
     MetadataTrailing { name: &'static str, extra: usize },
     #[error("ut_metadata data block has {0} bytes, more than {METADATA_BLOCK}")]
     MetadataBlockTooLong(usize),
+    #[error("ut_pex '{key}' has {len} bytes, not a whole number of {unit}-byte entries ({extra} left over)")]
+    PexList {
+        key: &'static str,
+        len: usize,
+        unit: usize,
+        extra: usize,
+    },
+    #[error("ut_pex '{key}' has {got} flag bytes for {expected} added peers")]
+    PexFlags {
+        key: &'static str,
+        got: usize,
+        expected: usize,
+    },
     #[error("ut_metadata piece {piece} is beyond total_size {total_size}")]
     MetadataPieceOutOfRange { piece: u32, total_size: u64 },
     #[error(

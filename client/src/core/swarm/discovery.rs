@@ -1,7 +1,8 @@
 //! Finding peers for one torrent: the addresses we know (from the tracker,
-//! a magnet link, inbound peers), which of them to dial and when, and when
-//! to ask the tracker again; and whether the tracker still lists the torrent
-//! at all ([`Listing`]). Bounded: at most [`MAX_KNOWN`] addresses.
+//! a magnet link, other peers' `ut_pex`), which of them to dial and when,
+//! and when to ask the tracker again; and whether the tracker still lists
+//! the torrent at all ([`Listing`]). Bounded: at most [`MAX_KNOWN`]
+//! addresses.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -117,8 +118,20 @@ impl Discovery {
         }
     }
 
+    /// An address a peer told us of (`ut_pex`): remembered like one the
+    /// tracker lists, except that an address already known keeps its
+    /// failures and back-off (a peer's word is no reason to dial a dead
+    /// address sooner, and another peer could otherwise have us dial one
+    /// address again and again).
+    pub fn learnt(&mut self, addr: SocketAddr, now: Instant) {
+        if !self.known.contains_key(&addr) {
+            self.add(addr, None, now);
+        }
+    }
+
     /// Addresses to dial now, at most `room`, skipping peers already
-    /// connected and those the bans refuse. Each gets a connection id.
+    /// connected (by peer id or listen address) and those the bans refuse.
+    /// Each gets a connection id.
     pub fn dials(
         &mut self,
         room: usize,
@@ -127,6 +140,7 @@ impl Discovery {
         rng: &mut fastrand::Rng,
     ) -> Vec<(ConnId, SocketAddr)> {
         let connected_ids = peers.ids();
+        let connected_addrs = peers.listens();
         let banned = |a: SocketAddr, id: Option<&str>| peers.bans.is_listed_banned(a, id);
         let room = room.saturating_sub(self.connecting.len());
         if room == 0 {
@@ -137,6 +151,7 @@ impl Discovery {
             .iter()
             .filter(|(a, k)| {
                 k.conn.is_none()
+                    && !connected_addrs.contains(a)
                     && k.next_try <= now
                     && k.failures < MAX_CONNECT_FAILURES
                     && !k

@@ -12,6 +12,7 @@
 //! - `initial`: initial seeding (BEP 16), the pieces a new seed shows;
 //! - `fetch`: the metadata fetch before that;
 //! - `discovery`: known addresses, dialling, tracker lookups;
+//! - `pex`: peer exchange (BEP 11) with each peer that speaks it;
 //! - `status`: the snapshot for the progress line and the menu.
 //!
 //! `Swarm` itself routes each event to the part it concerns and owns the
@@ -24,6 +25,7 @@ pub mod discovery;
 mod fetch;
 mod initial;
 pub mod peers;
+pub mod pex;
 mod pieces;
 mod stage;
 mod status;
@@ -37,6 +39,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use minitorrent_common::metainfo::{Info, InfoHash};
 use minitorrent_common::tracker_proto::PeerEntry;
+use minitorrent_common::wire::PexMsg;
 
 use crate::core::metadata::MetadataFetch;
 use crate::core::msg::{
@@ -46,6 +49,7 @@ use crate::core::picker::ConnId;
 use discovery::{Discovery, LOOKUP_EMPTY};
 use fetch::Fetching;
 use peers::{Admit, Peer, PeerTable};
+use pex::{PexOut, PexVerdict};
 use pieces::{Ctx, Live};
 use stage::Stage;
 pub use status::{ConnFigures, Rates};
@@ -83,6 +87,9 @@ pub struct SwarmConfig {
     pub lookups: bool,
     /// Emit `Action::Trace` lines (piece verdicts) for `--trace`.
     pub trace: bool,
+    /// Our listening port: an address a peer tells us of with this port
+    /// and the IP of our end of one of our connections is ours.
+    pub listen_port: Option<u16>,
 }
 
 /// What is known when a torrent starts.
@@ -149,6 +156,9 @@ pub struct Swarm {
     /// The last status taken while running: what a stopped or failed
     /// torrent still shows of its size and pieces.
     known: Option<TorrentStatus>,
+    /// The torrent is private (BEP 27): no peer exchange. Known with the
+    /// info dictionary.
+    private: bool,
     rng: fastrand::Rng,
     out: Vec<Action>,
     /// The time of the event being handled.
@@ -176,6 +186,7 @@ impl Swarm {
             rates: Rates::new(now),
             tracker_note: None,
             known: None,
+            private: false,
             rng: fastrand::Rng::with_seed(crate::core::shared::seed_of(&cfg.info_hash.0)),
             out: Vec::new(),
             now,
@@ -185,6 +196,7 @@ impl Swarm {
             Start::Magnet => {}
             Start::Check { info, info_bytes } => {
                 s.name = info.name.clone();
+                s.private = info.private;
                 s.stage = Stage::Checking {
                     total: info.num_pieces() as u32,
                     size: info.total_length(),
@@ -194,6 +206,7 @@ impl Swarm {
             }
             Start::Ready(o) => {
                 s.name = o.meta.info.name.clone();
+                s.private = o.meta.info.private;
                 s.stage = Stage::Live(Box::new(Live::new(o, s.cfg.download, &mut s.peers, now)));
             }
         }
@@ -323,8 +336,17 @@ impl Swarm {
                 conn,
                 metadata_size,
                 ut_metadata,
+                ut_pex,
                 listen_port,
-            } => self.on_ext(conn, metadata_size, ut_metadata, listen_port),
+            } => {
+                if let Some(p) = self.peers.get_mut(conn) {
+                    if ut_pex && !self.private && p.pex_out.is_none() {
+                        p.pex_out = Some(PexOut::new(now));
+                    }
+                }
+                self.on_ext(conn, metadata_size, ut_metadata, listen_port)
+            }
+            Event::Pex { conn, msg } => self.on_pex(conn, msg),
             Event::Unchoked { conn } => {
                 if let Some(p) = self.peers.get_mut(conn) {
                     p.unchoked_us = true;
@@ -407,8 +429,8 @@ impl Swarm {
     }
 
     /// The timers: the "no peer yet" and "only corrupt peers" notices,
-    /// lingering interest, lookups, dials, metadata requests and a stalled
-    /// initial seeding.
+    /// lingering interest, lookups, dials, peer exchange, metadata
+    /// requests and a stalled initial seeding.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         self.now = now;
         match self.corrupt_only() {
@@ -445,6 +467,7 @@ impl Swarm {
         }
         self.maybe_lookup();
         self.maybe_connect();
+        self.send_pex();
         match self.parts() {
             (Stage::Metadata(f), mut cx) => f.request_all(&mut cx),
             (Stage::Live(l), mut cx) => l.tick(&mut cx),
@@ -666,9 +689,113 @@ impl Swarm {
     /// The whole info dictionary arrived: on to checking the storage.
     fn on_metadata(&mut self, bytes: Vec<u8>) {
         match self.stage.metadata_complete(bytes, &mut self.out) {
-            Ok(name) => self.name = name,
+            Ok((name, private)) => {
+                self.name = name;
+                self.private = private;
+            }
             Err(e) => self.fail(e),
         }
+    }
+
+    /// Tells each peer that speaks `ut_pex` and is due of the peers that
+    /// came and went since its last message (never itself, and loopback
+    /// addresses only to a peer on loopback).
+    fn send_pex(&mut self) {
+        if self.private || self.is_over() {
+            return;
+        }
+        let now = self.now;
+        let mut named = None;
+        for conn in self.peers.conns() {
+            let Some(p) = self.peers.get(conn) else {
+                continue;
+            };
+            if !p.pex_out.as_ref().is_some_and(|o| o.is_due(now)) {
+                continue;
+            }
+            let named = named.get_or_insert_with(|| self.peers.pex_named());
+            let (own, to_loopback) = (p.listen, p.addr.ip().is_loopback());
+            let current: Vec<_> = named
+                .iter()
+                .filter(|(c, x)| {
+                    *c != conn && Some(x.addr) != own && (to_loopback || !x.addr.ip().is_loopback())
+                })
+                .map(|(_, x)| *x)
+                .collect();
+            let msg = self
+                .peers
+                .get_mut(conn)
+                .and_then(|p| p.pex_out.as_mut())
+                .and_then(|o| o.due(&current, now));
+            if let Some(msg) = msg {
+                self.send(conn, Command::Pex(msg));
+            }
+        }
+    }
+
+    /// A `ut_pex` message from the peer on `conn`: the peers it added, if
+    /// it keeps to the rate, become known addresses (not ours, and only
+    /// [`pex::usable`] ones) and may be dialled. Dropped peers are not
+    /// forgotten: they may only have left that peer.
+    fn on_pex(&mut self, conn: ConnId, msg: PexMsg) {
+        if self.private {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let from = p.name();
+        match p.pex_in.arrived(self.now) {
+            PexVerdict::Take => {}
+            PexVerdict::Ignore => {
+                debug!(
+                    "{}: peer {from}: ut_pex message too soon, ignored",
+                    self.name
+                );
+                return;
+            }
+            PexVerdict::Abuse => {
+                info!(
+                    "{}: peer {from}: closing: it floods ut_pex messages",
+                    self.name
+                );
+                self.close(conn, CloseReason::PexFlood);
+                return;
+            }
+        }
+        let from_loopback = p.addr.ip().is_loopback();
+        let ours = self.own_addrs();
+        let mut learnt = 0;
+        for a in msg.added.iter().map(|x| x.addr) {
+            if pex::usable(a, from_loopback) && !ours.contains(&a) {
+                self.discovery.learnt(a, self.now);
+                learnt += 1;
+            }
+        }
+        debug!(
+            "{}: peer {from} named {} (usable: {learnt})",
+            self.name,
+            count(msg.added.len() as u64, "peer")
+        );
+        self.maybe_connect();
+    }
+
+    /// The addresses we listen on as far as we know them: our listening
+    /// port on the IP of our end of each connection.
+    fn own_addrs(&self) -> Vec<SocketAddr> {
+        let Some(port) = self.cfg.listen_port else {
+            return Vec::new();
+        };
+        let mut v: Vec<SocketAddr> = self
+            .peers
+            .conns()
+            .into_iter()
+            .filter_map(|c| self.peers.get(c))
+            .map(|p| SocketAddr::new(p.local.ip(), port))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     fn on_opened(&mut self, r: Result<Opened, BoxError>) {

@@ -9,8 +9,9 @@ use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use minitorrent_common::wire::Bitfield;
+use minitorrent_common::wire::{pex_flags, Bitfield, PexPeer};
 
+use super::pex::{PexIn, PexOut};
 use crate::core::msg::CloseReason;
 use crate::core::picker::ConnId;
 
@@ -79,6 +80,11 @@ pub struct Peer {
     /// Pieces shown to it (HAVE) that it does not have yet; at most the
     /// initial seeding's window.
     pub shown: Vec<u32>,
+    /// It speaks `ut_pex`: what it was told of the other peers, and when
+    /// it hears next.
+    pub pex_out: Option<PexOut>,
+    /// How many `ut_pex` messages of its own we still take.
+    pub pex_in: PexIn,
 }
 
 /// The rate at which a peer's pieces arrive, measured over windows of at
@@ -187,6 +193,8 @@ impl Peer {
             rtt: None,
             hidden: false,
             shown: Vec::new(),
+            pex_out: None,
+            pex_in: PexIn::new(now),
         }
     }
 
@@ -481,6 +489,37 @@ impl PeerTable {
     /// lack.
     pub fn any_source(&self) -> bool {
         self.peers.values().any(|p| !p.dropped && p.missing > 0)
+    }
+
+    /// The listen addresses of the peers connected (those known).
+    pub fn listens(&self) -> HashSet<SocketAddr> {
+        self.peers.values().filter_map(|p| p.listen).collect()
+    }
+
+    /// The peers connected, as `ut_pex` names them: by listen address
+    /// (never an inbound peer's source port; a peer whose listen address
+    /// is unknown is not named), without the peers being dropped, in
+    /// address order; and the connection of each.
+    pub fn pex_named(&self) -> Vec<(ConnId, PexPeer)> {
+        let mut named: Vec<(ConnId, PexPeer)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.dropped)
+            .filter_map(|(c, p)| {
+                let addr = p.listen?;
+                let mut flags = 0;
+                if p.is_seeder() {
+                    flags |= pex_flags::SEED;
+                }
+                if p.outbound {
+                    flags |= pex_flags::REACHABLE;
+                }
+                Some((*c, PexPeer { addr, flags }))
+            })
+            .collect();
+        named.sort_unstable_by_key(|(c, p)| (p.addr, *c));
+        named.dedup_by_key(|(_, p)| p.addr);
+        named
     }
 
     /// The peer ids connected, as the tracker writes them.

@@ -29,12 +29,13 @@ pub(super) enum Stage {
 impl Stage {
     /// The whole info dictionary arrived and matches the info hash: if it
     /// is usable, have the storage opened and checked. Returns the
-    /// torrent's name, or why it cannot be downloaded.
+    /// torrent's name and whether it is private, or why it cannot be
+    /// downloaded.
     pub fn metadata_complete(
         &mut self,
         bytes: Vec<u8>,
         out: &mut Vec<Action>,
-    ) -> Result<String, String> {
+    ) -> Result<(String, bool), String> {
         let info = Info::from_bytes(&bytes)
             .map_err(|e| format!("the metadata from peers is not a valid info dictionary: {e}"))?;
         Geometry::from_info(&info).map_err(|e| format!("{}: {e}", info.name))?;
@@ -45,7 +46,7 @@ impl Stage {
             format_size(info.total_length()),
             count(info.num_pieces() as u64, "piece")
         );
-        let name = info.name.clone();
+        let (name, private) = (info.name.clone(), info.private);
         *self = Stage::Checking {
             total: info.num_pieces() as u32,
             size: info.total_length(),
@@ -55,7 +56,7 @@ impl Stage {
             info,
             info_bytes: bytes,
         });
-        Ok(name)
+        Ok((name, private))
     }
 
     /// The storage is open and checked (or could not be): live from now on.

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use minitorrent_common::metainfo::{Info, InfoHash};
 use minitorrent_common::tracker_proto::PeerEntry;
-use minitorrent_common::wire::Bitfield;
+use minitorrent_common::wire::{pex_flags, Bitfield, PexMsg, PexPeer};
 
 use super::discovery::{LOOKUP_EMPTY, MAX_KNOWN};
 use super::peers::{MAX_BANS, MAX_CONNS_PER_IP, MAX_STRIKE_ENTRIES};
+use super::pex::PEX_FIRST;
 use super::*;
 use crate::core::geometry::Geometry;
 use crate::core::msg::{ConnError, Event, Opened, PieceMark, Summary};
@@ -52,6 +53,7 @@ fn cfg(download: bool) -> SwarmConfig {
         name_hint: None,
         lookups: true,
         trace: false,
+        listen_port: Some(6881),
     }
 }
 
@@ -552,6 +554,7 @@ fn conflicting_metadata_sizes_do_not_mix() {
         conn,
         metadata_size: Some(size),
         ut_metadata: true,
+        ut_pex: false,
         listen_port: None,
     };
     connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
@@ -710,6 +713,7 @@ fn every_table_stays_bounded_under_a_flood_of_short_connections() {
                     conn,
                     metadata_size: None,
                     ut_metadata: false,
+                    ut_pex: false,
                     listen_port: Some(6881),
                 },
                 t0,
@@ -793,6 +797,7 @@ fn a_violator_is_banned_by_its_peer_id_never_by_its_ephemeral_port() {
             conn: 5,
             metadata_size: None,
             ut_metadata: false,
+            ut_pex: false,
             listen_port: Some(6881),
         },
         t0,
@@ -976,6 +981,7 @@ fn a_peer_offering_the_metadata_is_not_dropped_to_make_room() {
             conn: 1,
             metadata_size: Some(1000),
             ut_metadata: true,
+            ut_pex: false,
             listen_port: None,
         },
         t0,
@@ -1328,4 +1334,241 @@ fn detail_lists_peers_pieces_files_and_the_trackers_answer() {
     assert_eq!(note.answer, Ok("0 peers".to_string()));
     assert!((note.ago - 3.0).abs() < 1e-6);
     assert_eq!(d.history.len(), 1, "one rate measured, at 2 s");
+}
+
+// ---------------------------------------------------------------- ut_pex
+
+/// The peer on `conn` said in its extension handshake that it speaks
+/// `ut_pex`, and listens on `listen_port`.
+fn pex_ext(s: &mut Swarm, conn: ConnId, listen_port: Option<u16>, now: Instant) -> Vec<Action> {
+    s.handle(
+        Event::Ext {
+            conn,
+            metadata_size: None,
+            ut_metadata: false,
+            ut_pex: true,
+            listen_port,
+        },
+        now,
+    )
+}
+
+/// The `ut_pex` message sent to `conn` in `a`.
+fn pex_to(a: &[Action], conn: ConnId) -> Option<PexMsg> {
+    commands(a, conn).into_iter().find_map(|c| match c {
+        Command::Pex(m) => Some(m),
+        _ => None,
+    })
+}
+
+fn pex_peer(s: &str, flags: u8) -> PexPeer {
+    PexPeer {
+        addr: addr(s),
+        flags,
+    }
+}
+
+/// The dials in `a`, by address.
+fn dials(a: &[Action]) -> Vec<(ConnId, SocketAddr)> {
+    let mut v: Vec<(ConnId, SocketAddr)> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Dial { conn, addr } => Some((*conn, *addr)),
+            _ => None,
+        })
+        .collect();
+    v.sort_by_key(|(_, a)| *a);
+    v
+}
+
+fn dialled(a: &[Action]) -> Vec<SocketAddr> {
+    dials(a).into_iter().map(|(_, a)| a).collect()
+}
+
+/// A `ut_pex` message adding `addrs` from the peer on `conn`.
+fn pex_from(s: &mut Swarm, conn: ConnId, addrs: &[&str], now: Instant) -> Vec<Action> {
+    let msg = PexMsg {
+        added: addrs.iter().map(|a| pex_peer(a, 0)).collect(),
+        ..PexMsg::default()
+    };
+    s.handle(Event::Pex { conn, msg }, now)
+}
+
+#[test]
+fn peers_that_speak_ut_pex_hear_of_the_others_by_listen_address_once_a_minute() {
+    let t0 = Instant::now();
+    let secs = |n| t0 + Duration::from_secs(n);
+    let mut s = leecher(4, t0);
+    // 1: dialled, speaks ut_pex. 2: inbound from an ephemeral port,
+    // listens on 7002, speaks ut_pex. 3: inbound, its listen port unknown.
+    // 4: a seeder we dialled, no ut_pex.
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    pex_ext(&mut s, 1, None, t0);
+    connect(&mut s, 2, "10.0.0.2:50000", id(2), false, t0);
+    pex_ext(&mut s, 2, Some(7002), t0);
+    connect(&mut s, 3, "10.0.0.3:50001", id(3), false, t0);
+    seeding_peer(&mut s, 4, "10.0.0.4:7000", id(4), 4, t0);
+    let a = s.tick(secs(2));
+    assert_eq!((pex_to(&a, 1), pex_to(&a, 2)), (None, None), "not yet");
+    let a = s.tick(secs(3));
+    // Never the peer itself, never an ephemeral port, never a peer whose
+    // listen address is unknown; a seeder and a peer we dialled say so.
+    let seed = pex_flags::SEED | pex_flags::REACHABLE;
+    let m = pex_to(&a, 1).unwrap();
+    assert_eq!(
+        m.added,
+        [
+            pex_peer("10.0.0.2:7002", 0),
+            pex_peer("10.0.0.4:7000", seed)
+        ]
+    );
+    assert!(m.dropped.is_empty());
+    let m = pex_to(&a, 2).unwrap();
+    assert_eq!(
+        m.added,
+        [
+            pex_peer("10.0.0.1:7000", pex_flags::REACHABLE),
+            pex_peer("10.0.0.4:7000", seed)
+        ]
+    );
+    assert!(commands(&a, 3).is_empty() && pex_to(&a, 4).is_none());
+    // Peer 4 leaves, 5 comes: said a minute after the first message.
+    gone(&mut s, 4, ConnError::Closed, secs(10));
+    connect(&mut s, 5, "10.0.0.5:7000", id(5), true, secs(20));
+    assert_eq!(pex_to(&s.tick(secs(62)), 1), None);
+    let a = s.tick(secs(63));
+    let m = pex_to(&a, 1).unwrap();
+    assert_eq!(m.added, [pex_peer("10.0.0.5:7000", pex_flags::REACHABLE)]);
+    assert_eq!(m.dropped, [addr("10.0.0.4:7000")]);
+    // Nothing changed: nothing is sent.
+    assert_eq!(pex_to(&s.tick(secs(123)), 1), None);
+}
+
+#[test]
+fn loopback_addresses_are_named_only_to_peers_on_loopback() {
+    let t0 = Instant::now();
+    let mut s = leecher(4, t0);
+    connect(&mut s, 1, "127.0.0.1:7001", id(1), true, t0);
+    pex_ext(&mut s, 1, None, t0);
+    connect(&mut s, 2, "10.0.0.2:7002", id(2), true, t0);
+    pex_ext(&mut s, 2, None, t0);
+    connect(&mut s, 3, "127.0.0.1:7003", id(3), true, t0);
+    connect(&mut s, 4, "10.0.0.4:7004", id(4), true, t0);
+    let a = s.tick(t0 + PEX_FIRST);
+    let named = |m: PexMsg| m.added.iter().map(|p| p.addr).collect::<Vec<_>>();
+    assert_eq!(
+        named(pex_to(&a, 1).unwrap()),
+        [
+            addr("10.0.0.2:7002"),
+            addr("10.0.0.4:7004"),
+            addr("127.0.0.1:7003")
+        ]
+    );
+    assert_eq!(named(pex_to(&a, 2).unwrap()), [addr("10.0.0.4:7004")]);
+}
+
+#[test]
+fn peers_learnt_through_pex_are_dialled_but_never_ourselves() {
+    let t0 = Instant::now();
+    let mut s = leecher(4, t0);
+    connect(&mut s, 1, "127.0.0.1:7001", id(1), true, t0);
+    pex_ext(&mut s, 1, None, t0);
+    connect(&mut s, 2, "127.0.0.1:50000", id(2), false, t0);
+    pex_ext(&mut s, 2, Some(7002), t0);
+    let a = pex_from(
+        &mut s,
+        1,
+        &[
+            "127.0.0.1:6881", // ours: our listen port, our end's IP
+            "127.0.0.1:7001", // the sender itself, connected
+            "127.0.0.1:7002", // peer 2's listen address, connected
+            "127.0.0.1:7009", // new
+            "10.0.0.9:7000",  // new
+            "0.0.0.0:7000",   // not an address
+            "10.0.0.8:0",     // no port
+            "239.1.1.1:7000", // multicast
+        ],
+        t0,
+    );
+    assert_eq!(dialled(&a), [addr("10.0.0.9:7000"), addr("127.0.0.1:7009")]);
+    // From a peer elsewhere, loopback addresses are its own machine's.
+    connect(&mut s, 3, "10.0.0.3:7003", id(3), true, t0);
+    let a = pex_from(&mut s, 3, &["127.0.0.1:7777", "10.0.0.7:7000"], t0);
+    assert_eq!(dialled(&a), [addr("10.0.0.7:7000")]);
+    // An address already known keeps its back-off: a peer's word does not
+    // make us dial a dead address again and again.
+    let a = s.handle(
+        Event::ConnectFailed {
+            conn: dials(&a)[0].0,
+            addr: addr("10.0.0.7:7000"),
+            error: ConnError::Closed,
+        },
+        t0,
+    );
+    assert!(dialled(&a).is_empty());
+    let a = pex_from(&mut s, 1, &["10.0.0.7:7000"], t0 + Duration::from_secs(1));
+    assert!(dialled(&a).is_empty(), "{a:?}");
+}
+
+#[test]
+fn a_peer_sending_pex_too_often_is_ignored_and_a_flood_closed() {
+    let t0 = Instant::now();
+    let secs = |n| t0 + Duration::from_secs(n);
+    let mut s = leecher(4, t0);
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    pex_ext(&mut s, 1, None, t0);
+    // A small burst is fine...
+    for i in 0..=pex::PEX_BURST {
+        let a = pex_from(&mut s, 1, &[&format!("10.0.1.{i}:7000")], t0);
+        assert_eq!(dialled(&a).len(), 1);
+    }
+    // ...more within the minute is ignored, without closing...
+    let a = pex_from(&mut s, 1, &["10.0.2.1:7000"], secs(30));
+    assert!(dialled(&a).is_empty() && closed(&a, 1).is_none());
+    // ...and a minute later one is taken again.
+    let a = pex_from(&mut s, 1, &["10.0.2.2:7000"], secs(60));
+    assert_eq!(dialled(&a), [addr("10.0.2.2:7000")]);
+    // A flood is closed, not banned.
+    let mut last = Vec::new();
+    for i in 0..=pex::PEX_ABUSE {
+        last = pex_from(&mut s, 1, &[&format!("10.0.3.{i}:7000")], secs(61));
+        assert!(dialled(&last).is_empty());
+    }
+    assert_eq!(closed(&last, 1), Some(CloseReason::PexFlood));
+    gone(
+        &mut s,
+        1,
+        ConnError::Closing(CloseReason::PexFlood),
+        secs(61),
+    );
+    assert_eq!(s.peers.bans.len(), 0);
+}
+
+#[test]
+fn a_private_torrent_exchanges_no_peers() {
+    let t0 = Instant::now();
+    let (_, plain) = info(4);
+    let mut b = plain[..plain.len() - 1].to_vec();
+    b.extend_from_slice(b"7:privatei1ee");
+    let info = Info::from_bytes(&b).unwrap();
+    assert!(info.private);
+    let geometry = Geometry::from_info(&info).unwrap();
+    let o = Opened {
+        meta: Arc::new(Meta {
+            have: HaveSet::new(&[false; 4]),
+            info,
+            info_bytes: b,
+            geometry,
+        }),
+        on_disk: 0,
+        paths: Vec::new(),
+    };
+    let mut s = Swarm::new(cfg(true), Start::Ready(o), t0);
+    s.start(t0);
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    pex_ext(&mut s, 1, None, t0);
+    connect(&mut s, 2, "10.0.0.2:7000", id(2), true, t0);
+    assert_eq!(pex_to(&s.tick(t0 + PEX_FIRST), 1), None);
+    let a = pex_from(&mut s, 1, &["10.0.0.9:7000"], t0);
+    assert!(dialled(&a).is_empty());
 }

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use minitorrent_common::wire::{self, ExtHandshake, Message, MetadataMsg, MAX_MESSAGE_LEN};
+use minitorrent_common::wire::{self, ExtHandshake, Message, MetadataMsg, PexMsg, MAX_MESSAGE_LEN};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::Conn;
@@ -35,22 +35,30 @@ const READ_PAUSE: usize = 2 << 20;
 /// looks at the limit again.
 const HOLD_MAX: Duration = Duration::from_secs(1);
 
+/// The extended message ids the receiver of a message gave the extensions
+/// we speak (in its extension handshake); `None` when it did not enable one.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ExtIds {
+    pub metadata: Option<u8>,
+    pub pex: Option<u8>,
+}
+
 /// The trace line of a message; extension messages are decoded one level
-/// further. `ut_metadata` is the id the receiver gave that extension;
-/// `pieces` the torrent's piece count, once known.
-pub(super) fn describe(m: &Message, ut_metadata: Option<u8>, pieces: Option<usize>) -> String {
-    match m {
-        Message::Bitfield(bits) => trace::bitfield(bits, pieces),
-        Message::Extended { id: 0, payload } => ExtHandshake::decode(payload)
-            .map(|h| h.summary())
-            .unwrap_or_else(|_| m.summary()),
-        Message::Extended { id, payload } if Some(*id) == ut_metadata => {
-            MetadataMsg::decode(payload)
-                .map(|x| x.summary())
-                .unwrap_or_else(|_| m.summary())
+/// further. `ids` are the receiver's extension ids; `pieces` the torrent's
+/// piece count, once known.
+pub(super) fn describe(m: &Message, ids: ExtIds, pieces: Option<usize>) -> String {
+    let decoded = match m {
+        Message::Bitfield(bits) => return trace::bitfield(bits, pieces),
+        Message::Extended { id: 0, payload } => ExtHandshake::decode(payload).map(|h| h.summary()),
+        Message::Extended { id, payload } if Some(*id) == ids.metadata => {
+            MetadataMsg::decode(payload).map(|x| x.summary())
         }
-        _ => m.summary(),
-    }
+        Message::Extended { id, payload } if Some(*id) == ids.pex => {
+            PexMsg::decode(payload).map(|x| x.summary())
+        }
+        _ => return m.summary(),
+    };
+    decoded.unwrap_or_else(|_| m.summary())
 }
 
 /// The socket, its poll and its buffers.
@@ -77,8 +85,11 @@ pub(super) struct Wire {
     /// Under `--max-download-rate`: nothing more is read before this (the
     /// peer's data waits in the kernel, and TCP slows the sender).
     hold_until: Option<Instant>,
-    /// The id the peer gave `ut_metadata` in its extension handshake.
-    pub(super) peer_ut_metadata: Option<u8>,
+    /// The ids the peer gave our extensions in its extension handshake
+    /// (what we send uses them)...
+    pub(super) peer_ids: ExtIds,
+    /// ...and the ids we gave them in ours (what we receive uses them).
+    pub(super) our_ids: ExtIds,
     /// The torrent's piece count once the metadata is known (for the trace).
     pub(super) pieces: Option<usize>,
 }
@@ -114,7 +125,8 @@ impl Wire {
             readable: true,
             writable: true,
             hold_until: None,
-            peer_ut_metadata: None,
+            peer_ids: ExtIds::default(),
+            our_ids: ExtIds::default(),
             pieces,
         };
         Ok((wire, waker))
@@ -136,7 +148,7 @@ impl Wire {
     /// Appends the message to the bytes to send.
     pub(super) fn send(&mut self, m: &Message) {
         trace::peer(self.local, self.remote, || {
-            describe(m, self.peer_ut_metadata, self.pieces)
+            describe(m, self.peer_ids, self.pieces)
         });
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
@@ -390,5 +402,52 @@ impl Conn {
             r?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use minitorrent_common::wire::{PexPeer, UT_METADATA_ID, UT_PEX_ID};
+
+    use super::*;
+
+    #[test]
+    fn extension_messages_are_traced_decoded_by_the_receivers_ids() {
+        let pex = PexMsg {
+            added: vec![PexPeer {
+                addr: "127.0.0.1:7001".parse().unwrap(),
+                flags: 0,
+            }],
+            ..PexMsg::default()
+        };
+        let m = Message::Extended {
+            id: UT_PEX_ID,
+            payload: pex.encode(),
+        };
+        let ours = ExtIds {
+            metadata: Some(UT_METADATA_ID),
+            pex: Some(UT_PEX_ID),
+        };
+        assert_eq!(
+            describe(&m, ours, None),
+            "PEX added 1: 127.0.0.1:7001; dropped 0"
+        );
+        let meta = Message::Extended {
+            id: UT_METADATA_ID,
+            payload: MetadataMsg::Request { piece: 3 }.encode(),
+        };
+        assert_eq!(describe(&meta, ours, None), "METADATA REQUEST piece 3");
+        // An id the receiver did not give ut_pex, or a payload that does
+        // not decode: the frame.
+        let other = ExtIds {
+            metadata: Some(UT_METADATA_ID),
+            pex: None,
+        };
+        assert_eq!(describe(&m, other, None), m.summary());
+        let bad = Message::Extended {
+            id: UT_PEX_ID,
+            payload: b"d5:added1:xe".to_vec(),
+        };
+        assert_eq!(describe(&bad, ours, None), bad.summary());
     }
 }

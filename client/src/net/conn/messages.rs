@@ -6,9 +6,7 @@ use std::time::Instant;
 
 use crossbeam_channel::TryRecvError;
 use log::debug;
-use minitorrent_common::wire::{
-    self, Bitfield, ExtHandshake, Message, MetadataMsg, UT_METADATA_ID,
-};
+use minitorrent_common::wire::{self, Bitfield, ExtHandshake, Message, MetadataMsg, PexMsg};
 
 use super::io::describe;
 use super::Conn;
@@ -75,7 +73,7 @@ impl Conn {
         }
         let msg = Message::decode(frame).map_err(|e| violation(e.to_string()))?;
         trace::peer(self.wire.remote, self.wire.local, || {
-            describe(&msg, Some(UT_METADATA_ID), self.wire.pieces)
+            describe(&msg, self.wire.our_ids, self.wire.pieces)
         });
         match msg {
             Message::KeepAlive | Message::Port(_) => {}
@@ -171,18 +169,26 @@ impl Conn {
         if id == 0 {
             let ext = ExtHandshake::decode(payload)
                 .map_err(|e| violation(format!("extension handshake: {e}")))?;
-            self.wire.peer_ut_metadata = ext.m.get("ut_metadata").copied().filter(|id| *id != 0);
+            self.wire.peer_ids.metadata = ext.ut_metadata_id();
+            self.wire.peer_ids.pex = ext.ut_pex_id();
             if let Some(q) = ext.reqq {
                 self.state.set_peer_reqq(q);
             }
             return self.report(Event::Ext {
                 conn: self.id,
                 metadata_size: ext.metadata_size,
-                ut_metadata: self.wire.peer_ut_metadata.is_some(),
+                ut_metadata: self.wire.peer_ids.metadata.is_some(),
+                ut_pex: self.wire.peer_ids.pex.is_some() && self.wire.our_ids.pex.is_some(),
                 listen_port: ext.p,
             });
         }
-        if id != UT_METADATA_ID {
+        if Some(id) == self.wire.our_ids.pex {
+            // Bounded by the codec (at most 50 added, 50 dropped); the
+            // swarm decides whether it comes too soon.
+            let msg = PexMsg::decode(payload).map_err(|e| violation(format!("ut_pex: {e}")))?;
+            return self.report(Event::Pex { conn: self.id, msg });
+        }
+        if Some(id) != self.wire.our_ids.metadata {
             return Ok(());
         }
         let msg =
@@ -234,10 +240,18 @@ impl Conn {
             }
             Command::Interested(yes) => self.state.set_interested(yes),
             Command::MetadataRequest(piece) => {
-                if let Some(id) = self.wire.peer_ut_metadata {
+                if let Some(id) = self.wire.peer_ids.metadata {
                     self.wire.send(&Message::Extended {
                         id,
                         payload: MetadataMsg::Request { piece }.encode(),
+                    });
+                }
+            }
+            Command::Pex(msg) => {
+                if let Some(id) = self.wire.peer_ids.pex {
+                    self.wire.send(&Message::Extended {
+                        id,
+                        payload: msg.encode(),
                     });
                 }
             }

@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use log::{debug, info, warn};
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::wire::{ExtHandshake, Handshake, Message, HANDSHAKE_LEN, UT_METADATA_ID};
+use minitorrent_common::wire::{
+    ExtHandshake, Handshake, Message, HANDSHAKE_LEN, UT_METADATA_ID, UT_PEX_ID,
+};
 
 use crate::core::msg::{CloseReason, Command, ConnError, ConnLink, Event, Input};
 use crate::core::peer_state::{PeerState, SlotPool, OUR_REQQ};
@@ -43,7 +45,7 @@ use crate::core::picker::ConnId;
 use crate::core::traffic::ConnTraffic;
 use crate::net::shared::{MetaCtx, TorrentShared};
 use crate::net::trace;
-use io::Wire;
+use io::{ExtIds, Wire};
 use messages::EarlyNews;
 use pieces::PieceBufs;
 
@@ -234,25 +236,38 @@ fn tcp_rtt(s: &TcpStream) -> Option<Duration> {
 
 /// Our first messages after the handshake: the bitfield (it must come
 /// first, and only when we have something and do not `hide` it for initial
-/// seeding), then the extension handshake if the peer speaks BEP 10.
-fn greeting(meta: Option<&MetaCtx>, hide: bool, hs: &Handshake, listen_port: u16) -> Vec<Message> {
+/// seeding), then the extension handshake if the peer speaks BEP 10; and
+/// the ids it gives our extensions (none without BEP 10; no `ut_pex` for a
+/// torrent known to be private, BEP 27).
+fn greeting(
+    meta: Option<&MetaCtx>,
+    hide: bool,
+    hs: &Handshake,
+    listen_port: u16,
+) -> (Vec<Message>, ExtIds) {
     let mut out = Vec::new();
     if let Some(m) = meta.filter(|m| m.have.count() > 0 && !hide) {
         out.push(Message::Bitfield(m.have.to_bytes()));
     }
+    let mut ids = ExtIds::default();
     if hs.supports_extensions() {
-        let mut ext = ExtHandshake::default();
-        ext.m.insert("ut_metadata".into(), UT_METADATA_ID);
-        ext.metadata_size = meta.map(|m| m.info_bytes.len() as u64);
-        ext.v = Some(crate::core::shared::CLIENT_NAME.into());
-        ext.p = Some(listen_port);
+        let mut ext = ExtHandshake::ours(
+            meta.map(|m| m.info_bytes.len() as u64),
+            Some(listen_port),
+            crate::core::shared::CLIENT_NAME,
+        );
+        if meta.is_some_and(|m| m.info.private) {
+            ext.m.remove("ut_pex");
+        }
         ext.reqq = Some(OUR_REQQ as u32);
+        ids.metadata = Some(UT_METADATA_ID);
+        ids.pex = ext.ut_pex_id().map(|_| UT_PEX_ID);
         out.push(Message::Extended {
             id: 0,
             payload: ext.encode(),
         });
     }
-    out
+    (out, ids)
 }
 
 /// One connection after the handshake: the socket side ([`Wire`]), the
@@ -296,7 +311,9 @@ impl Conn {
             traffic: Arc::default(),
         };
         let hid_pieces = t.hides_pieces() && c.meta.is_some();
-        for m in greeting(c.meta.as_deref(), hid_pieces, &hs, t.listen_port) {
+        let (hello, ids) = greeting(c.meta.as_deref(), hid_pieces, &hs, t.listen_port);
+        c.wire.our_ids = ids;
+        for m in hello {
             c.wire.send(&m);
         }
         let link = ConnLink {

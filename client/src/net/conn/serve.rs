@@ -154,7 +154,7 @@ impl Wire {
         piece: u32,
         meta: Option<&MetaCtx>,
     ) -> Result<(), ConnError> {
-        let Some(peer_id) = self.peer_ut_metadata else {
+        let Some(peer_id) = self.peer_ids.metadata else {
             return Ok(());
         };
         let backlog = self.backlog();
