@@ -184,9 +184,16 @@ impl Conn {
         }
         if Some(id) == self.wire.our_ids.pex {
             // Bounded by the codec (at most 50 added, 50 dropped); the
-            // swarm decides whether it comes too soon.
-            let msg = PexMsg::decode(payload).map_err(|e| violation(format!("ut_pex: {e}")))?;
-            return self.report(Event::Pex { conn: self.id, msg });
+            // swarm decides whether it comes too soon. A malformed one is
+            // only ignored: PEX is advice, and other clients' quirks in it
+            // are no reason to lose the peer's pieces.
+            return match PexMsg::decode(payload) {
+                Ok(msg) => self.report(Event::Pex { conn: self.id, msg }),
+                Err(e) => {
+                    log::debug!("peer {}: ut_pex ignored: {e}", self.wire.remote);
+                    Ok(())
+                }
+            };
         }
         if Some(id) != self.wire.our_ids.metadata {
             return Ok(());
