@@ -9,6 +9,9 @@
 #   json        JSON REQUEST/HEARTBEAT/REGISTER mix (60/30/10)      [default]
 #   announce    BEP 15 announces
 #   connect     BEP 15 connects
+#   http        HTTP tracker announces (GET /announce on the web port) over
+#               CONNECTIONS (8) kept-alive connections, one request in
+#               flight on each; the tracker's web threads share core 0
 #   memory      register 1,000,000 peers with BEP 15 announces; tracker RSS per peer
 #   memory-json the same through JSON REGISTER
 #   web         json and announce, each twice in a row: with --web off, then
@@ -18,6 +21,7 @@
 #   all         every mode above, one after the other
 #
 # Environment: PEERS (10000; 1000000 for memory), FILES (1000), WINDOW (256),
+# CONNECTIONS (8, for http; the tracker takes at most 16 from one address),
 # DB (the tracker's --db: a file in a temp dir by default, as deployed;
 # DB=none compares with the catalogue in memory only).
 # Figures depend on the machine and on whatever else runs on it; the load
@@ -83,8 +87,10 @@ run() { # run MODE SECONDS TRACKER-ARGS... -- LOAD-ARGS...  (POLL_WEB=1: poll th
     ppid=$!
   fi
   local rc=0
+  local wargs=()
+  [[ -n "$web" ]] && wargs=(--web "$(echo "$web" | sed 's|^http://||; s|/$||')")
   timeout $((s + 240)) "${pin1[@]}" target/release/tracker-load --tracker "$addr" --tracker-pid "$tpid" \
-    --mode "$m" --window "${WINDOW:-256}" --duration "$s" "${largs[@]}" || rc=$?
+    --mode "$m" --window "${WINDOW:-256}" --duration "$s" "${wargs[@]}" "${largs[@]}" || rc=$?
   if [[ -n "$ppid" ]]; then
     kill "$ppid" 2>/dev/null || true
     wait "$ppid" 2>/dev/null || true
@@ -108,6 +114,8 @@ one() {
     json)        run json "$secs" -- --peers "$peers" --files "$files" "$@" ;;
     announce)    run announce "$secs" -- --peers "$peers" --files "$files" "$@" ;;
     connect)     run connect "$secs" -- "$@" ;;
+    http)        run http-announce "$secs" --web 127.0.0.1:0 -- --peers "$peers" --files "$files" \
+                   --connections "${CONNECTIONS:-8}" "$@" ;;
     memory)      run fill "$secs" --peer-timeout 3600 -- --via bep15 --peers "$mem_peers" --files "$files" "$@" ;;
     memory-json) run fill "$secs" --peer-timeout 3600 -- --via json --peers "$mem_peers" --files "$files" "$@" ;;
     web)
@@ -117,12 +125,12 @@ one() {
         echo "### $w, web page on, its swarm API polled every second"
         POLL_WEB=1 run "$w" "$secs" -- --peers "$peers" --files "$files" "$@"
       done ;;
-    *) echo "unknown mode $m (json, announce, connect, memory, memory-json, web, all)"; return 2 ;;
+    *) echo "unknown mode $m (json, announce, connect, http, memory, memory-json, web, all)"; return 2 ;;
   esac
 }
 
 if [[ "$mode" == all ]]; then
-  for m in json announce connect memory memory-json web; do one "$m" "$@"; done
+  for m in json announce connect http memory memory-json web; do one "$m" "$@"; done
 else
   one "$mode" "$@"
 fi

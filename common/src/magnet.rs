@@ -8,6 +8,7 @@
 
 use crate::hex::{self, HexError};
 use crate::metainfo::{shorten, InfoHash, Metainfo};
+use crate::percent;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
@@ -189,33 +190,10 @@ fn parse_btih(h: &str) -> Result<InfoHash, MagnetError> {
 /// Percent-decodes `raw`; with `plus_is_space`, `+` becomes a space (form
 /// encoding, which some clients use for `dn`).
 fn decode(raw: &str, param: &str, plus_is_space: bool) -> Result<String, MagnetError> {
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let byte = b
-                    .get(i + 1)
-                    .and_then(|&h| hex::digit(h))
-                    .zip(b.get(i + 2).and_then(|&l| hex::digit(l)))
-                    .map(|(h, l)| h << 4 | l)
-                    .ok_or_else(|| MagnetError::BadPercent {
-                        param: shorten(param),
-                    })?;
-                out.push(byte);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
+    let out =
+        percent::decode(raw.as_bytes(), plus_is_space).map_err(|_| MagnetError::BadPercent {
+            param: shorten(param),
+        })?;
     String::from_utf8(out).map_err(|_| MagnetError::NotUtf8 {
         param: shorten(param),
     })
@@ -223,14 +201,5 @@ fn decode(raw: &str, param: &str, plus_is_space: bool) -> Result<String, MagnetE
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn encode_into(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 15)] as char);
-        }
-    }
+    percent::encode_into(s.as_bytes(), out)
 }

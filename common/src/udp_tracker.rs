@@ -577,17 +577,21 @@ pub fn encode_error_response(buf: &mut Vec<u8>, transaction_id: u32, message: &s
 /// The tracker shows BEP 15 announcers to JSON peers with this.
 pub fn peer_id_text(bytes: &[u8; 20]) -> String {
     let mut s = String::with_capacity(20);
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            s.push(char::from(b));
-        } else {
-            let _ = write!(s, "%{b:02X}");
-        }
-    }
+    crate::percent::encode_into(bytes, &mut s);
     s
 }
 
-fn short_hex(b: &[u8; 20]) -> String {
+/// The inverse of [`peer_id_text`]: the 20 bytes a peer id shown as text
+/// stands for, when it decodes to exactly 20 (a BEP 15 or HTTP announcer's
+/// id); `None` for other text (a JSON peer's id of another length).
+pub fn peer_id_bytes(text: &str) -> Option<[u8; 20]> {
+    crate::percent::decode(text.as_bytes(), false)
+        .ok()?
+        .try_into()
+        .ok()
+}
+
+pub(crate) fn short_hex(b: &[u8; 20]) -> String {
     let mut s = String::with_capacity(13);
     for x in &b[..6] {
         let _ = write!(s, "{x:02x}");

@@ -20,12 +20,12 @@ use minitorrent_common::tracker_proto::{
 };
 use minitorrent_common::udp_tracker as udp;
 
+use crate::announce::{self, Announce};
 use crate::catalogue::{EventKind, Recorder};
 use crate::config::Config;
 use crate::connection_id::ConnectionIds;
-use crate::peer_id::peer_id_from_bytes;
 use crate::registry::{
-    AnnounceEvent, Family, RegisterError, Registry, SearchHit, SwarmChange, SweepReport,
+    AnnounceProtocol, Family, RegisterError, Registry, SearchHit, SwarmChange, SweepReport,
 };
 use crate::stats::Stats;
 use minitorrent_common::metainfo::InfoHash;
@@ -215,30 +215,23 @@ impl Handler {
                     } else {
                         (a.num_want as usize).min(self.max_peers)
                     };
-                    let event = if a.event == udp::Event::Stopped {
-                        AnnounceEvent::Stopped
-                    } else {
-                        AnnounceEvent::Update
-                    };
-                    // Only the events the catalogue logs cost a peer id copy.
-                    let logged = match (&self.recorder, a.event) {
-                        (None, _) | (_, udp::Event::None) => None,
-                        (Some(r), ev) => Some((r, ev, peer_id_from_bytes(&a.peer_id))),
-                    };
                     let family = if ipv6 { Family::V6 } else { Family::V4 };
                     let interval = self.interval;
-                    let mut became_complete = false;
-                    let announced = self.registry.announce(
-                        SocketAddr::new(src.ip(), a.port),
-                        peer_id_from_bytes(&a.peer_id),
-                        &a.info_hash,
-                        a.left == 0,
-                        event,
-                        want,
+                    let announced = announce::announce(
+                        &self.registry,
+                        self.recorder.as_ref(),
+                        &Announce {
+                            addr: SocketAddr::new(src.ip(), a.port),
+                            peer_id: &a.peer_id,
+                            info_hash: a.info_hash,
+                            left: a.left,
+                            event: a.event,
+                            want,
+                            protocol: AnnounceProtocol::Bep15,
+                        },
                         family,
                         &mut self.rng,
                         now,
-                        &mut became_complete,
                         |counts, picks| {
                             udp::encode_announce_response(
                                 out,
@@ -251,32 +244,10 @@ impl Handler {
                             )
                         },
                     );
-                    match announced {
-                        Err(e) => {
-                            debug!("{src}: BEP 15 announce refused: {e}");
-                            out.clear();
-                            udp::encode_error_response(out, tid, &e.to_string());
-                        }
-                        Ok(()) => {
-                            if let Some((r, ev, id)) = logged {
-                                let addr = SocketAddr::new(src.ip(), a.port);
-                                match ev {
-                                    // A resent `completed` (its reply was lost)
-                                    // is one download, not two.
-                                    udp::Event::Completed if became_complete => {
-                                        r.completed(a.info_hash, addr, id)
-                                    }
-                                    udp::Event::Completed => {}
-                                    udp::Event::Started => {
-                                        r.event(EventKind::Register, a.info_hash, addr, id)
-                                    }
-                                    udp::Event::Stopped => {
-                                        r.event(EventKind::Exit, a.info_hash, addr, id)
-                                    }
-                                    udp::Event::None => {}
-                                }
-                            }
-                        }
+                    if let Err(e) = announced {
+                        debug!("{src}: BEP 15 announce refused: {e}");
+                        out.clear();
+                        udp::encode_error_response(out, tid, &e.to_string());
                     }
                 }
             }
@@ -284,10 +255,7 @@ impl Handler {
                 let registry = &self.registry;
                 let recorder = self.recorder.as_ref();
                 let stats = info_hashes.iter().map(|h| {
-                    let c = registry.counts(h);
-                    // Completed downloads from the catalogue's counts in
-                    // memory (0 without a catalogue).
-                    let completed = recorder.map_or(0, |r| r.completed_count(h));
+                    let (c, completed) = announce::scrape(registry, recorder, h);
                     udp::ScrapeStats {
                         seeders: c.seeders,
                         completed: u32::try_from(completed).unwrap_or(u32::MAX),

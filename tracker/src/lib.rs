@@ -16,6 +16,7 @@
 //! (the HTTP server, on its own threads) reads the registry, the live view,
 //! the catalogue and the counters; nothing imports it.
 
+pub mod announce;
 pub mod catalogue;
 pub mod config;
 pub mod connection_id;

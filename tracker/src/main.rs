@@ -191,12 +191,17 @@ fn main() -> ExitCode {
             catalogue: tracker.catalogue(),
             udp: tracker.metrics(),
             tracker: tracker.local_addr(),
+            max_peers: config.max_peers,
+            interval: config.interval_secs(),
+            trace: config.trace,
         };
         info!(
-            "web page listening on {} (TCP; at most {} connections, {} per IP)",
+            "web page listening on {} (TCP; at most {} connections, {} per IP); \
+             HTTP tracker announce URL {}announce",
             w.local_addr(),
             minitorrent_tracker::web::bounds::MAX_CONNECTIONS,
-            minitorrent_tracker::web::bounds::MAX_PER_IP
+            minitorrent_tracker::web::bounds::MAX_PER_IP,
+            w.url()
         );
         if let Err(e) = w.spawn(ctx, stop.clone()) {
             eprintln!("minitorrent-tracker: cannot start the web server's thread: {e}");

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use minitorrent_common::percent;
 use minitorrent_common::udp_tracker::peer_id_text;
 
 const INLINE: usize = 22;
@@ -84,10 +85,7 @@ impl fmt::Display for PeerId {
 /// [`peer_id_text`]: percent-encoding, so `-XX1234-…` ids read as themselves
 /// and equal a JSON peer that uses the same 20 characters).
 pub fn peer_id_from_bytes(bytes: &[u8; 20]) -> PeerId {
-    if bytes
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-    {
+    if bytes.iter().all(|&b| percent::is_unreserved(b)) {
         // All ASCII, so valid UTF-8; skip building a String.
         if let Ok(s) = std::str::from_utf8(bytes) {
             return PeerId::new(s);

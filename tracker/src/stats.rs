@@ -139,6 +139,8 @@ pub enum PeerProtocol {
     Json,
     /// Announced with BEP 15; such peers send no `STATS`.
     Bep15,
+    /// Announced over HTTP (`GET /announce`); no `STATS` either.
+    Http,
     /// Not registered (seen only as the other end of a reported transfer).
     Unknown,
 }
@@ -419,6 +421,8 @@ fn merge(
             up_rate: 0,
             protocol: if p.json {
                 PeerProtocol::Json
+            } else if p.http {
+                PeerProtocol::Http
             } else {
                 PeerProtocol::Bep15
             },
@@ -640,6 +644,7 @@ mod tests {
             peer_id: id.into(),
             complete,
             json: true,
+            http: false,
         }
     }
 

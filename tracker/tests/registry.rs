@@ -10,8 +10,9 @@ use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{FileInfo, FileRef};
 use minitorrent_tracker::peer_id::PeerId;
 use minitorrent_tracker::registry::{
-    AnnounceEvent, Family, Limits, PeerList, Picks, RegisterError, RegisterOutcome, Registry,
-    RegistryStats, SwarmCounts, TrackerFull, UnknownPeer, MAX_SEARCH_HITS,
+    AnnounceEvent, AnnounceProtocol, Family, Limits, PeerList, Picks, RegisterError,
+    RegisterOutcome, Registry, RegistryStats, SwarmCounts, TrackerFull, UnknownPeer,
+    MAX_SEARCH_HITS,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -104,6 +105,7 @@ impl Fixture {
             &h(b),
             complete,
             event,
+            AnnounceProtocol::Bep15,
             50,
             family,
             &mut self.rng,
@@ -591,6 +593,7 @@ fn threads_share_the_registry_without_losing_entries() {
                         &h((i % 7) as u8),
                         false,
                         AnnounceEvent::Update,
+                        AnnounceProtocol::Bep15,
                         10,
                         Family::V4,
                         &mut rng,

@@ -1,6 +1,8 @@
-//! BEP 15 over the registry: an `announce` joins, refreshes or leaves one
-//! swarm as a peer entry without a record (it names its swarm every time), and
-//! `scrape` reads a swarm's counts.
+//! BEP 15 and HTTP announces over the registry: an `announce` joins,
+//! refreshes or leaves one swarm as a peer entry without a record (it names
+//! its swarm every time), and `scrape` reads a swarm's counts. Both
+//! protocols announce the same way; the entry only remembers which one it
+//! was, for the live view.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -23,6 +25,15 @@ pub enum AnnounceEvent {
     Stopped,
 }
 
+/// The tracker protocol that carried an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceProtocol {
+    /// A BEP 15 datagram.
+    Bep15,
+    /// An HTTP `GET /announce` (BEP 3).
+    Http,
+}
+
 /// Seeders, leechers and downloads-completed of one swarm (BEP 15 scrape).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SwarmCounts {
@@ -31,7 +42,7 @@ pub struct SwarmCounts {
 }
 
 impl Registry {
-    /// BEP 15 `announce`: joins, refreshes or (on `stopped`) leaves one swarm,
+    /// BEP 15 or HTTP `announce` (as `protocol` says): joins, refreshes or (on `stopped`) leaves one swarm,
     /// setting `became_complete` when the peer is now complete and was not
     /// (a new entry that is complete counts too: it cannot be told apart),
     /// then calls `visit` with the swarm's counts and up to `max` other peers
@@ -46,6 +57,7 @@ impl Registry {
         info_hash: &InfoHash,
         complete: bool,
         event: AnnounceEvent,
+        protocol: AnnounceProtocol,
         max: usize,
         family: Family,
         rng: &mut fastrand::Rng,
@@ -54,6 +66,7 @@ impl Registry {
         visit: impl FnOnce(SwarmCounts, Picks<'_>) -> R,
     ) -> Result<R, TrackerFull> {
         *became_complete = false;
+        let http = protocol == AnnounceProtocol::Http;
         let now_ms = self.ms(now);
         let ip = ip16(addr.ip());
         let phash = peer_hash(&self.hasher, &ip, &peer_id);
@@ -89,6 +102,7 @@ impl Registry {
                 p.shared = None;
                 p.port = addr.port();
                 p.last_seen = now_ms;
+                p.http = http;
                 *became_complete = complete && !p.complete;
                 swarm.set_complete(i, complete);
                 i
@@ -104,6 +118,7 @@ impl Registry {
                         port: addr.port(),
                         last_seen: now_ms,
                         complete,
+                        http,
                         shared: None,
                     },
                 )

@@ -184,6 +184,7 @@ impl Registry {
                             port,
                             last_seen: now_ms,
                             complete: f.complete,
+                            http: false,
                             shared: Some(live.clone()),
                         },
                     );

@@ -32,8 +32,10 @@ pub struct SnapshotPeer {
     pub peer_id: String,
     pub complete: bool,
     /// Registered through the JSON protocol (`REGISTER`); false for a BEP 15
-    /// announcer.
+    /// or HTTP announcer.
     pub json: bool,
+    /// Announced over HTTP (false for JSON peers and BEP 15 announcers).
+    pub http: bool,
 }
 
 /// A copy of one swarm, taken under its shard lock (held only to copy).
@@ -135,6 +137,7 @@ impl Registry {
                 peer_id: p.id.as_str().to_string(),
                 complete: p.complete,
                 json: p.shared.is_some(),
+                http: p.shared.is_none() && p.http,
             });
         }
         Some(SwarmSnapshot {

@@ -41,7 +41,7 @@
 //! - `json_peers`: `REGISTER`, `HEARTBEAT`, `EXIT`.
 //! - `search`: swarms by exact name (`REQUEST` by name) and `SEARCH`.
 //! - `listing`: `REQUEST` — a swarm and some of its peers ([`PeerList`]).
-//! - `bep15`: BEP 15 `announce` and `scrape`.
+//! - `bep15`: BEP 15 and HTTP `announce`, and `scrape`.
 //! - `expiry`: sweeping out peers past their timeout and empty swarms.
 //! - `live`: for `STATS` and the live view, off the hot path: who sent a
 //!   `STATS`, whether a peer's swarms have a leecher, a copy of one swarm.
@@ -64,7 +64,7 @@ mod search;
 mod shards;
 mod swarm;
 
-pub use bep15::{AnnounceEvent, SwarmCounts};
+pub use bep15::{AnnounceEvent, AnnounceProtocol, SwarmCounts};
 pub use expiry::SweepReport;
 pub use identity::Family;
 /// The keyed info-hash hash, also used by the catalogue's counts.

@@ -41,6 +41,9 @@ pub(super) struct SwarmPeer {
     pub(super) port: u16,
     pub(super) last_seen: u32,
     pub(super) complete: bool,
+    /// Announced over HTTP rather than BEP 15 (while `shared` is `None`;
+    /// for the live view).
+    pub(super) http: bool,
     /// The JSON peer's record cell, when a `REGISTER` put this entry here.
     pub(super) shared: Option<Arc<Live>>,
 }

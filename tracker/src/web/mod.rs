@@ -1,13 +1,15 @@
-//! The tracker's web page and JSON API (docs/WEB.md), on its own threads:
-//! the UDP workers never wait on HTTP, and HTTP reads only what the UDP
-//! side already shares (the registry's shards one at a time, the `STATS`
-//! window's lock for one copy, the catalogue's store, the workers'
-//! counters).
+//! The tracker's web page, JSON API and HTTP tracker protocol (docs/WEB.md),
+//! on its own threads: the UDP workers never wait on HTTP, and HTTP uses
+//! only what the UDP side already shares (the registry's shards one at a
+//! time, the `STATS` window's lock for one copy, the catalogue's store and
+//! its recorder, the workers' counters).
 //!
 //! - `http`: reading one request and writing one response, by hand and
 //!   bounded; `multipart`: the publish form's upload.
 //! - `routes`: the pages, the API, `/metrics`; `cache`: the `/api/swarms`
-//!   answers of the last second.
+//!   answers of the last second; `http_tracker`: the HTTP tracker protocol
+//!   (`/announce`, `/scrape`), which writes to the registry as a UDP worker
+//!   does (one shard at a time, under a handler permit).
 //! - this file: binding, the accept thread, one thread per connection
 //!   under a fixed cap, and the [`bounds`].
 //!
@@ -21,6 +23,7 @@
 
 mod cache;
 mod http;
+mod http_tracker;
 pub mod multipart;
 mod routes;
 
@@ -33,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 
-use crate::catalogue::Catalogue;
+use crate::catalogue::{Catalogue, Recorder};
 use crate::metrics::UdpMetrics;
 use crate::registry::Registry;
 use crate::server::StopHandle;
@@ -139,6 +142,13 @@ pub struct WebContext {
     pub udp: UdpMetrics,
     /// The tracker's UDP address as peers reach it (for magnet links).
     pub tracker: SocketAddr,
+    /// Most peers in one announce reply (`--max-peers`).
+    pub max_peers: usize,
+    /// Seconds between announces an HTTP announce reply asks for: the
+    /// JSON heartbeat interval, as BEP 15 replies say.
+    pub interval: u32,
+    /// `--trace`: one line per HTTP tracker request and reply.
+    pub trace: bool,
 }
 
 /// The bound listening socket, ready to [`spawn`](WebServer::spawn).
@@ -180,8 +190,10 @@ impl WebServer {
             IpAddr::V6(v6) => format!("udp://[{v6}]:{}/announce", t.port()),
             IpAddr::V4(v4) => format!("udp://{v4}:{}/announce", t.port()),
         };
+        let recorder = ctx.catalogue.recorder();
         let shared = Arc::new(Shared {
             ctx,
+            recorder,
             announce,
             slots: Mutex::new(Slots::default()),
             handlers: Semaphore::new(bounds::HANDLERS),
@@ -232,6 +244,8 @@ pub fn public_ip(ip: IpAddr) -> IpAddr {
 
 pub(crate) struct Shared {
     ctx: WebContext,
+    /// The catalogue's feed, for HTTP announces (events, completed counts).
+    recorder: Recorder,
     /// The tracker as magnet links name it: `udp://IP:PORT/announce`.
     announce: String,
     slots: Mutex<Slots>,
@@ -260,6 +274,11 @@ pub(crate) struct HttpCounters {
     refused: AtomicU64,
     accept_errors: AtomicU64,
     accepted: AtomicU64,
+    /// HTTP tracker requests: `/announce`, `/scrape`, and those of either
+    /// answered with a `failure reason`.
+    announces: AtomicU64,
+    scrapes: AtomicU64,
+    refusals: AtomicU64,
 }
 
 pub(crate) const STATUSES: [u16; 16] = [
@@ -318,42 +337,60 @@ fn take_slot(shared: &Arc<Shared>, ip: IpAddr) -> Option<Slot> {
 
 /// A counting semaphore; a permit is given back when dropped.
 struct Semaphore {
-    free: Mutex<usize>,
+    state: Mutex<Permits>,
     cv: Condvar,
+}
+
+struct Permits {
+    free: usize,
+    /// Threads waiting for a permit: a permit given back wakes one only
+    /// when there is one (notifying a condition variable is a system call
+    /// even when nobody waits, and every request takes a permit).
+    waiting: usize,
 }
 
 struct Permit<'a>(&'a Semaphore);
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *lock(&self.0.free) += 1;
-        self.0.cv.notify_one();
+        let mut st = lock(&self.0.state);
+        st.free += 1;
+        let wake = st.waiting > 0;
+        drop(st);
+        if wake {
+            self.0.cv.notify_one();
+        }
     }
 }
 
 impl Semaphore {
     fn new(n: usize) -> Semaphore {
         Semaphore {
-            free: Mutex::new(n),
+            state: Mutex::new(Permits {
+                free: n,
+                waiting: 0,
+            }),
             cv: Condvar::new(),
         }
     }
 
     fn acquire(&self, wait: Duration) -> Option<Permit<'_>> {
         let deadline = Instant::now() + wait;
-        let mut free = lock(&self.free);
-        while *free == 0 {
+        let mut st = lock(&self.state);
+        while st.free == 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
-            free = self
+            st.waiting += 1;
+            st = self
                 .cv
-                .wait_timeout(free, left)
+                .wait_timeout(st, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            st.waiting -= 1;
         }
-        *free -= 1;
+        st.free -= 1;
         Some(Permit(self))
     }
 }
@@ -585,7 +622,7 @@ fn finish(
     keep: bool,
 ) -> bool {
     shared.counters.status(resp.status);
-    match http::write_response(&mut conn.stream, resp, head_only, keep) {
+    match conn.write_response(resp, head_only, keep) {
         Ok(()) => {
             if !keep {
                 linger(&conn.stream);

@@ -195,6 +195,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             metrics(shared),
         ),
         "/stats.json" if get => json_ok(200, &stats_json(shared)),
+        "/announce" if req.method == "GET" => super::http_tracker::announce(shared, req),
+        "/scrape" if req.method == "GET" => super::http_tracker::scrape(shared, req),
+        "/announce" | "/scrape" => not_allowed("GET"),
         _ => {
             if let Some(h) = path.strip_prefix("/swarm/") {
                 if !get {
@@ -749,6 +752,22 @@ fn figures(shared: &Shared) -> Vec<(String, String, &'static str, &'static str, 
         "Failed accepts (e.g. out of file descriptors).",
         "counter",
         load(&c.accept_errors),
+    ));
+    for (kind, n) in [("announce", &c.announces), ("scrape", &c.scrapes)] {
+        f.push((
+            "minitorrent_http_tracker_requests_total".into(),
+            format!("type=\"{kind}\""),
+            "HTTP tracker protocol requests (GET /announce, GET /scrape).",
+            "counter",
+            load(n),
+        ));
+    }
+    f.push((
+        "minitorrent_http_tracker_failures_total".into(),
+        String::new(),
+        "HTTP tracker requests answered with a failure reason (malformed, port 0, tracker full).",
+        "counter",
+        load(&c.refusals),
     ));
     let open = super::lock(&shared.slots).open as u64;
     f.push((

@@ -37,6 +37,14 @@ pub(crate) struct Args {
     /// Percent of REQUEST, HEARTBEAT and REGISTER in the json mix.
     #[arg(long, default_value = "60,30,10")]
     pub(crate) mix: String,
+    /// `http-announce`: the tracker's web page address (its "web page on"
+    /// line without `http://`), where it answers `GET /announce`.
+    #[arg(long)]
+    pub(crate) web: Option<SocketAddr>,
+    /// `http-announce`: kept-alive connections, one request in flight on
+    /// each (the tracker takes at most 16 from one address).
+    #[arg(long, default_value_t = 8)]
+    pub(crate) connections: usize,
     /// Handler modes: feed a catalogue at this database (a file, or `none`
     /// for memory), as the tracker does; default: no catalogue.
     #[arg(long)]
@@ -56,6 +64,10 @@ pub(crate) enum Mode {
     Announce,
     /// BEP 15 connect requests only.
     Connect,
+    /// HTTP tracker announces (`GET /announce` on `--web`) over
+    /// `--connections` kept-alive connections: every peer announces once,
+    /// then random peers announce (as in `announce`).
+    HttpAnnounce,
     /// Register --peers peers (via --via) and report the tracker's memory
     /// (VmRSS, needs --tracker-pid) per peer. Run the tracker with a long
     /// --peer-timeout so nobody expires meanwhile.

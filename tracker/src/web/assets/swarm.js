@@ -20,7 +20,7 @@
     expiry: "timed out",
     completed: "completed",
   };
-  var PROTOCOL_TEXT = { json: "JSON", bep15: "BEP 15", unknown: "unknown" };
+  var PROTOCOL_TEXT = { json: "JSON", bep15: "BEP 15", http: "HTTP", unknown: "unknown" };
 
   function $(id) {
     return document.getElementById(id);
@@ -376,7 +376,7 @@
 
   function reportText(p) {
     if (p.reporting) return "reporting";
-    if (p.protocol === "bep15") return "no STATS";
+    if (p.protocol === "bep15" || p.protocol === "http") return "no STATS";
     if (p.protocol === "unknown") return "not registered";
     return "not reporting";
   }
@@ -674,7 +674,7 @@
       $("pieces-note").textContent = "";
       empty.hidden = false;
       empty.textContent =
-        "No piece map yet: peers send theirs with STATS while they transfer (the tracker keeps none for files of more than 16384 pieces, nor for BEP 15 peers).";
+        "No piece map yet: peers send theirs with STATS while they transfer (the tracker keeps none for files of more than 16384 pieces, nor for BEP 15 or HTTP announcers).";
       return;
     }
     empty.hidden = true;
