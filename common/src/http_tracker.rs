@@ -12,9 +12,10 @@
 //! `ip`, `supportcrypto`, …) are skipped.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::bencode::{self, BencodeError, Value};
+use crate::compact::{self, PEER_V4_LEN};
 use crate::metainfo::InfoHash;
 use crate::percent;
 use crate::udp_tracker::{peer_id_text, short_hex};
@@ -31,9 +32,6 @@ pub const MAX_SCRAPE_HASHES: usize = 50;
 /// Peers a tracker lists when the announce gives no `numwant` (BEP 3's
 /// usual default); a tracker caps any `numwant` at its own maximum.
 pub const DEFAULT_NUMWANT: usize = 50;
-/// Bytes per peer in `peers` (IPv4 and port) and in `peers6` (IPv6 and port).
-pub const PEER_V4_LEN: usize = 6;
-pub const PEER_V6_LEN: usize = 18;
 
 /// What is wrong with a query; the tracker sends it as `failure reason`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -365,18 +363,11 @@ pub fn encode_announce(
     let mut v4: Vec<u8> = Vec::with_capacity(PEER_V4_LEN * DEFAULT_NUMWANT);
     let mut v6: Vec<u8> = Vec::new();
     for p in peers {
-        match p.ip() {
-            IpAddr::V4(ip) => v4.extend_from_slice(&ip.octets()),
-            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-                Some(ip) => v4.extend_from_slice(&ip.octets()),
-                None => {
-                    v6.extend_from_slice(&ip.octets());
-                    v6.extend_from_slice(&p.port().to_be_bytes());
-                    continue;
-                }
-            },
+        // An IPv4-mapped address (a dual-stack socket) is an IPv4 peer.
+        let p = SocketAddr::new(p.ip().to_canonical(), p.port());
+        if !compact::push(&mut v4, p, false) {
+            compact::push(&mut v6, p, true);
         }
-        v4.extend_from_slice(&p.port().to_be_bytes());
     }
     push_header(out, h);
     push_str(out, b"peers");
@@ -401,13 +392,7 @@ pub fn encode_announce_dicts(
     out.push(b'l');
     for p in peers {
         out.push(b'd');
-        let ip = match p.addr.ip() {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(IpAddr::V6(v6), IpAddr::V4)
-                .to_string(),
-            IpAddr::V4(v4) => v4.to_string(),
-        };
+        let ip = p.addr.ip().to_canonical().to_string();
         push_str(out, b"ip");
         push_str(out, ip.as_bytes());
         if let Some(id) = &p.peer_id {
@@ -458,24 +443,13 @@ fn count(v: &Value, key: &'static str) -> Result<Option<u32>, ReplyError> {
         .transpose()
 }
 
-fn compact_peers(b: &[u8], unit: usize, what: &'static str) -> Result<Vec<Peer>, ReplyError> {
-    if !b.len().is_multiple_of(unit) {
-        return Err(ReplyError::Malformed(what));
-    }
-    Ok(b.chunks_exact(unit)
-        .map(|c| {
-            let port = u16::from_be_bytes([c[unit - 2], c[unit - 1]]);
-            let ip = if unit == PEER_V6_LEN {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&c[..16]);
-                IpAddr::V6(Ipv6Addr::from(a))
-            } else {
-                IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3]))
-            };
-            Peer {
-                addr: SocketAddr::new(ip, port),
-                peer_id: None,
-            }
+fn compact_peers(b: &[u8], ipv6: bool, what: &'static str) -> Result<Vec<Peer>, ReplyError> {
+    let addrs = compact::decode(b, ipv6).map_err(|_| ReplyError::Malformed(what))?;
+    Ok(addrs
+        .into_iter()
+        .map(|addr| Peer {
+            addr,
+            peer_id: None,
         })
         .collect())
 }
@@ -498,7 +472,7 @@ impl AnnounceResponse {
         let v = dict_of(body)?;
         let mut peers = match v.get("peers") {
             None => Vec::new(),
-            Some(Value::Bytes(b)) => compact_peers(b, PEER_V4_LEN, "peers")?,
+            Some(Value::Bytes(b)) => compact_peers(b, false, "peers")?,
             Some(Value::List(l)) => l
                 .iter()
                 .map(|d| dict_peer(d).ok_or(ReplyError::Malformed("peers")))
@@ -507,7 +481,7 @@ impl AnnounceResponse {
         };
         if let Some(p6) = v.get("peers6") {
             let b = p6.as_bytes().ok_or(ReplyError::Malformed("peers6"))?;
-            peers.extend(compact_peers(b, PEER_V6_LEN, "peers6")?);
+            peers.extend(compact_peers(b, true, "peers6")?);
         }
         Ok(AnnounceResponse {
             interval: count(&v, "interval")?.ok_or(ReplyError::Missing("interval"))?,

@@ -31,12 +31,7 @@ fn start(args: &[&str]) -> (TrackerProc, SocketAddr) {
     let mut a = vec!["--web", "127.0.0.1:0"];
     a.extend_from_slice(args);
     let t = TrackerProc::start(&a);
-    let url = t.web.clone().expect("the web page is on");
-    let addr = url
-        .strip_prefix("http://")
-        .and_then(|u| u.strip_suffix('/'))
-        .and_then(|u| u.parse().ok())
-        .unwrap_or_else(|| panic!("not an http://IP:PORT/ URL: {url}"));
+    let addr = t.web_addr();
     (t, addr)
 }
 

@@ -99,6 +99,16 @@ impl TrackerProc {
         TrackerProc::start_on("127.0.0.1:0", args)
     }
 
+    /// The web page's address, from its `http://IP:PORT/` URL (the web
+    /// page must be on).
+    pub fn web_addr(&self) -> SocketAddr {
+        let url = self.web.as_deref().expect("the web page is on");
+        url.strip_prefix("http://")
+            .and_then(|u| u.strip_suffix('/'))
+            .and_then(|u| u.parse().ok())
+            .unwrap_or_else(|| panic!("not an http://IP:PORT/ URL: {url}"))
+    }
+
     pub fn stderr(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
     }
