@@ -12,9 +12,13 @@
 //! handle. [`stats`] (the live view's `STATS` window) imports the registry;
 //! the handler records into it. [`catalogue`] (the persistent store and its
 //! writer thread) imports only [`peer_id`]; the handler feeds it, the server
-//! starts and stops it. [`metrics`] counts the workers' datagrams. [`web`]
-//! (the HTTP server, on its own threads) reads the registry, the live view,
-//! the catalogue and the counters; nothing imports it.
+//! starts and stops it. [`metrics`] counts the workers' datagrams.
+//! [`announce`] (one announce or scrape, whether a BEP 15 datagram or an
+//! HTTP request carried it) imports the registry, the catalogue and
+//! [`peer_id`]; the handler and the web server use it. [`web`] (the HTTP
+//! server, on its own threads: the pages, their API and the HTTP tracker
+//! protocol) reads the registry, the live view, the catalogue and the
+//! counters, and announces through [`announce`]; nothing imports it.
 
 pub mod announce;
 pub mod catalogue;

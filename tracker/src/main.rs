@@ -19,7 +19,8 @@ use minitorrent_tracker::web::{WebContext, WebServer};
 ///
 /// Peers talk to it with JSON datagrams (REGISTER, REQUEST, SEARCH, HEARTBEAT,
 /// EXIT) and BitTorrent clients with the UDP tracker protocol (BEP 15), both on
-/// the same port; see docs/PROTOCOL.md. On start it prints one line to stdout,
+/// the same port, or with the HTTP tracker protocol (GET /announce, /scrape)
+/// on the web page's port; see docs/PROTOCOL.md. On start it prints one line to stdout,
 /// `minitorrent-tracker listening on ADDR:PORT`, with the port actually bound,
 /// then (unless `--web off`) `minitorrent-tracker web page on http://IP:PORT/`.
 /// Logs go to stderr (level info; set RUST_LOG=debug for every datagram, or
@@ -40,8 +41,8 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     peer_timeout: u64,
 
-    /// Most peers listed in one PEERS reply (1 to 1000); when a swarm has more,
-    /// a random subset is sent.
+    /// Most peers listed in one PEERS reply or announce reply (1 to 1000); when
+    /// a swarm has more, a random subset is sent.
     #[arg(long, value_name = "N", default_value_t = 50,
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     max_peers: u64,
@@ -66,7 +67,8 @@ struct Cli {
     db: String,
 
     /// Where the web page (search, magnet links, .torrent downloads, the live
-    /// swarm view, /metrics) listens, over TCP: ADDR:PORT, or `off`. Default:
+    /// swarm view, /metrics) and the HTTP tracker protocol (http://IP:PORT/announce)
+    /// listen, over TCP: ADDR:PORT, or `off`. Default:
     /// the --bind IP with port 8080, or a free port when --bind asks for
     /// port 0. See docs/WEB.md.
     #[arg(long, value_name = "ADDR:PORT|off")]

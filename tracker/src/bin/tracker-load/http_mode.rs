@@ -169,7 +169,7 @@ impl Driver {
         let fresh = self.open(i)?;
         let old = std::mem::replace(&mut self.conns[i], fresh);
         n.reconnects += 1;
-        if old.waiting && old.written > 0 && !old.out.is_empty() && old.buf.is_empty() {
+        if old.waiting {
             let c = &mut self.conns[i];
             c.out = old.out;
             c.waiting = true;
