@@ -766,7 +766,10 @@ impl Swarm {
         let from_loopback = p.addr.ip().is_loopback();
         let ours = self.own_addrs();
         let mut learnt = 0;
-        for a in msg.added.iter().map(|x| x.addr) {
+        // `::ffff:a.b.c.d` is the IPv4 address it maps: checked, and known,
+        // as that.
+        let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+        for a in msg.added.iter().map(|x| canonical(x.addr)) {
             if pex::usable(a, from_loopback) && !ours.contains(&a) {
                 self.discovery.learnt(a, self.now);
                 learnt += 1;

@@ -154,7 +154,8 @@ impl PexIn {
 /// (from anyone else it names a machine of theirs, and would have us dial
 /// our own).
 pub fn usable(addr: SocketAddr, from_loopback: bool) -> bool {
-    let ip = addr.ip();
+    // An IPv4-mapped IPv6 address is judged as the IPv4 address it maps.
+    let ip = addr.ip().to_canonical();
     let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
     addr.port() != 0
         && !ip.is_unspecified()
@@ -256,6 +257,10 @@ mod tests {
     #[test]
     fn only_unicast_addresses_with_a_port_are_usable_loopback_from_loopback() {
         let u = |s: &str, lo: bool| usable(s.parse().unwrap(), lo);
+        assert!(!u("[::ffff:127.0.0.1]:6881", false), "mapped loopback");
+        assert!(!u("[::ffff:0.0.0.0]:6881", false));
+        assert!(!u("[::ffff:255.255.255.255]:6881", false));
+        assert!(u("[::ffff:10.0.0.2]:6881", false));
         assert!(u("10.0.0.1:6881", false));
         assert!(u("[2001:db8::1]:6881", false));
         assert!(u("127.0.0.1:6881", true));

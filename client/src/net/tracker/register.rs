@@ -144,6 +144,9 @@ fn fail_over(
             &format!("{e} (and every other tracker too)"),
             Instant::now(),
         );
+    } else if outage.since.is_some() {
+        // Every tracker was found down already: said once, then quiet.
+        debug!("{e}; trying the next tracker, {to}");
     } else {
         warn!("{e}; trying the next tracker, {to}");
     }
