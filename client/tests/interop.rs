@@ -12,36 +12,20 @@
 //! on (with its own port and state file, and no entry point it stays
 //! local). Every aria2c is bounded by `--seed-time` and killed on drop.
 
+#[path = "../../tracker/tests/common/aria2.rs"]
+mod aria2;
 mod common;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use aria2::aria2c;
 use common::*;
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::udp_tracker::{Request, Response};
 
 const PIECE: u32 = 64 * 1024;
-
-fn aria2c() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("aria2c"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("MINITORRENT_SKIP_INTEROP").as_deref() == Ok("1") {
-            eprintln!("aria2c is not installed: test skipped (MINITORRENT_SKIP_INTEROP=1)");
-            return None;
-        }
-        panic!(
-            "aria2c is not installed: run scripts/test.sh, which installs it \
-             (apt-get install aria2), or set MINITORRENT_SKIP_INTEROP=1 to skip"
-        );
-    }
-    found
-}
 
 fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

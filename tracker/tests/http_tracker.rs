@@ -8,6 +8,8 @@
 //! `scripts/test.sh`); without it the test fails, unless
 //! `MINITORRENT_SKIP_INTEROP=1`, as in `client/tests/interop.rs`.
 
+#[path = "common/aria2.rs"]
+mod aria2;
 mod common;
 
 use std::io::{Read, Write};
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aria2::aria2c;
 use common::{Bep15, Client, TempDir, TrackerProc, WAIT};
 use minitorrent_common::hash::sha1;
 use minitorrent_common::http_tracker::{
@@ -538,25 +541,6 @@ fn a_peer_of_any_protocol_appears_in_the_replies_of_the_others() {
 }
 
 // ---- aria2 -----------------------------------------------------------------
-
-fn aria2c() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("aria2c"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("MINITORRENT_SKIP_INTEROP").as_deref() == Ok("1") {
-            eprintln!("aria2c is not installed: test skipped (MINITORRENT_SKIP_INTEROP=1)");
-            return None;
-        }
-        panic!(
-            "aria2c is not installed: run scripts/test.sh, which installs it \
-             (apt-get install aria2), or set MINITORRENT_SKIP_INTEROP=1 to skip"
-        );
-    }
-    found
-}
 
 /// An aria2c process, its output in files, killed on drop.
 struct Aria2 {
