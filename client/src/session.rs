@@ -40,6 +40,17 @@ pub const NAME_WAIT: Duration = Duration::from_secs(10);
 /// ...asking again this often.
 pub const NAME_RETRY: Duration = Duration::from_millis(500);
 
+/// Why the session cannot do what was asked with one of its torrents.
+#[derive(Debug, thiserror::Error)]
+pub enum TorrentError {
+    #[error("{0} is already active in this session")]
+    AlreadyActive(InfoHash),
+    #[error("{0} is already running")]
+    AlreadyRunning(InfoHash),
+    #[error("{0} is not in this session")]
+    NotInSession(InfoHash),
+}
+
 /// A download by a name several swarms share: refused, with the candidates
 /// for the user to choose from by info hash.
 #[derive(Debug, Clone)]
@@ -433,7 +444,7 @@ impl Session {
             .lock()
             .map_err(|_| anyhow!("session table poisoned"))?;
         if table.contains_key(&info_hash) {
-            bail!("{info_hash} is already active in this session");
+            return Err(TorrentError::AlreadyActive(info_hash).into());
         }
         if table.len() >= MAX_TORRENTS {
             bail!(
@@ -814,7 +825,7 @@ impl Session {
                      or remove it",
                     i.status.name
                 ),
-                None => bail!("{info_hash} is not in this session"),
+                None => return Err(TorrentError::NotInSession(*info_hash).into()),
             };
         };
         // Listed as paused before it stops, so that the shared folder never
@@ -858,9 +869,9 @@ impl Session {
             .and_then(|i| i.map.get(info_hash).cloned())
         else {
             if self.handle(info_hash).is_some() {
-                bail!("{info_hash} is already running");
+                return Err(TorrentError::AlreadyRunning(*info_hash).into());
             }
-            bail!("{info_hash} is not in this session");
+            return Err(TorrentError::NotInSession(*info_hash).into());
         };
         let name = Some(i.status.name.clone());
         let r = match (i.meta, i.origin) {
@@ -955,7 +966,7 @@ impl Session {
                 if let Ok(mut d) = self.dismissed.lock() {
                     d.remove(info_hash);
                 }
-                bail!("{info_hash} is not in this session")
+                return Err(TorrentError::NotInSession(*info_hash).into());
             }
         };
         self.trackers.forget(*info_hash);
@@ -1129,28 +1140,13 @@ impl Session {
     /// as its status alone.
     pub fn detail(&self, info_hash: &InfoHash) -> Option<TorrentDetail> {
         let Some(h) = self.handle(info_hash) else {
-            let status = self.status_of(info_hash)?;
-            return Some(TorrentDetail {
-                status,
-                peers: Vec::new(),
-                pieces: Vec::new(),
-                files: Vec::new(),
-                history: Vec::new(),
-                tracker: None,
-            });
+            return self.status_of(info_hash).map(TorrentDetail::status_only);
         };
         let (tx, rx) = crossbeam_channel::bounded(1);
         let _ = h.shared.events.send(Input::Detail(tx));
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(d) => Some(d),
-            Err(_) => Some(TorrentDetail {
-                status: h.status.lock().ok()?.clone(),
-                peers: Vec::new(),
-                pieces: Vec::new(),
-                files: Vec::new(),
-                history: Vec::new(),
-                tracker: None,
-            }),
+            Err(_) => Some(TorrentDetail::status_only(h.status.lock().ok()?.clone())),
         }
     }
 

@@ -389,6 +389,21 @@ pub struct TorrentDetail {
     pub tracker: Option<TrackerNote>,
 }
 
+impl TorrentDetail {
+    /// Only the status: a torrent that does not run, or whose coordinator
+    /// did not answer in time.
+    pub fn status_only(status: TorrentStatus) -> TorrentDetail {
+        TorrentDetail {
+            status,
+            peers: Vec::new(),
+            pieces: Vec::new(),
+            files: Vec::new(),
+            history: Vec::new(),
+            tracker: None,
+        }
+    }
+}
+
 /// Seconds of rate history a torrent keeps for its page.
 pub const HISTORY: usize = 120;
 

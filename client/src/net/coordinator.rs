@@ -210,7 +210,7 @@ impl Coordinator {
         let now = link.traffic.load();
         self.conn_rates
             .entry(conn)
-            .or_insert_with(|| Rates::new(Instant::now()))
+            .or_insert_with(|| Rates::without_history(Instant::now()))
             .update(Instant::now(), now.1, now.0);
         let before = self.counted.insert(conn, now).unwrap_or((0, 0));
         let (sent, received) = delta(before, now);

@@ -14,7 +14,8 @@ use super::http::{Body, Handler, Request, Response};
 use super::{bounds, upload, Web};
 use crate::cli::source::{self, Source};
 use crate::core::msg::{Phase, TorrentDetail, TorrentStatus};
-use crate::session::{AmbiguousName, Session};
+use crate::net::tracker::{HomeError, TrackerError};
+use crate::session::{AmbiguousName, Session, TorrentError};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const TORRENT_HTML: &str = include_str!("assets/torrent.html");
@@ -37,22 +38,26 @@ fn ok(status: u16, v: Value) -> Response {
 
 /// The status of what `e` says, for errors of the session.
 fn session_error(e: &Error) -> Response {
-    let text = crate::cli::error_chain(e);
-    let conflict = e.downcast_ref::<AmbiguousName>().is_some()
-        || text.contains("already active")
-        || text.contains("already running");
-    let status = if conflict {
+    let status = if e.downcast_ref::<AmbiguousName>().is_some() {
         409
-    } else if text.contains("not in this session") {
-        404
-    } else if text.contains("unreachable") || text.contains("did not answer") {
-        502
-    } else if text.contains("not known") || text.contains("no file called") {
-        404
+    } else if let Some(t) = e.downcast_ref::<TorrentError>() {
+        match t {
+            TorrentError::AlreadyActive(_) | TorrentError::AlreadyRunning(_) => 409,
+            TorrentError::NotInSession(_) => 404,
+        }
     } else {
-        400
+        match e.downcast_ref::<HomeError>() {
+            Some(HomeError::NoSuchName { .. }) => 404,
+            Some(HomeError::NoAnswer) | Some(HomeError::Json(TrackerError::Unreachable { .. })) => {
+                502
+            }
+            // A REGISTER's error crosses from the tracker thread boxed:
+            // only its words tell an unreachable tracker.
+            Some(HomeError::Refused(b)) if b.to_string().contains("unreachable") => 502,
+            _ => 400,
+        }
     };
-    error(status, text)
+    error(status, crate::cli::error_chain(e))
 }
 
 fn parse_hash(s: &str) -> Option<InfoHash> {

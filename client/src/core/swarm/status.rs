@@ -20,6 +20,8 @@ pub struct Rates {
     last: (Instant, u64, u64),
     rates: (f64, f64),
     history: VecDeque<(Instant, f64, f64)>,
+    /// Samples kept: [`HISTORY`] for a torrent, none for a connection.
+    keep: usize,
 }
 
 impl Rates {
@@ -28,6 +30,15 @@ impl Rates {
             last: (now, 0, 0),
             rates: (0.0, 0.0),
             history: VecDeque::new(),
+            keep: HISTORY,
+        }
+    }
+
+    /// The rates alone, without a history (one connection's).
+    pub fn without_history(now: Instant) -> Rates {
+        Rates {
+            keep: 0,
+            ..Rates::new(now)
         }
     }
 
@@ -49,10 +60,12 @@ impl Rates {
                 uploaded.saturating_sub(u0) as f64 / dt,
             );
             self.last = (now, downloaded, uploaded);
-            if self.history.len() == HISTORY {
-                self.history.pop_front();
+            if self.keep > 0 {
+                if self.history.len() == self.keep {
+                    self.history.pop_front();
+                }
+                self.history.push_back((now, self.rates.0, self.rates.1));
             }
-            self.history.push_back((now, self.rates.0, self.rates.1));
         }
         self.rates
     }
