@@ -30,8 +30,11 @@ pub use crate::net::storage::FileStamp;
 use crate::net::trace;
 use crate::net::tracker::{HomeConfig, HomeError, Trackers};
 
+pub use crate::net::tracker::board::{words as tracker_words, Board as TrackerBoard, TrackerState};
+pub use crate::net::tracker::endpoint::{self as tracker_endpoint, Endpoint};
 pub use crate::net::tracker::{
     effective_protocol, pick_tracker, search, FileSummary, NameMatch, PeersReply, TrackerProtocol,
+    MAX_TRACKERS,
 };
 
 /// How long a download by name waits for a name the tracker does not know
@@ -122,9 +125,10 @@ pub struct Config {
     pub max_download_rate: u64,
     /// JSON, BEP 15, or find out (see `net::tracker::probe`).
     pub tracker_protocol: TrackerProtocol,
-    /// More JSON trackers, in BEP 12 tiers, to fail over to (a torrent's
-    /// announce-list); empty for one tracker.
-    pub backup_trackers: Vec<Vec<SocketAddr>>,
+    /// Every tracker in BEP 12 tiers (a torrent's announce-list), the one
+    /// named first in the first tier; empty for the session's tracker
+    /// alone.
+    pub trackers: Vec<Vec<Endpoint>>,
 }
 
 impl Default for Config {
@@ -137,7 +141,7 @@ impl Default for Config {
             max_upload_rate: 0,
             max_download_rate: 0,
             tracker_protocol: TrackerProtocol::Auto,
-            backup_trackers: Vec::new(),
+            trackers: Vec::new(),
         }
     }
 }
@@ -369,7 +373,7 @@ impl Session {
         let trackers = Trackers::start(
             HomeConfig {
                 tracker,
-                backups: cfg.backup_trackers.clone(),
+                tiers: cfg.trackers.clone(),
                 protocol: cfg.tracker_protocol,
                 peer_id,
                 listen,
@@ -400,9 +404,22 @@ impl Session {
     pub fn tracker_addr(&self) -> SocketAddr {
         self.trackers.addr()
     }
-    /// `json` or `bep15`: how the session speaks with its tracker.
+    /// `json`, `bep15` or `http`: how the session speaks with its tracker.
     pub fn tracker_protocol_name(&self) -> &'static str {
         self.trackers.protocol_name()
+    }
+    /// The tracker in use, as written (`udp://…`, `http://…`).
+    pub fn tracker_in_use(&self) -> String {
+        self.trackers.in_use()
+    }
+    /// Every tracker of the session: which is in use and the last error of
+    /// each.
+    pub fn tracker_states(&self) -> Vec<TrackerState> {
+        self.trackers.states()
+    }
+    /// A reader of [`Session::tracker_states`] that outlives a borrow.
+    pub fn tracker_board(&self) -> TrackerBoard {
+        self.trackers.board()
     }
     pub fn peer_id(&self) -> String {
         crate::core::shared::peer_id_str(&self.peer_id)
@@ -417,7 +434,7 @@ impl Session {
 
     /// The tracker as a torrent's `announce`.
     fn announce(&self) -> String {
-        format!("udp://{}", self.trackers.addr())
+        self.trackers.in_use()
     }
 
     fn magnet_for(&self, info_hash: InfoHash, name: Option<String>) -> String {

@@ -158,3 +158,45 @@ fn a_seed_registers_with_the_second_tracker_when_the_first_is_down() {
     seeder.out.wait_for("seeding f.bin", TIMEOUT);
     assert!(search(&t2).contains("seeders 1"), "{}", seeder.dump());
 }
+
+/// The tracker dies, and then the only seeder drops in the middle of the
+/// download: when the seeder comes back on the same address (registered
+/// with another tracker, which the leecher does not know), the leecher
+/// dials it again from its own memory and completes.
+#[test]
+fn a_seeder_that_drops_is_dialled_again_without_a_tracker() {
+    let mut s = swarm("redial", 8_000_000, 64 * 1024);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let seed_args = ["--port", port.as_str(), "--no-discover"];
+    // The swarm's own seeder steps aside: one seeder, on a known port.
+    s.seeder.kill();
+    let mut seeder = seed_torrent("seeder", &s.tracker, &s.torrent, &s.dir, &seed_args);
+    let l = s.tmp.sub("l");
+    let mut leecher = start_get(
+        "leecher",
+        &s.tracker,
+        s.torrent.to_str().unwrap(),
+        &l,
+        &["--max-download-rate", "1M", "--no-discover"],
+    );
+    wait_until("the first pieces", TIMEOUT, || {
+        allocated(&l.join("f.bin.part")) > 0
+    });
+    s.tracker.proc.kill();
+    seeder.kill();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        !leecher.out.contains("SHA-1 verified"),
+        "{}",
+        leecher.dump()
+    );
+    let elsewhere = Tracker::start();
+    let back = seed_torrent("seeder-again", &elsewhere, &s.torrent, &s.dir, &seed_args);
+    let st = leecher.wait(TIMEOUT);
+    assert!(st.success(), "{}", leecher.dump());
+    assert_same_file(&s.data, &l.join("f.bin"));
+    drop(back);
+}

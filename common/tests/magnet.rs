@@ -98,6 +98,25 @@ fn round_trips_through_to_uri() {
     assert_eq!(Magnet::parse(&bare.to_uri()).unwrap(), bare);
 }
 
+/// Trackers of every kind keep their order, path and query (a passkey)
+/// through a link and back.
+#[test]
+fn several_trackers_of_each_kind_round_trip() {
+    let m = Magnet {
+        info_hash: hash(),
+        name: Some("f.bin".into()),
+        trackers: vec![
+            "http://10.0.0.1:8080/announce?passkey=a%20b&x=1".into(),
+            "udp://10.0.0.2:6969/announce".into(),
+            "10.0.0.3:7000".into(),
+        ],
+        peers: vec![],
+    };
+    let uri = m.to_uri();
+    assert_eq!(uri.matches("&tr=").count(), 3, "{uri}");
+    assert_eq!(Magnet::parse(&uri).unwrap(), m);
+}
+
 #[test]
 fn from_metainfo_collects_trackers() {
     let mut t = Metainfo::from_bytes(include_bytes!("fixtures/single.torrent")).unwrap();

@@ -131,7 +131,7 @@ pub fn run(s: &Session, ctrlc: Receiver<()>, stats: Option<PathBuf>) -> Result<(
         "minitorrent peer {} on {}, tracker {}",
         s.peer_id(),
         s.listen_addr(),
-        s.tracker_addr()
+        s.tracker_in_use()
     ));
     out(MENU);
     let mut m = Menu {
@@ -256,7 +256,14 @@ impl Menu<'_> {
                     out(&l);
                 }
                 if let Some(p) = self.stats.as_deref() {
-                    write_stats(p, &sum.to_json());
+                    let mut v = sum.to_json();
+                    if let serde_json::Value::Object(m) = &mut v {
+                        m.insert(
+                            "trackers".into(),
+                            serde_json::json!(self.s.tracker_states()),
+                        );
+                    }
+                    write_stats(p, &v);
                 }
                 out(&format!("now seeding {}", sum.name));
             }
@@ -563,6 +570,7 @@ impl Menu<'_> {
             for st in &running {
                 out(&format!("  {}", crate::cli::progress::line(st)));
             }
+            trackers(self.s);
             return Awaiting::Choice;
         }
         out("live status, Enter to go back to the menu:");
@@ -758,6 +766,21 @@ fn view(s: &Session) {
     }
     for st in all {
         out(&format!("  {}", crate::cli::progress::menu_line(&st)));
+    }
+    trackers(s);
+}
+
+/// The trackers: the one in use, and the last error of each that failed.
+fn trackers(s: &Session) {
+    for t in s.tracker_states() {
+        let mut line = format!("  tracker {} ({})", t.url, t.protocol);
+        if t.in_use {
+            line.push_str(" in use");
+        }
+        if let Some(e) = &t.last_error {
+            line.push_str(&format!(", last error: {e}"));
+        }
+        out(&line);
     }
 }
 

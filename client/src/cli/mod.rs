@@ -62,7 +62,7 @@ use std::sync::Arc;
 
 use crate::core::msg::{count, Notice, Summary};
 use crate::net::tracker::TrackerProtocol;
-use crate::session::{self, Added, Config, Session};
+use crate::session::{self, tracker_endpoint, Added, Config, Endpoint, Session};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use config::{Flags, Key, Settings};
@@ -622,7 +622,7 @@ fn config(cli: &Run, announce: Option<&str>) -> Config {
         max_peers: st.max_peers.max(1),
         max_upload_rate: st.max_upload_rate,
         max_download_rate: st.max_download_rate,
-        backup_trackers: Vec::new(),
+        trackers: Vec::new(),
     }
 }
 
@@ -639,8 +639,8 @@ fn run(cli: Run) -> Result<ExitCode> {
     match &cli.cmd {
         None => {
             let access = web_access(&cli.web)?;
-            let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let s = start(&cli, tracker, None, Vec::new())?;
+            let (tracker, all) = session_trackers(&cli, &[])?;
+            let s = start(&cli, tracker, None, all)?;
             let dir = cli.st.dir.clone();
             start_web(&s, cli.web.web, access, &dir, web::Sharer::Direct)?;
             let ctrlc = ctrlc_channel();
@@ -651,8 +651,8 @@ fn run(cli: Run) -> Result<ExitCode> {
             listen, password, ..
         }) => {
             let access = web::check_access(*listen, web::password(password.as_deref()).as_deref())?;
-            let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let s = start(&cli, tracker, None, Vec::new())?;
+            let (tracker, all) = session_trackers(&cli, &[])?;
+            let s = start(&cli, tracker, None, all)?;
             let dir = cli.st.dir.clone();
             let (tx, rx) = crossbeam_channel::bounded(64);
             start_web(
@@ -808,9 +808,8 @@ fn run(cli: Run) -> Result<ExitCode> {
                 .find_map(|(_, m)| m.as_ref().map(tracker_tiers))
                 .unwrap_or_default();
             let access = web_access(web)?;
-            let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
-            let backups = backup_trackers(&cli, &tiers, tracker);
-            let s = start(&cli, tracker, announce.as_deref(), backups)?;
+            let (tracker, all) = session_trackers(&cli, &tiers)?;
+            let s = start(&cli, tracker, announce.as_deref(), all)?;
             let dir = cli.st.dir.clone();
             start_web(&s, web.web, access, &dir, web::Sharer::Direct)?;
             let ctrlc = ctrlc_channel();
@@ -838,8 +837,8 @@ fn run(cli: Run) -> Result<ExitCode> {
         Some(Cmd::Share { dir, web, .. }) => {
             let web = &web.or(&cli.web);
             let access = web_access(web)?;
-            let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let s = start(&cli, tracker, None, Vec::new())?;
+            let (tracker, all) = session_trackers(&cli, &[])?;
+            let s = start(&cli, tracker, None, all)?;
             let (tx, rx) = crossbeam_channel::bounded(64);
             start_web(&s, web.web, access, dir, web::Sharer::Folder(tx))?;
             let r = share::run_with(&s, dir, &ctrlc_channel(), &rx);
@@ -928,35 +927,70 @@ fn tracker_tiers(m: &minitorrent_common::metainfo::Metainfo) -> Vec<Vec<String>>
     }
 }
 
-/// The trackers to fail over to from `primary`: the torrent's other ones
-/// that speak our JSON protocol's addressing (HOST:PORT, udp://), unless
-/// `--tracker` (or the configuration) names the tracker, which then is the
-/// only one.
-fn backup_trackers(cli: &Run, tiers: &[Vec<String>], primary: SocketAddr) -> Vec<Vec<SocketAddr>> {
-    if cli.tracker.is_some() {
-        return Vec::new();
+/// The session's trackers: the address of the one named first (what the
+/// JSON protocol and the protocol probe use) and every tracker in BEP 12
+/// tiers. `--tracker` (or the configuration) overrides the torrent's and is
+/// then the only one; a torrent without trackers gets one found on the LAN
+/// or the default. At most [`session::MAX_TRACKERS`] are taken.
+fn session_trackers(cli: &Run, tiers: &[Vec<String>]) -> Result<(SocketAddr, Vec<Vec<Endpoint>>)> {
+    if let Some(t) = cli.tracker.as_deref() {
+        if tracker_endpoint::is_http(t) {
+            let e = tracker_endpoint::parse(t).with_context(|| format!("--tracker {t:?}"))?;
+            let addr = tracker_endpoint::http_host(t)
+                .with_context(|| format!("--tracker {t:?}: cannot look its host up"))?;
+            return Ok((addr, vec![vec![e]]));
+        }
+        return Ok((session::pick_tracker(Some(t), None)?, Vec::new()));
     }
-    tiers
-        .iter()
-        .map(|tier| {
-            tier.iter()
-                .filter(|t| !t.contains("://") || t.starts_with("udp://"))
-                .filter_map(|t| crate::net::tracker::json::resolve(t).ok())
-                .filter(|a| *a != primary)
-                .collect::<Vec<_>>()
-        })
-        .filter(|t| !t.is_empty())
-        .collect()
+    let mut all: Vec<Vec<Endpoint>> = Vec::new();
+    let mut taken = 0;
+    for tier in tiers {
+        let mut out = Vec::new();
+        for t in tier {
+            if taken == session::MAX_TRACKERS {
+                log::warn!(
+                    "the torrent names more than {} trackers; the others are not used",
+                    session::MAX_TRACKERS
+                );
+                break;
+            }
+            match tracker_endpoint::parse(t) {
+                Ok(e) => {
+                    out.push(e);
+                    taken += 1;
+                }
+                Err(e) => log::warn!("ignoring the torrent's tracker: {e}"),
+            }
+        }
+        if !out.is_empty() {
+            all.push(out);
+        }
+    }
+    let first_udp = all.iter().flatten().find_map(|e| match e {
+        Endpoint::Udp(a) => Some(*a),
+        Endpoint::Http(_) => None,
+    });
+    let addr = match all.first().and_then(|t| t.first()) {
+        None => return Ok((session::pick_tracker(None, None)?, Vec::new())),
+        Some(Endpoint::Udp(a)) => *a,
+        // An HTTP tracker first: the announcer speaks to it; a udp:// one
+        // (or its own host) stands for it where an address is needed.
+        Some(Endpoint::Http(u)) => match first_udp.or_else(|| tracker_endpoint::http_host(u)) {
+            Some(a) => a,
+            None => session::pick_tracker(None, None)?,
+        },
+    };
+    Ok((addr, all))
 }
 
 fn start(
     cli: &Run,
     tracker: std::net::SocketAddr,
     announce: Option<&str>,
-    backups: Vec<Vec<SocketAddr>>,
+    trackers: Vec<Vec<Endpoint>>,
 ) -> Result<Arc<Session>> {
     let mut cfg = config(cli, announce);
-    cfg.backup_trackers = backups;
+    cfg.trackers = trackers;
     // Downloads may go to a directory that does not exist yet, and must be
     // able to write there: both checked before anything is fetched.
     let downloads = matches!(
@@ -991,7 +1025,16 @@ fn start(
     }
     let s = Arc::new(Session::start(cfg, tracker)?);
     println!("listening on {}", s.listen_addr());
-    println!("tracker {}", s.tracker_addr());
+    let in_use = s.tracker_in_use();
+    println!(
+        "tracker {}",
+        in_use.strip_prefix("udp://").unwrap_or(&in_use)
+    );
+    let states = s.tracker_states();
+    if states.len() > 1 {
+        let all: Vec<&str> = states.iter().map(|t| t.url.as_str()).collect();
+        println!("trackers, in the order tried: {}", all.join(", "));
+    }
     let _ = std::io::stdout().flush();
     Ok(s)
 }
@@ -1030,13 +1073,19 @@ fn ctrlc_channel() -> Receiver<()> {
     rx
 }
 
-pub fn print_summary(s: &Summary, stats: Option<&Path>) {
+/// The summary of a finished download; with `--stats`, also as JSON, with
+/// the session's trackers (the one in use, the last error of each).
+pub fn print_summary(s: &Summary, stats: Option<&Path>, trackers: &[session::TrackerState]) {
     println!("{}", s.line());
     for l in s.peer_lines() {
         println!("{l}");
     }
     if let Some(p) = stats {
-        let json = serde_json::to_string_pretty(&s.to_json()).unwrap_or_default();
+        let mut v = s.to_json();
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("trackers".into(), serde_json::json!(trackers));
+        }
+        let json = serde_json::to_string_pretty(&v).unwrap_or_default();
         if let Err(e) = std::fs::write(p, json + "\n") {
             eprintln!("minitorrent: cannot write {}: {e}", p.display());
         }
@@ -1061,9 +1110,8 @@ fn get(cli: &Run, source: &str, no_seed: bool, web_arg: &WebArg) -> Result<ExitC
         ),
         _ => (None, None, Vec::new()),
     };
-    let tracker = session::pick_tracker(cli.tracker.as_deref(), announce.as_deref())?;
-    let backups = backup_trackers(cli, &tiers, tracker);
-    let s = start(cli, tracker, announce.as_deref(), backups)?;
+    let (tracker, all) = session_trackers(cli, &tiers)?;
+    let s = start(cli, tracker, announce.as_deref(), all)?;
     let dir = cli.st.dir.clone();
     start_web(&s, web_arg.web, access, &dir, web::Sharer::Direct)?;
     let ctrlc = ctrlc_channel();
@@ -1103,7 +1151,7 @@ fn get(cli: &Run, source: &str, no_seed: bool, web_arg: &WebArg) -> Result<ExitC
                 }
                 Ok(Notice::Completed(sum)) => {
                     prog.finish();
-                    print_summary(&sum, cli.stats.as_deref());
+                    print_summary(&sum, cli.stats.as_deref(), &s.tracker_states());
                     done = true;
                     if no_seed {
                         break;

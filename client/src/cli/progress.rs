@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use minitorrent_common::metainfo::{format_size, InfoHash};
 
 use crate::core::msg::{count, format_rate, Phase, TorrentStatus};
-use crate::session::Session;
+use crate::session::{tracker_words, Session};
 
 /// Plain progress lines come this often when stderr is not a terminal...
 const PLAIN_EVERY: Duration = Duration::from_secs(2);
@@ -63,6 +63,7 @@ impl Progress {
             };
         };
         let status = h.status.clone();
+        let board = s.tracker_board();
         let tty = std::io::stderr().is_terminal();
         let thread = std::thread::Builder::new()
             .name("progress".into())
@@ -74,6 +75,15 @@ impl Progress {
                     loop {
                         if let Some(s) = snapshot() {
                             show_on_bar(&bar, &s, &mut shown);
+                            // The trackers only when one fails: the bar is short.
+                            let t = board.snapshot();
+                            // (show_on_bar sets the prefix anew outside
+                            // the metadata phase, which shows none.)
+                            if s.phase != Phase::Metadata
+                                && t.iter().any(|t| t.last_error.is_some())
+                            {
+                                bar.set_prefix(format!("{}; {}", bar.prefix(), tracker_words(&t)));
+                            }
                         }
                         if !pause(&flag, Duration::from_millis(200)) {
                             break;
@@ -90,7 +100,7 @@ impl Progress {
                                     s.phase,
                                     Phase::Downloading | Phase::Metadata | Phase::Checking { .. }
                                 ) {
-                                    eprintln!("{}", line(&s));
+                                    eprintln!("{}; {}", line(&s), tracker_words(&board.snapshot()));
                                 }
                             }
                         }

@@ -5,23 +5,29 @@
 
 use std::net::SocketAddr;
 
+/// `T` is how a tracker is written down: a socket address for the JSON
+/// thread, an address or URL for the announcer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrackerList {
-    tiers: Vec<Vec<SocketAddr>>,
+pub struct TrackerList<T = SocketAddr> {
+    tiers: Vec<Vec<T>>,
     /// The tracker in use: (tier, index in the tier).
     at: (usize, usize),
 }
 
-impl TrackerList {
+impl<T: Clone + PartialEq> TrackerList<T> {
     /// `tiers` in order (empty tiers and repeats dropped), each shuffled
     /// with `rng`. `None` when no tracker is left.
-    pub fn new(tiers: Vec<Vec<SocketAddr>>, rng: &mut fastrand::Rng) -> Option<TrackerList> {
+    pub fn new(tiers: Vec<Vec<T>>, rng: &mut fastrand::Rng) -> Option<TrackerList<T>> {
         let mut seen = Vec::new();
         let mut out = Vec::new();
         for tier in tiers {
-            let mut t: Vec<SocketAddr> = tier.into_iter().filter(|a| !seen.contains(a)).collect();
-            t.dedup();
-            seen.extend(t.iter().copied());
+            let mut t: Vec<T> = Vec::new();
+            for a in tier {
+                if !seen.contains(&a) && !t.contains(&a) {
+                    t.push(a);
+                }
+            }
+            seen.extend(t.iter().cloned());
             if !t.is_empty() {
                 rng.shuffle(&mut t);
                 out.push(t);
@@ -34,7 +40,7 @@ impl TrackerList {
     }
 
     /// One tracker alone.
-    pub fn single(addr: SocketAddr) -> TrackerList {
+    pub fn single(addr: T) -> TrackerList<T> {
         TrackerList {
             tiers: vec![vec![addr]],
             at: (0, 0),
@@ -42,8 +48,8 @@ impl TrackerList {
     }
 
     /// The tracker in use.
-    pub fn current(&self) -> SocketAddr {
-        self.tiers[self.at.0][self.at.1]
+    pub fn current(&self) -> T {
+        self.tiers[self.at.0][self.at.1].clone()
     }
 
     /// How many trackers in all.
@@ -61,13 +67,13 @@ impl TrackerList {
     }
 
     /// The first tracker of the first tier: where to come back to.
-    pub fn first(&self) -> SocketAddr {
-        self.tiers[0][0]
+    pub fn first(&self) -> T {
+        self.tiers[0][0].clone()
     }
 
     /// The tracker in use did not answer: the next one (in its tier, then
     /// the next tier, then the first tier again). Returns it.
-    pub fn failed(&mut self) -> SocketAddr {
+    pub fn failed(&mut self) -> T {
         let (t, i) = self.at;
         self.at = if i + 1 < self.tiers[t].len() {
             (t, i + 1)
@@ -95,8 +101,8 @@ impl TrackerList {
     }
 
     /// Every tracker, in the order they are tried.
-    pub fn all(&self) -> Vec<SocketAddr> {
-        self.tiers.iter().flatten().copied().collect()
+    pub fn all(&self) -> Vec<T> {
+        self.tiers.iter().flatten().cloned().collect()
     }
 }
 
@@ -118,7 +124,7 @@ mod tests {
         let mut rest = l.all()[1..].to_vec();
         rest.sort();
         assert_eq!(rest, vec![a(2), a(3)]);
-        assert!(TrackerList::new(vec![vec![]], &mut rng).is_none());
+        assert!(TrackerList::<SocketAddr>::new(vec![vec![]], &mut rng).is_none());
     }
 
     #[test]

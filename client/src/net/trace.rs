@@ -91,6 +91,15 @@ pub fn tracker(from: SocketAddr, to: SocketAddr, what: impl FnOnce() -> String) 
     }
 }
 
+/// An HTTP tracker request (`sent`) or its reply, with the tracker's URL
+/// (without its query) for an address.
+pub fn tracker_http(url: &str, sent: bool, what: impl FnOnce() -> String) {
+    if enabled() {
+        let arrow = if sent { "→" } else { "←" };
+        emit(format!("{} tracker {arrow} {url}  {}", clock(), what()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::bitfield;

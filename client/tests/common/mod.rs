@@ -358,6 +358,21 @@ impl Tracker {
     pub fn arg(&self) -> String {
         self.addr.to_string()
     }
+
+    /// The HTTP announce URL on the tracker's web port (start it with
+    /// `--web 127.0.0.1:0`).
+    pub fn announce_url(&self) -> String {
+        let line = self
+            .proc
+            .out
+            .wait_match(|l| l.contains("web page on http://"), TIMEOUT)
+            .unwrap_or_else(|| panic!("the tracker has no web page\n{}", self.proc.dump()));
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        format!("{}announce", url)
+    }
 }
 
 /// `minitorrent create` with a small piece length; returns the magnet link.

@@ -341,7 +341,8 @@ fn session_info(web: &Web) -> Response {
         json!({
             "peer_id": s.peer_id(),
             "listen": s.listen_addr().to_string(),
-            "tracker": s.tracker_addr().to_string(),
+            "tracker": s.tracker_in_use(),
+            "trackers": s.tracker_states(),
             "dir": dir.display().to_string(),
             "version": env!("CARGO_PKG_VERSION"),
             "limits": {"up": up, "down": down},
@@ -451,13 +452,26 @@ fn detail_json(s: &Session, d: &TorrentDetail) -> Value {
         .iter()
         .map(|f| json!({"path": f.path, "size": f.size, "progress": f.progress}))
         .collect();
-    let tracker = json!({
-        "url": format!("udp://{}", s.tracker_addr()),
-        "protocol": s.tracker_protocol_name(),
-        "last_answer": d.tracker.as_ref().and_then(|t| t.answer.as_ref().ok().cloned()),
-        "last_error": d.tracker.as_ref().and_then(|t| t.answer.as_ref().err().cloned()),
-        "seconds_ago": d.tracker.as_ref().map(|t| t.ago),
-    });
+    // One row per tracker; the one in use carries this torrent's last
+    // answer from it.
+    let trackers: Vec<Value> = s
+        .tracker_states()
+        .into_iter()
+        .map(|t| {
+            let this = d.tracker.as_ref().filter(|_| t.in_use);
+            json!({
+                "url": t.url,
+                "protocol": t.protocol,
+                "in_use": t.in_use,
+                "last_answer": this.and_then(|a| a.answer.as_ref().ok().cloned())
+                    .or_else(|| t.answered.then(|| "answered".to_string())),
+                "last_error": this
+                    .and_then(|a| a.answer.as_ref().err().cloned())
+                    .or(t.last_error),
+                "seconds_ago": this.map(|a| a.ago),
+            })
+        })
+        .collect();
     let history: Vec<Value> = d
         .history
         .iter()
@@ -467,7 +481,7 @@ fn detail_json(s: &Session, d: &TorrentDetail) -> Value {
         m.insert("peers_list".into(), Value::Array(peers));
         m.insert("pieces".into(), Value::String(pieces));
         m.insert("files".into(), Value::Array(files));
-        m.insert("trackers".into(), Value::Array(vec![tracker]));
+        m.insert("trackers".into(), Value::Array(trackers));
         m.insert("history".into(), Value::Array(history));
     }
     v

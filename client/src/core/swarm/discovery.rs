@@ -341,6 +341,46 @@ mod tests {
 
     use super::*;
 
+    /// Without any tracker: a known peer whose connection ends is dialled
+    /// again 5 s later; one that cannot be reached is tried again, backing
+    /// off, until [`MAX_CONNECT_FAILURES`].
+    #[test]
+    fn a_known_peer_that_drops_is_dialled_again() {
+        let t0 = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let peers = PeerTable::default();
+        let mut d = Discovery::default();
+        let a: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        d.add(a, None, t0);
+        let dials = d.dials(4, &peers, t0, &mut rng);
+        assert_eq!(dials.len(), 1);
+        let (conn, addr) = dials[0];
+        assert_eq!(addr, a);
+        d.connected(conn, a, true);
+        assert!(d.dials(4, &peers, t0, &mut rng).is_empty(), "connected");
+        d.gone(conn, t0 + Duration::from_secs(60));
+        let later = t0 + Duration::from_secs(60);
+        assert!(d.dials(4, &peers, later, &mut rng).is_empty());
+        let again = d.dials(4, &peers, later + Duration::from_secs(5), &mut rng);
+        assert_eq!(again.iter().map(|x| x.1).collect::<Vec<_>>(), vec![a]);
+        // Down for good: tried with growing waits, then left alone.
+        let mut now = later + Duration::from_secs(5);
+        let mut conn = again[0].0;
+        let mut tries = 1;
+        loop {
+            d.connect_failed(conn, a, now);
+            now += Duration::from_secs(3600);
+            match d.dials(4, &peers, now, &mut rng).first() {
+                Some(&(c, _)) => {
+                    conn = c;
+                    tries += 1;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(tries, MAX_CONNECT_FAILURES);
+    }
+
     #[test]
     fn a_torrent_the_tracker_forgot_is_reported_once_per_disappearance() {
         let ih = InfoHash([7; 20]);

@@ -18,8 +18,12 @@ use minitorrent_common::tracker_proto::PeerEntry;
 use minitorrent_common::udp_tracker::Event;
 
 use crate::core::msg::{BoxError, Event as TorrentEvent, Phase, Tracked, TrackerMsg};
+use crate::core::tracker_list::TrackerList;
 use crate::net::shared::TorrentHandle;
-use crate::net::tracker::bep15::{AnnounceArgs, Bep15Client, Schedule};
+use crate::net::tracker::bep15::{AnnounceArgs, AnnounceReply, Bep15Client, Bep15Error, Schedule};
+use crate::net::tracker::board::Board;
+use crate::net::tracker::endpoint::Endpoint;
+use crate::net::tracker::http::{HttpClient, HttpTrackerError};
 
 /// One torrent as the announcer sees it.
 #[derive(Debug, Clone)]
@@ -98,44 +102,183 @@ struct Swarm {
 
 /// Settings of the announcer thread.
 pub struct AnnouncerConfig {
-    pub tracker: SocketAddr,
+    /// The trackers in BEP 12 order: BEP 15 addresses and HTTP URLs.
+    pub list: TrackerList<Endpoint>,
+    /// Where the tracker in use and each one's last error are shown.
+    pub board: Board,
     pub peer_id: [u8; 20],
     pub port: u16,
     pub max_peers: usize,
     pub schedule: Schedule,
 }
 
-/// The BEP 15 counterpart of the session's JSON tracker thread: announces
-/// `started` for every torrent it is told about (and for metadata fetches),
-/// `completed` when a download finishes, `none` at the tracker's interval
-/// (sooner while a download lacks peers), `stopped` when a torrent goes away
-/// and on shutdown. Peers from each reply go to the torrent.
-pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<TrackerMsg>) {
-    let addr = cfg.tracker;
-    let mut client = match Bep15Client::new(addr) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!("{e}");
-            // Answer every request with the error until shutdown.
-            for m in rx {
-                match m {
-                    TrackerMsg::Update(_, Some(r)) => {
-                        let _ = r.send(Err(Box::new(e.clone())));
-                    }
-                    TrackerMsg::Update(_, None) | TrackerMsg::Forget(_) => {}
-                    TrackerMsg::Lookup { reply, .. } => {
-                        let _ = reply.send(TorrentEvent::Lookup(Err(Box::new(e.clone()))).into());
-                    }
-                    TrackerMsg::Shutdown(ack) => {
-                        let _ = ack.send(());
-                        return;
-                    }
-                }
+/// Why an announce failed, whatever the protocol.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AnnounceError {
+    #[error(transparent)]
+    Udp(#[from] Bep15Error),
+    #[error(transparent)]
+    Http(#[from] HttpTrackerError),
+}
+
+impl AnnounceError {
+    /// The tracker could not be reached or is no tracker: try the next one.
+    /// A refusal is about the torrent, not the tracker.
+    fn unreachable(&self) -> bool {
+        !matches!(
+            self,
+            AnnounceError::Udp(Bep15Error::Refused { .. })
+                | AnnounceError::Http(HttpTrackerError::Refused { .. })
+        )
+    }
+}
+
+/// The client for the tracker in use.
+enum Client {
+    Udp(Bep15Client),
+    Http(HttpClient),
+}
+
+impl Client {
+    fn open(e: &Endpoint, schedule: Schedule) -> Result<Client, AnnounceError> {
+        Ok(match e {
+            Endpoint::Udp(addr) => {
+                let mut c = Bep15Client::new(*addr)?;
+                c.schedule = schedule;
+                Client::Udp(c)
             }
-            return;
+            Endpoint::Http(url) => Client::Http(HttpClient::new(url)),
+        })
+    }
+
+    fn set_schedule(&mut self, schedule: Schedule) {
+        if let Client::Udp(c) = self {
+            c.schedule = schedule;
         }
+    }
+
+    fn announce(&mut self, a: &AnnounceArgs) -> Result<AnnounceReply, AnnounceError> {
+        Ok(match self {
+            Client::Udp(c) => c.announce(a)?,
+            Client::Http(c) => c.announce(a)?,
+        })
+    }
+
+    /// Whether `p` is ourselves (some trackers list the announcer too).
+    fn is_me(&self, p: SocketAddr, port: u16) -> bool {
+        match self {
+            Client::Udp(c) => p == SocketAddr::new(c.local_ip(), port),
+            // The address an HTTP tracker sees is not known here.
+            Client::Http(_) => {
+                p.port() == port && (p.ip().is_loopback() || p.ip().is_unspecified())
+            }
+        }
+    }
+}
+
+/// The tracker in use, and how the others stand.
+struct InUse {
+    list: TrackerList<Endpoint>,
+    board: Board,
+    client: Result<Client, AnnounceError>,
+    /// Trackers that failed in a row: a whole round of them is an outage.
+    in_a_row: usize,
+    /// During an outage, nothing is announced before this.
+    pause_until: Option<Instant>,
+    /// Said once per outage.
+    outage: bool,
+    /// On a later tracker: when to see whether the first answers again.
+    check_first: Option<Instant>,
+}
+
+impl InUse {
+    fn current(&self) -> Endpoint {
+        self.list.current()
+    }
+
+    fn switch_to(&mut self, e: &Endpoint, schedule: Schedule) {
+        self.client = Client::open(e, schedule);
+        self.board.using(&e.to_string());
+    }
+
+    /// The tracker in use answered.
+    fn answered(&mut self, now: Instant) {
+        let cur = self.current();
+        if self.outage {
+            warn!("tracker {cur} answers again");
+            self.outage = false;
+        }
+        self.in_a_row = 0;
+        self.list.answered();
+        self.board.answered(&cur.to_string());
+        if !self.list.at_first() && self.check_first.is_none() {
+            self.check_first = Some(now + RETRY_UNREACHABLE);
+        }
+    }
+
+    /// The tracker in use could not be reached (`e`): the next one is taken
+    /// (true: announce again now), or after a whole round the outage is
+    /// said once and the announcer waits [`RETRY_UNREACHABLE`] (false).
+    fn failed(&mut self, e: &AnnounceError, schedule: Schedule, now: Instant) -> bool {
+        let cur = self.current();
+        self.board.failed(&cur.to_string(), e);
+        self.in_a_row += 1;
+        let whole_round = self.in_a_row >= self.list.len();
+        let next = self.list.failed();
+        if whole_round {
+            self.in_a_row = 0;
+            if !self.outage {
+                let others = if self.list.len() > 1 {
+                    " (and every other tracker too)"
+                } else {
+                    ""
+                };
+                warn!(
+                    "{e}{others}; trading goes on with the peers already known, and the \
+                     trackers are tried again every {} s",
+                    RETRY_UNREACHABLE.as_secs()
+                );
+                self.outage = true;
+            } else {
+                debug!("{e}; still no tracker answers");
+            }
+            self.pause_until = Some(now + RETRY_UNREACHABLE);
+        } else if self.outage {
+            debug!("{e}; trying the next tracker, {next}");
+        } else {
+            warn!("{e}; trying the next tracker, {next}");
+        }
+        if next != cur {
+            self.switch_to(&next, schedule);
+        }
+        !whole_round
+    }
+}
+
+/// While no tracker answers, each is tried at most this often (the swarm
+/// goes on with the peers it knows meanwhile).
+pub const RETRY_UNREACHABLE: Duration = Duration::from_secs(30);
+
+/// The BEP 15 and HTTP counterpart of the session's JSON tracker thread:
+/// announces `started` for every torrent it is told about (and for
+/// metadata fetches), `completed` when a download finishes, `none` at the
+/// tracker's interval (sooner while a download lacks peers), `stopped` when
+/// a torrent goes away and on shutdown. Peers from each reply go to the
+/// torrent. A tracker that cannot be reached hands over to the next one in
+/// BEP 12 order, and the first one is tried again every 30 s.
+pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<TrackerMsg>) {
+    let first = cfg.list.current();
+    cfg.board
+        .set(cfg.list.all().iter().map(|e| (e.to_string(), e.protocol())));
+    let mut t = InUse {
+        client: Client::open(&first, cfg.schedule),
+        list: cfg.list.clone(),
+        board: cfg.board.clone(),
+        in_a_row: 0,
+        pause_until: None,
+        outage: false,
+        check_first: None,
     };
-    client.schedule = cfg.schedule;
     let key = fastrand::u32(..);
     let mut state: HashMap<InfoHash, Swarm> = HashMap::new();
     loop {
@@ -152,10 +295,12 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
             // the session's table no longer lists it.
             Ok(TrackerMsg::Forget(_)) => {}
             Ok(TrackerMsg::Shutdown(ack)) => {
-                client.schedule = Schedule::FAREWELL;
-                for (ih, s) in &state {
-                    if s.announced.is_some() {
-                        farewell(&mut client, &cfg, key, ih, s);
+                if let Ok(c) = t.client.as_mut() {
+                    c.set_schedule(Schedule::FAREWELL);
+                    for (ih, s) in &state {
+                        if s.announced.is_some() {
+                            farewell(c, &cfg, key, ih, s);
+                        }
                     }
                 }
                 let _ = ack.send(());
@@ -177,11 +322,10 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
             .collect();
         for ih in gone {
             if let Some(s) = state.remove(&ih) {
-                if s.announced.is_some() {
-                    let keep = client.schedule;
-                    client.schedule = Schedule::FAREWELL;
-                    farewell(&mut client, &cfg, key, &ih, &s);
-                    client.schedule = keep;
+                if let (Some(_), Ok(c)) = (s.announced, t.client.as_mut()) {
+                    c.set_schedule(Schedule::FAREWELL);
+                    farewell(c, &cfg, key, &ih, &s);
+                    c.set_schedule(cfg.schedule);
                 }
             }
         }
@@ -192,6 +336,13 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
             }
         }
         let now = Instant::now();
+        if t.pause_until.is_some_and(|p| now < p) {
+            continue;
+        }
+        t.pause_until = None;
+        if !t.list.at_first() && t.check_first.is_some_and(|c| now >= c) {
+            back_to_first(&mut t, &cfg, key, &mut state, &views, &swarms);
+        }
         let due: Vec<InfoHash> = state
             .iter()
             .filter(|(ih, s)| is_due(s, views.get(ih), cfg.max_peers, now))
@@ -201,7 +352,89 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
             let Some(s) = state.get_mut(&ih) else {
                 continue;
             };
-            announce_one(&mut client, &cfg, key, &ih, s, views.get(&ih), &swarms);
+            let v = views.get(&ih);
+            let r = match t.client.as_mut() {
+                Ok(c) => announce_one(c, &cfg, key, &ih, s, v, &swarms),
+                Err(e) => Err(e.clone()),
+            };
+            match r {
+                Ok(()) => t.answered(Instant::now()),
+                Err(e) if !e.unreachable() => {
+                    t.board.failed(&t.current().to_string(), &e);
+                    refused(&ih, s, v, &swarms, &e);
+                }
+                Err(e) => {
+                    s.last_try = Some(Instant::now());
+                    if t.failed(&e, cfg.schedule, Instant::now()) {
+                        // Another tracker: every torrent announces to it
+                        // (`started`) at the next tick.
+                        for s in state.values_mut() {
+                            s.announced = None;
+                            s.last_try = None;
+                        }
+                    } else {
+                        // No tracker answers: who waits is told why.
+                        for (ih, s) in state.iter_mut() {
+                            s.announced = None;
+                            refused(ih, s, views.get(ih), &swarms, &e);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// On a later tracker: announces one torrent to the first tracker, and
+/// moves back to it (every torrent announcing `started` there, `stopped`
+/// sent to the one left) if it answers.
+fn back_to_first(
+    t: &mut InUse,
+    cfg: &AnnouncerConfig,
+    key: u32,
+    state: &mut HashMap<InfoHash, Swarm>,
+    views: &HashMap<InfoHash, SwarmView>,
+    swarms: &impl Swarms,
+) {
+    t.check_first = Some(Instant::now() + RETRY_UNREACHABLE);
+    let first = t.list.first();
+    let Some((ih, s)) = state.iter().find(|(_, s)| s.announced.is_some()) else {
+        return;
+    };
+    let mut trial = Swarm {
+        tracked: s.tracked.clone(),
+        ..Swarm::default()
+    };
+    let ih = *ih;
+    let answer = Client::open(&first, Schedule::PROBE).and_then(|mut c| {
+        announce_one(&mut c, cfg, key, &ih, &mut trial, views.get(&ih), swarms).map(|()| c)
+    });
+    match answer {
+        Ok(mut c) => {
+            let left = t.current();
+            warn!("tracker {first} answers again; back to it from {left}");
+            if let Ok(old) = t.client.as_mut() {
+                old.set_schedule(Schedule::FAREWELL);
+                for (ih, s) in state.iter().filter(|(_, s)| s.announced.is_some()) {
+                    farewell(old, cfg, key, ih, s);
+                }
+            }
+            c.set_schedule(cfg.schedule);
+            t.client = Ok(c);
+            t.list.back_to_first();
+            t.board.using(&first.to_string());
+            t.board.answered(&first.to_string());
+            t.check_first = None;
+            t.in_a_row = 0;
+            for s in state.values_mut() {
+                s.announced = None;
+                s.last_try = None;
+            }
+        }
+        Err(e) => {
+            debug!("first tracker {first} still does not answer: {e}");
+            t.board.failed(&first.to_string(), &e);
         }
     }
 }
@@ -262,15 +495,18 @@ fn args_for(
     }
 }
 
+/// One announce of one torrent; the peers go to the torrent and whoever
+/// waits for the announce is told it went through. An error is returned
+/// for the caller to judge (the next tracker, or tell the torrent).
 fn announce_one(
-    client: &mut Bep15Client,
+    client: &mut Client,
     cfg: &AnnouncerConfig,
     key: u32,
     ih: &InfoHash,
     s: &mut Swarm,
     v: Option<&SwarmView>,
     swarms: &impl Swarms,
-) {
+) -> Result<(), AnnounceError> {
     let complete = is_complete(s);
     let event = match s.announced {
         None => Event::Started,
@@ -279,59 +515,64 @@ fn announce_one(
     };
     let args = args_for(cfg, key, ih, s, v, event);
     s.last_try = Some(Instant::now());
-    let me = SocketAddr::new(client.local_ip(), cfg.port);
-    match client.announce(&args) {
-        Ok(r) => {
-            debug!(
-                "announced {ih} ({}) to {}: {} seeders, {} leechers, {} peers",
-                event.as_str(),
-                cfg.tracker,
-                r.seeders,
-                r.leechers,
-                r.peers.len()
-            );
-            if s.announced.is_none() {
-                info!(
-                    "announced {ih} to BEP 15 tracker {} ({})",
-                    cfg.tracker,
-                    if complete { "seeder" } else { "leecher" }
-                );
-            }
-            s.announced = Some(complete);
-            s.interval = Some(r.interval.clamp(MIN_INTERVAL, MAX_INTERVAL));
-            // Some trackers (opentracker) list the announcer itself.
-            let peers = r
-                .peers
-                .into_iter()
-                .filter(|p| *p != me)
-                .map(|addr| PeerEntry {
-                    addr,
-                    // BEP 15 replies carry no peer id; the handshake does.
-                    peer_id: String::new(),
-                    complete: false,
-                })
-                .collect();
-            swarms.deliver(ih, Ok(peers));
-            for r in s.replies.drain(..) {
-                let _ = r.send(Ok(()));
-            }
-        }
-        Err(e) => {
-            warn!("announce {ih}: {e}");
-            if v.is_some_and(|v| v.wants_peers) {
-                swarms.deliver(ih, Err(Box::new(e.clone())));
-            }
-            for r in s.replies.drain(..) {
-                let _ = r.send(Err(Box::new(e.clone())));
-            }
-        }
+    let r = client.announce(&args)?;
+    debug!(
+        "announced {ih} ({}): {} seeders, {} leechers, {} peers",
+        event.as_str(),
+        r.seeders,
+        r.leechers,
+        r.peers.len()
+    );
+    if s.announced.is_none() {
+        info!(
+            "announced {ih} to tracker {} ({})",
+            cfg.board.in_use().unwrap_or_default(),
+            if complete { "seeder" } else { "leecher" }
+        );
+    }
+    s.announced = Some(complete);
+    s.interval = Some(r.interval.clamp(MIN_INTERVAL, MAX_INTERVAL));
+    let peers = r
+        .peers
+        .into_iter()
+        .filter(|p| !client.is_me(*p, cfg.port))
+        .map(|addr| PeerEntry {
+            addr,
+            // BEP 15 and compact HTTP replies carry no peer id; the
+            // handshake does.
+            peer_id: String::new(),
+            complete: false,
+        })
+        .collect();
+    swarms.deliver(ih, Ok(peers));
+    for r in s.replies.drain(..) {
+        let _ = r.send(Ok(()));
+    }
+    Ok(())
+}
+
+/// The announce failed (`e`): a download waiting for peers and whoever
+/// waits for the announce are told why.
+fn refused(
+    ih: &InfoHash,
+    s: &mut Swarm,
+    v: Option<&SwarmView>,
+    swarms: &impl Swarms,
+    e: &AnnounceError,
+) {
+    debug!("announce {ih}: {e}");
+    if v.is_some_and(|v| v.wants_peers) {
+        swarms.deliver(ih, Err(Box::new(e.clone())));
+    }
+    for r in s.replies.drain(..) {
+        let _ = r.send(Err(Box::new(e.clone())));
     }
 }
 
-fn farewell(client: &mut Bep15Client, cfg: &AnnouncerConfig, key: u32, ih: &InfoHash, s: &Swarm) {
+fn farewell(client: &mut Client, cfg: &AnnouncerConfig, key: u32, ih: &InfoHash, s: &Swarm) {
     let args = args_for(cfg, key, ih, s, None, Event::Stopped);
     match client.announce(&args) {
-        Ok(_) => info!("sent stopped for {ih} to BEP 15 tracker {}", cfg.tracker),
+        Ok(_) => info!("sent stopped for {ih} to the tracker"),
         Err(e) => debug!("stopped {ih}: {e}"),
     }
 }
@@ -382,7 +623,8 @@ mod tests {
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let cfg = AnnouncerConfig {
-            tracker: addr,
+            list: TrackerList::single(Endpoint::Udp(addr)),
+            board: Board::default(),
             peer_id: *b"-MT0100-abcdefghijkl",
             port: 7004,
             max_peers: 8,

@@ -59,8 +59,19 @@ pub enum TrackerError {
 /// Why a tracker address cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AddressError {
-    #[error("only udp:// trackers (or HOST[:PORT]) are supported")]
+    #[error("only udp:// trackers (or HOST[:PORT]) are supported here")]
     NotUdp,
+    #[error(
+        "an HTTP tracker has no file names and takes only announces: searches and downloads \
+         by name need a minitorrent tracker (HOST[:PORT] or udp://HOST:PORT); an HTTP tracker \
+         serves `seed`, `share` and `get` of a .torrent, a magnet link or an info hash"
+    )]
+    HttpHere,
+    #[error(
+        "https:// trackers are not supported (minitorrent speaks http://, udp:// and its own \
+         JSON protocol); use the tracker's http:// or udp:// address"
+    )]
+    Https,
     #[error("no host: give HOST, HOST:PORT or udp://HOST:PORT")]
     NoHost,
     #[error("{0:?} is not a host name or an IP address")]
@@ -117,6 +128,9 @@ pub fn resolve(tracker: &str) -> Result<SocketAddr, TrackerError> {
 pub fn split_tracker(tracker: &str) -> Result<(String, u16), AddressError> {
     let t = tracker.trim();
     let rest = t.strip_prefix("udp://").unwrap_or(t);
+    if rest.starts_with("http://") {
+        return Err(AddressError::HttpHere);
+    }
     if rest.contains("://") {
         return Err(AddressError::NotUdp);
     }

@@ -15,9 +15,12 @@
 
 pub mod announcer;
 pub mod bep15;
+pub mod board;
 pub mod discover;
+pub mod endpoint;
 #[cfg(test)]
 mod fake;
+pub mod http;
 pub mod json;
 pub mod probe;
 pub mod publish;
@@ -40,6 +43,8 @@ use crate::core::tracker_list::TrackerList;
 use crate::net::shared::TorrentHandle;
 use crate::net::tracker::announcer::AnnouncerConfig;
 use crate::net::tracker::bep15::Schedule;
+use crate::net::tracker::board::{Board, TrackerState};
+use crate::net::tracker::endpoint::Endpoint;
 use crate::net::tracker::json::TrackerClient;
 use crate::net::tracker::probe::ProtocolChoice;
 use crate::net::tracker::publish::Kept;
@@ -66,12 +71,13 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
     #[error(
-        "tracker {addr} speaks only the BitTorrent UDP tracker protocol (BEP 15), which \
-         has no file names, so {what} needs a minitorrent tracker; download from a \
-         .torrent, a magnet link or an info hash instead"
+        "tracker {tracker} speaks only {protocol}, which has no file names, so {what} \
+         needs a minitorrent tracker; download from a .torrent, a magnet link or an info \
+         hash instead"
     )]
     NoNames {
-        addr: SocketAddr,
+        tracker: String,
+        protocol: &'static str,
         what: &'static str,
     },
     #[error(
@@ -100,10 +106,13 @@ pub enum HomeError {
 /// What the tracker home needs to know about the session.
 #[derive(Debug, Clone)]
 pub struct HomeConfig {
+    /// The tracker named first, as the JSON protocol and the protocol
+    /// probe reach it (for an HTTP tracker, its host and port).
     pub tracker: SocketAddr,
-    /// More JSON trackers, in BEP 12 tiers, to fail over to when `tracker`
-    /// (always tried first) does not answer; empty for one tracker.
-    pub backups: Vec<Vec<SocketAddr>>,
+    /// Every tracker in BEP 12 tiers, the one named first in the first
+    /// tier; empty for `tracker` alone. The JSON thread fails over among
+    /// the `udp://` ones (`tracker` first); the announcer among them all.
+    pub tiers: Vec<Vec<Endpoint>>,
     pub protocol: TrackerProtocol,
     pub peer_id: [u8; 20],
     /// Where the peer listens: its port is announced, and JSON datagrams
@@ -124,8 +133,8 @@ pub struct Route {
 /// The session's torrents, as the announcer reads them.
 type Table = Arc<Mutex<HashMap<InfoHash, TorrentHandle>>>;
 
-/// The tracker home of one session: one tracker, its protocol choice, and
-/// the threads that talk to it.
+/// The tracker home of one session: its trackers, the protocol choice, and
+/// the threads that talk to them.
 pub struct Trackers {
     choice: ProtocolChoice,
     cfg: HomeConfig,
@@ -140,7 +149,17 @@ pub struct Trackers {
     /// The JSON trackers in BEP 12 order and the one in use (the JSON
     /// thread moves it when one does not answer).
     list: Arc<Mutex<TrackerList>>,
+    /// Every tracker, for the announcer.
+    announce_list: TrackerList<Endpoint>,
+    /// The first tracker speaks HTTP: every torrent goes to the announcer.
+    http_first: bool,
+    /// Which tracker is in use and how each one did.
+    board: Board,
 }
+
+/// Most trackers taken from a torrent (the rest are left out, with a
+/// warning).
+pub use board::MAX_TRACKERS;
 
 impl Trackers {
     /// Starts the JSON tracker thread; `swarms` is the session's table of
@@ -149,13 +168,44 @@ impl Trackers {
         let (json, rx) = crossbeam_channel::unbounded();
         let id = crate::core::shared::peer_id_str(&cfg.peer_id);
         let (ip, port) = (cfg.listen.ip(), cfg.listen.port());
-        let mut tiers = vec![vec![cfg.tracker]];
-        tiers.extend(cfg.backups.iter().cloned());
         let mut rng = fastrand::Rng::new();
-        // The first tier is the tracker named first, alone: tried first.
+        let everyone = if cfg.tiers.is_empty() {
+            vec![vec![Endpoint::Udp(cfg.tracker)]]
+        } else {
+            cfg.tiers.clone()
+        };
+        let http_first = matches!(
+            everyone.first().and_then(|t| t.first()),
+            Some(Endpoint::Http(_))
+        );
+        // The JSON thread's: the first tier is the tracker named first,
+        // alone: tried first; then the other udp:// ones.
+        let mut tiers = vec![vec![cfg.tracker]];
+        tiers.extend(everyone.iter().map(|tier| {
+            tier.iter()
+                .filter_map(|e| match e {
+                    Endpoint::Udp(a) if *a != cfg.tracker => Some(*a),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }));
         let l =
             TrackerList::new(tiers, &mut rng).unwrap_or_else(|| TrackerList::single(cfg.tracker));
+        let announce_list = TrackerList::new(everyone, &mut rng)
+            .unwrap_or_else(|| TrackerList::single(Endpoint::Udp(cfg.tracker)));
+        let board = Board::default();
+        if http_first {
+            board.set(
+                announce_list
+                    .all()
+                    .iter()
+                    .map(|e| (e.to_string(), e.protocol())),
+            );
+        } else {
+            board.set(l.all().into_iter().map(|a| (board::json_url(a), "json")));
+        }
         let list = Arc::new(Mutex::new(l));
+        let thread_board = board.clone();
         let thread_list = list.clone();
         let thread_id = id.clone();
         let torrents = swarms.clone();
@@ -164,7 +214,16 @@ impl Trackers {
         std::thread::Builder::new()
             .name("tracker".into())
             .spawn(move || {
-                register::run(thread_list, ip, thread_id, port, rx, torrents, thread_kept)
+                register::run(
+                    thread_list,
+                    thread_board,
+                    ip,
+                    thread_id,
+                    port,
+                    rx,
+                    torrents,
+                    thread_kept,
+                )
             })
             .map_err(|e| HomeError::Thread("tracker", e))?;
         Ok(Trackers {
@@ -176,7 +235,26 @@ impl Trackers {
             bep15: Mutex::new(None),
             kept,
             list,
+            announce_list,
+            http_first,
+            board,
         })
+    }
+
+    /// Every tracker: which is in use, and the last error of each.
+    pub fn states(&self) -> Vec<TrackerState> {
+        self.board.snapshot()
+    }
+
+    pub fn board(&self) -> Board {
+        self.board.clone()
+    }
+
+    /// The tracker in use as written (`udp://…`, `http://…`).
+    pub fn in_use(&self) -> String {
+        self.board
+            .in_use()
+            .unwrap_or_else(|| board::json_url(self.addr()))
     }
 
     /// Keeps the `.torrent` of a file the session seeds or downloads, to
@@ -203,9 +281,14 @@ impl Trackers {
             .unwrap_or_else(|_| vec![self.cfg.tracker])
     }
 
-    /// The protocol spoken with the tracker: `json`, `bep15`, or `auto`
-    /// while no torrent has needed to find out.
+    /// The protocol spoken with the tracker in use: `json`, `bep15` or
+    /// `http`.
     pub fn protocol_name(&self) -> &'static str {
+        if let Some(t) = self.board.snapshot().into_iter().find(|t| t.in_use) {
+            if t.protocol != "json" {
+                return t.protocol;
+            }
+        }
         if self
             .bep15
             .lock()
@@ -224,6 +307,12 @@ impl Trackers {
     /// The way in for a new torrent. May probe the tracker first (seconds,
     /// once), so call it before taking any lock.
     pub fn route(&self, info_hash: InfoHash) -> Result<Route, HomeError> {
+        if self.http_first {
+            return Ok(Route {
+                updates: self.announcer()?,
+                lookups: false,
+            });
+        }
         Ok(match self.choice.decide(info_hash, &self.id) {
             Protocol::Json => Route {
                 updates: self.json.clone(),
@@ -244,7 +333,8 @@ impl Trackers {
         }
         let (tx, rx) = crossbeam_channel::unbounded();
         let cfg = AnnouncerConfig {
-            tracker: self.cfg.tracker,
+            list: self.announce_list.clone(),
+            board: self.board.clone(),
             peer_id: self.cfg.peer_id,
             port: self.cfg.listen.port(),
             max_peers: self.cfg.max_peers,
@@ -254,20 +344,25 @@ impl Trackers {
         std::thread::Builder::new()
             .name("bep15 announcer".into())
             .spawn(move || announcer::run_announcer(cfg, swarms, rx))
-            .map_err(|e| HomeError::Thread("BEP 15 announcer", e))?;
+            .map_err(|e| HomeError::Thread("announcer", e))?;
         *slot = Some(tx.clone());
         Ok(tx)
     }
 
     /// Registers (or announces) `tracked` and waits for the tracker's answer.
     pub fn register_now(&self, tracked: Tracked) -> Result<(), HomeError> {
-        // Once the announcer runs, the tracker is known to speak BEP 15.
-        let updates = self
+        // Once the announcer runs, the tracker is known to speak BEP 15
+        // (or HTTP, which it always does when named first).
+        let running = self
             .bep15
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .unwrap_or_else(|| self.json.clone());
+            .clone();
+        let updates = match running {
+            Some(tx) => tx,
+            None if self.http_first => self.announcer()?,
+            None => self.json.clone(),
+        };
         let (tx, rx) = crossbeam_channel::bounded(1);
         let _ = updates.send(TrackerMsg::Update(tracked, Some(tx)));
         match rx.recv_timeout(REGISTER_WAIT) {
@@ -286,9 +381,7 @@ impl Trackers {
     /// by name (which picks one swarm), then a SEARCH for the others.
     pub fn find_name(&self, name: &str) -> Result<NameMatch, HomeError> {
         const WHAT: &str = "a download by name";
-        if self.choice.asked() == TrackerProtocol::Bep15 {
-            return Err(no_names(&self.choice, WHAT));
-        }
+        self.names(WHAT)?;
         let mut c = TrackerClient::new(self.addr())?;
         let reply = c
             .request_peers(None, Some(name), Some(&self.id))
@@ -309,16 +402,31 @@ impl Trackers {
     /// included), with whether each is complete.
     pub fn peers_of(&self, info_hash: InfoHash) -> Result<PeersReply, HomeError> {
         const WHAT: &str = "listing a file's peers";
-        if self.choice.asked() == TrackerProtocol::Bep15 {
-            return Err(no_names(&self.choice, WHAT));
-        }
+        self.names(WHAT)?;
         let mut c = TrackerClient::new(self.addr())?;
         c.request_peers(Some(&info_hash), None, None)
             .map_err(|e| explain(&self.choice, e, WHAT))
     }
 
     pub fn search(&self, query: &str) -> Result<Vec<FileSummary>, HomeError> {
+        self.names("SEARCH")?;
         search_with(&self.choice, query)
+    }
+
+    /// Names need the JSON protocol: an error for a session whose tracker
+    /// speaks BEP 15 or HTTP.
+    fn names(&self, what: &'static str) -> Result<(), HomeError> {
+        if self.http_first {
+            return Err(HomeError::NoNames {
+                tracker: self.in_use(),
+                protocol: "the HTTP tracker protocol (BEP 3)",
+                what,
+            });
+        }
+        if self.choice.asked() == TrackerProtocol::Bep15 {
+            return Err(no_names(&self.choice, what));
+        }
+        Ok(())
     }
 
     /// EXIT to a JSON tracker, `stopped` to a BEP 15 one, each within a
@@ -384,7 +492,8 @@ fn search_with(choice: &ProtocolChoice, query: &str) -> Result<Vec<FileSummary>,
 /// Names exist only in the JSON protocol.
 fn no_names(choice: &ProtocolChoice, what: &'static str) -> HomeError {
     HomeError::NoNames {
-        addr: choice.addr(),
+        tracker: choice.addr().to_string(),
+        protocol: "the BitTorrent UDP tracker protocol (BEP 15)",
         what,
     }
 }
@@ -450,7 +559,7 @@ mod tests {
     fn home(tracker: SocketAddr, protocol: TrackerProtocol) -> Trackers {
         let cfg = HomeConfig {
             tracker,
-            backups: Vec::new(),
+            tiers: Vec::new(),
             protocol,
             peer_id: *b"-MT0100-abcdefghijkl",
             listen: "127.0.0.1:7009".parse().unwrap(),

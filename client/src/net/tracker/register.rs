@@ -18,6 +18,7 @@ use minitorrent_common::tracker_proto::ErrorCode;
 
 use crate::core::msg::{Event, Input, TrackerMsg};
 use crate::core::tracker_list::TrackerList;
+use crate::net::tracker::board::{json_url, Board};
 use crate::net::tracker::json::{RegisterFile, Timers, TrackerClient, TrackerError};
 use crate::net::tracker::publish::{Kept, Publisher};
 use crate::net::tracker::stats::{self, Table};
@@ -116,14 +117,17 @@ struct Failover {
 /// The tracker in use did not answer (`e`): with another one to try, the
 /// link moves to it and true is returned (try it now); after a whole round
 /// of them, the outage is told and false returned (wait).
+#[allow(clippy::too_many_arguments)]
 fn fail_over(
     list: &Mutex<TrackerList>,
+    board: &Board,
     link: &mut Link,
     f: &mut Failover,
     outage: &mut Outage,
     e: &dyn std::fmt::Display,
     local: IpAddr,
 ) -> bool {
+    board.failed(&json_url(link.addr), e);
     let Ok(mut l) = list.lock() else {
         outage.failed(link.addr, e, Instant::now());
         return false;
@@ -151,12 +155,14 @@ fn fail_over(
         warn!("{e}; trying the next tracker, {to}");
     }
     *link = Link::to(to, local);
+    board.using(&json_url(to));
     !whole_round
 }
 
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     list: Arc<Mutex<TrackerList>>,
+    board: Board,
     local: IpAddr,
     peer_id: String,
     port: u16,
@@ -202,6 +208,7 @@ pub fn run(
     let answered = |list: &Mutex<TrackerList>, f: &mut Failover, o: &mut Outage, addr| {
         f.in_a_row = 0;
         o.answered(addr);
+        board.answered(&json_url(addr));
         if let Ok(mut l) = list.lock() {
             l.answered();
             if !l.at_first() && f.check_first.is_none() {
@@ -243,7 +250,15 @@ pub fn run(
                         }
                         Err(e) => {
                             registered = false;
-                            if !fail_over(&list, &mut link, &mut failover, &mut outage, e, local) {
+                            if !fail_over(
+                                &list,
+                                &board,
+                                &mut link,
+                                &mut failover,
+                                &mut outage,
+                                e,
+                                local,
+                            ) {
                                 next = outage.next(interval, Instant::now());
                                 break r;
                             }
@@ -335,10 +350,13 @@ pub fn run(
                                 if let Ok(mut l) = list.lock() {
                                     l.back_to_first();
                                 }
+                                board.using(&json_url(first));
+                                board.answered(&json_url(first));
                                 interval = timers.interval;
                                 heard(&timers, &mut stats, &mut link.publisher, &files);
                             }
                             Err(e) => {
+                                board.failed(&json_url(first), &e);
                                 debug!("first tracker {first} still does not answer: {e}");
                                 failover.check_first = Some(Instant::now() + RETRY_UNREACHABLE);
                             }
@@ -386,7 +404,15 @@ pub fn run(
                 next = match failure {
                     Some(e) => {
                         registered = false;
-                        if fail_over(&list, &mut link, &mut failover, &mut outage, &e, local) {
+                        if fail_over(
+                            &list,
+                            &board,
+                            &mut link,
+                            &mut failover,
+                            &mut outage,
+                            &e,
+                            local,
+                        ) {
                             Instant::now()
                         } else {
                             outage.next(interval, Instant::now())
@@ -595,6 +621,7 @@ mod tests {
         let thread = std::thread::spawn(move || {
             run(
                 Arc::new(Mutex::new(TrackerList::single(addr))),
+                Board::default(),
                 "127.0.0.1".parse().unwrap(),
                 "me".into(),
                 7000,

@@ -214,8 +214,8 @@
       el("tr", null, el("td", { class: "mono url" }), el("td"), el("td", { class: "ok" }), el("td", { class: "error" }), el("td", { class: "num" })),
     (tr, t) => {
       const c = tr.children;
-      setText(c[0], String(t.url));
-      setText(c[1], t.protocol === "bep15" ? "UDP (BEP 15)" : t.protocol === "json" ? "JSON" : String(t.protocol || "?"));
+      setText(c[0], String(t.url) + (t.in_use ? " (in use)" : ""));
+      setText(c[1], t.protocol === "bep15" ? "UDP (BEP 15)" : t.protocol === "json" ? "JSON" : t.protocol === "http" ? "HTTP" : String(t.protocol || "?"));
       setText(c[2], t.last_answer ? String(t.last_answer) : "–");
       setText(c[3], t.last_error ? String(t.last_error) : "");
       setText(c[4], MT.ago(t.seconds_ago));
