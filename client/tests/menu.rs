@@ -48,6 +48,11 @@ fn menu_through_a_pipe_seed_then_download_by_name() {
     assert_same_file(&data, &l.join("menu-file.bin"));
     leecher.send_line("4");
     leecher.out.wait_for("[seeding]", TIMEOUT);
+    // Then the tracker in use, which has answered (no error).
+    let line = leecher
+        .out
+        .wait_for(&format!("tracker udp://{t} (json) in use"), TIMEOUT);
+    assert!(!line.contains("last error"), "{line}");
     leecher.send_line("5");
     leecher.send_line("1");
     leecher
