@@ -593,7 +593,7 @@ impl Swarm {
             "{}: connected to {} {addr} ({})",
             self.name,
             if outbound { "outbound" } else { "inbound" },
-            String::from_utf8_lossy(&peer.peer_id)
+            minitorrent_common::wire::peer_id_display(&peer.peer_id)
         );
         self.peers.insert(conn, peer);
         if matches!(self.stage, Stage::Live(_)) {
