@@ -84,11 +84,7 @@ fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, ConnError> {
         }
         stream.set_read_timeout(Some(left))?;
         match stream.read(&mut buf[got..]) {
-            Ok(0) => {
-                return Err(ConnError::Handshake(
-                    "connection closed during the handshake".into(),
-                ))
-            }
+            Ok(0) => return Err(ConnError::HandshakeClosed),
             Ok(n) => got += n,
             // A timeout goes round the loop, which reports the deadline.
             Err(e)
