@@ -241,8 +241,7 @@ fn every_peer_failing_alike_is_said_plainly() {
         .wait_match(|l| l.contains("the only known peer"), TIMEOUT)
         .unwrap_or_else(|| panic!("no plain warning\n{}", closed.dump()));
     assert!(
-        line.contains("closed the connection during the handshake")
-            && line.contains("encrypted"),
+        line.contains("closed the connection during the handshake") && line.contains("encrypted"),
         "{line}"
     );
     let line = refused
@@ -251,7 +250,11 @@ fn every_peer_failing_alike_is_said_plainly() {
         .unwrap_or_else(|| panic!("no plain warning\n{}", refused.dump()));
     assert!(line.contains("refused the connection"), "{line}");
     for p in [&closed, &refused] {
-        assert!(!p.err.contains("no peer to download from yet"), "{}", p.dump());
+        assert!(
+            !p.err.contains("no peer to download from yet"),
+            "{}",
+            p.dump()
+        );
     }
     closed.kill();
     refused.kill();

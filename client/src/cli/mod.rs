@@ -890,7 +890,19 @@ fn announce_url(t: &str) -> Result<String> {
         if t.contains(char::is_whitespace) {
             bail!("--tracker {t:?}: a URL has no spaces");
         }
-        return Ok(t.to_string());
+        // As given, with the port our peers assume made explicit (other
+        // clients have no default port for udp://).
+        let rest = &t["udp://".len()..];
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (hostport, tail) = rest.split_at(end);
+        let has_port = match hostport.strip_prefix('[') {
+            Some(v6) => v6.contains("]:"),
+            None => hostport.contains(':'),
+        };
+        if has_port {
+            return Ok(t.to_string());
+        }
+        return Ok(format!("udp://{hostport}:{}{tail}", addr.port()));
     }
     Ok(format!("udp://{addr}"))
 }
