@@ -343,7 +343,8 @@ impl Live {
             return;
         };
         // A peer that chokes us may still give us its allowed-fast pieces.
-        if !(p.unchoked_us || !p.allowed_fast.is_empty()) || p.bits.is_none() || p.dropped {
+        let choked_for_all = !p.unchoked_us && p.allowed_fast.is_empty();
+        if choked_for_all || p.bits.is_none() || p.dropped {
             return;
         }
         let cap = pieces_for_rate(
