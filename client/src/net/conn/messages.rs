@@ -29,12 +29,9 @@ pub(super) struct EarlyNews {
     bitfield: Option<Vec<u8>>,
     haves: Vec<u32>,
     bitfield_seen: bool,
-    /// HAVE ALL (true) or HAVE NONE (false) came before the metadata.
+    /// HAVE ALL (true) or HAVE NONE (false) came before the metadata (the
+    /// last of it and a BITFIELD wins).
     have_all: Option<bool>,
-    /// A BITFIELD, HAVE ALL, HAVE NONE or HAVE came: HAVE ALL and HAVE
-    /// NONE are no longer allowed (BEP 6 sends them first, in place of a
-    /// BITFIELD).
-    pieces_told: bool,
 }
 
 impl Conn {
@@ -92,9 +89,6 @@ impl Conn {
                 "{} without the fast extension negotiated",
                 msg.summary()
             )));
-        }
-        if matches!(msg, Message::Bitfield(_) | Message::Have(_)) {
-            self.early.pieces_told = true;
         }
         match msg {
             Message::KeepAlive | Message::Port(_) => {}
@@ -170,17 +164,21 @@ impl Conn {
         self.apply_actions()
     }
 
-    /// HAVE ALL (`all`) or HAVE NONE: in place of a BITFIELD, before any
-    /// other news of the peer's pieces.
+    /// HAVE ALL (`all`) or HAVE NONE: in place of a BITFIELD. BEP 6 sends
+    /// it first; one that comes later replaces what the peer said before,
+    /// as a later BITFIELD does (aria2, for one, sends a HAVE ALL after
+    /// other news of its pieces).
     fn on_have_all(&mut self, all: bool) -> Result<(), ConnError> {
-        let name = if all { "HAVE ALL" } else { "HAVE NONE" };
-        if std::mem::replace(&mut self.early.pieces_told, true) {
-            return Err(violation(format!(
-                "{name} after the peer already told its pieces"
-            )));
+        if self.early.bitfield_seen {
+            debug!(
+                "peer {}: a later {} replaces its pieces",
+                self.wire.remote,
+                if all { "HAVE ALL" } else { "HAVE NONE" }
+            );
         }
         self.early.bitfield_seen = true;
         let Some(m) = &self.meta else {
+            self.early.bitfield = None;
             self.early.have_all = Some(all);
             return Ok(());
         };
@@ -254,6 +252,7 @@ impl Conn {
         }
         self.early.bitfield_seen = true;
         let Some(m) = &self.meta else {
+            self.early.have_all = None;
             self.early.bitfield = Some(bytes);
             return Ok(());
         };
