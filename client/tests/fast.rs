@@ -126,7 +126,7 @@ fn raw_fast_seeder(
             }
         } else {
             nth += 1;
-            if nth % 3 == 0 {
+            if nth.is_multiple_of(3) {
                 log.rejected.push((index, begin));
                 send(
                     &mut s,
