@@ -321,3 +321,47 @@ fn without_the_fast_bit_the_fast_messages_are_violations() {
         matches!(m, Message::Unchoke).then_some(())
     });
 }
+
+#[test]
+fn requests_refused_to_a_peer_that_never_reads_close_the_connection() {
+    let sw = swarm("fastflood", 64 * 16 * 1024, 16 * 1024);
+    sw.leech_ok("first", &sw.magnet);
+    let port = sw.seeder.port();
+    let (mut s, _) = dial(port, Handshake::new(sw.ih, peer_id("flood")));
+    let allowed = allowed_fast_set(Ipv4Addr::LOCALHOST.into(), &sw.ih, 64, ALLOWED_FAST_K);
+    let other = (0..64).find(|i| !allowed.contains(i)).unwrap();
+    // Never INTERESTED, never reading: every request earns a REJECT that
+    // waits unsent.
+    let req = frame(&Message::Request {
+        index: other,
+        begin: 0,
+        length: 16 * 1024,
+    });
+    let burst: Vec<u8> = req.iter().copied().cycle().take(req.len() * 4096).collect();
+    s.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut closed = false;
+    while std::time::Instant::now() < deadline {
+        match s.write(&burst) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+        if sw.seeder.err.contains("wait unread") {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "still open after 20 s\n{}", sw.seeder.dump());
+    sw.seeder
+        .err
+        .wait_for("protocol violation: requests while", TIMEOUT);
+}

@@ -125,10 +125,12 @@ impl Conn {
                         self.wire.remote
                     );
                 }
-                // Each request we refuse costs a REJECT: a peer sending
-                // them without reading the answers is a flood.
+                // With the fast extension each request we refuse costs a
+                // REJECT: a peer sending them without reading the answers
+                // is a flood.
                 let backlog = self.wire.backlog();
-                if fate != RequestFate::Queued && backlog > METADATA_BACKLOG {
+                if self.state.is_fast() && fate != RequestFate::Queued && backlog > METADATA_BACKLOG
+                {
                     return Err(violation(format!(
                         "requests while {backlog} bytes of answers wait unread"
                     )));
