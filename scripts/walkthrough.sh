@@ -301,7 +301,9 @@ protocol name, the info hash (so both talk about the same file) and their
 peer id. Extension handshakes follow (A only knows the info hash, so it
 fetches the file's description, the "metadata", with EXTENDED messages).
 A seeder that has just started does not send its BITFIELD (one bit per
-piece, all set): it is in "initial seeding" (BEP 16). It shows each leecher
+piece, all set), nor HAVE ALL (its one-byte form in the fast extension,
+BEP 6, which both peers speak here): it says HAVE NONE, as it is in
+"initial seeding" (BEP 16). It shows each leecher
 a few pieces with HAVE (piece number), different ones to each, and the next
 ones when the leecher says HAVE for them. So its upload, the scarce link,
 sends every piece once, and the leechers swap the rest among themselves.

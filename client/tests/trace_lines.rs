@@ -120,13 +120,12 @@ fn two_leechers_do_not_churn_interest_or_choke() {
 
 /// A new seed greets its first leecher without a BITFIELD and shows it its
 /// pieces with HAVEs (initial seeding); once every piece has reached a
-/// peer, a BITFIELD reads as pieces had out of pieces in all ("BITFIELD
-/// 32/32 pieces"), on the sending side and on a receiver that knows the
-/// torrent; a receiver that has only the name counts the bits until the
-/// metadata comes. And EXIT on the way out is answered by the tracker's OK,
+/// peer, it greets a peer that speaks the fast extension (ours do) with
+/// HAVE ALL, traced on both sides, and the downloads complete whether the
+/// receiver knows the torrent or only its name. And EXIT on the way out is answered by the tracker's OK,
 /// which the peer waits for and traces.
 #[test]
-fn trace_shows_bitfields_in_pieces_and_the_ok_answering_exit() {
+fn trace_shows_have_all_from_a_seed_and_the_ok_answering_exit() {
     let size = 1024 * 1024;
     let sw = swarm_with("trace-bitfield", "b.bin", size, PIECE, &["--trace"]);
     let (tracker, tmp, data, torrent) = (&sw.tracker, &sw.tmp, &sw.data, &sw.torrent);
@@ -159,9 +158,18 @@ fn trace_shows_bitfields_in_pieces_and_the_ok_answering_exit() {
         .lines()
         .filter(from_seed)
         .filter_map(|l| l.split("  HAVE ").nth(1))
+        .filter(|rest| rest.parse::<u32>().is_ok())
         .collect();
     let distinct: HashSet<&str> = shown.iter().copied().collect();
     assert_eq!(distinct.len(), pieces, "HAVEs from the seed\n{trace}");
+    // With the fast extension, the HAVEs follow a HAVE NONE.
+    assert!(
+        trace
+            .lines()
+            .filter(from_seed)
+            .any(|l| l.ends_with("  HAVE NONE")),
+        "no HAVE NONE from the new seed\n{trace}"
+    );
     assert_eq!(shown.len(), pieces, "a piece shown twice\n{trace}");
 
     // With the .torrent, the piece count is known from the start.
@@ -178,8 +186,8 @@ fn trace_shows_bitfields_in_pieces_and_the_ok_answering_exit() {
     assert!(
         trace
             .lines()
-            .any(|l| l.contains(&from_seeder) && l.ends_with("  BITFIELD 32/32 pieces")),
-        "no 'BITFIELD 32/32 pieces' from the seeder\n{trace}"
+            .any(|l| l.contains(&from_seeder) && l.ends_with("  HAVE ALL")),
+        "no 'HAVE ALL' from the seeder\n{trace}"
     );
 
     // The EXIT the peer sends on the way out, then the OK with its tid.
@@ -197,12 +205,12 @@ fn trace_shows_bitfields_in_pieces_and_the_ok_answering_exit() {
         .find(|l| l.contains("  OK ") && l.ends_with(&format!(" tid={tid}")));
     assert!(ok.is_some(), "no OK answering {exit:?}\n{trace}");
 
-    // By name: the bitfield arrives before the metadata.
+    // By name: HAVE ALL arrives before the metadata.
     let dir = tmp.sub("n");
     let g = get_ok("by-name", tracker, "b.bin", &dir, &["--trace"]);
     assert_same_file(data, &dir.join("b.bin"));
     let trace = g.err.text();
-    let early = "  BITFIELD 32 pieces (4 bytes; the piece count comes with the metadata)";
+    let early = "  HAVE ALL";
     assert!(
         trace
             .lines()
@@ -217,10 +225,9 @@ fn trace_shows_bitfields_in_pieces_and_the_ok_answering_exit() {
         .text()
         .lines()
         .filter(|l| {
-            l.contains(&format!(" peer 127.0.0.1:{seeder_port} → "))
-                && l.ends_with("  BITFIELD 32/32 pieces")
+            l.contains(&format!(" peer 127.0.0.1:{seeder_port} → ")) && l.ends_with("  HAVE ALL")
         })
         .count();
     // One per leecher (more if one reconnected).
-    assert!(sent >= 2, "{sent} BITFIELD lines\n{}", sw.seeder.dump());
+    assert!(sent >= 2, "{sent} HAVE ALL lines\n{}", sw.seeder.dump());
 }

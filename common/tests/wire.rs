@@ -39,7 +39,7 @@ fn handshake_bytes_are_exact() {
     let bytes = hs.encode();
     let mut expected = vec![19u8];
     expected.extend_from_slice(b"BitTorrent protocol");
-    expected.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]);
+    expected.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);
     expected.extend_from_slice(&[0x12; 20]);
     expected.extend_from_slice(b"-MN0100-");
     expected.extend_from_slice(&[0xab; 12]);
@@ -54,7 +54,8 @@ fn handshake_round_trip_keeps_reserved_bits() {
     let back = Handshake::decode(&hs.encode()).unwrap();
     assert!(back == hs);
     assert!(back.supports_extensions());
-    assert_eq!(back.reserved[7], 0x01);
+    assert_eq!(back.reserved[7], 0x05);
+    assert!(back.supports_fast());
     assert_eq!(back.info_hash.0, [0x12; 20]);
 }
 
@@ -64,7 +65,24 @@ fn handshake_without_extension_bit() {
     hs.reserved = [0; 8];
     let back = Handshake::decode(&hs.encode()).unwrap();
     assert!(!back.supports_extensions());
+    assert!(!back.supports_fast());
     assert!(!back.summary().contains("extensions"));
+}
+
+#[test]
+fn handshake_fast_bit_is_byte_7_bit_0x04() {
+    let hs = sample_handshake();
+    assert!(hs.supports_fast());
+    let plain = hs.without_fast();
+    assert!(!plain.supports_fast() && plain.supports_extensions());
+    assert_eq!(plain.encode()[27], 0);
+    assert_eq!(hs.encode()[27], 0x04);
+    let mut only_fast = plain;
+    only_fast.reserved[7] = 0x04;
+    assert!(Handshake::decode(&only_fast.encode())
+        .unwrap()
+        .supports_fast());
+    assert!(!plain.summary().contains("fast"));
 }
 
 #[test]
@@ -95,7 +113,7 @@ fn handshake_bad_pstr() {
 fn handshake_summary() {
     assert_eq!(
         sample_handshake().summary(),
-        "HANDSHAKE info_hash=12121212… peer_id=-MN0100-… (extensions)"
+        "HANDSHAKE info_hash=12121212… peer_id=-MN0100-… (extensions, fast)"
     );
     let mut hs = sample_handshake();
     hs.peer_id = [0u8; 20];
@@ -142,6 +160,15 @@ fn every_message_round_trips() {
             length: 100,
         },
         Message::Port(6881),
+        Message::SuggestPiece(7),
+        Message::HaveAll,
+        Message::HaveNone,
+        Message::RejectRequest {
+            index: 2,
+            begin: 16384,
+            length: 16384,
+        },
+        Message::AllowedFast(u32::MAX),
         Message::Extended {
             id: 0,
             payload: b"d1:md11:ut_metadatai1eee".to_vec(),
@@ -203,6 +230,26 @@ fn byte_exact_encodings() {
         ),
         (Message::Port(0x1ae1), vec![0, 0, 0, 3, 9, 0x1a, 0xe1]),
         (
+            Message::SuggestPiece(0x0102),
+            vec![0, 0, 0, 5, 0x0d, 0, 0, 1, 2],
+        ),
+        (Message::HaveAll, vec![0, 0, 0, 1, 0x0e]),
+        (Message::HaveNone, vec![0, 0, 0, 1, 0x0f]),
+        (
+            Message::RejectRequest {
+                index: 3,
+                begin: 0x4000,
+                length: 0x10,
+            },
+            vec![
+                0, 0, 0, 0x0d, 0x10, 0, 0, 0, 3, 0, 0, 0x40, 0, 0, 0, 0, 0x10,
+            ],
+        ),
+        (
+            Message::AllowedFast(0x0a0b),
+            vec![0, 0, 0, 5, 0x11, 0, 0, 0x0a, 0x0b],
+        ),
+        (
             Message::Extended {
                 id: 0,
                 payload: b"de".to_vec(),
@@ -230,7 +277,17 @@ fn piece_header_matches_encoded_piece() {
 
 #[test]
 fn fixed_size_messages_reject_wrong_lengths() {
-    let cases: [(&[u8], &str, usize); 10] = [
+    let cases: [(&[u8], &str, usize); 16] = [
+        (&[0x0d, 0, 0, 0], "suggest piece", 5),
+        (&[0x0d, 0, 0, 0, 0, 0], "suggest piece", 5),
+        (&[0x0e, 0], "have all", 1),
+        (&[0x0f, 0], "have none", 1),
+        (
+            &[0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40],
+            "reject request",
+            13,
+        ),
+        (&[0x11, 0, 0, 0, 0, 0], "allowed fast", 5),
         (&[0, 0], "choke", 1),
         (&[1, 0], "unchoke", 1),
         (&[2, 0, 0], "interested", 1),
@@ -281,6 +338,13 @@ fn every_id_truncated_is_an_error() {
             length: 16384,
         }),
         encode(&Message::Port(1)),
+        encode(&Message::SuggestPiece(1)),
+        encode(&Message::RejectRequest {
+            index: 1,
+            begin: 0,
+            length: 16384,
+        }),
+        encode(&Message::AllowedFast(1)),
         encode(&Message::Extended {
             id: 1,
             payload: vec![],
@@ -300,7 +364,7 @@ fn every_id_truncated_is_an_error() {
 
 #[test]
 fn unknown_id() {
-    for id in [10u8, 19, 21, 42, 255] {
+    for id in [10u8, 12, 18, 19, 21, 42, 255] {
         assert_eq!(decode_err(&[id, 1, 2]), WireError::UnknownId(id));
     }
     assert_eq!(decode_err(&[42]).to_string(), "unknown message id 42");
@@ -369,6 +433,21 @@ fn extended_without_id_byte() {
 }
 
 #[test]
+fn reject_request_block_length_limits_and_fast_messages_are_marked() {
+    let mut f = vec![0x10, 0, 0, 0, 1, 0, 0, 0, 0];
+    f.extend_from_slice(&0u32.to_be_bytes());
+    assert_eq!(
+        decode_err(&f),
+        WireError::BadBlockLength {
+            name: "reject request",
+            length: 0
+        }
+    );
+    assert!(Message::HaveAll.is_fast() && Message::AllowedFast(1).is_fast());
+    assert!(!Message::Have(1).is_fast() && !Message::Bitfield(vec![]).is_fast());
+}
+
+#[test]
 fn port_is_decoded() {
     assert_eq!(
         Message::decode(&[9, 0x1a, 0xe1]).unwrap(),
@@ -416,6 +495,18 @@ fn summaries() {
             "CANCEL piece 3 offset 0 length 10",
         ),
         (Message::Port(6881), "PORT 6881"),
+        (Message::SuggestPiece(4), "SUGGEST PIECE 4"),
+        (Message::HaveAll, "HAVE ALL"),
+        (Message::HaveNone, "HAVE NONE"),
+        (
+            Message::RejectRequest {
+                index: 3,
+                begin: 0,
+                length: 10,
+            },
+            "REJECT REQUEST piece 3 offset 0 length 10",
+        ),
+        (Message::AllowedFast(9), "ALLOWED FAST 9"),
         (Message::Bitfield(vec![0xc0]), "BITFIELD (1 byte)"),
         (
             Message::Extended {

@@ -186,6 +186,18 @@ pub enum Event {
         conn: ConnId,
         index: u32,
     },
+    /// The peer rejected a request for an assigned piece (BEP 6): the
+    /// connection gave it back.
+    Rejected {
+        conn: ConnId,
+        index: u32,
+    },
+    /// The peer allows us this piece while it chokes us (BEP 6 ALLOWED
+    /// FAST; the connection keeps at most `MAX_ALLOWED_FAST` per peer).
+    AllowedFast {
+        conn: ConnId,
+        index: u32,
+    },
     WriteFailed {
         conn: ConnId,
         index: u32,

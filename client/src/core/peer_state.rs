@@ -3,7 +3,8 @@
 //! slots, the pieces we assemble from it (which blocks are wanted, requested,
 //! received — the bytes stay in the connection thread's buffers), our
 //! requests outstanding and the ones we forgot, the peer's requests waiting
-//! to be served, and the timers.
+//! to be served, and the timers; and, when both ends speak the BEP 6 fast
+//! extension, the allowed-fast sets both ways and the explicit rejects.
 //!
 //! The connection thread (`net::conn`) tells a [`PeerState`] what the peer
 //! sent and what time it is, and carries out what it decides: messages to
@@ -31,6 +32,9 @@ const MAX_OUTSTANDING: usize = 256;
 const DEFAULT_REQQ: usize = 128;
 /// Requests we cancelled or forgot (choke) whose blocks may still arrive.
 const FORGOTTEN_MAX: usize = 4096;
+/// ALLOWED FAST pieces we keep from one peer at most; further ones are
+/// ignored (BEP 6 suggests sets of 10).
+pub const MAX_ALLOWED_FAST: usize = 64;
 /// Silence on our side after which we send a keep-alive.
 pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
 /// Silence on the peer's side after which we close.
@@ -73,6 +77,9 @@ pub enum Action {
     Unchoked,
     /// Give this assigned piece back to the coordinator (`Event::Released`).
     Release(u32),
+    /// The peer rejected a request for this assigned piece (BEP 6): it is
+    /// given back to the coordinator at once (`Event::Rejected`).
+    Rejected(u32),
 }
 
 /// Which of the connection thread's piece buffers holds a piece being
@@ -106,10 +113,13 @@ pub enum BlockFate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestFate {
     Queued,
-    /// We choke the peer: the request is ignored, as BEP 3 says.
+    /// We choke the peer: the request is ignored, as BEP 3 says (with the
+    /// fast extension, rejected).
     Choking,
-    /// A piece we do not have: ignored.
+    /// A piece we do not have: ignored (with the fast extension, rejected).
     NotHad,
+    /// Fast extension: more than [`OUR_REQQ`] queued, rejected.
+    TooMany,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,13 +241,42 @@ impl Assemblies {
         self.free_bufs.push(job.buf);
     }
 
-    /// Gives every piece back to the coordinator.
-    fn release_all(&mut self, g: &Geometry, actions: &mut VecDeque<Action>) {
-        for mut job in std::mem::take(&mut self.jobs) {
+    /// Gives every piece back to the coordinator but those `keep` names.
+    fn release_all(
+        &mut self,
+        g: &Geometry,
+        actions: &mut VecDeque<Action>,
+        keep: impl Fn(u32) -> bool,
+    ) {
+        let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .partition(|j| keep(j.piece.get()));
+        self.jobs = kept;
+        for mut job in gone {
             self.forget(&mut job, g);
             actions.push_back(Action::Release(job.piece.get()));
             self.free_bufs.push(job.buf);
         }
+    }
+
+    /// The peer rejected our request for a block (BEP 6). `Some(true)`:
+    /// it was outstanding, and is no longer; `Some(false)`: a request we
+    /// cancelled or forgot; `None`: never asked.
+    fn reject(&mut self, g: &Geometry, index: u32, begin: u32, len: u32) -> Option<bool> {
+        let job = self.jobs.iter_mut().find(|j| j.piece.get() == index);
+        if let Some(job) = job {
+            let b = (begin / BLOCK_SIZE) as usize;
+            if begin.is_multiple_of(BLOCK_SIZE)
+                && job.blocks.get(b) == Some(&BlockState::Requested)
+                && g.block(job.piece, b as u32).len == len
+            {
+                job.blocks[b] = BlockState::Wanted;
+                job.first_wanted = job.first_wanted.min(b);
+                self.outstanding -= 1;
+                return Some(true);
+            }
+        }
+        self.forgotten.remove(&(index, begin)).then_some(false)
     }
 
     /// The peer choked us: it dropped our requests.
@@ -265,12 +304,21 @@ impl Assemblies {
         job.first_wanted = 0;
     }
 
-    /// The next block to request while fewer than `max` are outstanding.
-    fn next_request(&mut self, g: &Geometry, max: usize) -> Option<Block> {
+    /// The next block to request while fewer than `max` are outstanding,
+    /// among the pieces `may` allows.
+    fn next_request(
+        &mut self,
+        g: &Geometry,
+        max: usize,
+        may: impl Fn(u32) -> bool,
+    ) -> Option<Block> {
         if self.outstanding >= max {
             return None;
         }
         for job in &mut self.jobs {
+            if !may(job.piece.get()) {
+                continue;
+            }
             let from = job.first_wanted;
             let Some(b) = job.blocks[from..]
                 .iter()
@@ -359,6 +407,16 @@ pub struct PeerState {
     /// wasted), in bytes, since the connection began: for `STATS`.
     bytes_served: u64,
     bytes_received: u64,
+
+    // BEP 6, when both handshakes set the fast bit.
+    fast: bool,
+    /// The allowed-fast set we computed for the peer: its requests for
+    /// these pieces are served even while we choke it (at most
+    /// `ALLOWED_FAST_K`).
+    allowed_for_peer: Vec<u32>,
+    /// The pieces the peer allows us while it chokes us (at most
+    /// [`MAX_ALLOWED_FAST`]).
+    allowed_by_peer: Vec<u32>,
 }
 
 impl PeerState {
@@ -383,7 +441,91 @@ impl PeerState {
             actions: VecDeque::new(),
             bytes_served: 0,
             bytes_received: 0,
+            fast: false,
+            allowed_for_peer: Vec::new(),
+            allowed_by_peer: Vec::new(),
         }
+    }
+
+    // ---- the fast extension (BEP 6) --------------------------------------
+
+    /// Both handshakes set the fast bit.
+    pub fn enable_fast(&mut self) {
+        self.fast = true;
+    }
+
+    pub fn is_fast(&self) -> bool {
+        self.fast
+    }
+
+    /// The allowed-fast set we computed for the peer.
+    pub fn set_allowed_for_peer(&mut self, set: Vec<u32>) {
+        self.allowed_for_peer = set;
+    }
+
+    /// ALLOWED FAST from the peer: true when the piece is new to the set
+    /// and kept (at most [`MAX_ALLOWED_FAST`], and inside the torrent once
+    /// its size is known).
+    pub fn on_allowed_fast(&mut self, index: u32) -> bool {
+        let beyond = self
+            .meta
+            .as_ref()
+            .is_some_and(|m| index >= m.geometry.num_pieces());
+        if beyond
+            || self.allowed_by_peer.len() >= MAX_ALLOWED_FAST
+            || self.allowed_by_peer.contains(&index)
+        {
+            return false;
+        }
+        self.allowed_by_peer.push(index);
+        true
+    }
+
+    /// The pieces the peer allows us while it chokes us.
+    pub fn allowed_by_peer(&self) -> &[u32] {
+        &self.allowed_by_peer
+    }
+
+    /// REJECT REQUEST from the peer. A reject of an outstanding request
+    /// gives its piece back to the coordinator at once (CANCELling the
+    /// piece's other requests) so it can be fetched again, from this peer
+    /// or another; a reject of a request we cancelled or forgot is its
+    /// answer; a reject of a request never sent is a violation.
+    pub fn on_reject(
+        &mut self,
+        index: u32,
+        begin: u32,
+        length: u32,
+        now: Instant,
+    ) -> Result<(), ConnError> {
+        let Some(m) = &self.meta else {
+            return Err(violation("REJECT REQUEST before we have the metadata"));
+        };
+        match self.down.reject(&m.geometry, index, begin, length) {
+            Some(true) => {
+                self.last_block = now;
+                if self.peer_choking {
+                    // A piece allowed fast and then refused is not asked
+                    // for again while choked.
+                    self.allowed_by_peer.retain(|&i| i != index);
+                }
+                self.down.cancel(&m.geometry, index, &mut self.actions);
+                self.actions.push_back(Action::Rejected(index));
+                Ok(())
+            }
+            Some(false) => Ok(()),
+            None => Err(violation(format!(
+                "REJECT REQUEST for piece {index} offset {begin} we did not request"
+            ))),
+        }
+    }
+
+    fn reject(&mut self, b: Block) {
+        self.actions.push_back(Action::Send(Message::RejectRequest {
+            index: b.piece.get(),
+            begin: b.begin,
+            length: b.len,
+        }));
     }
 
     /// (bytes served, bytes received) of piece data since the connection
@@ -426,9 +568,13 @@ impl PeerState {
         }
         self.peer_choking = true;
         self.choked_since = Some(now);
-        // The peer drops our queued requests; blocks already on the way
-        // are still welcome.
-        if let Some(m) = &self.meta {
+        if self.fast {
+            // BEP 6: a choke no longer drops our requests; the peer rejects
+            // each one it will not answer. The stall timer waits for those.
+            self.last_block = now;
+        } else if let Some(m) = &self.meta {
+            // The peer drops our queued requests; blocks already on the way
+            // are still welcome.
             self.down.forget_all(&m.geometry);
         }
         self.actions.push_back(Action::Choked);
@@ -480,6 +626,26 @@ impl PeerState {
         }
     }
 
+    /// Chokes the peer: its queued requests are dropped (BEP 3) or, with the
+    /// fast extension, rejected one by one after the CHOKE, except those
+    /// for pieces in its allowed-fast set, which are still served.
+    fn choke(&mut self) {
+        self.am_choking = true;
+        self.actions.push_back(Action::Send(Message::Choke));
+        if !self.fast {
+            self.serve.clear();
+            return;
+        }
+        let queued = std::mem::take(&mut self.serve);
+        for b in queued {
+            if self.allowed_for_peer.contains(&b.piece.get()) {
+                self.serve.push_back(b);
+            } else {
+                self.reject(b);
+            }
+        }
+    }
+
     /// The connection ends: gives the upload slot back if it holds one.
     pub fn close(&mut self, slots: &impl SlotPool) {
         self.give_back_slot(slots);
@@ -505,7 +671,9 @@ impl PeerState {
         if now.duration_since(self.last_recv) > IDLE_TIMEOUT {
             return Err(ConnError::Idle(IDLE_TIMEOUT));
         }
-        if !self.peer_choking
+        // With the fast extension, requests stay outstanding through a
+        // choke (allowed-fast ones, or ones the peer has yet to reject).
+        if (!self.peer_choking || self.fast)
             && self.down.outstanding > 0
             && now.duration_since(self.last_block) > STALL_TIMEOUT
         {
@@ -513,7 +681,10 @@ impl PeerState {
         }
         if let (Some(since), Some(m)) = (self.choked_since, &self.meta) {
             if !self.down.jobs.is_empty() && now.duration_since(since) > CHOKED_RELEASE {
-                self.down.release_all(&m.geometry, &mut self.actions);
+                // Pieces the peer allows us fast are still being fetched.
+                let allowed = &self.allowed_by_peer;
+                self.down
+                    .release_all(&m.geometry, &mut self.actions, |i| allowed.contains(&i));
             }
         }
         if let Some(since) = self.uninterested_since {
@@ -521,9 +692,7 @@ impl PeerState {
                 self.uninterested_since = None;
             } else if now.duration_since(since) > UNINTERESTED_CHOKE_AFTER {
                 self.uninterested_since = None;
-                self.am_choking = true;
-                self.serve.clear();
-                self.actions.push_back(Action::Send(Message::Choke));
+                self.choke();
                 self.give_back_slot(slots);
             }
         }
@@ -570,13 +739,18 @@ impl PeerState {
 
     /// The next block to request, while the peer lets us and its `reqq`
     /// (at most `MAX_OUTSTANDING`) leaves room.
+    /// While choked, only pieces of the peer's allowed-fast set are asked
+    /// for (fast extension).
     pub fn next_request(&mut self) -> Option<Block> {
-        if self.peer_choking {
+        if self.peer_choking && (!self.fast || self.allowed_by_peer.is_empty()) {
             return None;
         }
         let g = &self.meta.as_ref()?.geometry;
+        let (choked, allowed) = (self.peer_choking, &self.allowed_by_peer);
         self.down
-            .next_request(g, self.peer_reqq.min(MAX_OUTSTANDING))
+            .next_request(g, self.peer_reqq.min(MAX_OUTSTANDING), |i| {
+                !choked || allowed.contains(&i)
+            })
     }
 
     /// A PIECE message of `len` bytes arrived at `now`. It must answer an
@@ -615,22 +789,40 @@ impl PeerState {
             .geometry
             .check_block(index, begin, length)
             .map_err(|e| violation(format!("REQUEST outside the torrent: {e}")))?;
-        if self.am_choking {
-            return Ok(RequestFate::Choking);
+        // With the fast extension every request we do not queue is
+        // answered with a REJECT REQUEST.
+        let fate = if self.am_choking && !(self.fast && self.allowed_for_peer.contains(&index)) {
+            RequestFate::Choking
+        } else if !m.have.get(index as usize) {
+            RequestFate::NotHad
+        } else if self.serve.len() >= OUR_REQQ {
+            if !self.fast {
+                return Err(violation(format!("more than {OUR_REQQ} requests queued")));
+            }
+            RequestFate::TooMany
+        } else {
+            self.serve.push_back(block);
+            return Ok(RequestFate::Queued);
+        };
+        if self.fast {
+            self.reject(block);
         }
-        if !m.have.get(index as usize) {
-            return Ok(RequestFate::NotHad);
-        }
-        if self.serve.len() >= OUR_REQQ {
-            return Err(violation(format!("more than {OUR_REQQ} requests queued")));
-        }
-        self.serve.push_back(block);
-        Ok(RequestFate::Queued)
+        Ok(fate)
     }
 
+    /// CANCEL from the peer: the request is dropped (with the fast
+    /// extension, and answered with a REJECT REQUEST, BEP 6).
     pub fn on_cancel(&mut self, index: u32, begin: u32, length: u32) {
+        let before = self.serve.len();
         self.serve
             .retain(|b| !(b.piece.get() == index && b.begin == begin && b.len == length));
+        if self.fast && self.serve.len() < before {
+            self.actions.push_back(Action::Send(Message::RejectRequest {
+                index,
+                begin,
+                length,
+            }));
+        }
     }
 
     /// Whether a queued request can be answered at `now`.
@@ -1049,6 +1241,183 @@ mod tests {
         let next = requests(&mut s);
         assert_eq!(next.len(), 1);
         assert_eq!((next[0].piece.get(), next[0].begin), (1, 16384));
+    }
+
+    fn reject(index: u32, begin: u32) -> Action {
+        Action::Send(Message::RejectRequest {
+            index,
+            begin,
+            length: 16384,
+        })
+    }
+
+    #[test]
+    fn fast_a_choke_rejects_the_queued_requests_but_allowed_fast_ones() {
+        let t0 = Instant::now();
+        let slots = Slots::new(16);
+        let mut s = PeerState::new(Some(meta(4, true)), t0);
+        s.enable_fast();
+        s.set_allowed_for_peer(vec![2]);
+        s.peer_interested(&slots);
+        assert_eq!(actions(&mut s), [Action::Send(Message::Unchoke)]);
+        s.on_request(0, 0, 16384).unwrap();
+        s.on_request(2, 0, 16384).unwrap();
+        s.on_request(1, 16384, 16384).unwrap();
+        s.peer_not_interested(t0);
+        s.tick(secs(t0, 11), &slots).unwrap();
+        assert_eq!(
+            actions(&mut s),
+            [Action::Send(Message::Choke), reject(0, 0), reject(1, 16384)],
+            "CHOKE first, then one REJECT per request"
+        );
+        assert_eq!(s.queued(), 1, "the allowed-fast request is still served");
+        // Choked: a new request is rejected unless allowed fast.
+        assert_eq!(s.on_request(3, 0, 16384).ok(), Some(RequestFate::Choking));
+        assert_eq!(actions(&mut s), [reject(3, 0)]);
+        assert_eq!(
+            s.on_request(2, 16384, 16384).ok(),
+            Some(RequestFate::Queued)
+        );
+        assert_eq!(s.queued(), 2);
+        // A CANCEL is answered with a REJECT.
+        s.on_cancel(2, 0, 16384);
+        assert_eq!(actions(&mut s), [reject(2, 0)]);
+        s.on_cancel(2, 0, 16384);
+        assert!(
+            actions(&mut s).is_empty(),
+            "nothing queued, nothing to reject"
+        );
+        // Without the fast extension, the same choke drops them silently.
+        let mut s = PeerState::new(Some(meta(4, true)), t0);
+        s.set_allowed_for_peer(vec![2]);
+        s.peer_interested(&slots);
+        s.on_request(2, 0, 16384).unwrap();
+        s.peer_not_interested(t0);
+        s.tick(secs(t0, 11), &slots).unwrap();
+        assert_eq!(
+            actions(&mut s),
+            [Action::Send(Message::Unchoke), Action::Send(Message::Choke)]
+        );
+        assert_eq!(s.queued(), 0);
+        assert_eq!(s.on_request(2, 0, 16384).ok(), Some(RequestFate::Choking));
+        assert!(actions(&mut s).is_empty());
+    }
+
+    #[test]
+    fn fast_requests_we_will_not_serve_are_rejected() {
+        let t0 = Instant::now();
+        let slots = Slots::new(16);
+        let mut s = PeerState::new(Some(meta(4, false)), t0);
+        s.enable_fast();
+        s.peer_interested(&slots);
+        actions(&mut s);
+        assert_eq!(s.on_request(1, 0, 16384).ok(), Some(RequestFate::NotHad));
+        assert_eq!(actions(&mut s), [reject(1, 0)]);
+        let mut s = PeerState::new(Some(meta(4, true)), t0);
+        s.enable_fast();
+        s.peer_interested(&slots);
+        actions(&mut s);
+        for i in 0..OUR_REQQ {
+            assert_eq!(
+                s.on_request((i % 4) as u32, 0, 100).ok(),
+                Some(RequestFate::Queued)
+            );
+        }
+        assert!(actions(&mut s).is_empty());
+        assert_eq!(s.on_request(0, 0, 16384).ok(), Some(RequestFate::TooMany));
+        assert_eq!(actions(&mut s), [reject(0, 0)]);
+    }
+
+    #[test]
+    fn fast_a_rejected_block_goes_back_at_once() {
+        let t0 = Instant::now();
+        let mut s = downloading(t0);
+        s.enable_fast();
+        s.on_reject(0, 16384, 16384, t0).unwrap();
+        assert_eq!(
+            actions(&mut s),
+            [
+                Action::Send(Message::Cancel {
+                    index: 0,
+                    begin: 0,
+                    length: 16384
+                }),
+                Action::Rejected(0)
+            ],
+            "the piece's other request is cancelled, the piece given back"
+        );
+        assert_eq!((s.outstanding(), s.pieces()), (2, 1));
+        // The cancelled request's answer may be a REJECT too...
+        s.on_reject(0, 0, 16384, t0).unwrap();
+        assert!(actions(&mut s).is_empty());
+        // ...but a reject of a request never sent is a violation.
+        assert!(matches!(
+            s.on_reject(3, 0, 16384, t0),
+            Err(ConnError::Protocol(e)) if e.contains("did not request")
+        ));
+        assert!(s.on_reject(0, 0, 16384, t0).is_err(), "answered once only");
+        // Assigned again, the piece is asked for again.
+        s.fetch(0);
+        let again = requests(&mut s);
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|b| b.piece.get() == 0));
+    }
+
+    #[test]
+    fn fast_a_choked_peer_fetches_its_allowed_fast_pieces() {
+        let t0 = Instant::now();
+        let slots = Slots::new(16);
+        let mut s = PeerState::new(Some(meta(4, false)), t0);
+        s.enable_fast();
+        assert!(s.on_allowed_fast(2));
+        assert!(!s.on_allowed_fast(2), "once");
+        assert!(!s.on_allowed_fast(4), "beyond the torrent");
+        s.fetch(2);
+        s.fetch(1);
+        let reqs = requests(&mut s);
+        assert_eq!(reqs.len(), 2, "choked, but piece 2 is allowed fast");
+        assert!(reqs.iter().all(|b| b.piece.get() == 2));
+        // The choke timer gives back piece 1, not the allowed-fast one.
+        s.peer_unchoked(t0);
+        s.peer_choked(secs(t0, 1));
+        assert_eq!(s.outstanding(), 2, "a fast choke drops nothing");
+        s.tick(secs(t0, 12), &slots).unwrap();
+        assert_eq!(
+            actions(&mut s),
+            [Action::Unchoked, Action::Choked, Action::Release(1)]
+        );
+        assert_eq!(s.pieces(), 1);
+        // Outstanding while choked and nothing comes: a stall.
+        assert!(matches!(
+            s.tick(secs(t0, 17), &slots),
+            Err(ConnError::Stalled(_))
+        ));
+        // Without the fast extension, nothing is asked while choked.
+        let mut s = PeerState::new(Some(meta(4, false)), t0);
+        assert!(s.on_allowed_fast(2));
+        s.fetch(2);
+        assert!(requests(&mut s).is_empty());
+        // At most MAX_ALLOWED_FAST are kept.
+        let mut s = PeerState::new(None, t0);
+        for i in 0..1000 {
+            s.on_allowed_fast(i);
+        }
+        assert_eq!(s.allowed_by_peer().len(), MAX_ALLOWED_FAST);
+    }
+
+    #[test]
+    fn fast_a_rejected_allowed_fast_piece_is_not_asked_again_while_choked() {
+        let t0 = Instant::now();
+        let mut s = PeerState::new(Some(meta(4, false)), t0);
+        s.enable_fast();
+        s.on_allowed_fast(2);
+        s.fetch(2);
+        assert_eq!(requests(&mut s).len(), 2);
+        s.on_reject(2, 0, 16384, t0).unwrap();
+        assert_eq!(actions(&mut s).last(), Some(&Action::Rejected(2)));
+        assert!(s.allowed_by_peer().is_empty());
+        s.fetch(2);
+        assert!(requests(&mut s).is_empty());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The BEP 3 handshake: the fixed 68 bytes each side sends first (protocol
-//! string, reserved bits, info hash, peer id), and the reserved bit that
-//! announces the BEP 10 extension protocol.
+//! string, reserved bits, info hash, peer id), and the reserved bits that
+//! announce the BEP 10 extension protocol and the BEP 6 fast extension.
 
 use super::{WireError, HANDSHAKE_LEN, PROTOCOL};
 use crate::hex;
@@ -16,12 +16,17 @@ pub struct Handshake {
 /// BEP 10: bit 0x10 of reserved byte 5 announces the extension protocol.
 const EXTENSION_BYTE: usize = 5;
 const EXTENSION_BIT: u8 = 0x10;
+/// BEP 6: bit 0x04 of reserved byte 7 announces the fast extension.
+const FAST_BYTE: usize = 7;
+const FAST_BIT: u8 = 0x04;
 
 impl Handshake {
-    /// A handshake announcing the extension protocol (reserved bit 0x10 of byte 5).
+    /// Our handshake: it announces the extension protocol (reserved bit
+    /// 0x10 of byte 5) and the fast extension (bit 0x04 of byte 7).
     pub fn new(info_hash: InfoHash, peer_id: [u8; 20]) -> Handshake {
         let mut reserved = [0u8; 8];
         reserved[EXTENSION_BYTE] |= EXTENSION_BIT;
+        reserved[FAST_BYTE] |= FAST_BIT;
         Handshake {
             reserved,
             info_hash,
@@ -61,16 +66,30 @@ impl Handshake {
     pub fn supports_extensions(&self) -> bool {
         self.reserved[EXTENSION_BYTE] & EXTENSION_BIT != 0
     }
+    /// BEP 6: the fast extension is on for a connection only when both
+    /// handshakes announce it.
+    pub fn supports_fast(&self) -> bool {
+        self.reserved[FAST_BYTE] & FAST_BIT != 0
+    }
+    /// The same handshake without the fast bit (a peer that does not speak
+    /// BEP 6).
+    pub fn without_fast(mut self) -> Handshake {
+        self.reserved[FAST_BYTE] &= !FAST_BIT;
+        self
+    }
     /// One line for `--trace`, e.g.
-    /// `HANDSHAKE info_hash=0123abcd… peer_id=-MN0100-… (extensions)`.
+    /// `HANDSHAKE info_hash=0123abcd… peer_id=-MN0100-… (extensions, fast)`.
     pub fn summary(&self) -> String {
         let mut s = format!(
             "HANDSHAKE info_hash={}… peer_id={}",
             hex::encode(&self.info_hash.0[..4]),
             peer_id_prefix(&self.peer_id)
         );
-        if self.supports_extensions() {
-            s.push_str(" (extensions)");
+        match (self.supports_extensions(), self.supports_fast()) {
+            (true, true) => s.push_str(" (extensions, fast)"),
+            (true, false) => s.push_str(" (extensions)"),
+            (false, true) => s.push_str(" (fast)"),
+            (false, false) => {}
         }
         s
     }

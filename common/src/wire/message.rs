@@ -30,6 +30,20 @@ pub enum Message {
         length: u32,
     },
     Port(u16),
+    /// BEP 6: a piece the sender suggests we fetch (advice only).
+    SuggestPiece(u32),
+    /// BEP 6: the sender has every piece (in place of a BITFIELD).
+    HaveAll,
+    /// BEP 6: the sender has no piece (in place of a BITFIELD).
+    HaveNone,
+    /// BEP 6: the sender will not answer this request.
+    RejectRequest {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
+    /// BEP 6: the receiver may request this piece even while choked.
+    AllowedFast(u32),
     /// BEP 10: `id` 0 is the extension handshake, others are the ids we
     /// advertised in our `m` dictionary.
     Extended {
@@ -77,6 +91,21 @@ impl Message {
                 out.push(id::PORT);
                 out.extend_from_slice(&port.to_be_bytes());
             }
+            Message::SuggestPiece(index) => {
+                out.push(id::SUGGEST_PIECE);
+                out.extend_from_slice(&index.to_be_bytes());
+            }
+            Message::HaveAll => out.push(id::HAVE_ALL),
+            Message::HaveNone => out.push(id::HAVE_NONE),
+            Message::RejectRequest {
+                index,
+                begin,
+                length,
+            } => push_block_ref(out, id::REJECT_REQUEST, *index, *begin, *length),
+            Message::AllowedFast(index) => {
+                out.push(id::ALLOWED_FAST);
+                out.extend_from_slice(&index.to_be_bytes());
+            }
             Message::Extended { id: ext, payload } => {
                 out.push(id::EXTENDED);
                 out.push(*ext);
@@ -90,7 +119,10 @@ impl Message {
     }
 
     /// Decodes one frame (without its length prefix). Wrong lengths for a
-    /// message id, unknown ids and empty extended messages are errors.
+    /// message id, unknown ids and empty extended messages are errors. The
+    /// BEP 6 messages decode whether or not the fast extension was
+    /// negotiated: the connection decides (without it they are violations,
+    /// like an unknown id, see [`Message::is_fast`]).
     pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
         let Some((&msg_id, body)) = frame.split_first() else {
             return Ok(Message::KeepAlive);
@@ -116,30 +148,44 @@ impl Message {
                 Ok(Message::Have(be_u32(body, 0)))
             }
             id::BITFIELD => Ok(Message::Bitfield(body.to_vec())),
-            id::REQUEST | id::CANCEL => {
-                let name = if msg_id == id::REQUEST {
-                    "request"
-                } else {
-                    "cancel"
+            id::REQUEST | id::CANCEL | id::REJECT_REQUEST => {
+                let name = match msg_id {
+                    id::REQUEST => "request",
+                    id::CANCEL => "cancel",
+                    _ => "reject request",
                 };
                 exact(name, 13)?;
                 let (index, begin, length) = (be_u32(body, 0), be_u32(body, 4), be_u32(body, 8));
                 if length == 0 || length > MAX_BLOCK_LEN {
                     return Err(WireError::BadBlockLength { name, length });
                 }
-                Ok(if msg_id == id::REQUEST {
-                    Message::Request {
+                Ok(match msg_id {
+                    id::REQUEST => Message::Request {
                         index,
                         begin,
                         length,
-                    }
-                } else {
-                    Message::Cancel {
+                    },
+                    id::CANCEL => Message::Cancel {
                         index,
                         begin,
                         length,
-                    }
+                    },
+                    _ => Message::RejectRequest {
+                        index,
+                        begin,
+                        length,
+                    },
                 })
+            }
+            id::SUGGEST_PIECE => {
+                exact("suggest piece", 5)?;
+                Ok(Message::SuggestPiece(be_u32(body, 0)))
+            }
+            id::HAVE_ALL => exact("have all", 1).map(|_| Message::HaveAll),
+            id::HAVE_NONE => exact("have none", 1).map(|_| Message::HaveNone),
+            id::ALLOWED_FAST => {
+                exact("allowed fast", 5)?;
+                Ok(Message::AllowedFast(be_u32(body, 0)))
             }
             id::PIECE => {
                 if frame.len() < 10 {
@@ -178,6 +224,18 @@ impl Message {
         }
     }
 
+    /// A BEP 6 message: only legal when both handshakes set the fast bit.
+    pub fn is_fast(&self) -> bool {
+        matches!(
+            self,
+            Message::SuggestPiece(_)
+                | Message::HaveAll
+                | Message::HaveNone
+                | Message::RejectRequest { .. }
+                | Message::AllowedFast(_)
+        )
+    }
+
     /// One human-readable line for `--trace`; payloads summarised, never dumped,
     /// e.g. `PIECE 3 offset 16384 (16384 bytes)`.
     pub fn summary(&self) -> String {
@@ -203,6 +261,15 @@ impl Message {
                 format!("PIECE {index} offset {begin} ({})", n_bytes(data.len()))
             }
             Message::Port(port) => format!("PORT {port}"),
+            Message::SuggestPiece(index) => format!("SUGGEST PIECE {index}"),
+            Message::HaveAll => "HAVE ALL".into(),
+            Message::HaveNone => "HAVE NONE".into(),
+            Message::RejectRequest {
+                index,
+                begin,
+                length,
+            } => format!("REJECT REQUEST piece {index} offset {begin} length {length}"),
+            Message::AllowedFast(index) => format!("ALLOWED FAST {index}"),
             Message::Extended { id: 0, payload } => {
                 format!("EXTENDED handshake ({})", n_bytes(payload.len()))
             }

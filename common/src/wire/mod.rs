@@ -1,5 +1,6 @@
 //! The BitTorrent peer wire protocol: the BEP 3 handshake and messages, the
-//! BEP 10 extension handshake, BEP 9 `ut_metadata` and BEP 11 `ut_pex`
+//! BEP 6 fast extension's messages and allowed-fast set, the BEP 10
+//! extension handshake, BEP 9 `ut_metadata` and BEP 11 `ut_pex`
 //! messages, and bitfields.
 //!
 //! Everything here works on byte slices; the connection code reads a 4-byte
@@ -15,6 +16,7 @@
 //! - `message`: one length-prefixed [`Message`], its encoding and `--trace` line;
 //! - `ext`: the BEP 10 [`ExtHandshake`] and BEP 9 [`MetadataMsg`] payloads;
 //! - `pex`: the BEP 11 [`PexMsg`] payload;
+//! - `fast`: the BEP 6 allowed-fast set ([`allowed_fast_set`]);
 //! - `bitfield`: the [`Bitfield`] of pieces a peer has.
 //!
 //! The submodules are private; every type is re-exported here, so callers
@@ -22,12 +24,14 @@
 
 mod bitfield;
 mod ext;
+mod fast;
 mod handshake;
 mod message;
 mod pex;
 
 pub use bitfield::Bitfield;
 pub use ext::{ExtHandshake, MetadataMsg};
+pub use fast::{allowed_fast_set, ALLOWED_FAST_K};
 pub use handshake::{peer_id_display, Handshake};
 pub use message::Message;
 pub use pex::{pex_flags, PexMsg, PexPeer};
@@ -74,6 +78,12 @@ pub mod id {
     pub const PIECE: u8 = 7;
     pub const CANCEL: u8 = 8;
     pub const PORT: u8 = 9;
+    /// BEP 6 (fast extension).
+    pub const SUGGEST_PIECE: u8 = 0x0D;
+    pub const HAVE_ALL: u8 = 0x0E;
+    pub const HAVE_NONE: u8 = 0x0F;
+    pub const REJECT_REQUEST: u8 = 0x10;
+    pub const ALLOWED_FAST: u8 = 0x11;
     pub const EXTENDED: u8 = 20;
 }
 

@@ -352,6 +352,8 @@ impl Swarm {
             Event::Unchoked { conn } => {
                 if let Some(p) = self.peers.get_mut(conn) {
                     p.unchoked_us = true;
+                    // A new chance for the pieces it refused.
+                    p.rejected.clear();
                 }
                 self.on_live_event(Event::Unchoked { conn });
             }
@@ -372,7 +374,14 @@ impl Swarm {
             | Event::PieceDone { .. }
             | Event::PieceBad { .. }
             | Event::Released { .. }
+            | Event::Rejected { .. }
             | Event::Finished(_)) => self.on_live_event(ev),
+            Event::AllowedFast { conn, index } => {
+                if let Some(p) = self.peers.get_mut(conn) {
+                    p.allow_fast(index);
+                }
+                self.on_live_event(Event::AllowedFast { conn, index });
+            }
             Event::WriteFailed { error, .. } => {
                 self.fail(format!(
                     "download stopped, nothing marked complete: {error}"
@@ -903,6 +912,8 @@ fn event_conn(ev: &Event) -> Option<ConnId> {
         | Event::PieceDone { conn, .. }
         | Event::PieceBad { conn, .. }
         | Event::Released { conn, .. }
+        | Event::Rejected { conn, .. }
+        | Event::AllowedFast { conn, .. }
         | Event::MetadataData { conn, .. }
         | Event::MetadataReject { conn, .. } => Some(*conn),
         _ => None,

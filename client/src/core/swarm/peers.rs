@@ -13,6 +13,7 @@ use minitorrent_common::wire::{pex_flags, Bitfield, PexPeer};
 
 use super::pex::{PexIn, PexOut};
 use crate::core::msg::CloseReason;
+use crate::core::peer_state::MAX_ALLOWED_FAST;
 use crate::core::picker::ConnId;
 
 /// Banned addresses and banned peer ids remembered at most (each); the
@@ -85,7 +86,17 @@ pub struct Peer {
     pub pex_out: Option<PexOut>,
     /// How many `ut_pex` messages of its own we still take.
     pub pex_in: PexIn,
+    /// Pieces it lets us fetch while it chokes us (BEP 6 ALLOWED FAST), at
+    /// most [`MAX_ALLOWED_FAST`].
+    pub allowed_fast: Vec<u32>,
+    /// Pieces it rejected a request for (BEP 6) since it last unchoked
+    /// us: not assigned to it again until then, or until it holds no
+    /// other piece (at most [`MAX_REJECTED`], the oldest forgotten).
+    pub rejected: Vec<u32>,
 }
+
+/// Rejected pieces remembered per peer at most.
+pub const MAX_REJECTED: usize = 64;
 
 /// The rate at which a peer's pieces arrive, measured over windows of at
 /// least [`RateMeter::WINDOW`] (or [`RateMeter::FAST_WINDOW`] once
@@ -195,7 +206,40 @@ impl Peer {
             shown: Vec::new(),
             pex_out: None,
             pex_in: PexIn::new(now),
+            allowed_fast: Vec::new(),
+            rejected: Vec::new(),
         }
+    }
+
+    /// ALLOWED FAST from the peer: kept when new, up to
+    /// [`MAX_ALLOWED_FAST`].
+    pub fn allow_fast(&mut self, index: u32) {
+        if self.allowed_fast.len() < MAX_ALLOWED_FAST && !self.allowed_fast.contains(&index) {
+            self.allowed_fast.push(index);
+        }
+    }
+
+    /// The peer rejected our request for piece `index`.
+    pub fn rejected(&mut self, index: u32) {
+        self.assigned.remove(&index);
+        if !self.unchoked_us {
+            // Allowed fast, then refused: not asked for again while choked.
+            self.allowed_fast.retain(|&i| i != index);
+        }
+        if !self.rejected.contains(&index) {
+            if self.rejected.len() >= MAX_REJECTED {
+                self.rejected.remove(0);
+            }
+            self.rejected.push(index);
+        }
+    }
+
+    /// Whether piece `index` may be assigned to the peer now: it has it,
+    /// has not just rejected it, and either unchoked us or allows it fast.
+    pub fn may_fetch(&self, index: usize) -> bool {
+        self.has(index)
+            && !self.rejected.contains(&(index as u32))
+            && (self.unchoked_us || self.allowed_fast.contains(&(index as u32)))
     }
 
     pub fn has(&self, i: usize) -> bool {

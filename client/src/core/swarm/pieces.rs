@@ -144,6 +144,8 @@ impl Live {
             Event::PieceDone { conn, index } => self.on_piece_done(cx, conn, index),
             Event::PieceBad { conn, index } => self.on_piece_bad(cx, conn, index),
             Event::Released { conn, index } => self.on_released(cx, conn, index),
+            Event::Rejected { conn, index } => self.on_rejected(cx, conn, index),
+            Event::AllowedFast { conn, .. } => self.assign(cx, conn),
             Event::Finished(r) => return self.on_finished(cx, r, started),
             _ => {}
         }
@@ -231,7 +233,21 @@ impl Live {
     /// piece data went out to a hidden peer (a client that keeps its HAVEs
     /// from a peer it believes has the piece would never be shown more),
     /// every piece is shown to everyone.
+    ///
+    /// It also gives a peer that holds no piece another go at the pieces
+    /// it rejected (BEP 6): once a tick, not at once, so a peer that keeps
+    /// refusing a piece is asked at most once per tick.
     pub fn tick(&mut self, cx: &mut Ctx) {
+        for c in cx.peers.conns() {
+            let retry = cx
+                .peers
+                .get_mut(c)
+                .filter(|p| p.assigned.is_empty() && !p.rejected.is_empty());
+            if let Some(p) = retry {
+                p.rejected.clear();
+                self.assign(cx, c);
+            }
+        }
         let Some(init) = &mut self.initial else {
             return;
         };
@@ -326,7 +342,9 @@ impl Live {
         let Some(p) = cx.peers.get_mut(conn) else {
             return;
         };
-        if !p.unchoked_us || p.bits.is_none() || p.dropped {
+        // A peer that chokes us may still give us its allowed-fast pieces.
+        let choked_for_all = !p.unchoked_us && p.allowed_fast.is_empty();
+        if choked_for_all || p.bits.is_none() || p.dropped {
             return;
         }
         let cap = pieces_for_rate(
@@ -335,7 +353,7 @@ impl Live {
             p.rtt,
         );
         while p.assigned.len() < cap {
-            let Some(i) = self.picker.pick(conn, p.key, |i| p.has(i)) else {
+            let Some(i) = self.picker.pick(conn, p.key, |i| p.may_fetch(i)) else {
                 break;
             };
             p.assigned.insert(i);
@@ -354,6 +372,17 @@ impl Live {
     pub fn on_released(&mut self, cx: &mut Ctx, conn: ConnId, index: u32) {
         if let Some(p) = cx.peers.get_mut(conn) {
             p.assigned.remove(&index);
+        }
+        self.picker.release(index, conn);
+        self.assign_all(cx);
+    }
+
+    /// The peer rejected a request for a piece it held (BEP 6): the piece
+    /// goes back to the picker at once, for another peer (or this one
+    /// later: see [`Live::tick`]).
+    pub fn on_rejected(&mut self, cx: &mut Ctx, conn: ConnId, index: u32) {
+        if let Some(p) = cx.peers.get_mut(conn) {
+            p.rejected(index);
         }
         self.picker.release(index, conn);
         self.assign_all(cx);

@@ -1572,3 +1572,61 @@ fn a_private_torrent_exchanges_no_peers() {
     let a = pex_from(&mut s, 1, &["10.0.0.9:7000"], t0);
     assert!(dialled(&a).is_empty());
 }
+
+#[test]
+fn fast_a_rejected_piece_goes_back_to_the_picker_at_once() {
+    let t0 = Instant::now();
+    let mut s = leecher(1, t0);
+    let a = seeding_peer(&mut s, 1, "10.0.0.1:7000", id(1), 1, t0);
+    assert_eq!(fetches(&a, 1), [0]);
+    let a = s.handle(Event::Rejected { conn: 1, index: 0 }, t0);
+    assert!(
+        fetches(&a, 1).is_empty(),
+        "not at once from the peer that refused"
+    );
+    assert_eq!(piece_state(&s, 0), Some(PieceState::Queued));
+    // Another peer gets it at once...
+    let a = seeding_peer(&mut s, 2, "10.0.0.2:7000", id(2), 1, t0);
+    assert_eq!(fetches(&a, 2), [0]);
+    // ...and were it alone, the one that refused gets it on the next tick.
+    let mut s = leecher(1, t0);
+    seeding_peer(&mut s, 1, "10.0.0.1:7000", id(1), 1, t0);
+    s.handle(Event::Rejected { conn: 1, index: 0 }, t0);
+    let a = s.tick(t0 + Duration::from_millis(250));
+    assert_eq!(fetches(&a, 1), [0]);
+    // A new UNCHOKE also clears what the peer refused.
+    s.handle(Event::Rejected { conn: 1, index: 0 }, t0);
+    s.handle(Event::Choked { conn: 1 }, t0);
+    let a = s.handle(Event::Unchoked { conn: 1 }, t0);
+    assert_eq!(fetches(&a, 1), [0]);
+}
+
+#[test]
+fn fast_a_choking_peer_is_asked_for_its_allowed_fast_pieces_only() {
+    let t0 = Instant::now();
+    let mut s = leecher(8, t0);
+    connect(&mut s, 1, "10.0.0.1:7000", id(1), true, t0);
+    let mut bits = all_bits(8);
+    bits.clear(3);
+    let a = s.handle(Event::Bitfield { conn: 1, bits }, t0);
+    assert!(fetches(&a, 1).is_empty(), "choked: nothing");
+    let a = s.handle(Event::AllowedFast { conn: 1, index: 5 }, t0);
+    assert_eq!(fetches(&a, 1), [5]);
+    let a = s.handle(Event::AllowedFast { conn: 1, index: 3 }, t0);
+    assert!(fetches(&a, 1).is_empty(), "allowed, but the peer lacks it");
+    // Refused after all while choked: not asked for again while choked.
+    let a = s.handle(Event::Rejected { conn: 1, index: 5 }, t0);
+    assert!(fetches(&a, 1).is_empty());
+    assert!(fetches(&s.tick(t0 + Duration::from_secs(1)), 1).is_empty());
+    // Unchoked: everything it has.
+    let a = s.handle(Event::Unchoked { conn: 1 }, t0);
+    assert!(!fetches(&a, 1).is_empty());
+    // At most MAX_ALLOWED_FAST are kept per peer.
+    for i in 0..1000 {
+        s.handle(Event::AllowedFast { conn: 1, index: i }, t0);
+    }
+    assert_eq!(
+        s.peers.get(1).map(|p| p.allowed_fast.len()),
+        Some(crate::core::peer_state::MAX_ALLOWED_FAST)
+    );
+}

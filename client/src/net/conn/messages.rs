@@ -6,9 +6,12 @@ use std::time::Instant;
 
 use crossbeam_channel::TryRecvError;
 use log::debug;
-use minitorrent_common::wire::{self, Bitfield, ExtHandshake, Message, MetadataMsg, PexMsg};
+use minitorrent_common::wire::{
+    self, allowed_fast_set, Bitfield, ExtHandshake, Message, MetadataMsg, PexMsg, ALLOWED_FAST_K,
+};
 
 use super::io::describe;
+use super::serve::METADATA_BACKLOG;
 use super::Conn;
 use crate::core::msg::{Command, ConnError, Event};
 use crate::core::peer_state::{violation, Action, RequestFate};
@@ -26,6 +29,9 @@ pub(super) struct EarlyNews {
     bitfield: Option<Vec<u8>>,
     haves: Vec<u32>,
     bitfield_seen: bool,
+    /// HAVE ALL (true) or HAVE NONE (false) came before the metadata (the
+    /// last of it and a BITFIELD wins).
+    have_all: Option<bool>,
 }
 
 impl Conn {
@@ -45,6 +51,7 @@ impl Conn {
                 Action::Choked => self.report(Event::Choked { conn })?,
                 Action::Unchoked => self.report(Event::Unchoked { conn })?,
                 Action::Release(index) => self.report(Event::Released { conn, index })?,
+                Action::Rejected(index) => self.report(Event::Rejected { conn, index })?,
             }
         }
         Ok(())
@@ -75,6 +82,14 @@ impl Conn {
         trace::peer(self.wire.remote, self.wire.local, || {
             describe(&msg, self.wire.our_ids, self.wire.pieces)
         });
+        if msg.is_fast() && !self.state.is_fast() {
+            // Without the fast bit on both sides these ids mean nothing,
+            // like any id we do not know.
+            return Err(violation(format!(
+                "{} without the fast extension negotiated",
+                msg.summary()
+            )));
+        }
         match msg {
             Message::KeepAlive | Message::Port(_) => {}
             Message::Choke => self.state.peer_choked(now),
@@ -103,11 +118,22 @@ impl Conn {
                 begin,
                 length,
             } => {
-                if self.state.on_request(index, begin, length)? == RequestFate::NotHad {
+                let fate = self.state.on_request(index, begin, length)?;
+                if fate == RequestFate::NotHad {
                     debug!(
                         "peer {}: REQUEST for piece {index} we do not have",
                         self.wire.remote
                     );
+                }
+                // With the fast extension each request we refuse costs a
+                // REJECT: a peer sending them without reading the answers
+                // is a flood.
+                let backlog = self.wire.backlog();
+                if self.state.is_fast() && fate != RequestFate::Queued && backlog > METADATA_BACKLOG
+                {
+                    return Err(violation(format!(
+                        "requests while {backlog} bytes of answers wait unread"
+                    )));
                 }
             }
             Message::Piece { index, begin, data } => self.on_block(index, begin, &data, now)?,
@@ -117,8 +143,86 @@ impl Conn {
                 length,
             } => self.state.on_cancel(index, begin, length),
             Message::Extended { id, payload } => self.on_extended(id, &payload)?,
+            Message::HaveAll | Message::HaveNone => {
+                self.on_have_all(matches!(msg, Message::HaveAll))?
+            }
+            Message::RejectRequest {
+                index,
+                begin,
+                length,
+            } => self.state.on_reject(index, begin, length, now)?,
+            Message::AllowedFast(index) => {
+                if self.state.on_allowed_fast(index) && self.meta.is_some() {
+                    self.report(Event::AllowedFast {
+                        conn: self.id,
+                        index,
+                    })?;
+                }
+            }
+            // Advice we do not follow: the picker's rarest-first order
+            // stands. Nothing is kept.
+            Message::SuggestPiece(_) => {}
         }
         self.apply_actions()
+    }
+
+    /// HAVE ALL (`all`) or HAVE NONE: in place of a BITFIELD. BEP 6 sends
+    /// it first; one that comes later replaces what the peer said before,
+    /// as a later BITFIELD does (aria2, for one, sends a HAVE ALL after
+    /// other news of its pieces).
+    fn on_have_all(&mut self, all: bool) -> Result<(), ConnError> {
+        if self.early.bitfield_seen {
+            debug!(
+                "peer {}: a later {} replaces its pieces",
+                self.wire.remote,
+                if all { "HAVE ALL" } else { "HAVE NONE" }
+            );
+        }
+        self.early.bitfield_seen = true;
+        let Some(m) = &self.meta else {
+            self.early.bitfield = None;
+            self.early.have_all = Some(all);
+            return Ok(());
+        };
+        let n = m.geometry.num_pieces() as usize;
+        self.report_have_all(all, n)
+    }
+
+    fn report_have_all(&self, all: bool, n: usize) -> Result<(), ConnError> {
+        let bits = if all {
+            Bitfield::full(n)
+        } else {
+            Bitfield::new(n)
+        };
+        self.report(Event::Bitfield {
+            conn: self.id,
+            bits,
+        })
+    }
+
+    /// Fast extension: computes the peer's allowed-fast set (BEP 6, from
+    /// its IPv4 address and the info hash) and sends ALLOWED FAST for those
+    /// of its pieces we have. Nothing for an IPv6 peer, before the
+    /// metadata, or while we hide our pieces (initial seeding).
+    pub(super) fn offer_allowed_fast(&mut self, hide: bool) {
+        let Some(m) = self.meta.clone() else {
+            return;
+        };
+        if !self.state.is_fast() || hide {
+            return;
+        }
+        let set = allowed_fast_set(
+            self.wire.remote.ip(),
+            &self.t.info_hash,
+            m.geometry.num_pieces(),
+            ALLOWED_FAST_K,
+        );
+        for &i in &set {
+            if m.have.get(i as usize) {
+                self.wire.send(&Message::AllowedFast(i));
+            }
+        }
+        self.state.set_allowed_for_peer(set);
     }
 
     fn on_have(&mut self, index: u32) -> Result<(), ConnError> {
@@ -150,6 +254,7 @@ impl Conn {
         }
         self.early.bitfield_seen = true;
         let Some(m) = &self.meta else {
+            self.early.have_all = None;
             self.early.bitfield = Some(bytes);
             return Ok(());
         };
@@ -291,9 +396,23 @@ impl Conn {
         self.send_haves(&m);
         self.state.metadata_ready(m.meta.clone(), &*self.t);
         self.meta = Some(m);
+        self.offer_allowed_fast(self.t.hides_pieces());
         self.apply_actions()?;
         if let Some(bytes) = self.early.bitfield.take() {
             self.report_bitfield(&bytes, n)?;
+        }
+        if let Some(all) = self.early.have_all.take() {
+            self.report_have_all(all, n)?;
+        }
+        // ALLOWED FAST that came before we knew the piece count: those
+        // inside the torrent are passed on now.
+        for index in self.state.allowed_by_peer().to_vec() {
+            if (index as usize) < n {
+                self.report(Event::AllowedFast {
+                    conn: self.id,
+                    index,
+                })?;
+            }
         }
         for index in std::mem::take(&mut self.early.haves) {
             self.on_have(index)?;

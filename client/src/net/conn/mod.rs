@@ -232,7 +232,9 @@ fn tcp_rtt(s: &TcpStream) -> Option<Duration> {
 
 /// Our first messages after the handshake: the bitfield (it must come
 /// first, and only when we have something and do not `hide` it for initial
-/// seeding), then the extension handshake if the peer speaks BEP 10; and
+/// seeding; with the fast extension, HAVE ALL for a seed and HAVE NONE for
+/// nothing shown, BEP 6), then the extension handshake if the peer speaks
+/// BEP 10; and
 /// the ids it gives our extensions (none without BEP 10; no `ut_pex` for a
 /// torrent known to be private, BEP 27).
 fn greeting(
@@ -242,8 +244,14 @@ fn greeting(
     listen_port: u16,
 ) -> (Vec<Message>, ExtIds) {
     let mut out = Vec::new();
-    if let Some(m) = meta.filter(|m| m.have.count() > 0 && !hide) {
-        out.push(Message::Bitfield(m.have.to_bytes()));
+    let shown = meta.filter(|m| m.have.count() > 0 && !hide);
+    match shown {
+        Some(m) if hs.supports_fast() && m.have.count() == m.geometry.num_pieces() as usize => {
+            out.push(Message::HaveAll)
+        }
+        Some(m) => out.push(Message::Bitfield(m.have.to_bytes())),
+        None if hs.supports_fast() => out.push(Message::HaveNone),
+        None => {}
     }
     let mut ids = ExtIds::default();
     if hs.supports_extensions() {
@@ -311,6 +319,10 @@ impl Conn {
         c.wire.our_ids = ids;
         for m in hello {
             c.wire.send(&m);
+        }
+        if hs.supports_fast() {
+            c.state.enable_fast();
+            c.offer_allowed_fast(hid_pieces);
         }
         let link = ConnLink {
             cmd: cmd_tx,
