@@ -28,7 +28,7 @@ use crate::registry::{
     AnnounceProtocol, Family, RegisterError, Registry, SearchHit, SwarmChange, SweepReport,
 };
 use crate::stats::Stats;
-use crate::token::AddressTokens;
+use crate::token::{AddressTokens, Check};
 use minitorrent_common::metainfo::InfoHash;
 
 /// JSON error code for a `REGISTER` that would create a swarm past
@@ -59,6 +59,9 @@ pub struct Handler {
     registered: Vec<bool>,
     /// The web page named in every `OK` (`config.web_url`).
     web: Option<String>,
+    /// The token of the request being answered when it is the current one
+    /// for its source IP: its `OK` hands it back without hashing again.
+    current_token: Option<proto::Token>,
 }
 
 /// The web page named in `OK`: its URL, except that a web page bound to
@@ -97,6 +100,7 @@ impl Handler {
             stats: None,
             registered: Vec::new(),
             web: ok_web_url(config),
+            current_token: None,
         }
     }
 
@@ -104,7 +108,10 @@ impl Handler {
     /// fresh token for `src` (so a registered peer always has one).
     fn ok(&self, out: &mut Vec<u8>, src: SocketAddr, now: Instant, tid: u32, stats_every: u32) {
         let web = self.web.as_deref();
-        let token = Some(self.tokens.issue(src.ip(), now));
+        let token = Some(
+            self.current_token
+                .unwrap_or_else(|| self.tokens.issue(src.ip(), now)),
+        );
         encode_ok_reply(
             out,
             tid,
@@ -324,7 +331,9 @@ impl Handler {
                 return;
             }
         };
-        let proven = token.is_some_and(|t| self.tokens.is_valid(t, src.ip(), now));
+        let check = token.map(|t| self.tokens.check(t, src.ip(), now));
+        let proven = matches!(check, Some(Check::Current | Check::Previous));
+        self.current_token = token.filter(|_| check == Some(Check::Current));
         if let Request::Stats {
             tid,
             peer_id,

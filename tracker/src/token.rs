@@ -30,10 +30,6 @@ use minitorrent_common::tracker_proto::Token;
 /// these.
 pub const ROTATION: Duration = Duration::from_secs(120);
 
-/// Mixed into every hash so that a token is never a BEP 15 connection id's
-/// hash, should both ever share a key.
-const DOMAIN: u64 = 0x6a73_6f6e_746f_6b6e; // "jsontokn"
-
 pub struct AddressTokens {
     key: RandomState,
     epoch: Instant,
@@ -53,12 +49,20 @@ impl AddressTokens {
     }
 
     fn mac(&self, period: u64, ip: IpAddr) -> Token {
+        // One write of a fixed-size block, as for connection ids (each write
+        // is a SipHash buffer update): this runs for most requests. The
+        // period wraps after 2^32 × 2 minutes. IPv4 and IPv6 blocks differ
+        // in length, which SipHash mixes in.
+        let p = period as u32;
         let mut s = self.key.build_hasher();
-        s.write_u64(DOMAIN);
-        s.write_u64(period);
         match ip.to_canonical() {
-            IpAddr::V4(a) => s.write_u32(a.to_bits()),
-            IpAddr::V6(a) => s.write(&a.octets()),
+            IpAddr::V4(a) => s.write_u64(u64::from(p) << 32 | u64::from(a.to_bits())),
+            IpAddr::V6(a) => {
+                let mut b = [0u8; 20];
+                b[..4].copy_from_slice(&p.to_le_bytes());
+                b[4..].copy_from_slice(&a.octets());
+                s.write(&b);
+            }
         }
         Token(s.finish())
     }
@@ -71,9 +75,33 @@ impl AddressTokens {
     /// True when `token` was issued to `ip` in this period or the previous
     /// one.
     pub fn is_valid(&self, token: Token, ip: IpAddr, now: Instant) -> bool {
-        let p = self.period(now);
-        token == self.mac(p, ip) || (p > 0 && token == self.mac(p - 1, ip))
+        self.check(token, ip, now) != Check::Invalid
     }
+
+    /// How `token` fares for `ip` now: [`Check::Current`] when it is the
+    /// token [`issue`](AddressTokens::issue) would give (no need to hash
+    /// again for a reply that hands one out).
+    pub fn check(&self, token: Token, ip: IpAddr, now: Instant) -> Check {
+        let p = self.period(now);
+        if token == self.mac(p, ip) {
+            Check::Current
+        } else if p > 0 && token == self.mac(p - 1, ip) {
+            Check::Previous
+        } else {
+            Check::Invalid
+        }
+    }
+}
+
+/// What [`AddressTokens::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Issued in this period: what `issue` gives now.
+    Current,
+    /// Issued in the previous period: still accepted.
+    Previous,
+    /// Expired, issued to another IP or by another process, or made up.
+    Invalid,
 }
 
 #[cfg(test)]
@@ -126,9 +154,12 @@ mod tests {
         let next = t0 + ROTATION;
         assert_ne!(tokens.issue(ip, next), t);
         assert!(tokens.is_valid(t, ip, next));
+        assert_eq!(tokens.check(t, ip, late), Check::Current);
+        assert_eq!(tokens.check(t, ip, next), Check::Previous);
         assert!(tokens.is_valid(t, ip, next + ROTATION - Duration::from_secs(1)));
         // Two rotations later it is refused.
         assert!(!tokens.is_valid(t, ip, t0 + 2 * ROTATION));
+        assert_eq!(tokens.check(t, ip, t0 + 2 * ROTATION), Check::Invalid);
         assert!(!tokens.is_valid(t, ip, t0 + 10 * ROTATION));
         // A token from the future (a later period) is refused now.
         let future = tokens.issue(ip, t0 + 3 * ROTATION);
