@@ -3,6 +3,9 @@
 //! encodes the reply into the caller's buffer, and writes the `--trace` and
 //! log lines. The socket workers ([`crate::server`]) own one [`Handler`] each.
 //!
+//! A JSON reply more than 3 times its request goes only to a request with
+//! a valid address token ([`crate::token`]); `bound_reply` applies the rule.
+//!
 //! One port serves both protocols: a datagram starting with `{` is JSON; one of
 //! at least 16 bytes whose action field (bytes 8–11) is 0–3 is BEP 15;
 //! anything else is answered as malformed JSON.
@@ -934,10 +937,12 @@ mod tests {
     /// all registered from 192.0.2.1, listing up to 1000 peers, and kept an
     /// hour.
     fn loaded(now: Instant) -> Handler {
-        let mut c = Config::default();
-        c.max_peers = 1000;
-        // Peers outlive the tokens the tests let expire.
-        c.peer_timeout = Duration::from_secs(3600);
+        let c = Config {
+            max_peers: 1000,
+            // Peers outlive the tokens the tests let expire.
+            peer_timeout: Duration::from_secs(3600),
+            ..Config::default()
+        };
         let mut h = handler_since(&c, now);
         let mut out = Vec::new();
         for i in 0..300u32 {
