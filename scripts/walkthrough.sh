@@ -238,13 +238,17 @@ step "a leecher SEARCHes the tracker" <<EOF
 A student wants the slides but does not know the exact name. The peer sends
 SEARCH with a part of the name; the tracker replies FILES: every file whose
 name contains it, with its size and how many seeders and leechers it has.
+A FILES more than 3 times the size of the SEARCH goes only to an address
+that proved it receives the tracker's replies: the tracker first answers
+ERROR token, with a token, and the peer sends the SEARCH again with it
+(so a forged source address can never be flooded with FILES).
 EOF
 pause "search for 'slid'"
 printf '  $ minitorrent search slid\n'
 "$MT_PEER_BIN" --tracker "$tracker" search slid 2>/dev/null | sed 's/^/    /' || true
 if expect "$ttrace" '← .*SEARCH' 5 "SEARCH at the tracker" &&
     expect "$ttrace" '→ .*FILES' 5 "FILES reply"; then
-    show "$ttrace" '(← .*SEARCH|→ .*FILES)' 2 "tracker trace:"
+    show "$ttrace" '(← .*SEARCH|→ .*(FILES|ERROR token))' 4 "tracker trace:"
     checked "SEARCH answered with FILES"
 fi
 

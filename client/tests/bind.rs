@@ -34,13 +34,19 @@ fn the_tracker_hands_out_the_address_the_peer_is_bound_to() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let deadline = Instant::now() + TIMEOUT;
+    // The tracker's address token, once it asks for one (a PEERS over 3
+    // times the REQUEST needs it).
+    let mut token = Value::Null;
     let peers = loop {
         assert!(
             Instant::now() < deadline,
             "the seeder never registered\n{}",
             seeder.dump()
         );
-        let req = json!({"type": "REQUEST", "tid": 7, "info_hash": info_hash});
+        let mut req = json!({"type": "REQUEST", "tid": 7, "info_hash": info_hash});
+        if token.is_string() {
+            req["token"] = token.clone();
+        }
         sock.send_to(req.to_string().as_bytes(), tracker.addr)
             .unwrap();
         let mut buf = [0u8; 65536];
@@ -50,6 +56,10 @@ fn the_tracker_hands_out_the_address_the_peer_is_bound_to() {
         let reply: Value = serde_json::from_slice(&buf[..n]).unwrap();
         if reply["type"] == "PEERS" {
             break reply["peers"].as_array().unwrap().clone();
+        }
+        if reply["code"] == "token" {
+            token = reply["token"].clone();
+            continue;
         }
         std::thread::sleep(Duration::from_millis(100));
     };

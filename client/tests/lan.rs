@@ -511,7 +511,7 @@ fn netns_probe() {
     sock.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let tid = fastrand::u32(1..);
-    let req = serde_json::json!({"type": "REQUEST", "tid": tid, "name": name});
+    let mut req = serde_json::json!({"type": "REQUEST", "tid": tid, "name": name});
     let mut buf = vec![0u8; 65536];
     for _ in 0..6 {
         sock.send(req.to_string().as_bytes()).unwrap();
@@ -519,10 +519,18 @@ fn netns_probe() {
             let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf[..n]) else {
                 continue;
             };
-            if v["tid"] == tid {
-                println!("PROBE-REPLY {v}");
-                return;
+            if v["tid"] != tid {
+                continue;
             }
+            // A PEERS over 3 times the REQUEST needs the tracker's address
+            // token: send it again with the one this ERROR hands out, once.
+            if v["code"] == "token" && req.get("token").is_none() {
+                req["token"] = v["token"].clone();
+                sock.send(req.to_string().as_bytes()).unwrap();
+                continue;
+            }
+            println!("PROBE-REPLY {v}");
+            return;
         }
     }
     println!("PROBE-NO-REPLY");

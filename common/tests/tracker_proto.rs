@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{
-    encode_files_reply, encode_peers_reply, DecodeError, DecodeErrorKind, ErrorCode, FileInfo,
-    FileRef, FileSummary, FileView, PeerEntry, PeerView, Reply, Request, SwarmView,
-    MAX_DATAGRAM_SIZE, MAX_REPLY_SIZE, MAX_WEB_CHARS,
+    encode_files_reply, encode_ok_reply, encode_peers_reply, encode_token_reply, DecodeError,
+    DecodeErrorKind, ErrorCode, FileInfo, FileRef, FileSummary, FileView, PeerEntry, PeerView,
+    Reply, Request, SwarmView, Token, AMPLIFICATION_FACTOR, MAX_DATAGRAM_SIZE, MAX_REPLY_SIZE,
+    MAX_WEB_CHARS,
 };
 use serde_json::Value;
 
@@ -754,4 +755,98 @@ fn a_bad_web_field_is_named() {
             "{bad}: {e}"
         );
     }
+}
+
+#[test]
+fn tokens_ride_along_any_request_and_reply() {
+    let t = Token(0x0123_4567_89ab_cdef);
+    assert_eq!(t.to_hex(), "0123456789abcdef");
+    assert_eq!(Token::parse("0123456789ABCDEF"), Some(t));
+    for bad in [
+        "",
+        "0123456789abcde",
+        "0123456789abcdef0",
+        "0123456789abcdeg",
+        "+123456789abcdef",
+    ] {
+        assert_eq!(Token::parse(bad), None, "{bad:?}");
+    }
+    for req in all_requests() {
+        let bytes = req.encode_with_token(Some(t));
+        assert_eq!(
+            Request::decode_with_token(&bytes).unwrap(),
+            (req.clone(), Some(t))
+        );
+        // A tracker that knows no tokens reads the same request.
+        assert_eq!(Request::decode(&bytes).unwrap(), req);
+        assert_eq!(
+            Request::decode_with_token(&req.encode()).unwrap(),
+            (req, None)
+        );
+    }
+    let mut ok = Vec::new();
+    encode_ok_reply(&mut ok, 5, 10, 30, 0, None, Some(t));
+    let v: Value = serde_json::from_slice(&ok).unwrap();
+    assert_eq!(v["token"], "0123456789abcdef");
+    assert_eq!(
+        Reply::decode_with_token(&ok).unwrap(),
+        (Reply::ok(5), Some(t))
+    );
+    // A bad token is named, with the tid.
+    let e = err_str(r#"{"type":"SEARCH","tid":4,"query":"","token":"xyz"}"#);
+    assert_eq!(e.tid, Some(4));
+    assert!(e.to_string().contains("`token`"), "{e}");
+    let e = err_str(r#"{"type":"SEARCH","tid":4,"query":"","token":7}"#);
+    assert!(e.to_string().contains("`token`"), "{e}");
+}
+
+#[test]
+fn the_token_error_fits_the_bound_and_says_what_to_do() {
+    let t = Token(u64::MAX);
+    // The shortest request there is, with the longest tid.
+    let shortest = Request::Search {
+        tid: u32::MAX,
+        query: String::new(),
+    }
+    .encode();
+    let bound = AMPLIFICATION_FACTOR * 36;
+    assert!(shortest.len() >= 36);
+    let mut out = Vec::new();
+    assert!(encode_token_reply(&mut out, u32::MAX, t, bound));
+    assert!(out.len() <= bound, "{}", out.len());
+    match Reply::decode_with_token(&out).unwrap() {
+        (Reply::Error { tid, code, .. }, Some(got)) => {
+            assert_eq!((tid, code, got), (Some(u32::MAX), ErrorCode::Token, t));
+        }
+        other => panic!("{other:?}"),
+    }
+    // An older peer's SEARCH (a 9-digit tid, no token) gets words to act on.
+    let old = Request::Search {
+        tid: 123_456_789,
+        query: String::new(),
+    }
+    .encode();
+    out.clear();
+    assert!(encode_token_reply(
+        &mut out,
+        123_456_789,
+        t,
+        AMPLIFICATION_FACTOR * old.len()
+    ));
+    match Reply::decode(&out).unwrap() {
+        Reply::Error { message, code, .. } => {
+            assert_eq!(code.as_str(), "token");
+            assert!(message.contains("upgrade"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Room to spare: the whole explanation.
+    out.clear();
+    assert!(encode_token_reply(&mut out, 1, t, 1000));
+    assert!(String::from_utf8_lossy(&out).contains("3 times"));
+    // No room at all: nothing.
+    out.clear();
+    assert!(!encode_token_reply(&mut out, 1, t, 40));
+    assert!(out.is_empty());
+    assert_eq!(ErrorCode::parse("token"), ErrorCode::Token);
 }

@@ -3,6 +3,9 @@
 //! encodes the reply into the caller's buffer, and writes the `--trace` and
 //! log lines. The socket workers ([`crate::server`]) own one [`Handler`] each.
 //!
+//! A JSON reply more than 3 times its request goes only to a request with
+//! a valid address token ([`crate::token`]); `bound_reply` applies the rule.
+//!
 //! One port serves both protocols: a datagram starting with `{` is JSON; one of
 //! at least 16 bytes whose action field (bytes 8–11) is 0–3 is BEP 15;
 //! anything else is answered as malformed JSON.
@@ -15,8 +18,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use log::{debug, info};
 use minitorrent_common::tracker_proto::{
     self as proto, encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply,
-    ErrorCode, FileRef, FileView, Reply, Request, SwarmView, DEFAULT_STATS_EVERY_SECS,
-    MAX_REPLY_SIZE,
+    encode_token_reply, ErrorCode, FileRef, FileView, Reply, Request, SwarmView,
+    AMPLIFICATION_FACTOR, DEFAULT_STATS_EVERY_SECS, MAX_REPLY_SIZE,
 };
 use minitorrent_common::udp_tracker as udp;
 
@@ -28,6 +31,7 @@ use crate::registry::{
     AnnounceProtocol, Family, RegisterError, Registry, SearchHit, SwarmChange, SweepReport,
 };
 use crate::stats::Stats;
+use crate::token::{AddressTokens, Check};
 use minitorrent_common::metainfo::InfoHash;
 
 /// JSON error code for a `REGISTER` that would create a swarm past
@@ -39,6 +43,8 @@ pub const FULL: &str = "full";
 pub struct Handler {
     registry: Arc<Registry>,
     conn_ids: Arc<ConnectionIds>,
+    /// The JSON protocol's address tokens (see [`within_bound`]).
+    tokens: Arc<AddressTokens>,
     max_peers: usize,
     interval: u32,
     timeout: u32,
@@ -56,6 +62,9 @@ pub struct Handler {
     registered: Vec<bool>,
     /// The web page named in every `OK` (`config.web_url`).
     web: Option<String>,
+    /// The token of the request being answered when it is the current one
+    /// for its source IP: its `OK` hands it back without hashing again.
+    current_token: Option<proto::Token>,
 }
 
 /// The web page named in `OK`: its URL, except that a web page bound to
@@ -73,10 +82,16 @@ fn ok_web_url(config: &Config) -> Option<String> {
 }
 
 impl Handler {
-    pub fn new(registry: Arc<Registry>, conn_ids: Arc<ConnectionIds>, config: &Config) -> Handler {
+    pub fn new(
+        registry: Arc<Registry>,
+        conn_ids: Arc<ConnectionIds>,
+        tokens: Arc<AddressTokens>,
+        config: &Config,
+    ) -> Handler {
         Handler {
             registry,
             conn_ids,
+            tokens,
             max_peers: config.max_peers,
             interval: config.interval_secs(),
             timeout: config.timeout_secs(),
@@ -88,13 +103,27 @@ impl Handler {
             stats: None,
             registered: Vec::new(),
             web: ok_web_url(config),
+            current_token: None,
         }
     }
 
-    /// An `OK` with this tracker's timers, `stats_every` and web page.
-    fn ok(&self, out: &mut Vec<u8>, tid: u32, stats_every: u32) {
+    /// An `OK` with this tracker's timers, `stats_every`, web page and a
+    /// fresh token for `src` (so a registered peer always has one).
+    fn ok(&self, out: &mut Vec<u8>, src: SocketAddr, now: Instant, tid: u32, stats_every: u32) {
         let web = self.web.as_deref();
-        encode_ok_reply(out, tid, self.interval, self.timeout, stats_every, web);
+        let token = Some(
+            self.current_token
+                .unwrap_or_else(|| self.tokens.issue(src.ip(), now)),
+        );
+        encode_ok_reply(
+            out,
+            tid,
+            self.interval,
+            self.timeout,
+            stats_every,
+            web,
+            token,
+        );
     }
 
     /// Keeps the `STATS` peers send in `stats`, and asks for them in `OK`.
@@ -137,7 +166,7 @@ impl Handler {
             return self.handle_bep15(src, data, now, out);
         }
         self.handle_json(src, data, now, out);
-        true
+        !out.is_empty()
     }
 
     /// A BEP 15 packet: connect, announce or scrape. Returns false (no reply)
@@ -293,7 +322,7 @@ impl Handler {
     }
 
     fn handle_json(&mut self, src: SocketAddr, data: &[u8], now: Instant, out: &mut Vec<u8>) {
-        let req = match Request::decode(data) {
+        let (req, token) = match Request::decode_with_token(data) {
             Ok(r) => r,
             Err(e) => {
                 if self.trace {
@@ -305,6 +334,9 @@ impl Handler {
                 return;
             }
         };
+        let check = token.map(|t| self.tokens.check(t, src.ip(), now));
+        let proven = matches!(check, Some(Check::Current | Check::Previous));
+        self.current_token = token.filter(|_| check == Some(Check::Current));
         if let Request::Stats {
             tid,
             peer_id,
@@ -312,6 +344,7 @@ impl Handler {
         } = &req
         {
             self.handle_stats(src, *tid, peer_id, files, now, out);
+            self.bound_reply(src, data.len(), proven, *tid, now, out);
             if self.trace {
                 // One line for the STATS and its answer: they come every
                 // second from every active peer.
@@ -324,7 +357,12 @@ impl Handler {
             return;
         }
         if self.trace {
-            trace_line('←', src, &req.summary());
+            let note = match token {
+                Some(_) if proven => Some("token=valid"),
+                Some(_) => Some("token=invalid"),
+                None => None,
+            };
+            trace_line('←', src, &req.summary_noting(note));
         }
         if log::log_enabled!(log::Level::Debug) {
             debug!("{src} → {}", req.summary());
@@ -348,7 +386,7 @@ impl Handler {
                         );
                     }
                     let every = self.stats_every(src, peer_id);
-                    self.ok(out, *tid, every);
+                    self.ok(out, src, now, *tid, every);
                 }
                 Err(e) => {
                     debug!("{src}: REGISTER of {peer_id} refused: {e}");
@@ -404,7 +442,7 @@ impl Handler {
                 match self.registry.heartbeat(src.ip(), peer_id, now) {
                     Ok(()) => {
                         let every = self.stats_every(src, peer_id);
-                        self.ok(out, *tid, every)
+                        self.ok(out, src, now, *tid, every)
                     }
                     Err(_) => unknown_peer(out, *tid, src, peer_id),
                 }
@@ -414,12 +452,47 @@ impl Handler {
             Request::Exit { tid, peer_id } => match self.exit(src, peer_id, now) {
                 Ok(port) => {
                     info!("peer {peer_id} at {} left", SocketAddr::new(src.ip(), port));
-                    self.ok(out, *tid, 0);
+                    self.ok(out, src, now, *tid, 0);
                 }
                 Err(_) => unknown_peer(out, *tid, src, peer_id),
             },
         }
+        self.bound_reply(src, data.len(), proven, req.tid(), now, out);
         self.trace_reply(src, out);
+    }
+
+    /// The anti-reflection rule: a reply to a request without a valid token
+    /// for its source IP may be at most [`AMPLIFICATION_FACTOR`] times the
+    /// request; a larger one is replaced by the `token` `ERROR`, which hands
+    /// out a token and fits the bound (or by nothing, when not even that
+    /// fits: never for a well-formed request). `ERROR`s are kept as they are
+    /// (see [`within_bound`]).
+    fn bound_reply(
+        &self,
+        src: SocketAddr,
+        request_len: usize,
+        proven: bool,
+        tid: u32,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) {
+        if proven || within_bound(request_len, out) {
+            return;
+        }
+        debug!(
+            "{src}: a {}-byte reply to a {request_len}-byte request without a valid token: \
+             sending a token instead",
+            out.len()
+        );
+        out.clear();
+        let token = self.tokens.issue(src.ip(), now);
+        if !encode_token_reply(out, tid, token, bound(request_len)) && self.trace {
+            trace_line(
+                '→',
+                src,
+                "nothing: even a token ERROR would be over the bound",
+            );
+        }
     }
 
     /// `REGISTER`, reporting joins and completions to the catalogue.
@@ -512,7 +585,7 @@ impl Handler {
                     }
                 }
                 let every = self.stats_every(src, peer_id);
-                self.ok(out, tid, every);
+                self.ok(out, src, now, tid, every);
             }
             Err(_) => unknown_peer(out, tid, src, peer_id),
         }
@@ -520,7 +593,7 @@ impl Handler {
     }
 
     fn trace_reply(&self, dst: SocketAddr, out: &[u8]) {
-        if self.trace {
+        if self.trace && !out.is_empty() {
             // Decoding our own reply keeps the trace honest about the bytes sent.
             let line = match Reply::decode(out) {
                 Ok(r) => r.summary(),
@@ -557,6 +630,21 @@ impl Handler {
         }
         report
     }
+}
+
+/// The most a reply to an unproven `request_len`-byte request may be.
+pub fn bound(request_len: usize) -> usize {
+    AMPLIFICATION_FACTOR.saturating_mul(request_len)
+}
+
+/// Whether `reply` may go to the source of a `request_len`-byte request
+/// that carried no valid token: when it is at most [`bound`], or an
+/// `ERROR`. An `ERROR` is small whatever the tracker knows (fixed words
+/// plus a few fields of the request, a few hundred bytes at most); only
+/// `FILES`, `PEERS` and `OK` can be held to the bound by a token, since a
+/// request too short to carry one is never well-formed.
+pub fn within_bound(request_len: usize, reply: &[u8]) -> bool {
+    reply.len() <= bound(request_len) || reply.starts_with(b"{\"type\":\"ERROR\"")
 }
 
 /// BEP 15 requests are at least 16 bytes with an action (bytes 8–11) of 0–3.
@@ -610,22 +698,31 @@ mod tests {
     use std::time::Duration;
 
     use minitorrent_common::metainfo::InfoHash;
-    use minitorrent_common::tracker_proto::{FileInfo, PeerEntry};
+    use minitorrent_common::tracker_proto::{FileInfo, PeerEntry, Token};
 
     fn handler(config: &Config) -> Handler {
-        let now = Instant::now();
+        handler_since(config, Instant::now())
+    }
+
+    /// A handler whose clock (registry, tokens) starts at `now`.
+    fn handler_since(config: &Config, now: Instant) -> Handler {
         Handler::new(
             Arc::new(Registry::new(config.peer_timeout, 2, now)),
             Arc::new(ConnectionIds::new(now)),
+            Arc::new(AddressTokens::new(now)),
             config,
         )
     }
 
+    /// The reply to `req` from `src`, sent with a valid token as a peer's
+    /// would be.
     fn ask(h: &mut Handler, src: &str, req: &Request) -> Reply {
         let mut out = Vec::new();
+        let src: SocketAddr = src.parse().unwrap();
+        let token = h.tokens.issue(src.ip(), Instant::now());
         assert!(h.handle(
-            src.parse().unwrap(),
-            &req.encode(),
+            src,
+            &req.encode_with_token(Some(token)),
             Instant::now(),
             &mut out
         ));
@@ -733,9 +830,10 @@ mod tests {
             tid: 3,
             query: String::new(),
         };
+        let token = h.tokens.issue("127.0.0.1".parse().unwrap(), Instant::now());
         h.handle(
             "127.0.0.1:2".parse().unwrap(),
-            &req.encode(),
+            &req.encode_with_token(Some(token)),
             Instant::now(),
             &mut out,
         );
@@ -833,6 +931,173 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A tracker with 300 files of long names and one swarm of 300 peers,
+    /// all registered from 192.0.2.1, listing up to 1000 peers, and kept an
+    /// hour.
+    fn loaded(now: Instant) -> Handler {
+        let c = Config {
+            max_peers: 1000,
+            // Peers outlive the tokens the tests let expire.
+            peer_timeout: Duration::from_secs(3600),
+            ..Config::default()
+        };
+        let mut h = handler_since(&c, now);
+        let mut out = Vec::new();
+        for i in 0..300u32 {
+            let mut hash = [0u8; 20];
+            hash[..4].copy_from_slice(&i.to_be_bytes());
+            let req = Request::Register {
+                tid: i,
+                peer_id: format!("peer-{i}"),
+                port: 1000 + i as u16,
+                files: vec![
+                    FileInfo {
+                        info_hash: InfoHash(hash),
+                        name: format!("{}{i:04}", "n".repeat(150)),
+                        size: 1,
+                        complete: true,
+                    },
+                    FileInfo {
+                        info_hash: InfoHash([0xee; 20]),
+                        name: "big swarm".into(),
+                        size: 1,
+                        complete: false,
+                    },
+                ],
+            };
+            h.handle("192.0.2.1:5".parse().unwrap(), &req.encode(), now, &mut out);
+        }
+        h
+    }
+
+    /// The raw reply to `req` (with `token`) from `src` at `now`.
+    fn raw(
+        h: &mut Handler,
+        src: &str,
+        req: &Request,
+        token: Option<Token>,
+        now: Instant,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        h.handle(
+            src.parse().unwrap(),
+            &req.encode_with_token(token),
+            now,
+            &mut out,
+        );
+        out
+    }
+
+    fn is_token_error(reply: &[u8]) -> bool {
+        matches!(
+            Reply::decode_with_token(reply),
+            Ok((
+                Reply::Error {
+                    code: ErrorCode::Token,
+                    ..
+                },
+                Some(_)
+            ))
+        )
+    }
+
+    #[test]
+    fn the_reply_size_rule() {
+        // Within 3× of the request, or an ERROR.
+        assert!(within_bound(36, &[b' '; 108]));
+        assert!(!within_bound(36, &[b' '; 109]));
+        let mut e = Vec::new();
+        encode_error_reply(&mut e, None, &ErrorCode::BadRequest, &"x".repeat(300));
+        assert!(within_bound(2, &e));
+        // The token ERROR fits the bound of the shortest request there is
+        // (36 bytes), with the largest tid, and says more when it can.
+        let shortest = Request::Search {
+            tid: u32::MAX,
+            query: String::new(),
+        }
+        .encode();
+        let mut out = Vec::new();
+        assert!(encode_token_reply(
+            &mut out,
+            u32::MAX,
+            Token(u64::MAX),
+            bound(36)
+        ));
+        assert!(out.len() <= bound(36) && out.len() <= bound(shortest.len()));
+        let mut long = Vec::new();
+        assert!(encode_token_reply(&mut long, 1, Token(1), bound(200)));
+        assert!(long.len() > out.len());
+        assert!(!encode_token_reply(&mut Vec::new(), 1, Token(1), 20));
+    }
+
+    #[test]
+    fn large_replies_need_a_token_for_the_source_ip() {
+        let t0 = Instant::now();
+        let mut h = loaded(t0);
+        let search = Request::Search {
+            tid: 9,
+            query: String::new(),
+        };
+        let request = Request::Request {
+            tid: 10,
+            file: FileRef::InfoHash(InfoHash([0xee; 20])),
+            peer_id: None,
+        };
+        for req in [&search, &request] {
+            let len = req.encode().len();
+            // No token: the token ERROR, within 3×.
+            let r = raw(&mut h, "198.51.100.7:9", req, None, t0);
+            assert!(
+                r.len() <= bound(len) && is_token_error(&r),
+                "{len} → {}",
+                r.len()
+            );
+            // A token of another address: the same.
+            let other = h.tokens.issue("192.0.2.1".parse().unwrap(), t0);
+            let r = raw(&mut h, "198.51.100.7:9", req, Some(other), t0);
+            let with_token = req.encode_with_token(Some(other)).len();
+            assert!(r.len() <= bound(with_token) && is_token_error(&r));
+            // Its own (any port of the IP): the whole reply, far over 3×.
+            let own = h.tokens.issue("198.51.100.7".parse().unwrap(), t0);
+            let r = raw(&mut h, "198.51.100.7:10", req, Some(own), t0);
+            assert!(r.len() > 20 * len && !is_token_error(&r), "{}", r.len());
+            // Still after one rotation, no longer after two.
+            let later = t0 + crate::token::ROTATION;
+            let r = raw(&mut h, "198.51.100.7:9", req, Some(own), later);
+            assert!(!is_token_error(&r));
+            let expired = t0 + 2 * crate::token::ROTATION;
+            let r = raw(&mut h, "198.51.100.7:9", req, Some(own), expired);
+            assert!(
+                r.len() <= bound(with_token) && is_token_error(&r),
+                "{}",
+                String::from_utf8_lossy(&r[..r.len().min(300)])
+            );
+            // ...whose token is a fresh one that works.
+            let (_, fresh) = Reply::decode_with_token(&r).unwrap();
+            assert_ne!(fresh, Some(own));
+            let r = raw(&mut h, "198.51.100.7:9", req, fresh, expired);
+            assert!(r.len() > 20 * len && !is_token_error(&r));
+        }
+    }
+
+    #[test]
+    fn ok_hands_out_a_token_for_the_sender() {
+        let now = Instant::now();
+        let mut h = handler(&Config::default());
+        let req = Request::Register {
+            tid: 1,
+            peer_id: "p".into(),
+            port: 7001,
+            files: vec![],
+        };
+        let r = raw(&mut h, "192.0.2.9:4000", &req, None, now);
+        let (reply, token) = Reply::decode_with_token(&r).unwrap();
+        assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+        let token = token.unwrap();
+        assert!(h.tokens.is_valid(token, "192.0.2.9".parse().unwrap(), now));
+        assert!(!h.tokens.is_valid(token, "192.0.2.10".parse().unwrap(), now));
     }
 
     #[test]

@@ -33,4 +33,5 @@ pub mod peer_id;
 pub mod registry;
 pub mod server;
 pub mod stats;
+pub mod token;
 pub mod web;

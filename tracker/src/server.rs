@@ -30,6 +30,7 @@ use crate::io_batch::{RecvBatch, SendBatch};
 use crate::metrics::{UdpMetrics, WorkerCounters};
 use crate::registry::{Limits, Registry};
 use crate::stats::{Stats, StatsView};
+use crate::token::AddressTokens;
 
 /// Kernel socket buffers: large enough to ride out bursts from many peers.
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -63,6 +64,9 @@ pub struct Tracker {
     local_addr: SocketAddr,
     registry: Arc<Registry>,
     conn_ids: Arc<ConnectionIds>,
+    /// The JSON protocol's address tokens, shared so that any worker
+    /// accepts what another issued.
+    tokens: Arc<AddressTokens>,
     stats: Arc<Stats>,
     stop: StopHandle,
     catalogue: Arc<Catalogue>,
@@ -196,6 +200,7 @@ impl Tracker {
                 },
             )),
             conn_ids: Arc::new(ConnectionIds::new(epoch)),
+            tokens: Arc::new(AddressTokens::new(epoch)),
             stats: Arc::new(Stats::new(epoch)),
             stop: StopHandle {
                 flag: Arc::new(AtomicBool::new(false)),
@@ -251,8 +256,13 @@ impl Tracker {
         let mut workers = self.workers.into_iter().enumerate();
         let first = workers.next();
         for (i, w) in workers {
-            let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config)
-                .with_stats(self.stats.clone());
+            let mut handler = Handler::new(
+                self.registry.clone(),
+                self.conn_ids.clone(),
+                self.tokens.clone(),
+                config,
+            )
+            .with_stats(self.stats.clone());
             handler.set_recorder(self.catalogue.recorder());
             let stop = self.stop.clone();
             let sweep_every = config.sweep_every();
@@ -265,8 +275,13 @@ impl Tracker {
         }
         let mut result = Ok(());
         if let Some((i, w)) = first {
-            let mut handler = Handler::new(self.registry.clone(), self.conn_ids.clone(), config)
-                .with_stats(self.stats.clone());
+            let mut handler = Handler::new(
+                self.registry.clone(),
+                self.conn_ids.clone(),
+                self.tokens.clone(),
+                config,
+            )
+            .with_stats(self.stats.clone());
             handler.set_recorder(self.catalogue.recorder());
             let counters = self.metrics.worker(i).unwrap_or_default();
             result = w.run(

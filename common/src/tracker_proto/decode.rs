@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::{
     DecodeError, DecodeErrorKind, ErrorCode, FileInfo, FileRef, FileSummary, PeerEntry, Reply,
-    Request, StatsEdge, StatsFile, MAX_DATAGRAM_SIZE, MAX_NAME_CHARS, MAX_PEER_ID_CHARS,
+    Request, StatsEdge, StatsFile, Token, MAX_DATAGRAM_SIZE, MAX_NAME_CHARS, MAX_PEER_ID_CHARS,
     MAX_QUERY_CHARS, MAX_STATS_EDGES, MAX_STATS_FILES, MAX_STATS_PIECES, MAX_WEB_CHARS,
 };
 use crate::metainfo::InfoHash;
@@ -85,6 +85,8 @@ struct RawRequest<'a> {
     name: Option<JStr<'a>>,
     #[serde(borrow)]
     query: Option<JStr<'a>>,
+    #[serde(borrow)]
+    token: Option<JStr<'a>>,
 }
 
 /// A file of `REGISTER` or of `STATS` (each reads the fields it knows).
@@ -140,6 +142,8 @@ struct RawReply<'a> {
     code: Option<JStr<'a>>,
     #[serde(borrow)]
     message: Option<JStr<'a>>,
+    #[serde(borrow)]
+    token: Option<JStr<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +229,7 @@ const REQUEST_FIELDS: &[(&str, Kind)] = &[
     ("info_hash", Kind::Str),
     ("name", Kind::Str),
     ("query", Kind::Str),
+    ("token", Kind::Str),
 ];
 const PEER_FIELDS: &[(&str, Kind)] = &[
     ("addr", Kind::Str),
@@ -254,6 +259,7 @@ const REPLY_FIELDS: &[(&str, Kind)] = &[
     ("files", Kind::Array(SUMMARY_FIELDS)),
     ("code", Kind::Str),
     ("message", Kind::Str),
+    ("token", Kind::Str),
 ];
 
 fn describe(v: &Value) -> String {
@@ -482,9 +488,33 @@ fn hash_field(tid: u32, field: impl fmt::Display, s: &str) -> Result<InfoHash, D
     })
 }
 
+/// The `token` field, when there is one: [`Token::HEX_LEN`] hex digits.
+fn token_field(tid: Option<u32>, v: &Option<JStr<'_>>) -> Result<Option<Token>, DecodeError> {
+    let Some(v) = v else { return Ok(None) };
+    match Token::parse(&v.0) {
+        Some(t) => Ok(Some(t)),
+        None => Err(DecodeError::new(
+            tid,
+            DecodeErrorKind::BadValue {
+                field: "token".to_string(),
+                problem: format!(
+                    "must be {} hex digits, as the tracker handed it out",
+                    Token::HEX_LEN
+                ),
+            },
+        )),
+    }
+}
+
 impl Request {
-    /// Decodes one datagram received by the tracker.
+    /// Decodes one datagram received by the tracker (any `token` is
+    /// checked and dropped; see [`Request::decode_with_token`]).
     pub fn decode(bytes: &[u8]) -> Result<Request, DecodeError> {
+        Request::decode_with_token(bytes).map(|(r, _)| r)
+    }
+
+    /// Decodes one datagram received by the tracker, and its `token`.
+    pub fn decode_with_token(bytes: &[u8]) -> Result<(Request, Option<Token>), DecodeError> {
         precheck(bytes)?;
         let raw: RawRequest<'_> = match serde_json::from_slice(bytes) {
             Ok(r) => r,
@@ -500,7 +530,8 @@ impl Request {
         let Some(kind) = kind else {
             return Err(DecodeError::missing(tid, "type"));
         };
-        match kind {
+        let token = token_field(Some(tid), &raw.token)?;
+        let req = match kind {
             "REGISTER" => {
                 let peer_id =
                     peer_id_field(tid, "peer_id", req_str(tid, "peer_id", &raw.peer_id)?)?;
@@ -604,7 +635,8 @@ impl Request {
                     expected: REQUEST_TYPES,
                 },
             )),
-        }
+        }?;
+        Ok((req, token))
     }
 }
 
@@ -748,8 +780,15 @@ fn bitfield_field(
 }
 
 impl Reply {
-    /// Decodes one datagram received from the tracker.
+    /// Decodes one datagram received from the tracker (any `token` is
+    /// checked and dropped; see [`Reply::decode_with_token`]).
     pub fn decode(bytes: &[u8]) -> Result<Reply, DecodeError> {
+        Reply::decode_with_token(bytes).map(|(r, _)| r)
+    }
+
+    /// Decodes one datagram received from the tracker, and the `token` it
+    /// hands out (in an `OK` or a `token` `ERROR`).
+    pub fn decode_with_token(bytes: &[u8]) -> Result<(Reply, Option<Token>), DecodeError> {
         precheck(bytes)?;
         let raw: RawReply<'_> = match serde_json::from_slice(bytes) {
             Ok(r) => r,
@@ -761,6 +800,7 @@ impl Reply {
                 DecodeErrorKind::MissingField("type".to_string()),
             ));
         };
+        let token = token_field(raw.tid, &raw.token)?;
         if kind == "ERROR" {
             // The only reply whose tid may be null.
             let code =
@@ -770,11 +810,12 @@ impl Reply {
                 .as_ref()
                 .map(|m| m.0.to_string())
                 .unwrap_or_default();
-            return Ok(Reply::Error {
+            let error = Reply::Error {
                 tid: raw.tid,
                 code: ErrorCode::parse(code),
                 message,
-            });
+            };
+            return Ok((error, token));
         }
         let Some(tid) = raw.tid else {
             return Err(DecodeError::new(
@@ -782,7 +823,7 @@ impl Reply {
                 DecodeErrorKind::MissingField("tid".to_string()),
             ));
         };
-        match kind {
+        let reply = match kind {
             "OK" => Ok(Reply::Ok {
                 tid,
                 interval: req(tid, "interval", raw.interval)?,
@@ -852,6 +893,7 @@ impl Reply {
                     expected: REPLY_TYPES,
                 },
             )),
-        }
+        }?;
+        Ok((reply, token))
     }
 }

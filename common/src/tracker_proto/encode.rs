@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 
-use super::{ErrorCode, FileRef, Reply, Request};
+use super::{ErrorCode, FileRef, Reply, Request, Token};
 use crate::metainfo::InfoHash;
 
 impl Request {
@@ -20,8 +20,21 @@ impl Request {
         buf
     }
 
+    /// The request as one JSON datagram carrying `token` (when given) as
+    /// its `token` field.
+    pub fn encode_with_token(&self, token: Option<Token>) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(160);
+        self.encode_into_with_token(&mut buf, token);
+        buf
+    }
+
     /// Appends the JSON datagram to `buf`.
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        self.encode_into_with_token(buf, None)
+    }
+
+    /// Appends the JSON datagram, with `token` when given, to `buf`.
+    pub fn encode_into_with_token(&self, buf: &mut Vec<u8>, token: Option<Token>) {
         let mut o = JsonObject::begin(buf);
         o.str("type", self.type_name());
         o.uint("tid", u64::from(self.tid()));
@@ -105,6 +118,9 @@ impl Request {
                 }
                 o.buf.push(b']');
             }
+        }
+        if let Some(t) = token {
+            o.token(t);
         }
         o.end();
     }
@@ -250,6 +266,7 @@ pub fn encode_ok_reply(
     timeout: u32,
     stats_every: u32,
     web: Option<&str>,
+    token: Option<Token>,
 ) {
     let mut o = JsonObject::begin(buf);
     o.str("type", "OK");
@@ -262,7 +279,48 @@ pub fn encode_ok_reply(
     if let Some(web) = web {
         o.str("web", web);
     }
+    if let Some(t) = token {
+        o.token(t);
+    }
     o.end();
+}
+
+/// What the `token` `ERROR` says, longest first: the tracker sends the
+/// longest that keeps the reply within [`AMPLIFICATION_FACTOR`] times the
+/// request. A peer that knows tokens never shows it; an older one shows it
+/// to its user, so each one says what to do.
+///
+/// [`AMPLIFICATION_FACTOR`]: super::AMPLIFICATION_FACTOR
+pub const TOKEN_MESSAGES: [&str; 5] = [
+    "this reply would be over 3 times the size of your request, and the tracker sends that \
+     only to an address that proved it receives its replies: send the request again with \
+     this token; a minitorrent that does not know tokens is too old: upgrade it",
+    "send the request again with this token (an older minitorrent: upgrade it)",
+    "upgrade minitorrent: send this token back",
+    "upgrade minitorrent",
+    "",
+];
+
+/// Appends the `token` `ERROR` (code `token`, carrying `token`) to `buf`,
+/// with the longest of [`TOKEN_MESSAGES`] that keeps it within `max_len`
+/// bytes. Returns false, leaving `buf` as it was, when not even the one
+/// without a message fits.
+pub fn encode_token_reply(buf: &mut Vec<u8>, tid: u32, token: Token, max_len: usize) -> bool {
+    let start = buf.len();
+    for message in TOKEN_MESSAGES {
+        let mut o = JsonObject::begin(buf);
+        o.str("type", "ERROR");
+        o.uint("tid", u64::from(tid));
+        o.str("code", ErrorCode::Token.as_str());
+        o.str("message", message);
+        o.token(token);
+        o.end();
+        if buf.len() - start <= max_len {
+            return true;
+        }
+        buf.truncate(start);
+    }
+    false
 }
 
 impl Reply {
@@ -283,7 +341,15 @@ impl Reply {
                 timeout,
                 stats_every,
                 web,
-            } => encode_ok_reply(buf, *tid, *interval, *timeout, *stats_every, web.as_deref()),
+            } => encode_ok_reply(
+                buf,
+                *tid,
+                *interval,
+                *timeout,
+                *stats_every,
+                web.as_deref(),
+                None,
+            ),
             Reply::Peers {
                 tid,
                 info_hash,
@@ -372,6 +438,12 @@ impl<'b> JsonObject<'b> {
         self.key(k);
         self.buf.push(b'"');
         crate::hex::push_hex(self.buf, &h.0);
+        self.buf.push(b'"');
+    }
+    fn token(&mut self, t: Token) {
+        self.key("token");
+        self.buf.push(b'"');
+        crate::hex::push_hex(self.buf, &t.0.to_be_bytes());
         self.buf.push(b'"');
     }
     fn end(self) {

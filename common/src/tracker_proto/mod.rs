@@ -33,8 +33,8 @@ pub use discover::{
     Discover, TrackerHere, DISCOVER_GROUP, DISCOVER_PORT, MAX_DISCOVER_SIZE, MAX_WEB_CHARS,
 };
 pub use encode::{
-    encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply, FileView,
-    PeerView, SwarmView,
+    encode_error_reply, encode_files_reply, encode_ok_reply, encode_peers_reply,
+    encode_token_reply, FileView, PeerView, SwarmView,
 };
 pub use summary::short_hash;
 
@@ -43,6 +43,13 @@ pub const MAX_DATAGRAM_SIZE: usize = 64 * 1024;
 /// Largest reply the tracker sends: the largest UDP payload over IPv4, so a
 /// reply always fits one datagram. `SEARCH` results are cut to fit it.
 pub const MAX_REPLY_SIZE: usize = 65_507;
+/// The most a reply to a request without a valid [`Token`] may be larger
+/// than that request (UDP payload bytes): `reply ≤ 3 × request`. Larger
+/// replies go only to an address that proved, with a token, that it
+/// receives the tracker's datagrams, so nobody can use the tracker to
+/// flood a forged source address (a reflection attack). `ERROR`s are not
+/// held to it (see `docs/PROTOCOL.md`, "Tokens").
+pub const AMPLIFICATION_FACTOR: usize = 3;
 /// Seconds between heartbeats the tracker asks for in `OK`.
 pub const DEFAULT_INTERVAL_SECS: u32 = 10;
 /// Seconds of silence after which the tracker forgets a peer.
@@ -66,6 +73,32 @@ pub const MAX_STATS_PIECES: u32 = 16_384;
 /// Seconds between `STATS` the tracker asks for while a swarm of the peer
 /// has a leecher (`stats_every` in `OK`).
 pub const DEFAULT_STATS_EVERY_SECS: u32 = 1;
+
+/// An address token: proof that the address a request comes from receives
+/// the tracker's datagrams. The tracker hands one out in every `OK` and in
+/// its `token` `ERROR`; a peer sends it back as the `token` field of any
+/// request. On the wire: 16 lowercase hex digits. Only the tracker that
+/// issued it can tell whether it is valid (a keyed hash of the IP address
+/// and the time, like a BEP 15 connection id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token(pub u64);
+
+impl Token {
+    /// Number of hex digits on the wire.
+    pub const HEX_LEN: usize = 16;
+
+    pub fn to_hex(self) -> String {
+        format!("{:016x}", self.0)
+    }
+
+    /// Exactly [`Token::HEX_LEN`] hex digits (either case).
+    pub fn parse(s: &str) -> Option<Token> {
+        if s.len() != Token::HEX_LEN || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u64::from_str_radix(s, 16).ok().map(Token)
+    }
+}
 
 /// One file a peer shares or downloads, as announced in `REGISTER`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +222,10 @@ pub enum ErrorCode {
     /// The tracker does not know this (source IP, peer_id): it expired, the
     /// tracker restarted, or it registered from another address. Re-register.
     UnknownPeer,
+    /// The reply would be more than [`AMPLIFICATION_FACTOR`] times the
+    /// request and the request carried no valid token for its source
+    /// address: send it again with the token this `ERROR` carries.
+    Token,
     /// A code this version does not know (kept so newer trackers stay readable).
     Other(String),
 }
@@ -199,6 +236,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::NotFound => "not_found",
             ErrorCode::UnknownPeer => "unknown_peer",
+            ErrorCode::Token => "token",
             ErrorCode::Other(s) => s,
         }
     }
@@ -208,6 +246,7 @@ impl ErrorCode {
             "bad_request" => ErrorCode::BadRequest,
             "not_found" => ErrorCode::NotFound,
             "unknown_peer" => ErrorCode::UnknownPeer,
+            "token" => ErrorCode::Token,
             other => ErrorCode::Other(other.to_string()),
         }
     }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{FileRef, Reply, Request};
+use super::{ErrorCode, FileRef, Reply, Request};
 use crate::metainfo::{format_size, InfoHash};
 
 /// The first 12 hex digits of an info hash and an ellipsis: enough to tell
@@ -25,6 +25,12 @@ impl Request {
     /// One line for people, e.g.
     /// `REGISTER report.pdf (4.0 MiB, complete) peer=-MN0100-abc port=6881 tid=1`.
     pub fn summary(&self) -> String {
+        self.summary_noting(None)
+    }
+
+    /// [`Request::summary`] with `note` (e.g. how its token fared) before
+    /// the tid, which stays last.
+    pub fn summary_noting(&self, note: Option<&str>) -> String {
         let mut s = String::from(self.type_name());
         match self {
             Request::Register {
@@ -109,6 +115,9 @@ impl Request {
                 let _ = write!(s, " peer={peer_id}");
             }
         }
+        if let Some(note) = note {
+            let _ = write!(s, " {note}");
+        }
         let _ = write!(s, " tid={}", self.tid());
         s
     }
@@ -173,6 +182,12 @@ impl Reply {
                     let _ = write!(s, " and {} more", files.len() - 3);
                 }
             }
+            // The message of a `token` ERROR speaks to older peers; a
+            // trace says what happens.
+            Reply::Error {
+                code: ErrorCode::Token,
+                ..
+            } => s.push_str(" token: a reply over 3× the request needs a token, here is one"),
             Reply::Error { code, message, .. } => {
                 let _ = write!(s, " {code}: {message}");
             }

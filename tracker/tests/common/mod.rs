@@ -4,6 +4,7 @@
 
 pub mod chromium;
 
+use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::tracker_proto::{Reply, Request};
+use minitorrent_common::tracker_proto::{ErrorCode, Reply, Request, Token};
 use minitorrent_common::udp_tracker as udp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_minitorrent-tracker");
@@ -221,6 +222,7 @@ pub fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
 pub struct Client {
     pub sock: UdpSocket,
     tracker: SocketAddr,
+    token: Cell<Option<Token>>,
 }
 
 impl Client {
@@ -232,7 +234,11 @@ impl Client {
         let sock = UdpSocket::bind(local).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
-        Client { sock, tracker }
+        Client {
+            sock,
+            tracker,
+            token: Cell::new(None),
+        }
     }
 
     /// Sends raw bytes and returns the decoded reply (retrying on loss).
@@ -251,23 +257,49 @@ impl Client {
         );
     }
 
-    /// Sends a request and returns the reply with the same tid.
+    /// Sends a request and returns the reply with the same tid, as a peer
+    /// does: with the latest address token the tracker handed out, and
+    /// once more with a new one when the tracker answers `token`.
     pub fn ask(&self, req: &Request) -> Reply {
-        let bytes = req.encode();
+        let sent_with = self.token.get();
+        let (reply, token) = self.ask_with_token(req, sent_with);
+        if token.is_some() {
+            self.token.set(token);
+        }
+        match reply {
+            Reply::Error {
+                code: ErrorCode::Token,
+                ..
+            } if token.is_some() && token != sent_with => self.ask_with_token(req, token).0,
+            r => r,
+        }
+    }
+
+    /// Sends `req` with `token` (none: without) and returns the reply with
+    /// the same tid and the token it carries; the client's token is left
+    /// as it was.
+    pub fn ask_with_token(&self, req: &Request, token: Option<Token>) -> (Reply, Option<Token>) {
+        let bytes = req.encode_with_token(token);
         let mut buf = vec![0u8; 70_000];
         for _ in 0..10 {
             self.sock.send_to(&bytes, self.tracker).unwrap();
             let deadline = Instant::now() + Duration::from_millis(500);
             while Instant::now() < deadline {
                 if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
-                    let reply = Reply::decode(&buf[..n]).expect("tracker reply decodes");
+                    let (reply, token) =
+                        Reply::decode_with_token(&buf[..n]).expect("tracker reply decodes");
                     if reply.tid() == Some(req.tid()) {
-                        return reply;
+                        return (reply, token);
                     }
                 }
             }
         }
         panic!("no reply to {}", req.summary());
+    }
+
+    /// The latest token the tracker handed this client.
+    pub fn token(&self) -> Option<Token> {
+        self.token.get()
     }
 
     /// True when nothing arrives within `wait`.

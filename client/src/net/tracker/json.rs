@@ -1,6 +1,12 @@
 //! Talking to the minitorrent tracker: JSON datagrams over UDP (the shared
 //! `tracker_proto` codecs), one request and one reply matched by `tid`,
 //! retried with a doubling timeout, then a clear "unreachable" error.
+//!
+//! The client keeps the tracker's latest address token (handed out in every
+//! `OK` and in the `token` `ERROR`) and sends it with every request; when
+//! the tracker answers `token` (a reply over 3 times the request, for an
+//! address that has not proved itself), it sends the request once more with
+//! the new token, so callers never see it.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -8,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::tracker_proto::{
-    ErrorCode, FileRef, Reply, Request, MAX_DATAGRAM_SIZE, MAX_REPLY_SIZE,
+    ErrorCode, FileRef, Reply, Request, Token, MAX_DATAGRAM_SIZE, MAX_REPLY_SIZE,
 };
 
 use crate::net::trace;
@@ -234,6 +240,9 @@ pub struct TrackerClient {
     /// Leave an `OK` reply out of `--trace` (for `STATS`, which come every
     /// second: the request's line is enough).
     quiet_ok: bool,
+    /// The latest address token the tracker handed out, sent with every
+    /// request (one per tracker: a client talks to one).
+    token: Option<Token>,
 }
 
 impl TrackerClient {
@@ -273,6 +282,7 @@ impl TrackerClient {
             first_timeout: FIRST_TIMEOUT,
             last_reply_len: 0,
             quiet_ok: false,
+            token: None,
         })
     }
 
@@ -292,15 +302,35 @@ impl TrackerClient {
         self.tid
     }
 
-    /// Sends `req` and waits for the reply with the same `tid`, retrying
-    /// with a doubling timeout. An `ERROR` reply becomes `Refused`.
+    /// Sends `req` with the token and waits for the reply with the same
+    /// `tid`, retrying with a doubling timeout. An `ERROR` reply becomes
+    /// `Refused`. A `token` `ERROR` that hands out a new token (ours was
+    /// missing, expired, or from before the tracker restarted) is answered
+    /// by sending `req` once more with it.
     fn call(&mut self, req: Request) -> Result<Reply, TrackerError> {
+        let sent_with = self.token;
+        match self.call_once(&req) {
+            Err(e) if e.code() == Some(&ErrorCode::Token) && self.token != sent_with => {
+                log::debug!(
+                    "tracker {}: {} needs an address token; sending it again with one",
+                    self.addr,
+                    req.type_name()
+                );
+                self.call_once(&req)
+            }
+            r => r,
+        }
+    }
+
+    fn call_once(&mut self, req: &Request) -> Result<Reply, TrackerError> {
         let tid = req.tid();
-        let bytes = req.encode();
+        let bytes = req.encode_with_token(self.token);
         let mut timeout = self.first_timeout;
         let mut buf = vec![0u8; MAX_DATAGRAM_SIZE + 1];
         for _ in 0..self.tries {
-            trace::tracker(self.local, self.addr, || req.summary());
+            trace::tracker(self.local, self.addr, || {
+                req.summary_noting(self.token.map(|_| "+token"))
+            });
             let deadline = Instant::now() + timeout;
             if let Err(e) = self.sock.send(&bytes) {
                 if e.kind() != io::ErrorKind::ConnectionRefused {
@@ -339,7 +369,7 @@ impl TrackerClient {
                         })
                     }
                 };
-                let reply = match Reply::decode(&buf[..n]) {
+                let (reply, token) = match Reply::decode_with_token(&buf[..n]) {
                     Ok(r) => r,
                     Err(e) => {
                         log::debug!("tracker {}: undecodable datagram ignored: {e}", self.addr);
@@ -352,6 +382,9 @@ impl TrackerClient {
                 let unreadable = matches!(reply, Reply::Error { tid: None, .. });
                 if reply.tid() != Some(tid) && !unreadable {
                     continue;
+                }
+                if token.is_some() {
+                    self.token = token;
                 }
                 if !(self.quiet_ok && matches!(reply, Reply::Ok { .. })) {
                     trace::tracker(self.addr, self.local, || reply.summary());
@@ -618,6 +651,51 @@ mod tests {
         assert_eq!(r.peers.len(), 1);
         assert_eq!(r.info_hash.0, [0xab; 20]);
         assert_eq!(c.heartbeat("me").unwrap(), None);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_token_error_is_answered_by_sending_again_with_the_token() {
+        let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = srv.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut recv = || {
+                let (n, from) = srv.recv_from(&mut buf).unwrap();
+                (serde_json::from_slice::<Value>(&buf[..n]).unwrap(), from)
+            };
+            // SEARCH without a token: the token ERROR.
+            let (req, from) = recv();
+            assert_eq!(req["type"], "SEARCH");
+            assert!(req.get("token").is_none(), "{req}");
+            let reply = json!({"type": "ERROR", "tid": req["tid"], "code": "token",
+                "message": "upgrade minitorrent", "token": "00000000000000aa"});
+            srv.send_to(reply.to_string().as_bytes(), from).unwrap();
+            // Sent again with it: FILES.
+            let (again, from) = recv();
+            assert_eq!(again["token"], "00000000000000aa");
+            assert_eq!(again["tid"], req["tid"]);
+            let reply = json!({"type": "FILES", "tid": again["tid"], "files": []});
+            srv.send_to(reply.to_string().as_bytes(), from).unwrap();
+            // A HEARTBEAT carries it; its OK hands out a newer one.
+            let (hb, from) = recv();
+            assert_eq!(hb["token"], "00000000000000aa");
+            let reply = json!({"type": "OK", "tid": hb["tid"], "interval": 10, "timeout": 30,
+                "token": "00000000000000bb"});
+            srv.send_to(reply.to_string().as_bytes(), from).unwrap();
+            // Which the next request carries. A token ERROR that hands out
+            // the token just sent is not retried: it is shown.
+            let (req, from) = recv();
+            assert_eq!(req["token"], "00000000000000bb");
+            let reply = json!({"type": "ERROR", "tid": req["tid"], "code": "token",
+                "message": "no", "token": "00000000000000bb"});
+            srv.send_to(reply.to_string().as_bytes(), from).unwrap();
+        });
+        let mut c = TrackerClient::new(addr).unwrap();
+        assert!(c.search("").unwrap().is_empty());
+        assert!(c.heartbeat("me").unwrap().is_some());
+        let e = c.search("x").unwrap_err();
+        assert_eq!(e.code(), Some(&ErrorCode::Token), "{e}");
         h.join().unwrap();
     }
 

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::bail;
+use minitorrent_common::tracker_proto::Reply;
 use minitorrent_common::udp_tracker as udp;
 use minitorrent_tracker::catalogue::{Catalogue, DbLocation};
 use minitorrent_tracker::config::Config;
 use minitorrent_tracker::connection_id::ConnectionIds;
 use minitorrent_tracker::handler::Handler;
 use minitorrent_tracker::registry::Registry;
+use minitorrent_tracker::token::AddressTokens;
 
 use crate::args::Args;
 use crate::packets::{
@@ -25,7 +27,8 @@ fn local_handler(db: Option<&str>) -> anyhow::Result<Handler> {
     let config = Config::default();
     let registry = Arc::new(Registry::new(config.peer_timeout, 16, Instant::now()));
     let conn_ids = Arc::new(ConnectionIds::new(Instant::now()));
-    let mut handler = Handler::new(registry, conn_ids, &config);
+    let tokens = Arc::new(AddressTokens::new(Instant::now()));
+    let mut handler = Handler::new(registry, conn_ids, tokens, &config);
     if let Some(db) = db {
         let catalogue = Catalogue::open(&DbLocation::parse(db))?;
         handler.set_recorder(catalogue.recorder());
@@ -52,7 +55,9 @@ pub(crate) fn run_handler(args: &Args) -> anyhow::Result<()> {
             &mut out,
         );
     }
-    let pool = json_pool(&mix, peers, files);
+    // The token of the last OK: the mix sends it, as a peer does.
+    let token = Reply::decode_with_token(&out).ok().and_then(|(_, t)| t);
+    let pool = json_pool(&mix, peers, files, token);
     let start = Instant::now();
     let cpu_start = thread_cpu_seconds();
     let mut n = 0u64;

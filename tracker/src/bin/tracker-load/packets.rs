@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::{bail, Context};
 use minitorrent_common::metainfo::InfoHash;
-use minitorrent_common::tracker_proto::{FileInfo, FileRef, Reply, Request};
+use minitorrent_common::tracker_proto::{FileInfo, FileRef, Reply, Request, Token};
 use minitorrent_common::udp_tracker as udp;
 
 pub(crate) fn hash_of(file: usize) -> InfoHash {
@@ -58,8 +58,14 @@ pub(crate) fn parse_mix(mix: &str) -> anyhow::Result<Vec<u32>> {
     Ok(mix)
 }
 
-/// 65536 pre-encoded requests in the proportions of `mix`.
-pub(crate) fn json_pool(mix: &[u32], peers: usize, files: usize) -> Vec<Vec<u8>> {
+/// 65536 pre-encoded requests in the proportions of `mix`, each carrying
+/// `token` as a peer does.
+pub(crate) fn json_pool(
+    mix: &[u32],
+    peers: usize,
+    files: usize,
+    token: Option<Token>,
+) -> Vec<Vec<u8>> {
     let mut rng = fastrand::Rng::with_seed(42);
     let total: u32 = mix.iter().sum();
     (0..65_536u32)
@@ -81,7 +87,7 @@ pub(crate) fn json_pool(mix: &[u32], peers: usize, files: usize) -> Vec<Vec<u8>>
             } else {
                 register_request(tid, i, files)
             };
-            req.encode()
+            req.encode_with_token(token)
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use crate::packets::{
     announce_packet, announce_pool, bep15_announce_tid, json_ok_tid, json_pool, parse_mix,
     register_request,
 };
-use crate::traffic::{bep15_connect, blast, measured, report, send_all_reliably};
+use crate::traffic::{bep15_connect, blast, json_token, measured, report, send_all_reliably};
 
 pub(crate) fn run_json(args: &Args, sock: &UdpSocket) -> anyhow::Result<()> {
     let mix = parse_mix(&args.mix)?;
@@ -30,7 +30,8 @@ pub(crate) fn run_json(args: &Args, sock: &UdpSocket) -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64()
     );
 
-    let pool = json_pool(&mix, peers, files);
+    let token = json_token(sock)?;
+    let pool = json_pool(&mix, peers, files, Some(token));
     let o = measured(args, || {
         blast(
             sock,

@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use minitorrent_common::tracker_proto::{Reply, Request, Token};
 use minitorrent_common::udp_tracker as udp;
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -119,6 +120,41 @@ pub(crate) fn bep15_connect(sock: &UdpSocket) -> anyhow::Result<u64> {
         }
     }
     bail!("the tracker does not answer BEP 15 connect")
+}
+
+/// A JSON address token for this socket's address, from the `OK` to a
+/// `HEARTBEAT` of simulated peer 0 (registered by then): the JSON mix
+/// sends it so that its `PEERS` replies, larger than 3 times a `REQUEST`,
+/// are answered as a real peer's are.
+pub(crate) fn json_token(sock: &UdpSocket) -> anyhow::Result<Token> {
+    let req = Request::Heartbeat {
+        tid: 0x00c0_ffee,
+        peer_id: crate::packets::peer_id(0),
+    }
+    .encode();
+    let mut buf = vec![0u8; 65_536];
+    for _ in 0..20 {
+        send_blocking(sock, &req)?;
+        let until = Instant::now() + Duration::from_millis(250);
+        while Instant::now() < until {
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    if let Ok((r, Some(token))) = Reply::decode_with_token(&buf[..n]) {
+                        if r.tid() == Some(0x00c0_ffee) {
+                            return Ok(token);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    bail!(
+        "the tracker hands out no JSON token (an OK without `token`: is it older than this tool?)"
+    )
 }
 
 pub(crate) struct Outcome {
