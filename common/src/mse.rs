@@ -245,7 +245,7 @@ pub struct Established {
 pub enum Status {
     /// More bytes are needed (send `take_output` first).
     Pending,
-    Done(Established),
+    Done(Box<Established>),
 }
 
 /// Why a handshake failed.
@@ -528,12 +528,12 @@ impl Initiator {
                         Method::Plain => None,
                     };
                     self.stage = AStage::Failed;
-                    return Ok(Status::Done(Established {
+                    return Ok(Status::Done(Box::new(Established {
                         method,
                         info_hash: self.skey,
                         received,
                         ciphers,
-                    }));
+                    })));
                 }
                 AStage::Failed => return Err(MseError::Finished),
             }
@@ -764,12 +764,12 @@ impl Receiver {
                     c.encrypt.apply(&mut answer);
                     self.out.extend_from_slice(&answer);
                     self.stage = BStage::Failed;
-                    return Ok(Status::Done(Established {
+                    return Ok(Status::Done(Box::new(Established {
                         method,
                         info_hash: self.skey.unwrap_or(InfoHash([0; 20])),
                         received,
                         ciphers: (method == Method::Rc4).then_some(c),
-                    }));
+                    })));
                 }
                 BStage::Failed => return Err(MseError::Finished),
             }

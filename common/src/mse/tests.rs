@@ -52,13 +52,13 @@ fn run(
             let piece: Vec<u8> = to_b.drain(..n).collect();
             if let Status::Done(e) = b.feed(&piece)? {
                 to_a.extend(b.take_output());
-                b_done = Some(e);
+                b_done = Some(*e);
             }
         } else if !to_a.is_empty() && a_done.is_none() {
             let n = chunk.min(to_a.len());
             let piece: Vec<u8> = to_a.drain(..n).collect();
             if let Status::Done(e) = a.feed(&piece)? {
-                a_done = Some(e);
+                a_done = Some(*e);
             }
         } else if a_done.is_none() || b_done.is_none() {
             panic!("stuck: A {a:?}, B {b:?}");
