@@ -972,6 +972,50 @@ mod tests {
     }
 
     #[test]
+    fn encryption_comes_from_a_file_the_environment_or_the_flag() {
+        let d = tmp("encryption");
+        let f = d.join("c.toml");
+        std::fs::write(&f, "encryption = \"prefer\"\n").unwrap();
+        let fs = f.to_str().unwrap();
+        let base = [
+            ("MINITORRENT_SYSTEM_CONFIG", fs),
+            ("MINITORRENT_USER_CONFIG", ""),
+        ];
+        let st = load(&Flags::default(), &env_of(&base)).unwrap();
+        assert_eq!(st.encryption, Encryption::Prefer);
+        assert_eq!(st.show(Key::Encryption), "prefer");
+        let env = env_of(&[base[0], base[1], ("MINITORRENT_ENCRYPTION", "REQUIRE")]);
+        let st = load(&Flags::default(), &env).unwrap();
+        assert_eq!(st.encryption, Encryption::Require);
+        assert_eq!(
+            st.origin(Key::Encryption),
+            &Origin::Env("MINITORRENT_ENCRYPTION")
+        );
+        let flags = Flags {
+            encryption: Some(Encryption::Off),
+            ..Flags::default()
+        };
+        let st = load(&flags, &env).unwrap();
+        assert_eq!(st.encryption, Encryption::Off);
+        assert_eq!(st.origin(Key::Encryption), &Origin::Flag("--encryption"));
+        // Nothing set: accept.
+        let none = env_of(&[
+            ("MINITORRENT_SYSTEM_CONFIG", ""),
+            ("MINITORRENT_USER_CONFIG", ""),
+        ]);
+        assert_eq!(
+            load(&Flags::default(), &none).unwrap().encryption,
+            Encryption::Accept
+        );
+        std::fs::write(&f, "encryption = \"rc4\"\n").unwrap();
+        let e = format!("{:#}", load(&Flags::default(), &env_of(&base)).unwrap_err());
+        assert!(
+            e.contains("line 1: encryption: \"rc4\" is not accept, prefer, require or off"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_values_name_file_line_and_key() {
         let d = tmp("bad");
         let f = d.join("c.toml");
