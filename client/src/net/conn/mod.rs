@@ -152,7 +152,10 @@ fn dial(
 pub fn run_outbound(t: Arc<TorrentShared>, conn: ConnId, addr: SocketAddr) {
     let policy = t.encryption;
     let result = match dial(&t, addr, policy.outbound_methods()) {
-        Err(DialError::Mse(e)) if policy == Encryption::Prefer => {
+        // A peer that cannot be reached is not tried again in plain.
+        Err(DialError::Mse(e))
+            if policy == Encryption::Prefer && !matches!(e, ConnError::Connect(_)) =>
+        {
             debug!("peer {addr}: encrypted handshake failed ({e}); trying plain");
             dial(&t, addr, None)
         }
