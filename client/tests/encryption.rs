@@ -168,6 +168,24 @@ fn a_prefer_leecher_falls_back_to_plain_and_an_accepting_seeder_takes_both() {
     );
     assert_same_file(&sw.data, &dir.join("p.bin"));
     assert!(!g.err.contains("done: encrypted (RC4)"), "{}", g.dump());
+    // And it does dial encrypted first: a `require` seeder serves it.
+    let sw = swarm_with(
+        "enc-prefer2",
+        "q.bin",
+        1024 * 1024 + 3,
+        PIECE,
+        &["--encryption", "require"],
+    );
+    let dir = sw.tmp.sub("l");
+    let g = get_ok(
+        "prefer leecher",
+        &sw.tracker,
+        sw.torrent.to_str().unwrap(),
+        &dir,
+        &["--encryption", "prefer", "--trace"],
+    );
+    assert_same_file(&sw.data, &dir.join("q.bin"));
+    assert!(g.err.contains("done: encrypted (RC4)"), "{}", g.dump());
     // The default seeder accepts an encrypted leecher, and the environment
     // sets the mode like the flag.
     let sw = swarm("enc-accept", 1024 * 1024 + 9, PIECE);
