@@ -6,7 +6,7 @@ const OTHER: InfoHash = InfoHash([9; 20]);
 fn secrets(seed: u8, pad: usize) -> Secrets {
     let mut private = [0u8; 20];
     for (i, b) in private.iter_mut().enumerate() {
-        *b = seed.wrapping_mul(31).wrapping_add(i as u8 * 17) | 1;
+        *b = seed.wrapping_mul(31).wrapping_add(i as u8).wrapping_mul(17) | 1;
     }
     Secrets {
         private,
