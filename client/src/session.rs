@@ -437,9 +437,9 @@ impl Session {
         &self.notices_rx
     }
 
-    /// The tracker as a torrent's `announce`.
+    /// The tracker as a torrent's `announce` (and a magnet link's `tr`).
     fn announce(&self) -> String {
-        self.trackers.in_use()
+        self.trackers.announce_url()
     }
 
     fn magnet_for(&self, info_hash: InfoHash, name: Option<String>) -> String {
@@ -1232,7 +1232,7 @@ impl Session {
                 }
             }
         };
-        let r = create_metainfo_with(path, piece_length, Some(self.trackers.addr()), &mut report);
+        let r = create_metainfo_with(path, piece_length, Some(self.announce()), &mut report);
         if listed {
             if let Ok(mut j) = self.hashing.lock() {
                 if let Some(i) = j.iter().position(|j| j.path == path) {
@@ -1337,9 +1337,9 @@ fn idle_entry(h: &TorrentHandle, announce: &str) -> Idle {
 pub fn create_metainfo(
     path: &Path,
     piece_length: Option<u64>,
-    tracker: Option<SocketAddr>,
+    announce: Option<String>,
 ) -> Result<Metainfo> {
-    create_metainfo_with(path, piece_length, tracker, &mut |_, _| {}).map(|(m, _)| m)
+    create_metainfo_with(path, piece_length, announce, &mut |_, _| {}).map(|(m, _)| m)
 }
 
 /// [`create_metainfo`], calling `progress(bytes hashed, total)` while it
@@ -1348,14 +1348,14 @@ pub fn create_metainfo(
 pub fn create_metainfo_with(
     path: &Path,
     piece_length: Option<u64>,
-    tracker: Option<SocketAddr>,
+    announce: Option<String>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Metainfo, Vec<FileStamp>)> {
     if !path.exists() {
         bail!("{}: no such file or directory", path.display());
     }
     let opts = metainfo::CreateOptions {
-        announce: tracker.map(|t| format!("udp://{t}")),
+        announce,
         piece_length,
         created_by: Some(crate::core::shared::CLIENT_NAME.into()),
         creation_date: std::time::SystemTime::now()

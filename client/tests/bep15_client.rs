@@ -205,3 +205,59 @@ fn forced_bep15_against_our_tracker() {
     create(&data, &torrent, &format!("udp://{}", tracker.addr));
     swarm_through_announce(&tmp, &torrent, &data, &["--tracker-protocol", "bep15"]);
 }
+
+/// `--bind 127.0.0.2` against a BEP 15-only tracker: the announce leaves
+/// from 127.0.0.2, so opentracker hands out 127.0.0.2 (the only address the
+/// seeder listens on) and a second peer downloads from it. Were the
+/// announce sent from 0.0.0.0, the tracker would hand out 127.0.0.1, where
+/// nobody listens.
+#[test]
+fn bind_address_reaches_a_bep15_only_tracker() {
+    let Some(bin) = opentracker() else { return };
+    let tmp = TempDir::new("ot-bind");
+    let data = tmp.sub("seed").join("b.bin");
+    write_random(&data, 1024 * 1024 + 5);
+    let torrent = tmp.join("b.torrent");
+    let hash = create(&data, &torrent, "udp://127.0.0.1:1");
+    let whitelist = tmp.join("whitelist");
+    std::fs::write(&whitelist, format!("{hash}\n")).unwrap();
+    let (_ot, port) = start_opentracker(&bin, &whitelist);
+    let announce = format!("udp://127.0.0.1:{port}");
+    assert_eq!(create(&data, &torrent, &announce), hash);
+    let seeder = Proc::mt(
+        "seeder",
+        &[
+            "seed",
+            torrent.to_str().unwrap(),
+            "--dir",
+            data.parent().unwrap().to_str().unwrap(),
+            "--bind",
+            "127.0.0.2",
+            "--no-discover",
+        ],
+    );
+    let line = seeder.out.wait_for("listening on ", TIMEOUT);
+    assert!(line.contains("127.0.0.2:"), "{line}");
+    seeder.out.wait_for("seeding ", TIMEOUT);
+    let ldir = tmp.sub("leech");
+    let mut leecher = Proc::mt(
+        "leecher",
+        &[
+            "get",
+            torrent.to_str().unwrap(),
+            "--no-seed",
+            "--dir",
+            ldir.to_str().unwrap(),
+            "--no-discover",
+            "--trace",
+        ],
+    );
+    let st = leecher.wait(TIMEOUT);
+    assert!(st.success(), "{}\n{}", leecher.dump(), seeder.dump());
+    assert_same_file(&data, &ldir.join("b.bin"));
+    assert!(
+        leecher.err.contains("→ 127.0.0.2:"),
+        "the leecher dialled 127.0.0.2, as the tracker listed it\n{}",
+        leecher.dump()
+    );
+}

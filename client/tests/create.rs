@@ -237,22 +237,29 @@ fn several_trackers_make_an_announce_list() {
         "--tracker",
         "127.0.0.1:7001",
         "--tracker",
-        "udp://127.0.0.1:7002/announce",
+        "udp://127.0.0.1:7002/announce?passkey=abc",
         "--tracker",
         http,
     ]);
     let m = Metainfo::from_bytes(&fs::read(&out).unwrap()).unwrap();
     assert_eq!(m.announce.as_deref(), Some("udp://127.0.0.1:7001"));
+    // URLs exactly as given: a UDP tracker's path and query too (BEP 41).
     assert_eq!(
         m.announce_list,
         vec![
             vec!["udp://127.0.0.1:7001".to_string()],
-            vec!["udp://127.0.0.1:7002".to_string()],
+            vec!["udp://127.0.0.1:7002/announce?passkey=abc".to_string()],
             vec![http.to_string()],
         ]
     );
     let magnet = p.out.wait_for("magnet: ", common::TIMEOUT);
     assert_eq!(magnet.matches("&tr=").count(), 3, "{magnet}");
+    let parsed =
+        minitorrent_common::magnet::Magnet::parse(magnet.trim_start_matches("magnet: ")).unwrap();
+    assert_eq!(
+        parsed.trackers[1], "udp://127.0.0.1:7002/announce?passkey=abc",
+        "the magnet link keeps the path and query: {magnet}"
+    );
     let info = run(&["info", o]);
     info.out.wait_for(
         "tier 3: http://tracker.example:8080/announce",

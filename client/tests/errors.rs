@@ -195,3 +195,67 @@ fn full_disk_stops_the_download_with_the_path_and_os_error() {
         "an incomplete file got the final name"
     );
 }
+
+/// When every known peer fails the same way, the warning says how, once,
+/// instead of "no peer to download from yet": a peer that closes every
+/// connection before its handshake (as one accepting only encrypted
+/// connections does), and an address where nothing listens. No tracker
+/// answers; the peers come from the magnet links' `x.pe`.
+#[test]
+fn every_peer_failing_alike_is_said_plainly() {
+    let tmp = TempDir::new("failing-alike");
+    let dead = dead_udp_port();
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    // Accepts and closes at once, over and over.
+    let closer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closer_addr = closer.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in closer.incoming() {
+            drop(s);
+        }
+    });
+    let nobody = TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody_addr = nobody.local_addr().unwrap();
+    drop(nobody);
+    let start = |name: &'static str, peer: std::net::SocketAddr| {
+        let d = tmp.sub(name);
+        let magnet = format!("magnet:?xt=urn:btih:{hash}&dn=x.bin&x.pe={peer}");
+        Proc::mt(
+            name,
+            &[
+                "get",
+                &magnet,
+                "--no-seed",
+                "--dir",
+                d.to_str().unwrap(),
+                "--tracker",
+                &dead,
+                "--no-discover",
+            ],
+        )
+    };
+    let mut closed = start("closed", closer_addr);
+    let mut refused = start("refused", nobody_addr);
+    let line = closed
+        .err
+        .wait_match(|l| l.contains("the only known peer"), TIMEOUT)
+        .unwrap_or_else(|| panic!("no plain warning\n{}", closed.dump()));
+    assert!(
+        line.contains("closed the connection during the handshake") && line.contains("encrypted"),
+        "{line}"
+    );
+    let line = refused
+        .err
+        .wait_match(|l| l.contains("the only known peer"), TIMEOUT)
+        .unwrap_or_else(|| panic!("no plain warning\n{}", refused.dump()));
+    assert!(line.contains("refused the connection"), "{line}");
+    for p in [&closed, &refused] {
+        assert!(
+            !p.err.contains("no peer to download from yet"),
+            "{}",
+            p.dump()
+        );
+    }
+    closed.kill();
+    refused.kill();
+}

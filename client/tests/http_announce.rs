@@ -192,7 +192,10 @@ fn peers_fail_over_from_one_http_tracker_to_the_next() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     let trackers = v["trackers"].as_array().expect("trackers in --stats");
-    assert_eq!(trackers.len(), 2, "{v}");
+    // The two HTTP trackers, then the one found on the LAN (here the
+    // default: discovery is off) as the last resort of an http-only torrent.
+    assert_eq!(trackers.len(), 3, "{v}");
+    assert_eq!(trackers[2]["protocol"], "bep15", "{v}");
     let of = |u: &str| {
         trackers
             .iter()
@@ -210,7 +213,8 @@ fn peers_fail_over_from_one_http_tracker_to_the_next() {
     );
 }
 
-/// `get` with a magnet link whose first tracker is dead and whose second
+/// `get` with a magnet link whose first two trackers are dead (a silent
+/// `udp://` one, an `http://` one that refuses connections) and whose third
 /// is our HTTP tracker: the peer fails over, fetches the metadata from the
 /// seeder and completes.
 #[test]
@@ -234,13 +238,18 @@ fn a_magnet_link_uses_every_tracker_it_names() {
         ],
     );
     seeder.out.wait_for("seeding ", TIMEOUT);
-    // A port nobody listens on: connection refused.
+    // Ports nobody listens on: a UDP tracker that never answers, an HTTP
+    // one that refuses connections.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/announce", dead.local_addr().unwrap());
     drop(dead);
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_udp = format!("udp://{}", dead.local_addr().unwrap());
+    drop(dead);
     let enc = |u: &str| u.replace(':', "%3A").replace('/', "%2F");
     let magnet = format!(
-        "magnet:?xt=urn:btih:{hex}&dn=f.bin&tr={}&tr={}",
+        "magnet:?xt=urn:btih:{hex}&dn=f.bin&tr={}&tr={}&tr={}",
+        enc(&dead_udp),
         enc(&dead_url),
         enc(&url)
     );

@@ -132,7 +132,7 @@ fn the_live_view_shows_the_seeder_sending_to_the_leecher() {
     assert!(!stats.is_empty(), "no STATS in the trace\n{trace}");
     for line in &stats {
         assert!(
-            line.contains(" tracker ") && line.contains(" peer=-MT"),
+            line.contains(" tracker ") && line.contains(" peer=-MN"),
             "{line}"
         );
         let tid = line.rsplit("tid=").next().unwrap();

@@ -187,7 +187,6 @@ fn a_seeder_that_drops_is_dialled_again_without_a_tracker() {
     });
     s.tracker.proc.kill();
     seeder.kill();
-    std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(
         !leecher.out.contains("SHA-1 verified"),
         "{}",

@@ -571,6 +571,23 @@ pub fn encode_error_response(buf: &mut Vec<u8>, transaction_id: u32, message: &s
     buf.extend_from_slice(message.as_bytes());
 }
 
+/// BEP 41 option: the path and query of a `udp://` tracker URL.
+pub const OPTION_URL_DATA: u8 = 0x2;
+
+/// The BEP 41 options that carry `path_query` (what follows `HOST:PORT` in
+/// the tracker's URL, e.g. `/announce?passkey=abc`) after an announce's 98
+/// bytes: URLData options of at most 255 bytes each, in order. Empty for an
+/// empty path.
+pub fn url_data_options(path_query: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path_query.len() + path_query.len() / 255 + 2);
+    for chunk in path_query.chunks(255) {
+        out.push(OPTION_URL_DATA);
+        out.push(chunk.len() as u8);
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
 /// A 20-byte peer id as text: URL-style percent-encoding, where ASCII letters,
 /// digits and `-._~` stand for themselves and any other byte is `%XX`.
 /// Reversible, at most 60 characters; typical `-XX1234-` ids stay readable.

@@ -40,7 +40,7 @@ fn file(byte: u8) -> StatsFile {
 fn stats(files: Vec<StatsFile>) -> Request {
     Request::Stats {
         tid: 7,
-        peer_id: "-MT0100-abc".into(),
+        peer_id: "-MN0100-abc".into(),
         files,
     }
 }
@@ -81,7 +81,7 @@ fn stats_round_trips() {
 #[test]
 fn decodes_the_documented_example() {
     let json = format!(
-        r#"{{"type":"STATS","tid":7,"peer_id":"-MT0100-abc","files":[{{"info_hash":"{}","size":1000000,"done":262144,"pieces":4,"have":"80","down":52428,"up":0,"peers":[{{"addr":"127.0.0.1:6881","sent":0,"recv":262144}},{{"addr":"[::1]:7000","sent":16384,"recv":0}}]}}]}}"#,
+        r#"{{"type":"STATS","tid":7,"peer_id":"-MN0100-abc","files":[{{"info_hash":"{}","size":1000000,"done":262144,"pieces":4,"have":"80","down":52428,"up":0,"peers":[{{"addr":"127.0.0.1:6881","sent":0,"recv":262144}},{{"addr":"[::1]:7000","sent":16384,"recv":0}}]}}]}}"#,
         h(1).to_hex()
     );
     assert_eq!(

@@ -36,7 +36,7 @@ fn all_requests() -> Vec<Request> {
     vec![
         Request::Register {
             tid: 1,
-            peer_id: "-MT0100-abcdefghijkl".into(),
+            peer_id: "-MN0100-abcdefghijkl".into(),
             port: 6881,
             files: vec![
                 FileInfo {
@@ -203,7 +203,7 @@ fn every_reply_round_trips() {
 #[test]
 fn decodes_the_documented_examples() {
     let reg = format!(
-        r#"{{"type":"REGISTER","tid":1,"peer_id":"-MT0100-abc","port":6881,"files":[{{"info_hash":"{}","name":"a.txt","size":123,"complete":true}}]}}"#,
+        r#"{{"type":"REGISTER","tid":1,"peer_id":"-MN0100-abc","port":6881,"files":[{{"info_hash":"{}","name":"a.txt","size":123,"complete":true}}]}}"#,
         hex_of(0xab).to_uppercase()
     );
     let r = Request::decode(reg.as_bytes()).unwrap();
@@ -211,7 +211,7 @@ fn decodes_the_documented_examples() {
         r,
         Request::Register {
             tid: 1,
-            peer_id: "-MT0100-abc".into(),
+            peer_id: "-MN0100-abc".into(),
             port: 6881,
             files: vec![FileInfo {
                 info_hash: h(0xab),
@@ -637,10 +637,10 @@ fn summaries_are_one_readable_line() {
         s.starts_with("REGISTER 2 files: report.pdf (4.0 MiB, complete)"),
         "{s}"
     );
-    assert!(s.contains("peer=-MT0100-abcdefghijkl"), "{s}");
+    assert!(s.contains("peer=-MN0100-abcdefghijkl"), "{s}");
     let single = Request::Register {
         tid: 1,
-        peer_id: "-MT0100-x".into(),
+        peer_id: "-MN0100-x".into(),
         port: 7001,
         files: vec![FileInfo {
             info_hash: h(1),
@@ -651,7 +651,7 @@ fn summaries_are_one_readable_line() {
     };
     assert_eq!(
         single.summary(),
-        "REGISTER report.pdf (4.0 MiB, complete) peer=-MT0100-x port=7001 tid=1"
+        "REGISTER report.pdf (4.0 MiB, complete) peer=-MN0100-x port=7001 tid=1"
     );
     for r in reqs {
         assert!(!r.summary().contains('\n'));
@@ -668,7 +668,7 @@ fn peers_reply_is_cut_to_fit() {
     let peers: Vec<PeerEntry> = (0..2000u32)
         .map(|i| PeerEntry {
             addr: SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881)),
-            peer_id: format!("-MT0100-{i:012}"),
+            peer_id: format!("-MN0100-{i:012}"),
             complete: i % 2 == 0,
         })
         .collect();

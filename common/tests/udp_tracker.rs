@@ -297,3 +297,21 @@ fn peer_ids_as_text() {
     assert_eq!(peer_id_text(&raw), "-TR3000-%00%FF%25defghijkl");
     assert_eq!(peer_id_text(&[0xab; 20]).len(), 60);
 }
+
+/// BEP 41: a tracker URL's path and query ride after the announce as
+/// URLData options of at most 255 bytes, which a tracker reading the
+/// announce skips.
+#[test]
+fn url_data_options_carry_the_path_in_chunks() {
+    use minitorrent_common::udp_tracker::{url_data_options, OPTION_URL_DATA};
+    assert!(url_data_options(b"").is_empty());
+    assert_eq!(
+        url_data_options(b"/announce?passkey=abc"),
+        [&[OPTION_URL_DATA, 21][..], b"/announce?passkey=abc"].concat()
+    );
+    let long = vec![b'x'; 300];
+    let o = url_data_options(&long);
+    assert_eq!(o.len(), 2 + 255 + 2 + 45);
+    assert_eq!((o[0], o[1]), (OPTION_URL_DATA, 255));
+    assert_eq!((o[257], o[258]), (OPTION_URL_DATA, 45));
+}

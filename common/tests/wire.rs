@@ -28,7 +28,7 @@ fn decode_err(frame: &[u8]) -> WireError {
 // ---------------------------------------------------------------- handshake
 
 fn sample_handshake() -> Handshake {
-    let mut peer_id = *b"-MT0100-000000000000";
+    let mut peer_id = *b"-MN0100-000000000000";
     peer_id[8..].copy_from_slice(&[0xab; 12]);
     Handshake::new(InfoHash([0x12; 20]), peer_id)
 }
@@ -41,7 +41,7 @@ fn handshake_bytes_are_exact() {
     expected.extend_from_slice(b"BitTorrent protocol");
     expected.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]);
     expected.extend_from_slice(&[0x12; 20]);
-    expected.extend_from_slice(b"-MT0100-");
+    expected.extend_from_slice(b"-MN0100-");
     expected.extend_from_slice(&[0xab; 12]);
     assert_eq!(bytes.to_vec(), expected);
     assert_eq!(bytes.len(), HANDSHAKE_LEN);
@@ -95,7 +95,7 @@ fn handshake_bad_pstr() {
 fn handshake_summary() {
     assert_eq!(
         sample_handshake().summary(),
-        "HANDSHAKE info_hash=12121212… peer_id=-MT0100-… (extensions)"
+        "HANDSHAKE info_hash=12121212… peer_id=-MN0100-… (extensions)"
     );
     let mut hs = sample_handshake();
     hs.peer_id = [0u8; 20];
@@ -1153,4 +1153,31 @@ fn pex_summary() {
     assert!(s.starts_with("PEX added 9: 10.0.0.1:1, "), "{s}");
     assert!(s.contains("10.0.0.8:1, …; dropped 0"), "{s}");
     assert!(!s.contains("10.0.0.9:1"), "{s}");
+}
+
+/// Peer ids are shown as Wireshark shows them: readable ids as they are,
+/// binary ones as their printable client prefix and the rest in hex.
+#[test]
+fn peer_ids_print_without_raw_bytes() {
+    use minitorrent_common::wire::peer_id_display;
+    assert_eq!(
+        peer_id_display(b"-qB4650-abcdefghijkl"),
+        "-qB4650-abcdefghijkl"
+    );
+    let mut binary = *b"-CD0303-............";
+    binary[8..].copy_from_slice(&[
+        0x40, 0xe1, 0xa4, 0x24, 0xf9, 0xe1, 0x37, 0x72, 0x60, 0x00, 0xff, 0x0a,
+    ]);
+    assert_eq!(
+        peer_id_display(&binary),
+        "-CD0303-40e1a424f9e1377260".to_string() + "00ff0a"
+    );
+    // No tag: the printable bytes it starts with, then hex.
+    let mut odd = [0u8; 20];
+    odd[..3].copy_from_slice(b"M7-");
+    odd[3] = 0x80;
+    let shown = peer_id_display(&odd);
+    assert!(shown.starts_with("M7-80"), "{shown}");
+    assert!(shown.chars().all(|c| c.is_ascii_graphic()), "{shown}");
+    assert_eq!(peer_id_display(&[0xff; 20]), "ff".repeat(20));
 }

@@ -1,7 +1,7 @@
 //! `PeerId`: the tracker's compact copy of a peer's id string.
 //!
 //! Every registered peer stores one per swarm it is in, so the common case (ids
-//! of up to 22 bytes, such as the 20-character `-MT0100-…` ids) is kept inline
+//! of up to 22 bytes, such as the 20-character `-MN0100-…` ids) is kept inline
 //! in 24 bytes with no heap allocation; longer ids (JSON allows 64 characters)
 //! go to the heap.
 
@@ -100,8 +100,8 @@ mod tests {
 
     #[test]
     fn inline_and_heap_compare_by_content() {
-        let short = PeerId::new("-MT0100-abcdefghijkl");
-        assert_eq!(short.as_str(), "-MT0100-abcdefghijkl");
+        let short = PeerId::new("-MN0100-abcdefghijkl");
+        assert_eq!(short.as_str(), "-MN0100-abcdefghijkl");
         let long = PeerId::new(&"é".repeat(30));
         assert_eq!(long.as_str(), "é".repeat(30));
         assert_eq!(PeerId::new("x"), PeerId::new("x"));

@@ -153,7 +153,7 @@ pub struct LivePeer {
     pub addr: SocketAddr,
     /// Empty when unknown.
     pub peer_id: String,
-    /// The client, decoded from the peer id's prefix (`-MT0100-` →
+    /// The client, decoded from the peer id's prefix (`-MN0100-` →
     /// `minitorrent 0.1.0.0`); empty when it cannot tell.
     pub client: String,
     pub seeder: bool,
@@ -548,7 +548,7 @@ fn merge(
 }
 
 /// The client a peer id names, from the common prefixes: Azureus style
-/// (`-MT0100-…`: two letters and four version characters between dashes)
+/// (`-MN0100-…`: two letters and four version characters between dashes)
 /// for a few well-known clients, else empty.
 pub fn client_name(peer_id: &str) -> String {
     let b = peer_id.as_bytes();
@@ -557,7 +557,7 @@ pub fn client_name(peer_id: &str) -> String {
     }
     let code = &peer_id[1..3];
     let name = match code {
-        "MT" => "minitorrent",
+        "MN" => "minitorrent",
         "qB" => "qBittorrent",
         "TR" => "Transmission",
         "UT" => "µTorrent",
@@ -606,7 +606,7 @@ mod tests {
 
     #[test]
     fn client_names() {
-        assert_eq!(client_name("-MT0100-abcdefghijkl"), "minitorrent 0.1.0.0");
+        assert_eq!(client_name("-MN0100-abcdefghijkl"), "minitorrent 0.1.0.0");
         assert_eq!(client_name("-qB4650-xxxxxxxxxxxx"), "qBittorrent 4.6.5.0");
         assert_eq!(client_name("-ZZ0100-xxxxxxxxxxxx"), "");
         assert_eq!(client_name("peer-a"), "");

@@ -138,8 +138,8 @@ fn a_bep15_announcer_appears_in_json_replies() {
 fn a_json_peer_appears_in_announces_and_scrapes() {
     let t = TrackerProc::start(&[]);
     let c = Client::new(t.addr);
-    json_register(&c, 1, "-MT0100-jsonpeer0001", 7001, 2, true);
-    json_register(&c, 2, "-MT0100-jsonpeer0002", 7002, 2, false);
+    json_register(&c, 1, "-MN0100-jsonpeer0001", 7001, 2, true);
+    json_register(&c, 2, "-MN0100-jsonpeer0002", 7002, 2, false);
     let bt = Bep15::connect("127.0.0.1:0", t.addr);
     match bt.announce(
         3,
@@ -311,7 +311,7 @@ fn stopped_removes_the_announcer() {
         Event::Started,
         -1,
     );
-    json_register(&c, 2, "-MT0100-jsonpeer0001", 7001, 6, false);
+    json_register(&c, 2, "-MN0100-jsonpeer0001", 7001, 6, false);
     assert_eq!(json_peers(&c, 3, 6).map(|p| p.len()), Some(2));
     match bt.announce(
         4,
@@ -337,13 +337,13 @@ fn stopped_removes_the_announcer() {
         json_peers(&c, 5, 6),
         Some(vec![(
             "127.0.0.1:7001".into(),
-            "-MT0100-jsonpeer0001".into(),
+            "-MN0100-jsonpeer0001".into(),
             false
         )])
     );
     c.ask(&Request::Exit {
         tid: 6,
-        peer_id: "-MT0100-jsonpeer0001".into(),
+        peer_id: "-MN0100-jsonpeer0001".into(),
     });
     assert_eq!(json_peers(&c, 7, 6), None);
 }

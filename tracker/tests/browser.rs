@@ -175,7 +175,7 @@ fn serve(mut conn: TcpStream, api: &Api, polls: &AtomicUsize, paths: &Mutex<Vec<
 fn peer(addr: &str, seeder: bool, progress: Option<f64>, down: u64, up: u64) -> Value {
     json!({
         "addr": addr,
-        "peer_id": format!("-MT0100-{}", &addr[addr.len() - 4..]),
+        "peer_id": format!("-MN0100-{}", &addr[addr.len() - 4..]),
         "client": "minitorrent 0.1.0.0",
         "seeder": seeder,
         "progress": progress,
@@ -617,19 +617,19 @@ fn real_tracker_swarm_page_shows_the_swarm() {
         Client::new(tracker.addr),
         Client::new(tracker.addr),
     );
-    ok(seeder.ask(&register(1, "-MT0100-seeder000000", 7101, true)));
-    ok(l1.ask(&register(2, "-MT0100-leecher10000", 7102, false)));
-    ok(l2.ask(&register(3, "-MT0100-leecher20000", 7103, false)));
+    ok(seeder.ask(&register(1, "-MN0100-seeder000000", 7101, true)));
+    ok(l1.ask(&register(2, "-MN0100-leecher10000", 7102, false)));
+    ok(l2.ask(&register(3, "-MN0100-leecher20000", 7103, false)));
     ok(l1.ask(&stats(
         4,
-        "-MT0100-leecher10000",
+        "-MN0100-leecher10000",
         0b1111_0000,
         (400_000, 100_000),
         vec![edge(7101, 0, 3_000_000), edge(7103, 500_000, 0)],
     )));
     ok(l2.ask(&stats(
         5,
-        "-MT0100-leecher20000",
+        "-MN0100-leecher20000",
         0b0000_0011,
         (300_000, 0),
         vec![edge(7101, 0, 1_000_000), edge(7102, 0, 500_000)],

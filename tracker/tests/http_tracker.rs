@@ -455,7 +455,7 @@ fn a_peer_of_any_protocol_appears_in_the_replies_of_the_others() {
     // And the other way: a JSON peer and the BEP 15 one in an HTTP reply.
     let r = json.ask(&Request::Register {
         tid: 3,
-        peer_id: "-MT0100-jsonpeer0001".into(),
+        peer_id: "-MN0100-jsonpeer0001".into(),
         port: 6883,
         files: vec![FileInfo {
             info_hash: h,
@@ -524,7 +524,7 @@ fn a_peer_of_any_protocol_appears_in_the_replies_of_the_others() {
             ),
             (
                 "127.0.0.1:6883".to_string(),
-                "-MT0100-jsonpeer0001".to_string()
+                "-MN0100-jsonpeer0001".to_string()
             )
         ]
     );

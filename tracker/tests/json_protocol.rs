@@ -62,14 +62,14 @@ fn register_request_search_heartbeat_exit() {
 
     let r = seeder.ask(&register(
         1,
-        "-MT0100-seeder",
+        "-MN0100-seeder",
         7001,
         &[(0xab, "report.pdf", true)],
     ));
     assert_eq!(r, Reply::ok(1));
     let r = leecher.ask(&register(
         2,
-        "-MT0100-leecher",
+        "-MN0100-leecher",
         7002,
         &[(0xab, "report.pdf", false)],
     ));
@@ -80,7 +80,7 @@ fn register_request_search_heartbeat_exit() {
     let r = leecher.ask(&request(
         3,
         FileRef::InfoHash(hash(0xab)),
-        Some("-MT0100-leecher"),
+        Some("-MN0100-leecher"),
     ));
     assert_eq!(
         r,
@@ -93,7 +93,7 @@ fn register_request_search_heartbeat_exit() {
             leechers: 1,
             peers: vec![PeerEntry {
                 addr: "127.0.0.1:7001".parse().unwrap(),
-                peer_id: "-MT0100-seeder".into(),
+                peer_id: "-MN0100-seeder".into(),
                 complete: true
             }],
         }
@@ -133,7 +133,7 @@ fn register_request_search_heartbeat_exit() {
     // Additive REGISTER: the leecher finished and shares a second file.
     leecher.ask(&register(
         8,
-        "-MT0100-leecher",
+        "-MN0100-leecher",
         7002,
         &[(0xab, "report.pdf", true), (0xcd, "notes.txt", true)],
     ));
@@ -154,14 +154,14 @@ fn register_request_search_heartbeat_exit() {
     assert_eq!(
         seeder.ask(&Request::Heartbeat {
             tid: 10,
-            peer_id: "-MT0100-seeder".into()
+            peer_id: "-MN0100-seeder".into()
         }),
         Reply::ok(10)
     );
     assert_eq!(
         seeder.ask(&Request::Exit {
             tid: 11,
-            peer_id: "-MT0100-seeder".into()
+            peer_id: "-MN0100-seeder".into()
         }),
         Reply::ok(11)
     );
@@ -169,13 +169,13 @@ fn register_request_search_heartbeat_exit() {
         Reply::Peers { peers, seeders, .. } => {
             assert_eq!(seeders, 1);
             assert_eq!(peers.len(), 1);
-            assert_eq!(peers[0].peer_id, "-MT0100-leecher");
+            assert_eq!(peers[0].peer_id, "-MN0100-leecher");
         }
         other => panic!("{other:?}"),
     }
     let r = seeder.ask(&Request::Heartbeat {
         tid: 13,
-        peer_id: "-MT0100-seeder".into(),
+        peer_id: "-MN0100-seeder".into(),
     });
     assert_eq!(error_code(&r), Some(&ErrorCode::UnknownPeer), "{r:?}");
 
@@ -183,7 +183,7 @@ fn register_request_search_heartbeat_exit() {
     assert_eq!(
         leecher.ask(&Request::Exit {
             tid: 14,
-            peer_id: "-MT0100-leecher".into()
+            peer_id: "-MN0100-leecher".into()
         }),
         Reply::ok(14)
     );
@@ -200,8 +200,8 @@ fn register_request_search_heartbeat_exit() {
         }
     );
 
-    t.wait_stderr("peer -MT0100-seeder at 127.0.0.1:7001 registered");
-    t.wait_stderr("peer -MT0100-seeder at 127.0.0.1:7001 left");
+    t.wait_stderr("peer -MN0100-seeder at 127.0.0.1:7001 registered");
+    t.wait_stderr("peer -MN0100-seeder at 127.0.0.1:7001 left");
 }
 
 #[test]
@@ -404,11 +404,11 @@ fn trace_prints_each_datagram_and_reply() {
     let c = Client::new(t.addr);
     c.ask(&register(
         1,
-        "-MT0100-tracer",
+        "-MN0100-tracer",
         7001,
         &[(1, "report.pdf", true)],
     ));
-    let line = t.wait_stderr("REGISTER report.pdf (4.0 MiB, complete) peer=-MT0100-tracer");
+    let line = t.wait_stderr("REGISTER report.pdf (4.0 MiB, complete) peer=-MN0100-tracer");
     assert!(line.contains(" tracker ← 127.0.0.1:"), "{line}");
     let line = t.wait_stderr("OK interval=10s");
     assert!(line.contains(" tracker → 127.0.0.1:"), "{line}");
@@ -489,7 +489,7 @@ fn a_peer_may_register_10000_files_and_no_more() {
     let c = Client::new(t.addr);
     let reg = |tid, files| Request::Register {
         tid,
-        peer_id: "-MT0100-bigshare".into(),
+        peer_id: "-MN0100-bigshare".into(),
         port: 7001,
         files,
     };
@@ -525,12 +525,12 @@ fn a_peer_may_register_10000_files_and_no_more() {
     assert_eq!(c.ask(&reg(103, many_files(0..500))), ok_asking_stats(103));
     let hb = Request::Heartbeat {
         tid: 104,
-        peer_id: "-MT0100-bigshare".into(),
+        peer_id: "-MN0100-bigshare".into(),
     };
     assert_eq!(c.ask(&hb), ok_asking_stats(104));
     let exit = Request::Exit {
         tid: 105,
-        peer_id: "-MT0100-bigshare".into(),
+        peer_id: "-MN0100-bigshare".into(),
     };
     assert_eq!(c.ask(&exit), Reply::ok(105));
     assert_eq!(
@@ -545,14 +545,14 @@ fn a_full_tracker_refuses_new_swarms_and_keeps_serving() {
     let c = Client::new(t.addr);
     let r = c.ask(&register(
         1,
-        "-MT0100-a",
+        "-MN0100-a",
         7001,
         &[(1, "a", true), (2, "b", true)],
     ));
     assert_eq!(r, Reply::ok(1));
     match c.ask(&register(
         2,
-        "-MT0100-b",
+        "-MN0100-b",
         7002,
         &[(2, "b", false), (3, "c", true)],
     )) {
@@ -573,7 +573,7 @@ fn a_full_tracker_refuses_new_swarms_and_keeps_serving() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        c.ask(&register(4, "-MT0100-b", 7002, &[(2, "b", false)])),
+        c.ask(&register(4, "-MN0100-b", 7002, &[(2, "b", false)])),
         ok_asking_stats(4)
     );
 }

@@ -139,17 +139,17 @@ fn stats_from_registered_peers_show_up_in_the_live_view() {
     let leecher = Client::new(t.addr);
     // A lone seeder: nothing moves, no STATS wanted.
     assert_eq!(
-        stats_every(&seeder.ask(&register(1, "-MT0100-seeder00000", 7001, true))),
+        stats_every(&seeder.ask(&register(1, "-MN0100-seeder00000", 7001, true))),
         0
     );
     // A leecher joins: it is asked at once, the seeder at its next heartbeat.
     assert_eq!(
-        stats_every(&leecher.ask(&register(2, "-MT0100-leecher0000", 7002, false))),
+        stats_every(&leecher.ask(&register(2, "-MN0100-leecher0000", 7002, false))),
         1
     );
     let hb = Request::Heartbeat {
         tid: 3,
-        peer_id: "-MT0100-seeder00000".into(),
+        peer_id: "-MN0100-seeder00000".into(),
     };
     assert_eq!(stats_every(&seeder.ask(&hb)), 1);
     // A BEP 15 peer in the same swarm: listed, but it sends no STATS.
@@ -168,7 +168,7 @@ fn stats_from_registered_peers_show_up_in_the_live_view() {
     // the seeder says it sent them (the view shows one edge, not both sums).
     let r = leecher.ask(&stats(
         5,
-        "-MT0100-leecher0000",
+        "-MN0100-leecher0000",
         0b1100_0000,
         2 * 16384,
         (30_000, 0),
@@ -177,7 +177,7 @@ fn stats_from_registered_peers_show_up_in_the_live_view() {
     assert_eq!(stats_every(&r), 1);
     let r = seeder.ask(&stats(
         6,
-        "-MT0100-seeder00000",
+        "-MN0100-seeder00000",
         0b1111_0000,
         SIZE,
         (0, 31_000),
@@ -231,12 +231,12 @@ fn stats_from_registered_peers_show_up_in_the_live_view() {
         10,
     );
     assert_eq!(
-        stats_every(&leecher.ask(&register(8, "-MT0100-leecher0000", 7002, true))),
+        stats_every(&leecher.ask(&register(8, "-MN0100-leecher0000", 7002, true))),
         0
     );
     let hb = Request::Heartbeat {
         tid: 9,
-        peer_id: "-MT0100-seeder00000".into(),
+        peer_id: "-MN0100-seeder00000".into(),
     };
     assert_eq!(stats_every(&seeder.ask(&hb)), 0);
 }
@@ -245,14 +245,14 @@ fn stats_from_registered_peers_show_up_in_the_live_view() {
 fn stats_from_another_ip_or_malformed_change_nothing() {
     let t = InProcess::start();
     let leecher = Client::new(t.addr);
-    stats_every(&leecher.ask(&register(1, "-MT0100-leecher0000", 7002, false)));
+    stats_every(&leecher.ask(&register(1, "-MN0100-leecher0000", 7002, false)));
     let before = t.swarm(HASH);
 
     // The same peer id from 127.0.0.2: not that peer.
     let elsewhere = Client::bound("127.0.0.2:0", t.addr);
     let forged = stats(
         2,
-        "-MT0100-leecher0000",
+        "-MN0100-leecher0000",
         0b1111_0000,
         SIZE,
         (999, 999),
@@ -261,12 +261,12 @@ fn stats_from_another_ip_or_malformed_change_nothing() {
     let r = elsewhere.ask(&forged);
     assert_eq!(code(&r), ErrorCode::UnknownPeer, "{r:?}");
     // A peer id never registered, from the right IP.
-    let r = leecher.ask(&stats(3, "-MT0100-nobody00000", 0, 0, (1, 1), Vec::new()));
+    let r = leecher.ask(&stats(3, "-MN0100-nobody00000", 0, 0, (1, 1), Vec::new()));
     assert_eq!(code(&r), ErrorCode::UnknownPeer, "{r:?}");
     // Malformed: a bitfield of the wrong length, a missing field.
     let hash = HASH.to_hex();
     let bad = format!(
-        r#"{{"type":"STATS","tid":4,"peer_id":"-MT0100-leecher0000","files":[{{"info_hash":"{hash}","size":65536,"done":0,"pieces":4,"have":"ffff","down":0,"up":0}}]}}"#
+        r#"{{"type":"STATS","tid":4,"peer_id":"-MN0100-leecher0000","files":[{{"info_hash":"{hash}","size":65536,"done":0,"pieces":4,"have":"ffff","down":0,"up":0}}]}}"#
     );
     match leecher.ask_raw(bad.as_bytes()) {
         Reply::Error {
@@ -276,12 +276,12 @@ fn stats_from_another_ip_or_malformed_change_nothing() {
         } => assert!(message.contains("files[0].have"), "{message}"),
         other => panic!("{other:?}"),
     }
-    let r = leecher.ask_raw(br#"{"type":"STATS","tid":5,"peer_id":"-MT0100-leecher0000"}"#);
+    let r = leecher.ask_raw(br#"{"type":"STATS","tid":5,"peer_id":"-MN0100-leecher0000"}"#);
     assert_eq!(code(&r), ErrorCode::BadRequest);
     // A file the peer never registered is ignored (the STATS is answered).
     let mut other = stats(
         6,
-        "-MT0100-leecher0000",
+        "-MN0100-leecher0000",
         0b1111_0000,
         SIZE,
         (5, 5),
@@ -308,7 +308,7 @@ fn the_window_keeps_its_bounds() {
     let c = Client::new(t.addr);
     let n = MAX_REPORTERS + 8;
     for i in 0..n {
-        let id = format!("-MT0100-p{i:011}");
+        let id = format!("-MN0100-p{i:011}");
         let port = 10_000 + i as u16;
         stats_every(&c.ask(&register(i as u32, &id, port, false)));
         // 64 remote peers each, all sending and receiving: far more edges
@@ -339,10 +339,10 @@ fn the_window_keeps_its_bounds() {
 fn trace_shows_a_stats_and_its_answer_on_one_line() {
     let t = TrackerProc::start(&["--trace"]);
     let c = Client::new(t.addr);
-    stats_every(&c.ask(&register(1, "-MT0100-leecher0000", 7002, false)));
+    stats_every(&c.ask(&register(1, "-MN0100-leecher0000", 7002, false)));
     let r = c.ask(&stats(
         2,
-        "-MT0100-leecher0000",
+        "-MN0100-leecher0000",
         0b1000_0000,
         16384,
         (1, 0),

@@ -686,12 +686,10 @@ fn run(cli: Run) -> Result<ExitCode> {
             same_tier,
             ..
         }) => {
-            let urls = match tracker.as_slice() {
-                [] => vec![format!(
-                    "udp://{}",
-                    session::pick_tracker(cli.tracker.as_deref(), None)?
-                )],
-                given => given
+            let urls = match (tracker.as_slice(), cli.tracker.as_deref()) {
+                ([], Some(t)) => vec![announce_url(t)?],
+                ([], None) => vec![format!("udp://{}", session::pick_tracker(None, None)?)],
+                (given, _) => given
                     .iter()
                     .map(|t| announce_url(t))
                     .collect::<Result<Vec<_>>>()?,
@@ -779,7 +777,12 @@ fn run(cli: Run) -> Result<ExitCode> {
         }
         Some(Cmd::Search { query, .. }) => {
             let tracker = session::pick_tracker(cli.tracker.as_deref(), None)?;
-            let files = session::search(tracker, config(&cli, None).tracker_protocol, query)?;
+            let files = session::search(
+                tracker,
+                config(&cli, None).tracker_protocol,
+                cli.st.bind,
+                query,
+            )?;
             if files.is_empty() {
                 println!("no files match {query:?}");
             }
@@ -876,20 +879,30 @@ impl WebArg {
     }
 }
 
-/// A tracker as a .torrent names it: an http(s):// URL as given, anything
-/// else (HOST, HOST:PORT, udp://...) as `udp://IP:PORT`.
+/// A tracker as a .torrent names it: a URL (`http://`, `udp://`) exactly as
+/// given, path and query included (BEP 41 carries a UDP tracker's path);
+/// `HOST[:PORT]` as `udp://IP:PORT`. Checked first: a host that cannot be
+/// looked up is an error here rather than in every peer.
 fn announce_url(t: &str) -> Result<String> {
     let t = t.trim();
+    let lower = t.get(..8).unwrap_or(t).to_ascii_lowercase();
     for scheme in ["http://", "https://"] {
-        if let Some(rest) = t.strip_prefix(scheme) {
-            let host = rest.split(['/', '?']).next().unwrap_or("");
-            if host.is_empty() || host.contains(char::is_whitespace) {
+        if lower.starts_with(scheme) {
+            let rest = &t[scheme.len()..];
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if host.is_empty() || rest.contains(char::is_whitespace) {
                 bail!("--tracker {t:?}: no host after {scheme}");
             }
             return Ok(t.to_string());
         }
     }
     let addr = session::pick_tracker(Some(t), None).with_context(|| format!("--tracker {t:?}"))?;
+    if lower.starts_with("udp://") {
+        if t.contains(char::is_whitespace) {
+            bail!("--tracker {t:?}: a URL has no spaces");
+        }
+        return Ok(t.to_string());
+    }
     Ok(format!("udp://{addr}"))
 }
 
@@ -947,8 +960,16 @@ fn session_trackers(cli: &Run, tiers: &[Vec<String>]) -> Result<(SocketAddr, Vec
     if let Some(t) = cli.tracker.as_deref() {
         if tracker_endpoint::is_http(t) {
             let e = tracker_endpoint::parse(t).with_context(|| format!("--tracker {t:?}"))?;
-            let addr = tracker_endpoint::http_host(t)
-                .with_context(|| format!("--tracker {t:?}: cannot look its host up"))?;
+            // Only shown, and where JSON would go (nowhere: the announcer
+            // speaks HTTP): a host not found yet is no reason to stop.
+            let addr = match &e {
+                Endpoint::Http(u) => tracker_endpoint::http_host(u),
+                Endpoint::Udp(a, _) => Some(*a),
+            };
+            let addr = match addr {
+                Some(a) => a,
+                None => session::pick_tracker(None, None)?,
+            };
             return Ok((addr, vec![vec![e]]));
         }
         return Ok((session::pick_tracker(Some(t), None)?, Vec::new()));
@@ -978,17 +999,22 @@ fn session_trackers(cli: &Run, tiers: &[Vec<String>]) -> Result<(SocketAddr, Vec
         }
     }
     let first_udp = all.iter().flatten().find_map(|e| match e {
-        Endpoint::Udp(a) => Some(*a),
+        Endpoint::Udp(a, _) => Some(*a),
         Endpoint::Http(_) => None,
     });
     let addr = match all.first().and_then(|t| t.first()) {
         None => return Ok((session::pick_tracker(None, None)?, Vec::new())),
-        Some(Endpoint::Udp(a)) => *a,
-        // An HTTP tracker first: the announcer speaks to it; a udp:// one
-        // (or its own host) stands for it where an address is needed.
-        Some(Endpoint::Http(u)) => match first_udp.or_else(|| tracker_endpoint::http_host(u)) {
+        Some(Endpoint::Udp(a, _)) => *a,
+        // Only http:// trackers (public ones, say, on a LAN without the
+        // Internet): the tracker found on the LAN, or the default, is the
+        // last resort, as it was before the peer spoke HTTP.
+        Some(Endpoint::Http(_)) => match first_udp {
             Some(a) => a,
-            None => session::pick_tracker(None, None)?,
+            None => {
+                let local = session::pick_tracker(None, None)?;
+                all.push(vec![Endpoint::udp(local)]);
+                local
+            }
         },
     };
     Ok((addr, all))

@@ -59,6 +59,10 @@ pub enum ConnError {
     Connect(io::Error),
     #[error("handshake: {0}")]
     Handshake(String),
+    /// The peer closed (or reset) the connection before its handshake came:
+    /// what a peer that accepts only encrypted connections does to ours.
+    #[error("handshake: the peer closed the connection before its handshake")]
+    HandshakeClosed,
     #[error("peer closed the connection")]
     Closed,
     #[error("socket: {0}")]
@@ -77,7 +81,42 @@ pub enum ConnError {
     Stopped,
 }
 
+/// How a dial failed, as the user is told when every known peer fails
+/// alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailKind {
+    /// Nobody listens there (connection refused).
+    Refused,
+    /// No answer to the connect (a firewall, a wrong address, a peer gone).
+    NoAnswer,
+    /// Closed or reset before the handshake.
+    ClosedInHandshake,
+    /// A handshake that went wrong, with the reason.
+    Handshake(String),
+    Other,
+}
+
 impl ConnError {
+    /// The kind of a failed dial.
+    pub fn fail_kind(&self) -> FailKind {
+        use std::io::ErrorKind as K;
+        match self {
+            ConnError::Connect(e) if e.kind() == K::ConnectionRefused => FailKind::Refused,
+            ConnError::Connect(_) => FailKind::NoAnswer,
+            ConnError::HandshakeClosed | ConnError::Closed => FailKind::ClosedInHandshake,
+            ConnError::Io(e)
+                if matches!(
+                    e.kind(),
+                    K::ConnectionReset | K::UnexpectedEof | K::BrokenPipe | K::ConnectionAborted
+                ) =>
+            {
+                FailKind::ClosedInHandshake
+            }
+            ConnError::Handshake(why) => FailKind::Handshake(why.clone()),
+            _ => FailKind::Other,
+        }
+    }
+
     /// Whether the peer misbehaved (worth a warning rather than a debug line).
     pub fn is_violation(&self) -> bool {
         matches!(self, ConnError::Protocol(_) | ConnError::Handshake(_))

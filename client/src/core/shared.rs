@@ -83,10 +83,10 @@ pub struct Meta {
 
 /// Our client's prefix in the peer id (Azureus style) and in `v` of the
 /// extension handshake.
-pub const PEER_ID_PREFIX: &[u8; 8] = b"-MT0100-";
+pub const PEER_ID_PREFIX: &[u8; 8] = b"-MN0100-";
 pub const CLIENT_NAME: &str = concat!("minitorrent ", env!("CARGO_PKG_VERSION"));
 
-/// A fresh peer id: `-MT0100-` followed by 12 random alphanumerics.
+/// A fresh peer id: `-MN0100-` followed by 12 random alphanumerics.
 pub fn new_peer_id() -> [u8; 20] {
     let mut id = [0u8; 20];
     id[..8].copy_from_slice(PEER_ID_PREFIX);

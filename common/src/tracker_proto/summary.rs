@@ -23,7 +23,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 impl Request {
     /// One line for people, e.g.
-    /// `REGISTER report.pdf (4.0 MiB, complete) peer=-MT0100-abc port=6881 tid=1`.
+    /// `REGISTER report.pdf (4.0 MiB, complete) peer=-MN0100-abc port=6881 tid=1`.
     pub fn summary(&self) -> String {
         let mut s = String::from(self.type_name());
         match self {

@@ -62,7 +62,7 @@ impl Handshake {
         self.reserved[EXTENSION_BYTE] & EXTENSION_BIT != 0
     }
     /// One line for `--trace`, e.g.
-    /// `HANDSHAKE info_hash=0123abcd… peer_id=-MT0100-… (extensions)`.
+    /// `HANDSHAKE info_hash=0123abcd… peer_id=-MN0100-… (extensions)`.
     pub fn summary(&self) -> String {
         let mut s = format!(
             "HANDSHAKE info_hash={}… peer_id={}",
@@ -76,7 +76,26 @@ impl Handshake {
     }
 }
 
-/// Most clients start the peer id with a readable tag such as `-MT0100-` and
+/// A peer id for people (logs, pages), as Wireshark shows one: the text when
+/// every byte is printable ASCII; otherwise the printable client prefix (an
+/// Azureus-style `-XX0000-` tag, or the printable bytes it starts with) and
+/// the rest in hex, e.g. `-CD0303-40e1a424f9e1377260`. Never a raw byte.
+pub fn peer_id_display(peer_id: &[u8; 20]) -> String {
+    let printable = |b: &u8| b.is_ascii_graphic() || *b == b' ';
+    if peer_id.iter().all(printable) {
+        return String::from_utf8_lossy(peer_id).into_owned();
+    }
+    let azureus = peer_id[0] == b'-' && peer_id[7] == b'-' && peer_id[1..7].iter().all(printable);
+    let cut = if azureus {
+        8
+    } else {
+        peer_id.iter().take_while(|b| printable(b)).count()
+    };
+    let (head, rest) = peer_id.split_at(cut);
+    format!("{}{}", String::from_utf8_lossy(head), hex::encode(rest))
+}
+
+/// Most clients start the peer id with a readable tag such as `-MN0100-` and
 /// fill the rest with random bytes; show the tag, or hex if there is none.
 fn peer_id_prefix(peer_id: &[u8; 20]) -> String {
     let tag = &peer_id[..8];

@@ -28,7 +28,7 @@ mod pex;
 
 pub use bitfield::Bitfield;
 pub use ext::{ExtHandshake, MetadataMsg};
-pub use handshake::Handshake;
+pub use handshake::{peer_id_display, Handshake};
 pub use message::Message;
 pub use pex::{pex_flags, PexMsg, PexPeer};
 

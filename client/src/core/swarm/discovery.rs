@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use minitorrent_common::metainfo::InfoHash;
 
 use super::peers::PeerTable;
+use crate::core::msg::FailKind;
 use crate::core::picker::ConnId;
 
 /// Ask the tracker again this often while no peer is connected...
@@ -38,6 +39,8 @@ struct Known {
     next_try: Instant,
     listed_at: Instant,
     peer_id: Option<String>,
+    /// How its last dial failed (cleared when one succeeds).
+    failed_as: Option<FailKind>,
 }
 
 /// Known addresses, dials in progress, and the tracker lookup schedule.
@@ -103,6 +106,7 @@ impl Discovery {
             next_try: now,
             listed_at: now,
             peer_id: None,
+            failed_as: None,
         });
         k.listed_at = now;
         if peer_id.is_some() {
@@ -187,6 +191,7 @@ impl Discovery {
             if let Some(k) = self.known.get_mut(&addr) {
                 k.conn = Some(conn);
                 k.failures = 0;
+                k.failed_as = None;
             }
         }
     }
@@ -200,14 +205,43 @@ impl Discovery {
         }
     }
 
-    /// A dial failed: try again later, backing off.
+    /// A dial failed (`how`, when known): try again later, backing off.
     pub fn connect_failed(&mut self, conn: ConnId, addr: SocketAddr, now: Instant) {
+        self.dial_failed(conn, addr, None, now);
+    }
+
+    /// [`Discovery::connect_failed`], remembering how.
+    pub fn dial_failed(
+        &mut self,
+        conn: ConnId,
+        addr: SocketAddr,
+        how: Option<FailKind>,
+        now: Instant,
+    ) {
         self.connecting.remove(&conn);
         if let Some(k) = self.known.get_mut(&addr) {
             k.conn = None;
+            k.failed_as = how.or(k.failed_as.take());
             k.failures += 1;
             k.next_try = now + Duration::from_secs(2u64 << k.failures.min(5));
         }
+    }
+
+    /// When every known address failed its last dial the same way: how, and
+    /// how many addresses. `None` while one is connected or being dialled,
+    /// has not been tried, or failed otherwise.
+    pub fn failing_alike(&self) -> Option<(FailKind, usize)> {
+        let mut kinds = self.known.values().map(|k| match (&k.conn, &k.failed_as) {
+            (None, Some(f)) => Some(f),
+            _ => None,
+        });
+        let first = kinds.next()??;
+        for k in kinds {
+            if k? != first {
+                return None;
+            }
+        }
+        Some((first.clone(), self.known.len()))
     }
 
     /// A connection ended (also one refused before it joined the peer table).
@@ -379,6 +413,37 @@ mod tests {
             }
         }
         assert_eq!(tries, MAX_CONNECT_FAILURES);
+    }
+
+    /// Every known address failing its last dial the same way is told as
+    /// such; a mix, an address not tried yet or one being dialled is not.
+    #[test]
+    fn failures_alike_are_told_apart_from_a_mix() {
+        let t0 = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(5);
+        let peers = PeerTable::default();
+        let mut d = Discovery::default();
+        assert_eq!(d.failing_alike(), None, "nobody known");
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:7001".parse().unwrap(),
+            "127.0.0.1:7002".parse().unwrap(),
+        );
+        d.add(a, None, t0);
+        d.add(b, None, t0);
+        let dials = d.dials(4, &peers, t0, &mut rng);
+        assert_eq!(d.failing_alike(), None, "being dialled");
+        let conn_of = |x| dials.iter().find(|d| d.1 == x).unwrap().0;
+        d.dial_failed(conn_of(a), a, Some(FailKind::ClosedInHandshake), t0);
+        assert_eq!(d.failing_alike(), None, "one still being dialled");
+        d.dial_failed(conn_of(b), b, Some(FailKind::ClosedInHandshake), t0);
+        assert_eq!(d.failing_alike(), Some((FailKind::ClosedInHandshake, 2)));
+        // The next round: one is refused instead.
+        let later = t0 + Duration::from_secs(60);
+        let dials = d.dials(4, &peers, later, &mut rng);
+        let conn_of = |x| dials.iter().find(|d| d.1 == x).unwrap().0;
+        d.dial_failed(conn_of(a), a, Some(FailKind::Refused), later);
+        d.dial_failed(conn_of(b), b, Some(FailKind::ClosedInHandshake), later);
+        assert_eq!(d.failing_alike(), None, "a mix");
     }
 
     #[test]

@@ -43,7 +43,8 @@ use minitorrent_common::wire::PexMsg;
 
 use crate::core::metadata::MetadataFetch;
 use crate::core::msg::{
-    count, BoxError, CloseReason, Command, Event, Notice, Opened, Phase, TorrentStatus, Tracked,
+    count, BoxError, CloseReason, Command, Event, FailKind, Notice, Opened, Phase, TorrentStatus,
+    Tracked,
 };
 use crate::core::picker::ConnId;
 use discovery::{Discovery, LOOKUP_EMPTY};
@@ -329,7 +330,8 @@ impl Swarm {
                 self.on_connected(conn, peer)
             }
             Event::ConnectFailed { conn, addr, error } => {
-                self.discovery.connect_failed(conn, addr, now);
+                self.discovery
+                    .dial_failed(conn, addr, Some(error.fail_kind()), now);
                 debug!("{}: connect to {addr} failed: {error}", self.name);
             }
             Event::Ext {
@@ -487,11 +489,22 @@ impl Swarm {
         let alone = *self.alone_since.get_or_insert(now);
         if !self.told_alone && now.saturating_duration_since(alone) >= NO_PEERS_NOTICE {
             self.told_alone = true;
-            warn!(
-                "{}: no peer to download from yet; asking the tracker every {} s (Ctrl-C to stop)",
-                self.name,
-                LOOKUP_EMPTY.as_secs()
-            );
+            let again = if self.cfg.lookups {
+                format!("asking the tracker every {} s", LOOKUP_EMPTY.as_secs())
+            } else {
+                "asking the tracker again".to_string()
+            };
+            match self.discovery.failing_alike() {
+                Some((how, n)) => warn!(
+                    "{}: {}; {again} (Ctrl-C to stop)",
+                    self.name,
+                    failing_words(&how, n)
+                ),
+                None => warn!(
+                    "{}: no peer to download from yet; {again} (Ctrl-C to stop)",
+                    self.name
+                ),
+            }
         }
     }
 
@@ -593,7 +606,7 @@ impl Swarm {
             "{}: connected to {} {addr} ({})",
             self.name,
             if outbound { "outbound" } else { "inbound" },
-            String::from_utf8_lossy(&peer.peer_id)
+            minitorrent_common::wire::peer_id_display(&peer.peer_id)
         );
         self.peers.insert(conn, peer);
         if matches!(self.stage, Stage::Live(_)) {
@@ -893,5 +906,30 @@ fn event_conn(ev: &Event) -> Option<ConnId> {
         | Event::MetadataData { conn, .. }
         | Event::MetadataReject { conn, .. } => Some(*conn),
         _ => None,
+    }
+}
+
+/// What to tell the user when every known peer (`n`) failed the same way.
+pub fn failing_words(how: &FailKind, n: usize) -> String {
+    let every = if n == 1 {
+        "the only known peer".to_string()
+    } else {
+        format!("every known peer ({n})")
+    };
+    match how {
+        FailKind::Refused => format!(
+            "{every} refused the connection: nothing listens at its address any more (the \
+             peer stopped, or its port changed)"
+        ),
+        FailKind::NoAnswer => format!(
+            "{every} did not answer the connection (a firewall, an address we cannot reach, \
+             or a peer gone)"
+        ),
+        FailKind::ClosedInHandshake => format!(
+            "{every} closed the connection during the handshake: it may accept only \
+             encrypted connections (MSE; --encryption prefer dials them)"
+        ),
+        FailKind::Handshake(why) => format!("{every} failed the handshake: {why}"),
+        FailKind::Other => format!("{every} failed to connect"),
     }
 }

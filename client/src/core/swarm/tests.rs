@@ -18,7 +18,7 @@ use crate::core::picker::{PieceState, MAX_OWNERS};
 use crate::core::shared::{HaveSet, Meta};
 
 const PIECE: u64 = 16 * 1024;
-const OUR_ID: [u8; 20] = *b"-MT0100-mmmmmmmmmmmm";
+const OUR_ID: [u8; 20] = *b"-MN0100-mmmmmmmmmmmm";
 
 fn id(n: u32) -> [u8; 20] {
     let mut id = *b"-XX0000-000000000000";
@@ -1237,7 +1237,7 @@ fn an_unlisted_torrent_is_said_in_the_status_until_a_peer_connects() {
     s.handle(
         Event::Lookup(Ok(vec![PeerEntry {
             addr: addr("127.0.0.9:7000"),
-            peer_id: "-MT0100-000000000009".into(),
+            peer_id: "-MN0100-000000000009".into(),
             complete: true,
         }])),
         t0,

@@ -48,11 +48,10 @@ fn read_raw(
         }
         s.set_read_timeout(Some(left))?;
         match s.read(buf) {
-            Ok(0) => {
-                return Err(ConnError::Handshake(format!(
-                    "connection closed during {doing}"
-                )))
-            }
+            // Closed before the handshake was through: what a peer that
+            // accepts only encrypted connections does to a plain one (and a
+            // plain-only peer to an encrypted one).
+            Ok(0) => return Err(ConnError::HandshakeClosed),
             Ok(n) => return Ok(n),
             // A timeout goes round the loop, which reports the deadline.
             Err(e)
@@ -62,6 +61,14 @@ fn read_raw(
                         | std::io::ErrorKind::WouldBlock
                         | std::io::ErrorKind::TimedOut
                 ) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return Err(ConnError::HandshakeClosed)
+            }
             Err(e) => return Err(ConnError::Handshake(format!("{doing}: {e}"))),
         }
     }

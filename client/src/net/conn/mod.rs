@@ -124,12 +124,9 @@ fn dial(
             link
         }
     };
-    // A peer that requires encryption closes a plain dial without a word.
-    let doing = match link.mse {
-        None => "the handshake (a peer that requires encryption closes plain connections: see --encryption)",
-        Some(_) => "the handshake",
-    };
-    let theirs = read_handshake(&mut link, doing).map_err(DialError::Bt)?;
+    // A peer that requires encryption closes a plain dial without a word
+    // (`HandshakeClosed`: the swarm says so when every peer does it).
+    let theirs = read_handshake(&mut link, "the handshake").map_err(DialError::Bt)?;
     trace::peer(addr, local, || theirs.summary());
     if theirs.info_hash != t.info_hash {
         return Err(DialError::Bt(ConnError::Handshake(format!(

@@ -7,7 +7,7 @@
 //! What it sends and when is written down in `docs/INTEROP.md`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use crate::net::shared::TorrentHandle;
 use crate::net::tracker::bep15::{AnnounceArgs, AnnounceReply, Bep15Client, Bep15Error, Schedule};
 use crate::net::tracker::board::Board;
 use crate::net::tracker::endpoint::Endpoint;
-use crate::net::tracker::http::{HttpClient, HttpTrackerError};
+use crate::net::tracker::http::{HttpClient, HttpTrackerError, HTTP_TIMEOUT};
 
 /// One torrent as the announcer sees it.
 #[derive(Debug, Clone)]
@@ -97,6 +97,11 @@ struct Swarm {
     announced: Option<bool>,
     last_try: Option<Instant>,
     interval: Option<Duration>,
+    /// The tracker's `min interval`: never sooner than this.
+    min_interval: Option<Duration>,
+    /// After a refusal, nothing is announced before this (unless someone
+    /// waits for an answer).
+    backoff_until: Option<Instant>,
     replies: Vec<Sender<Result<(), BoxError>>>,
 }
 
@@ -108,6 +113,9 @@ pub struct AnnouncerConfig {
     pub board: Board,
     pub peer_id: [u8; 20],
     pub port: u16,
+    /// Where announces leave from (`--bind`): trackers hand out the source
+    /// address.
+    pub local: IpAddr,
     pub max_peers: usize,
     pub schedule: Schedule,
 }
@@ -140,20 +148,26 @@ enum Client {
 }
 
 impl Client {
-    fn open(e: &Endpoint, schedule: Schedule) -> Result<Client, AnnounceError> {
+    fn open(e: &Endpoint, schedule: Schedule, local: IpAddr) -> Result<Client, AnnounceError> {
         Ok(match e {
-            Endpoint::Udp(addr) => {
-                let mut c = Bep15Client::new(*addr)?;
+            Endpoint::Udp(addr, path) => {
+                let mut c = Bep15Client::bound(*addr, local)?;
+                c.url_data = path.as_bytes().to_vec();
                 c.schedule = schedule;
                 Client::Udp(c)
             }
-            Endpoint::Http(url) => Client::Http(HttpClient::new(url)),
+            Endpoint::Http(url) => {
+                let mut c = Client::Http(HttpClient::new(url, local));
+                c.set_schedule(schedule);
+                c
+            }
         })
     }
 
     fn set_schedule(&mut self, schedule: Schedule) {
-        if let Client::Udp(c) = self {
-            c.schedule = schedule;
+        match self {
+            Client::Udp(c) => c.schedule = schedule,
+            Client::Http(c) => c.timeout = schedule.total().min(HTTP_TIMEOUT),
         }
     }
 
@@ -179,6 +193,11 @@ impl Client {
 /// The tracker in use, and how the others stand.
 struct InUse {
     list: TrackerList<Endpoint>,
+    local: IpAddr,
+    /// The schedule for a tracker that has answered (BEP 15's 45 s with
+    /// one tracker, the probe's 3.75 s with several); one that has not yet
+    /// gets [`first_contact`]'s, so a dead tracker costs seconds.
+    schedule: Schedule,
     board: Board,
     client: Result<Client, AnnounceError>,
     /// Trackers that failed in a row: a whole round of them is an outage.
@@ -196,8 +215,8 @@ impl InUse {
         self.list.current()
     }
 
-    fn switch_to(&mut self, e: &Endpoint, schedule: Schedule) {
-        self.client = Client::open(e, schedule);
+    fn switch_to(&mut self, e: &Endpoint) {
+        self.client = Client::open(e, first_contact(self.schedule), self.local);
         self.board.using(&e.to_string());
     }
 
@@ -211,6 +230,9 @@ impl InUse {
         self.in_a_row = 0;
         self.list.answered();
         self.board.answered(&cur.to_string());
+        if let Ok(c) = self.client.as_mut() {
+            c.set_schedule(self.schedule);
+        }
         if !self.list.at_first() && self.check_first.is_none() {
             self.check_first = Some(now + RETRY_UNREACHABLE);
         }
@@ -219,7 +241,7 @@ impl InUse {
     /// The tracker in use could not be reached (`e`): the next one is taken
     /// (true: announce again now), or after a whole round the outage is
     /// said once and the announcer waits [`RETRY_UNREACHABLE`] (false).
-    fn failed(&mut self, e: &AnnounceError, schedule: Schedule, now: Instant) -> bool {
+    fn failed(&mut self, e: &AnnounceError, now: Instant) -> bool {
         let cur = self.current();
         self.board.failed(&cur.to_string(), e);
         self.in_a_row += 1;
@@ -248,10 +270,23 @@ impl InUse {
         } else {
             warn!("{e}; trying the next tracker, {next}");
         }
-        if next != cur {
-            self.switch_to(&next, schedule);
+        // A fresh client even for the same tracker: one that could not be
+        // opened (no route at start) is tried anew.
+        self.switch_to(&next);
+        if self.list.at_first() {
+            self.check_first = None;
         }
         !whole_round
+    }
+}
+
+/// The schedule for a tracker that has not answered yet: the probe's
+/// (3.75 s in all), or `configured` when that is shorter.
+fn first_contact(configured: Schedule) -> Schedule {
+    if configured.total() < Schedule::PROBE.total() {
+        configured
+    } else {
+        Schedule::PROBE
     }
 }
 
@@ -271,8 +306,17 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
     cfg.board
         .set(cfg.list.all().iter().map(|e| (e.to_string(), e.protocol())));
     let mut t = InUse {
-        client: Client::open(&first, cfg.schedule),
+        client: Client::open(&first, first_contact(cfg.schedule), cfg.local),
         list: cfg.list.clone(),
+        local: cfg.local,
+        // With others to take over, a tracker that stops answering is
+        // left after seconds (as JSON's 3.75 s), not BEP 15's 45 s: the
+        // swarm moves on within about one interval.
+        schedule: if cfg.list.len() > 1 {
+            first_contact(cfg.schedule)
+        } else {
+            cfg.schedule
+        },
         board: cfg.board.clone(),
         in_a_row: 0,
         pause_until: None,
@@ -325,7 +369,7 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
                 if let (Some(_), Ok(c)) = (s.announced, t.client.as_mut()) {
                     c.set_schedule(Schedule::FAREWELL);
                     farewell(c, &cfg, key, &ih, &s);
-                    c.set_schedule(cfg.schedule);
+                    c.set_schedule(t.schedule);
                 }
             }
         }
@@ -353,8 +397,9 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
                 continue;
             };
             let v = views.get(&ih);
+            let to = t.current();
             let r = match t.client.as_mut() {
-                Ok(c) => announce_one(c, &cfg, key, &ih, s, v, &swarms),
+                Ok(c) => announce_one(c, &to, &cfg, key, &ih, s, v, &swarms),
                 Err(e) => Err(e.clone()),
             };
             match r {
@@ -365,12 +410,13 @@ pub fn run_announcer(cfg: AnnouncerConfig, swarms: impl Swarms, rx: Receiver<Tra
                 }
                 Err(e) => {
                     s.last_try = Some(Instant::now());
-                    if t.failed(&e, cfg.schedule, Instant::now()) {
+                    if t.failed(&e, Instant::now()) {
                         // Another tracker: every torrent announces to it
                         // (`started`) at the next tick.
                         for s in state.values_mut() {
                             s.announced = None;
                             s.last_try = None;
+                            s.backoff_until = None;
                         }
                     } else {
                         // No tracker answers: who waits is told why.
@@ -407,35 +453,47 @@ fn back_to_first(
         ..Swarm::default()
     };
     let ih = *ih;
-    let answer = Client::open(&first, Schedule::PROBE).and_then(|mut c| {
-        announce_one(&mut c, cfg, key, &ih, &mut trial, views.get(&ih), swarms).map(|()| c)
-    });
-    match answer {
-        Ok(mut c) => {
-            let left = t.current();
-            warn!("tracker {first} answers again; back to it from {left}");
-            if let Ok(old) = t.client.as_mut() {
-                old.set_schedule(Schedule::FAREWELL);
-                for (ih, s) in state.iter().filter(|(_, s)| s.announced.is_some()) {
-                    farewell(old, cfg, key, ih, s);
-                }
-            }
-            c.set_schedule(cfg.schedule);
-            t.client = Ok(c);
-            t.list.back_to_first();
-            t.board.using(&first.to_string());
-            t.board.answered(&first.to_string());
-            t.check_first = None;
-            t.in_a_row = 0;
-            for s in state.values_mut() {
-                s.announced = None;
-                s.last_try = None;
-            }
+    let still_down = |t: &mut InUse, e: &AnnounceError| {
+        debug!("first tracker {first} still does not answer: {e}");
+        t.board.failed(&first.to_string(), e);
+    };
+    let mut c = match Client::open(&first, Schedule::PROBE, cfg.local) {
+        Ok(c) => c,
+        Err(e) => return still_down(t, &e),
+    };
+    // A refusal is an answer too: the tracker is back.
+    match announce_one(
+        &mut c,
+        &first,
+        cfg,
+        key,
+        &ih,
+        &mut trial,
+        views.get(&ih),
+        swarms,
+    ) {
+        Err(e) if e.unreachable() => return still_down(t, &e),
+        _ => {}
+    }
+    let left = t.current();
+    warn!("tracker {first} answers again; back to it from {left}");
+    if let Ok(old) = t.client.as_mut() {
+        old.set_schedule(Schedule::FAREWELL);
+        for (ih, s) in state.iter().filter(|(_, s)| s.announced.is_some()) {
+            farewell(old, cfg, key, ih, s);
         }
-        Err(e) => {
-            debug!("first tracker {first} still does not answer: {e}");
-            t.board.failed(&first.to_string(), &e);
-        }
+    }
+    c.set_schedule(t.schedule);
+    t.client = Ok(c);
+    t.list.back_to_first();
+    t.board.using(&first.to_string());
+    t.board.answered(&first.to_string());
+    t.check_first = None;
+    t.in_a_row = 0;
+    for s in state.values_mut() {
+        s.announced = None;
+        s.last_try = None;
+        s.backoff_until = None;
     }
 }
 
@@ -444,7 +502,13 @@ fn is_complete(s: &Swarm) -> bool {
 }
 
 fn is_due(s: &Swarm, v: Option<&SwarmView>, max_peers: usize, now: Instant) -> bool {
-    if !s.replies.is_empty() || s.announced.is_none() && s.last_try.is_none() {
+    if !s.replies.is_empty() {
+        return true;
+    }
+    if s.backoff_until.is_some_and(|b| now < b) {
+        return false;
+    }
+    if s.announced.is_none() && s.last_try.is_none() {
         return true;
     }
     if is_complete(s) && s.announced == Some(false) {
@@ -459,7 +523,7 @@ fn is_due(s: &Swarm, v: Option<&SwarmView>, max_peers: usize, now: Instant) -> b
         }
         _ => interval,
     };
-    now >= last + every
+    now >= last + every.max(s.min_interval.unwrap_or_default())
 }
 
 fn args_for(
@@ -498,8 +562,10 @@ fn args_for(
 /// One announce of one torrent; the peers go to the torrent and whoever
 /// waits for the announce is told it went through. An error is returned
 /// for the caller to judge (the next tracker, or tell the torrent).
+#[allow(clippy::too_many_arguments)]
 fn announce_one(
     client: &mut Client,
+    to: &Endpoint,
     cfg: &AnnouncerConfig,
     key: u32,
     ih: &InfoHash,
@@ -525,13 +591,14 @@ fn announce_one(
     );
     if s.announced.is_none() {
         info!(
-            "announced {ih} to tracker {} ({})",
-            cfg.board.in_use().unwrap_or_default(),
+            "announced {ih} to tracker {to} ({})",
             if complete { "seeder" } else { "leecher" }
         );
     }
     s.announced = Some(complete);
+    s.backoff_until = None;
     s.interval = Some(r.interval.clamp(MIN_INTERVAL, MAX_INTERVAL));
+    s.min_interval = r.min_interval.map(|m| m.min(MAX_INTERVAL));
     let peers = r
         .peers
         .into_iter()
@@ -545,6 +612,8 @@ fn announce_one(
         })
         .collect();
     swarms.deliver(ih, Ok(peers));
+    // Shown before whoever waits hears of it.
+    cfg.board.answered(&to.to_string());
     for r in s.replies.drain(..) {
         let _ = r.send(Ok(()));
     }
@@ -561,6 +630,8 @@ fn refused(
     e: &AnnounceError,
 ) {
     debug!("announce {ih}: {e}");
+    // Not again at every tick (a tracker that says "slow down").
+    s.backoff_until = Some(Instant::now() + AGAIN_FEW_PEERS);
     if v.is_some_and(|v| v.wants_peers) {
         swarms.deliver(ih, Err(Box::new(e.clone())));
     }
@@ -623,10 +694,11 @@ mod tests {
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let cfg = AnnouncerConfig {
-            list: TrackerList::single(Endpoint::Udp(addr)),
+            list: TrackerList::single(Endpoint::udp(addr)),
             board: Board::default(),
-            peer_id: *b"-MT0100-abcdefghijkl",
+            peer_id: *b"-MN0100-abcdefghijkl",
             port: 7004,
+            local: IpAddr::from([127, 0, 0, 1]),
             max_peers: 8,
             schedule: FAST,
         };
@@ -668,6 +740,88 @@ mod tests {
         assert_eq!(ev.first(), Some(&(Event::Started, 60)));
         assert!(ev.contains(&(Event::Completed, 0)), "{ev:?}");
         assert_eq!(ev.last(), Some(&(Event::Stopped, 0)));
+        *stop.lock().unwrap() = true;
+        h.join().unwrap();
+    }
+
+    /// Two trackers, the first dead: the announce goes to the second at
+    /// once (whoever waits gets the answer), the board names it in use and
+    /// keeps the first one's error; the second is asked `started`.
+    #[test]
+    fn a_dead_first_tracker_hands_over_to_the_next() {
+        let dead = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap()
+        };
+        let events = Arc::new(Mutex::new(Vec::<Event>::new()));
+        let ev2 = events.clone();
+        let (addr, h, stop) = fake(move |b| {
+            if let Ok(Request::Announce(a)) = Request::decode(b) {
+                ev2.lock().unwrap().push(a.event);
+            }
+            bep15_only(b)
+        });
+        let swarms = Arc::new(FakeSwarms {
+            views: Mutex::new(vec![SwarmView {
+                info_hash: hash(5),
+                wants_peers: false,
+                peers: 0,
+                size: Some(100),
+                bytes_have: 100,
+                downloaded: 0,
+                uploaded: 0,
+            }]),
+            got: Mutex::default(),
+        });
+        let board = Board::default();
+        let mut rng = fastrand::Rng::with_seed(1);
+        let list = TrackerList::new(
+            vec![vec![Endpoint::udp(dead)], vec![Endpoint::udp(addr)]],
+            &mut rng,
+        )
+        .unwrap();
+        let cfg = AnnouncerConfig {
+            list,
+            board: board.clone(),
+            peer_id: *b"-MN0100-abcdefghijkl",
+            port: 7005,
+            local: IpAddr::from([127, 0, 0, 1]),
+            max_peers: 8,
+            schedule: FAST,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let s2 = swarms.clone();
+        let t = std::thread::spawn(move || run_announcer(cfg, s2, rx));
+        let (rtx, rrx) = crossbeam_channel::bounded(1);
+        tx.send(TrackerMsg::Update(
+            Tracked {
+                info_hash: hash(5),
+                name: "x".into(),
+                size: 100,
+                complete: true,
+            },
+            Some(rtx),
+        ))
+        .unwrap();
+        rrx.recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .expect("the second tracker answered");
+        let states = board.snapshot();
+        assert_eq!(states.len(), 2);
+        assert!(!states[0].in_use && states[1].in_use, "{states:?}");
+        assert!(states[1].answered && states[1].last_error.is_none());
+        assert!(
+            states[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("unreachable")),
+            "{states:?}"
+        );
+        assert_eq!(events.lock().unwrap().first(), Some(&Event::Started));
+        let (atx, arx) = crossbeam_channel::bounded(1);
+        tx.send(TrackerMsg::Shutdown(atx)).unwrap();
+        arx.recv_timeout(Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
         *stop.lock().unwrap() = true;
         h.join().unwrap();
     }

@@ -41,7 +41,7 @@ impl Schedule {
         tries: 1,
     };
 
-    fn total(&self) -> Duration {
+    pub fn total(&self) -> Duration {
         (0..self.tries).map(|n| self.first * (1 << n)).sum()
     }
 }
@@ -75,6 +75,9 @@ pub enum Bep15Error {
 #[derive(Debug, Clone)]
 pub struct AnnounceReply {
     pub interval: Duration,
+    /// Announcing sooner is pointless, and some trackers ban for it
+    /// (an HTTP reply's `min interval`).
+    pub min_interval: Option<Duration>,
     pub seeders: u32,
     pub leechers: u32,
     pub peers: Vec<SocketAddr>,
@@ -100,6 +103,9 @@ pub struct Bep15Client {
     local: SocketAddr,
     connection: Option<(u64, Instant)>,
     pub schedule: Schedule,
+    /// The path and query of the tracker's `udp://` URL, sent after each
+    /// announce as BEP 41 URLData (a passkey tracker needs them).
+    pub url_data: Vec<u8>,
 }
 
 fn unconnected_bind(addr: SocketAddr) -> SocketAddr {
@@ -110,8 +116,20 @@ fn unconnected_bind(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-pub(super) fn connected_socket(addr: SocketAddr) -> io::Result<(UdpSocket, SocketAddr)> {
-    let sock = UdpSocket::bind(unconnected_bind(addr))?;
+/// A UDP socket connected to `addr`, sending from `local` (the address the
+/// peer listens on, `--bind`) so that the tracker hands out an address the
+/// peer accepts connections on; an unspecified `local`, or one of the
+/// other address family, lets the system choose.
+pub(super) fn connected_socket(
+    addr: SocketAddr,
+    local: IpAddr,
+) -> io::Result<(UdpSocket, SocketAddr)> {
+    let from = if local.is_unspecified() || local.is_ipv4() != addr.is_ipv4() {
+        unconnected_bind(addr)
+    } else {
+        SocketAddr::new(local, 0)
+    };
+    let sock = UdpSocket::bind(from)?;
     sock.connect(addr)?;
     let local = sock.local_addr()?;
     Ok((sock, local))
@@ -159,7 +177,12 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 
 impl Bep15Client {
     pub fn new(addr: SocketAddr) -> Result<Bep15Client, Bep15Error> {
-        let (sock, local) = connected_socket(addr).map_err(|e| Bep15Error::Io {
+        Bep15Client::bound(addr, unconnected_bind(addr).ip())
+    }
+
+    /// A client whose datagrams leave from `local` (see [`connected_socket`]).
+    pub fn bound(addr: SocketAddr, local: IpAddr) -> Result<Bep15Client, Bep15Error> {
+        let (sock, local) = connected_socket(addr, local).map_err(|e| Bep15Error::Io {
             addr,
             source: Arc::new(e),
         })?;
@@ -169,6 +192,7 @@ impl Bep15Client {
             local,
             connection: None,
             schedule: Schedule::BEP15,
+            url_data: Vec::new(),
         })
     }
 
@@ -199,7 +223,13 @@ impl Bep15Client {
     fn send_wait(&self, req: &Request, deadline: Instant) -> Result<Option<Response>, Bep15Error> {
         let tx = req.transaction_id();
         trace::tracker(self.local, self.addr, || req.summary());
-        match self.sock.send(&req.encode()) {
+        let mut bytes = req.encode();
+        if matches!(req, Request::Announce(_)) {
+            bytes.extend_from_slice(&minitorrent_common::udp_tracker::url_data_options(
+                &self.url_data,
+            ));
+        }
+        match self.sock.send(&bytes) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(e) => return Err(self.io(e)),
@@ -340,6 +370,7 @@ impl Bep15Client {
                 ..
             } => Ok(AnnounceReply {
                 interval: Duration::from_secs(u64::from(interval)),
+                min_interval: None,
                 seeders,
                 leechers,
                 peers,
@@ -396,7 +427,7 @@ mod tests {
         c.schedule = FAST;
         let args = AnnounceArgs {
             info_hash: hash(2),
-            peer_id: *b"-MT0100-abcdefghijkl",
+            peer_id: *b"-MN0100-abcdefghijkl",
             port: 7002,
             downloaded: 0,
             uploaded: 0,

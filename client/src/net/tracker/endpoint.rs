@@ -8,8 +8,10 @@ use crate::net::tracker::json::{self, AddressError, TrackerError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Endpoint {
-    /// `udp://HOST:PORT` or `HOST:PORT`, looked up.
-    Udp(SocketAddr),
+    /// `udp://HOST:PORT[/PATH[?QUERY]]` or `HOST:PORT`, looked up; the
+    /// path and query (empty for none) go with each BEP 15 announce as
+    /// BEP 41 URLData.
+    Udp(SocketAddr, String),
     /// `http://HOST[:PORT]/PATH[?QUERY]`, as given.
     Http(String),
 }
@@ -17,17 +19,33 @@ pub enum Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Udp(a) => write!(f, "udp://{a}"),
-            Endpoint::Http(u) => f.write_str(u),
+            Endpoint::Udp(a, path) => {
+                write!(f, "udp://{a}{}", crate::net::tracker::http::shown_url(path))
+            }
+            // Without its query, which may hold a personal passkey.
+            Endpoint::Http(u) => f.write_str(&crate::net::tracker::http::shown_url(u)),
         }
     }
 }
 
 impl Endpoint {
+    /// A UDP tracker without a path.
+    pub fn udp(addr: SocketAddr) -> Endpoint {
+        Endpoint::Udp(addr, String::new())
+    }
+
+    /// The URL as written (passkey included), for a `.torrent`.
+    pub fn url(&self) -> String {
+        match self {
+            Endpoint::Udp(a, path) => format!("udp://{a}{path}"),
+            Endpoint::Http(u) => u.clone(),
+        }
+    }
+
     /// How the announcer speaks to it.
     pub fn protocol(&self) -> &'static str {
         match self {
-            Endpoint::Udp(_) => "bep15",
+            Endpoint::Udp(..) => "bep15",
             Endpoint::Http(_) => "http",
         }
     }
@@ -35,7 +53,7 @@ impl Endpoint {
 
 /// Whether `t` names an HTTP tracker (`http://` or `https://`).
 pub fn is_http(t: &str) -> bool {
-    let t = t.trim();
+    let t = t.trim().to_ascii_lowercase();
     t.starts_with("http://") || t.starts_with("https://")
 }
 
@@ -43,20 +61,34 @@ pub fn is_http(t: &str) -> bool {
 pub fn parse(t: &str) -> Result<Endpoint, TrackerError> {
     let t = t.trim();
     let bad = |why| TrackerError::BadAddress {
-        given: t.into(),
+        given: crate::net::tracker::http::shown_url(t),
         why,
     };
-    if t.starts_with("https://") {
+    let lower = t.get(..8).unwrap_or(t).to_ascii_lowercase();
+    if lower.starts_with("https://") {
         return Err(bad(AddressError::Https));
     }
-    if let Some(rest) = t.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        if host.is_empty() || t.contains(char::is_whitespace) {
+    if lower.starts_with("http://") {
+        // The scheme in lower case; a fragment is never sent.
+        let rest = &t["http://".len()..];
+        let rest = rest.split('#').next().unwrap_or(rest);
+        let host = rest.split(['/', '?']).next().unwrap_or("");
+        if host.is_empty() || rest.contains(char::is_whitespace) {
             return Err(bad(AddressError::NoHost));
         }
-        return Ok(Endpoint::Http(t.to_string()));
+        return Ok(Endpoint::Http(format!("http://{rest}")));
     }
-    json::resolve(t).map(Endpoint::Udp)
+    let addr = json::resolve(t)?;
+    // What follows HOST:PORT in a udp:// URL (BEP 41).
+    let path = match t.get(..6).map(str::to_ascii_lowercase).as_deref() {
+        Some("udp://") => {
+            let rest = &t[6..];
+            let rest = rest.split('#').next().unwrap_or(rest);
+            rest.find(['/', '?']).map_or("", |i| &rest[i..])
+        }
+        _ => "",
+    };
+    Ok(Endpoint::Udp(addr, path.to_string()))
 }
 
 /// The host and port of an HTTP URL, looked up (port 80 when none is
@@ -81,10 +113,29 @@ mod tests {
     fn trackers_are_read_as_written() {
         let u = "http://127.0.0.1:8080/announce?passkey=abc";
         assert_eq!(parse(u).unwrap(), Endpoint::Http(u.into()));
-        assert_eq!(parse(u).unwrap().to_string(), u);
+        // Shown without the passkey.
+        assert_eq!(
+            parse(u).unwrap().to_string(),
+            "http://127.0.0.1:8080/announce?…"
+        );
+        assert_eq!(
+            parse("HTTP://h:1/announce#top").unwrap(),
+            Endpoint::Http("http://h:1/announce".into())
+        );
+        assert!(is_http("HTTP://h/"));
+        let e = parse("udp://127.0.0.1:7000/announce?passkey=abc").unwrap();
+        assert_eq!(
+            e,
+            Endpoint::Udp(
+                "127.0.0.1:7000".parse().unwrap(),
+                "/announce?passkey=abc".into()
+            )
+        );
+        assert_eq!(e.url(), "udp://127.0.0.1:7000/announce?passkey=abc");
+        assert_eq!(e.to_string(), "udp://127.0.0.1:7000/announce?…");
         assert_eq!(
             parse("udp://127.0.0.1:7000").unwrap(),
-            Endpoint::Udp("127.0.0.1:7000".parse().unwrap())
+            Endpoint::udp("127.0.0.1:7000".parse().unwrap())
         );
         assert_eq!(
             parse("127.0.0.1:7000").unwrap().to_string(),

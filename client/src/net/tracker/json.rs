@@ -586,7 +586,8 @@ mod tests {
         assert!(why(":7000").contains("not a host name"));
         assert!(why("a b").contains("not a host name"));
         assert!(why("[zz]").contains("not a host name"));
-        assert!(why("http://x:1/announce").contains("only udp://"));
+        assert!(why("http://x:1/announce").contains("HTTP tracker has no file names"));
+        assert!(why("ws://x:1").contains("only udp://"));
     }
 
     #[test]

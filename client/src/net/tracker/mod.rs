@@ -62,7 +62,8 @@ pub enum NameMatch {
 }
 pub use probe::{effective_protocol, Protocol, TrackerProtocol};
 
-/// A BEP 15 announce may take 45 s before giving up.
+/// A BEP 15 announce may take 45 s before giving up (this much per
+/// tracker tried, up to four).
 const REGISTER_WAIT: Duration = Duration::from_secs(50);
 /// Each tracker thread gets this long to say goodbye (EXIT, `stopped`).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -151,8 +152,9 @@ pub struct Trackers {
     list: Arc<Mutex<TrackerList>>,
     /// Every tracker, for the announcer.
     announce_list: TrackerList<Endpoint>,
-    /// The first tracker speaks HTTP: every torrent goes to the announcer.
-    http_first: bool,
+    /// An `http://` tracker among them: every torrent goes to the
+    /// announcer, which speaks to each tracker in its own protocol.
+    announcer_only: bool,
     /// Which tracker is in use and how each one did.
     board: Board,
 }
@@ -170,21 +172,21 @@ impl Trackers {
         let (ip, port) = (cfg.listen.ip(), cfg.listen.port());
         let mut rng = fastrand::Rng::new();
         let everyone = if cfg.tiers.is_empty() {
-            vec![vec![Endpoint::Udp(cfg.tracker)]]
+            vec![vec![Endpoint::udp(cfg.tracker)]]
         } else {
             cfg.tiers.clone()
         };
-        let http_first = matches!(
-            everyone.first().and_then(|t| t.first()),
-            Some(Endpoint::Http(_))
-        );
+        let announcer_only = everyone
+            .iter()
+            .flatten()
+            .any(|e| matches!(e, Endpoint::Http(_)));
         // The JSON thread's: the first tier is the tracker named first,
         // alone: tried first; then the other udp:// ones.
         let mut tiers = vec![vec![cfg.tracker]];
         tiers.extend(everyone.iter().map(|tier| {
             tier.iter()
                 .filter_map(|e| match e {
-                    Endpoint::Udp(a) if *a != cfg.tracker => Some(*a),
+                    Endpoint::Udp(a, _) if *a != cfg.tracker => Some(*a),
                     _ => None,
                 })
                 .collect::<Vec<_>>()
@@ -192,9 +194,9 @@ impl Trackers {
         let l =
             TrackerList::new(tiers, &mut rng).unwrap_or_else(|| TrackerList::single(cfg.tracker));
         let announce_list = TrackerList::new(everyone, &mut rng)
-            .unwrap_or_else(|| TrackerList::single(Endpoint::Udp(cfg.tracker)));
+            .unwrap_or_else(|| TrackerList::single(Endpoint::udp(cfg.tracker)));
         let board = Board::default();
-        if http_first {
+        if announcer_only {
             board.set(
                 announce_list
                     .all()
@@ -227,7 +229,7 @@ impl Trackers {
             })
             .map_err(|e| HomeError::Thread("tracker", e))?;
         Ok(Trackers {
-            choice: ProtocolChoice::new(cfg.tracker, cfg.protocol),
+            choice: ProtocolChoice::new(cfg.tracker, cfg.protocol, cfg.listen.ip()),
             cfg,
             id,
             swarms,
@@ -236,7 +238,7 @@ impl Trackers {
             kept,
             list,
             announce_list,
-            http_first,
+            announcer_only,
             board,
         })
     }
@@ -248,6 +250,19 @@ impl Trackers {
 
     pub fn board(&self) -> Board {
         self.board.clone()
+    }
+
+    /// The tracker to write in the `.torrent`s and magnet links the session
+    /// makes: the JSON tracker in use, or (for the announcer) the first
+    /// tracker as written, passkey and all.
+    pub fn announce_url(&self) -> String {
+        if !self.announcer_only {
+            return board::json_url(self.addr());
+        }
+        match self.cfg.tiers.first().and_then(|t| t.first()) {
+            Some(e) => e.url(),
+            None => board::json_url(self.cfg.tracker),
+        }
     }
 
     /// The tracker in use as written (`udp://…`, `http://…`).
@@ -307,13 +322,19 @@ impl Trackers {
     /// The way in for a new torrent. May probe the tracker first (seconds,
     /// once), so call it before taking any lock.
     pub fn route(&self, info_hash: InfoHash) -> Result<Route, HomeError> {
-        if self.http_first {
+        if self.announcer_only {
             return Ok(Route {
                 updates: self.announcer()?,
                 lookups: false,
             });
         }
         Ok(match self.choice.decide(info_hash, &self.id) {
+            // The first tracker is silent but others are named: the
+            // announcer tries them all (BEP 15 answers from ours too).
+            Protocol::Json if !self.choice.known() && self.announce_list.len() > 1 => Route {
+                updates: self.announcer()?,
+                lookups: false,
+            },
             Protocol::Json => Route {
                 updates: self.json.clone(),
                 lookups: true,
@@ -337,6 +358,7 @@ impl Trackers {
             board: self.board.clone(),
             peer_id: self.cfg.peer_id,
             port: self.cfg.listen.port(),
+            local: self.cfg.listen.ip(),
             max_peers: self.cfg.max_peers,
             schedule: Schedule::BEP15,
         };
@@ -360,12 +382,14 @@ impl Trackers {
             .clone();
         let updates = match running {
             Some(tx) => tx,
-            None if self.http_first => self.announcer()?,
+            None if self.announcer_only => self.announcer()?,
             None => self.json.clone(),
         };
         let (tx, rx) = crossbeam_channel::bounded(1);
         let _ = updates.send(TrackerMsg::Update(tracked, Some(tx)));
-        match rx.recv_timeout(REGISTER_WAIT) {
+        // Failing over costs up to one wait per tracker.
+        let trackers = self.announce_list.len().clamp(1, 4) as u32;
+        match rx.recv_timeout(REGISTER_WAIT * trackers) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(HomeError::Refused(e)),
             Err(_) => Err(HomeError::NoAnswer),
@@ -382,7 +406,7 @@ impl Trackers {
     pub fn find_name(&self, name: &str) -> Result<NameMatch, HomeError> {
         const WHAT: &str = "a download by name";
         self.names(WHAT)?;
-        let mut c = TrackerClient::new(self.addr())?;
+        let mut c = TrackerClient::from_ip(self.addr(), self.cfg.listen.ip())?;
         let reply = c
             .request_peers(None, Some(name), Some(&self.id))
             .map_err(|e| match e.code() {
@@ -403,7 +427,7 @@ impl Trackers {
     pub fn peers_of(&self, info_hash: InfoHash) -> Result<PeersReply, HomeError> {
         const WHAT: &str = "listing a file's peers";
         self.names(WHAT)?;
-        let mut c = TrackerClient::new(self.addr())?;
+        let mut c = TrackerClient::from_ip(self.addr(), self.cfg.listen.ip())?;
         c.request_peers(Some(&info_hash), None, None)
             .map_err(|e| explain(&self.choice, e, WHAT))
     }
@@ -416,10 +440,10 @@ impl Trackers {
     /// Names need the JSON protocol: an error for a session whose tracker
     /// speaks BEP 15 or HTTP.
     fn names(&self, what: &'static str) -> Result<(), HomeError> {
-        if self.http_first {
+        if self.announcer_only {
             return Err(HomeError::NoNames {
                 tracker: self.in_use(),
-                protocol: "the HTTP tracker protocol (BEP 3)",
+                protocol: "the BitTorrent tracker protocols (HTTP, BEP 15)",
                 what,
             });
         }
@@ -475,9 +499,10 @@ fn name_match(reply: PeersReply, same: json::ExactMatches) -> Result<NameMatch, 
 pub fn search(
     tracker: SocketAddr,
     protocol: TrackerProtocol,
+    bind: std::net::IpAddr,
     query: &str,
 ) -> Result<Vec<FileSummary>, HomeError> {
-    search_with(&ProtocolChoice::new(tracker, protocol), query)
+    search_with(&ProtocolChoice::new(tracker, protocol, bind), query)
 }
 
 fn search_with(choice: &ProtocolChoice, query: &str) -> Result<Vec<FileSummary>, HomeError> {
@@ -485,7 +510,7 @@ fn search_with(choice: &ProtocolChoice, query: &str) -> Result<Vec<FileSummary>,
     if choice.asked() == TrackerProtocol::Bep15 {
         return Err(no_names(choice, WHAT));
     }
-    let mut c = TrackerClient::new(choice.addr())?;
+    let mut c = TrackerClient::from_ip(choice.addr(), choice.local())?;
     c.search(query).map_err(|e| explain(choice, e, WHAT))
 }
 
@@ -561,7 +586,7 @@ mod tests {
             tracker,
             tiers: Vec::new(),
             protocol,
-            peer_id: *b"-MT0100-abcdefghijkl",
+            peer_id: *b"-MN0100-abcdefghijkl",
             listen: "127.0.0.1:7009".parse().unwrap(),
             max_peers: 8,
         };
@@ -692,7 +717,7 @@ mod tests {
 
     #[test]
     fn names_need_a_json_tracker() {
-        let e = search(nobody(), TrackerProtocol::Bep15, "x").unwrap_err();
+        let e = search(nobody(), TrackerProtocol::Bep15, [0, 0, 0, 0].into(), "x").unwrap_err();
         assert!(
             matches!(e, HomeError::NoNames { what: "SEARCH", .. }),
             "{e}"
@@ -854,7 +879,7 @@ mod tests {
         assert!(matches!(
             pick_with(Some("http://x:1"), announce, Some(7500), never),
             Err(TrackerError::BadAddress {
-                why: json::AddressError::NotUdp,
+                why: json::AddressError::HttpHere,
                 ..
             })
         ));

@@ -8,7 +8,7 @@
 //!
 //! How the choice is made is written down in `docs/INTEROP.md`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,8 @@ pub fn effective_protocol(
 /// tracker found.
 pub struct ProtocolChoice {
     addr: SocketAddr,
+    /// Where datagrams leave from (`--bind`).
+    local: IpAddr,
     asked: TrackerProtocol,
     /// Held across a probe, so torrents starting together wait for one
     /// probe instead of each sending their own.
@@ -70,9 +72,10 @@ pub struct ProtocolChoice {
 }
 
 impl ProtocolChoice {
-    pub fn new(addr: SocketAddr, asked: TrackerProtocol) -> ProtocolChoice {
+    pub fn new(addr: SocketAddr, asked: TrackerProtocol, local: IpAddr) -> ProtocolChoice {
         ProtocolChoice {
             addr,
+            local,
             asked,
             found: Mutex::new(None),
         }
@@ -82,9 +85,20 @@ impl ProtocolChoice {
         self.addr
     }
 
+    /// The address datagrams to the tracker leave from.
+    pub fn local(&self) -> IpAddr {
+        self.local
+    }
+
     /// What `--tracker-protocol` asked for, after [`effective_protocol`].
     pub fn asked(&self) -> TrackerProtocol {
         self.asked
+    }
+
+    /// Whether the protocol is known: asked for, or found by a probe (a
+    /// silent tracker leaves it unknown).
+    pub fn known(&self) -> bool {
+        self.asked != TrackerProtocol::Auto || self.found().is_some()
     }
 
     fn found(&self) -> MutexGuard<'_, Option<Protocol>> {
@@ -96,9 +110,9 @@ impl ProtocolChoice {
     /// found earlier, else a probe with the torrent's `info_hash`. A tracker
     /// that answers nothing gets JSON and its usual "unreachable" errors.
     pub fn decide(&self, info_hash: InfoHash, peer_id: &str) -> Protocol {
-        let addr = self.addr;
+        let (addr, local) = (self.addr, self.local);
         self.decide_with(|| {
-            let found = probe(addr, info_hash, peer_id, Schedule::PROBE);
+            let found = probe(addr, local, info_hash, peer_id, Schedule::PROBE);
             if let Some(p) = found {
                 info!(
                     "tracker {addr} speaks {}",
@@ -132,9 +146,9 @@ impl ProtocolChoice {
     /// Whether a tracker that did not answer JSON answers BEP 15 (to explain
     /// a failed name lookup or search). Remembers a yes.
     pub fn answers_bep15(&self) -> bool {
-        let addr = self.addr;
+        let (addr, local) = (self.addr, self.local);
         self.answers_bep15_with(|| {
-            Bep15Client::new(addr)
+            Bep15Client::bound(addr, local)
                 .map(|mut c| {
                     c.schedule = Schedule {
                         first: Duration::from_millis(250),
@@ -169,11 +183,12 @@ impl ProtocolChoice {
 /// of that try means BEP 15; silence along the whole schedule is `None`.
 pub fn probe(
     addr: SocketAddr,
+    from: IpAddr,
     info_hash: InfoHash,
     peer_id: &str,
     schedule: Schedule,
 ) -> Option<Protocol> {
-    let (sock, local) = match connected_socket(addr) {
+    let (sock, local) = match connected_socket(addr, from) {
         Ok(s) => s,
         Err(e) => {
             warn!("tracker {addr}: {e}");
@@ -239,7 +254,10 @@ mod tests {
     #[test]
     fn probe_tells_the_protocols_apart() {
         let (addr, h, stop) = fake(bep15_only);
-        assert_eq!(probe(addr, hash(1), "me", FAST), Some(Protocol::Bep15));
+        assert_eq!(
+            probe(addr, any(), hash(1), "me", FAST),
+            Some(Protocol::Bep15)
+        );
         *stop.lock().unwrap() = true;
         h.join().unwrap();
 
@@ -254,7 +272,10 @@ mod tests {
                 bep15_only(b)
             }
         });
-        assert_eq!(probe(addr, hash(1), "me", FAST), Some(Protocol::Json));
+        assert_eq!(
+            probe(addr, any(), hash(1), "me", FAST),
+            Some(Protocol::Json)
+        );
         *stop.lock().unwrap() = true;
         h.join().unwrap();
 
@@ -263,12 +284,16 @@ mod tests {
         let addr = dead.local_addr().unwrap();
         drop(dead);
         let t = Instant::now();
-        assert_eq!(probe(addr, hash(1), "me", FAST), None);
+        assert_eq!(probe(addr, any(), hash(1), "me", FAST), None);
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     fn addr() -> SocketAddr {
         "127.0.0.1:9".parse().unwrap()
+    }
+
+    fn any() -> IpAddr {
+        IpAddr::from([0, 0, 0, 0])
     }
 
     fn no_probe() -> Option<Protocol> {
@@ -277,16 +302,16 @@ mod tests {
 
     #[test]
     fn a_forced_protocol_is_used_without_probing() {
-        let c = ProtocolChoice::new(addr(), TrackerProtocol::Json);
+        let c = ProtocolChoice::new(addr(), TrackerProtocol::Json, any());
         assert_eq!(c.decide_with(no_probe), Protocol::Json);
-        let c = ProtocolChoice::new(addr(), TrackerProtocol::Bep15);
+        let c = ProtocolChoice::new(addr(), TrackerProtocol::Bep15, any());
         assert_eq!(c.decide_with(no_probe), Protocol::Bep15);
     }
 
     #[test]
     fn auto_probes_once_and_keeps_what_it_found() {
         for found in [Protocol::Json, Protocol::Bep15] {
-            let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto);
+            let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto, any());
             assert_eq!(c.decide_with(|| Some(found)), found);
             assert_eq!(c.decide_with(no_probe), found);
         }
@@ -294,7 +319,7 @@ mod tests {
 
     #[test]
     fn silence_means_json_and_the_next_torrent_probes_again() {
-        let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto);
+        let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto, any());
         assert_eq!(c.decide_with(|| None), Protocol::Json);
         assert_eq!(c.decide_with(|| Some(Protocol::Bep15)), Protocol::Bep15);
         assert_eq!(c.decide_with(no_probe), Protocol::Bep15);
@@ -302,19 +327,19 @@ mod tests {
 
     #[test]
     fn a_bep15_answer_is_remembered_a_silence_is_not() {
-        let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto);
+        let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto, any());
         assert!(!c.answers_bep15_with(|| false));
         assert!(c.answers_bep15_with(|| true));
         assert!(c.answers_bep15_with(|| panic!("asked again")));
         assert_eq!(c.decide_with(no_probe), Protocol::Bep15);
         // Two choices own two memories: nothing is shared through the process.
-        let other = ProtocolChoice::new(addr(), TrackerProtocol::Auto);
+        let other = ProtocolChoice::new(addr(), TrackerProtocol::Auto, any());
         assert_eq!(other.decide_with(|| None), Protocol::Json);
     }
 
     #[test]
     fn a_json_answer_is_not_undone_by_a_lost_request() {
-        let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto);
+        let c = ProtocolChoice::new(addr(), TrackerProtocol::Auto, any());
         assert_eq!(c.decide_with(|| Some(Protocol::Json)), Protocol::Json);
         assert!(!c.answers_bep15_with(|| panic!("no BEP 15 connect once JSON answered")));
         assert_eq!(c.decide_with(no_probe), Protocol::Json);

@@ -270,7 +270,7 @@ pub fn run(
                 }
             }
             Ok(TrackerMsg::Lookup { info_hash, reply }) => {
-                lookup(link.addr, info_hash, &peer_id, reply)
+                lookup(link.addr, local, info_hash, &peer_id, reply)
             }
             Ok(TrackerMsg::Forget(info_hash)) => {
                 // Unless the session already took it up again (share
@@ -505,13 +505,13 @@ fn secs(n: u32) -> Duration {
 /// REQUESTs the peers of one torrent on a short-lived thread (a lost
 /// datagram costs seconds of retries; the heartbeats must not wait for it)
 /// and sends the answer to the torrent as `Event::Lookup`.
-fn lookup(addr: SocketAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>) {
+fn lookup(addr: SocketAddr, local: IpAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>) {
     let me = me.to_string();
     let answer = reply.clone();
     let spawned = std::thread::Builder::new()
         .name("tracker lookup".into())
         .spawn(move || {
-            let ev = match TrackerClient::new(addr)
+            let ev = match TrackerClient::from_ip(addr, local)
                 .and_then(|mut c| c.request_peers(Some(&info_hash), None, Some(&me)))
             {
                 // Nobody but us: the seeder left (or changed the file).
