@@ -6,6 +6,7 @@
 #   scripts/bench-peer.sh                 # 1 GiB in /dev/shm (measures the engine, not the disk)
 #   SIZE_MB=256 scripts/bench-peer.sh     # smaller file
 #   BENCH_DIR=/tmp scripts/bench-peer.sh  # include the disk
+#   PEER_ARGS="--encryption require" scripts/bench-peer.sh  # flags for every peer (here: RC4)
 #
 # For 1 -> 4 it also prints the CPU time (user + system) the five processes
 # spent on it, per MB delivered: on 2 cores the swarm is CPU-bound.
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE_MB=${SIZE_MB:-1024}
+read -r -a peer_args <<< "${PEER_ARGS:-}"
 PIECE=${PIECE:-}
 if [[ -z "${BENCH_DIR:-}" ]]; then
     need_kb=$(( SIZE_MB * 1024 * 6 ))
@@ -66,23 +68,11 @@ create_args=()
 "$BIN" create "$work/seed/big.bin" -o "$work/big.torrent" --tracker "$tracker" "${create_args[@]}" > "$work/create.out"
 grep -E '^created' "$work/create.out"
 
-$TIME -v -o "$work/seeder.time" "$BIN" seed "$work/big.torrent" --dir "$work/seed" --tracker "$tracker" \
+$TIME -v -o "$work/seeder.time" "$BIN" seed "$work/big.torrent" --dir "$work/seed" --tracker "$tracker" "${peer_args[@]}" \
     > "$work/seeder.out" 2> "$work/seeder.err" &
 seeder=$!
 pids+=($seeder)
 wait_line "$work/seeder.out" "^seeding"
-
-# 1 seeder -> 1 leecher
-mkdir -p "$work/l1"
-t0=$(now)
-$TIME -v -o "$work/l1.time" "$BIN" get "$work/big.torrent" --no-seed --dir "$work/l1" --tracker "$tracker" \
-    > "$work/l1.out" 2> "$work/l1.err"
-t1=$(now)
-cmp "$work/seed/big.bin" "$work/l1/big.bin"
-grep '^done:' "$work/l1.out"
-one=$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", s*1048576/(b-a)/1e6}')
-echo "1 -> 1: $one MB/s wall clock (process start to exit), leecher peak RSS $(peak_rss "$work/l1.time")"
-rm -rf "$work/l1"
 
 # CPU seconds (user + system) a process has used so far, from /proc.
 cpu_of() {
@@ -90,6 +80,25 @@ cpu_of() {
 }
 # The seeder's own process (GNU time's child).
 seeder_proc=$(pgrep -P "$seeder" | head -1)
+
+# 1 seeder -> 1 leecher
+mkdir -p "$work/l1"
+seeder_cpu0=$(cpu_of "${seeder_proc:-$seeder}")
+t0=$(now)
+$TIME -v -o "$work/l1.time" "$BIN" get "$work/big.torrent" --no-seed --dir "$work/l1" --tracker "$tracker" "${peer_args[@]}" \
+    > "$work/l1.out" 2> "$work/l1.err"
+t1=$(now)
+cmp "$work/seed/big.bin" "$work/l1/big.bin"
+grep '^done:' "$work/l1.out"
+one=$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", s*1048576/(b-a)/1e6}')
+echo "1 -> 1: $one MB/s wall clock (process start to exit), leecher peak RSS $(peak_rss "$work/l1.time")"
+l1_cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$work/l1.time")
+s1_cpu=$(awk -v a="$seeder_cpu0" -v b="$(cpu_of "${seeder_proc:-$seeder}")" 'BEGIN { print b - a }')
+awk -v l="$l1_cpu" -v s="$s1_cpu" -v mb="$SIZE_MB" 'BEGIN {
+    printf "1 -> 1 CPU: %.2f s (leecher %.2f s, seeder %.2f s), %.2f ms per MB delivered\n",
+        l + s, l, s, (l + s) * 1000 / (mb * 1.048576) }'
+rm -rf "$work/l1"
+
 seeder_cpu0=$(cpu_of "${seeder_proc:-$seeder}")
 
 # 1 seeder -> 4 leechers at once
@@ -97,7 +106,7 @@ t0=$(now)
 lp=()
 for i in 1 2 3 4; do
     mkdir -p "$work/m$i"
-    $TIME -v -o "$work/m$i.time" "$BIN" get "$work/big.torrent" --no-seed --dir "$work/m$i" --tracker "$tracker" \
+    $TIME -v -o "$work/m$i.time" "$BIN" get "$work/big.torrent" --no-seed --dir "$work/m$i" --tracker "$tracker" "${peer_args[@]}" \
         --stats "$work/m$i.json" > "$work/m$i.out" 2> "$work/m$i.err" &
     lp+=($!)
 done

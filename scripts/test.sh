@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, then the Debian package's test. This is
 # the README's test command.
-# The interoperability tests need aria2c and opentracker: installed here from
-# the Debian packages when missing (MINITORRENT_SKIP_INTEROP=1 skips them).
+# The interoperability tests need aria2c, opentracker and libtorrent's Python
+# bindings (for the encryption tests, imported by /usr/bin/python3): installed
+# here from the Debian packages when missing (MINITORRENT_SKIP_INTEROP=1 skips
+# them).
 # The browser tests (tracker/tests/browser.rs, client/tests/web.rs) need Debian's chromium:
 # installed here when missing; the test may then not skip itself
 # (MINITORRENT_REQUIRE_CHROMIUM=1). MINITORRENT_SKIP_BROWSER=1 installs
@@ -34,6 +36,7 @@ apt_install() {
 missing=()
 command -v aria2c >/dev/null || missing+=(aria2)
 command -v opentracker >/dev/null || missing+=(opentracker)
+/usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1 || missing+=(python3-libtorrent)
 if [ ${#missing[@]} -gt 0 ] && [ "${MINITORRENT_SKIP_INTEROP:-}" != 1 ]; then
     apt_install "the interoperability tests" MINITORRENT_SKIP_INTEROP "${missing[@]}"
     # The package starts a system-wide opentracker on port 6969, our tracker's

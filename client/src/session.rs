@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use minitorrent_common::magnet::Magnet;
 use minitorrent_common::metainfo::{self, Info, InfoHash, Metainfo};
+pub use minitorrent_common::mse::Encryption;
 
 use crate::core::msg::{
     Event, Input, Notice, Opened, Phase, TorrentDetail, TorrentStatus, Tracked, TrackerMsg,
@@ -129,6 +130,8 @@ pub struct Config {
     /// named first in the first tier; empty for the session's tracker
     /// alone.
     pub trackers: Vec<Vec<Endpoint>>,
+    /// `--encryption`: MSE/PE for incoming and outgoing connections.
+    pub encryption: Encryption,
 }
 
 impl Default for Config {
@@ -142,6 +145,7 @@ impl Default for Config {
             max_download_rate: 0,
             tracker_protocol: TrackerProtocol::Auto,
             trackers: Vec::new(),
+            encryption: Encryption::default(),
         }
     }
 }
@@ -366,9 +370,10 @@ impl Session {
         let down_rate = Arc::new(RateLimit::new(cfg.max_download_rate, Instant::now()));
 
         let table = torrents.clone();
+        let encryption = cfg.encryption;
         std::thread::Builder::new()
             .name("listener".into())
-            .spawn(move || listener::listen_loop(listener, table))
+            .spawn(move || listener::listen_loop(listener, table, encryption))
             .context("starting the listener thread")?;
         let trackers = Trackers::start(
             HomeConfig {
@@ -470,14 +475,17 @@ impl Session {
             );
         }
         let (tx, rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(TorrentShared::new(
-            info_hash,
-            self.peer_id,
-            self.listen.port(),
-            tx,
-            self.rate.clone(),
-            self.down_rate.clone(),
-        ));
+        let shared = Arc::new(
+            TorrentShared::new(
+                info_hash,
+                self.peer_id,
+                self.listen.port(),
+                tx,
+                self.rate.clone(),
+                self.down_rate.clone(),
+            )
+            .with_encryption(self.cfg.encryption),
+        );
         let info = match &begin {
             Begin::Magnet => None,
             Begin::Check(info, _) => Some(info),

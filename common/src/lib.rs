@@ -13,6 +13,7 @@ pub mod hex;
 pub mod http_tracker;
 pub mod magnet;
 pub mod metainfo;
+pub mod mse;
 pub mod percent;
 pub mod trace;
 pub mod tracker_proto;

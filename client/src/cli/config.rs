@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::net::tracker::json::{split_tracker, DEFAULT_TRACKER};
-use crate::session::TrackerProtocol;
+use crate::session::{Encryption, TrackerProtocol};
 
 /// The lab-wide file.
 pub const SYSTEM_FILE: &str = "/etc/minitorrent/config.toml";
@@ -45,13 +45,14 @@ pub enum Key {
     MaxPeers,
     MaxUploadRate,
     MaxDownloadRate,
+    Encryption,
     Discover,
     DiscoverPort,
     Trace,
 }
 
 impl Key {
-    pub const ALL: [Key; 11] = [
+    pub const ALL: [Key; 12] = [
         Key::Tracker,
         Key::TrackerProtocol,
         Key::Dir,
@@ -60,6 +61,7 @@ impl Key {
         Key::MaxPeers,
         Key::MaxUploadRate,
         Key::MaxDownloadRate,
+        Key::Encryption,
         Key::Discover,
         Key::DiscoverPort,
         Key::Trace,
@@ -76,6 +78,7 @@ impl Key {
             Key::MaxPeers => "max_peers",
             Key::MaxUploadRate => "max_upload_rate",
             Key::MaxDownloadRate => "max_download_rate",
+            Key::Encryption => "encryption",
             Key::Discover => "discover",
             Key::DiscoverPort => "discover_port",
             Key::Trace => "trace",
@@ -92,6 +95,7 @@ impl Key {
             Key::MaxPeers => "MINITORRENT_MAX_PEERS",
             Key::MaxUploadRate => "MINITORRENT_MAX_UPLOAD_RATE",
             Key::MaxDownloadRate => "MINITORRENT_MAX_DOWNLOAD_RATE",
+            Key::Encryption => "MINITORRENT_ENCRYPTION",
             Key::Discover => "MINITORRENT_DISCOVER",
             Key::DiscoverPort => "MINITORRENT_DISCOVER_PORT",
             Key::Trace => "MINITORRENT_TRACE",
@@ -108,6 +112,7 @@ impl Key {
             Key::MaxPeers => "--max-peers",
             Key::MaxUploadRate => "--max-upload-rate",
             Key::MaxDownloadRate => "--max-download-rate",
+            Key::Encryption => "--encryption",
             Key::Discover => "--no-discover",
             Key::DiscoverPort => "--discover-port",
             Key::Trace => "--trace",
@@ -156,6 +161,7 @@ pub struct Flags {
     pub max_peers: Option<usize>,
     pub max_upload_rate: Option<u64>,
     pub max_download_rate: Option<u64>,
+    pub encryption: Option<Encryption>,
     /// `Some(false)` for `--no-discover`.
     pub discover: Option<bool>,
     pub discover_port: Option<u16>,
@@ -194,6 +200,8 @@ pub struct Settings {
     pub max_upload_rate: u64,
     /// Bytes per second; 0: unlimited.
     pub max_download_rate: u64,
+    /// MSE/PE for peer connections (`--encryption`).
+    pub encryption: Encryption,
     /// Look for a tracker on the LAN when none is configured.
     pub discover: bool,
     pub discover_port: u16,
@@ -214,6 +222,7 @@ impl Default for Settings {
             max_peers: 8,
             max_upload_rate: 0,
             max_download_rate: 0,
+            encryption: Encryption::default(),
             discover: true,
             discover_port: DEFAULT_DISCOVER_PORT,
             trace: false,
@@ -274,6 +283,7 @@ impl Settings {
             Key::MaxPeers => self.max_peers.to_string(),
             Key::MaxUploadRate => rate_text(self.max_upload_rate),
             Key::MaxDownloadRate => rate_text(self.max_download_rate),
+            Key::Encryption => self.encryption.name().into(),
             Key::Discover => self.discover.to_string(),
             Key::DiscoverPort => self.discover_port.to_string(),
             Key::Trace => self.trace.to_string(),
@@ -314,6 +324,11 @@ impl Settings {
             }
             Key::MaxUploadRate => self.max_upload_rate = want_rate(v)?,
             Key::MaxDownloadRate => self.max_download_rate = want_rate(v)?,
+            Key::Encryption => {
+                let e = want_str(v, Encryption::NAMES)?;
+                self.encryption = Encryption::parse(e)
+                    .ok_or_else(|| format!("{e:?} is not {}", Encryption::NAMES))?;
+            }
             Key::Discover => self.discover = want_bool(v)?,
             Key::DiscoverPort => {
                 self.discover_port = want_int(v, 1, u16::MAX as u64, "a UDP port")? as u16;
@@ -350,6 +365,9 @@ impl Settings {
         if f.max_download_rate.is_some() {
             from(Key::MaxDownloadRate);
         }
+        if f.encryption.is_some() {
+            from(Key::Encryption);
+        }
         if f.discover.is_some() {
             from(Key::Discover);
         }
@@ -382,6 +400,9 @@ impl Settings {
         }
         if let Some(r) = f.max_download_rate {
             self.max_download_rate = r;
+        }
+        if let Some(e) = f.encryption {
+            self.encryption = e;
         }
         if let Some(d) = f.discover {
             self.discover = d;
@@ -948,6 +969,50 @@ mod tests {
             PathBuf::from("/nonexistent/.config/minitorrent/config.toml")
         );
         assert_eq!(st.files[0].state, FileState::Missing);
+    }
+
+    #[test]
+    fn encryption_comes_from_a_file_the_environment_or_the_flag() {
+        let d = tmp("encryption");
+        let f = d.join("c.toml");
+        std::fs::write(&f, "encryption = \"prefer\"\n").unwrap();
+        let fs = f.to_str().unwrap();
+        let base = [
+            ("MINITORRENT_SYSTEM_CONFIG", fs),
+            ("MINITORRENT_USER_CONFIG", ""),
+        ];
+        let st = load(&Flags::default(), &env_of(&base)).unwrap();
+        assert_eq!(st.encryption, Encryption::Prefer);
+        assert_eq!(st.show(Key::Encryption), "prefer");
+        let env = env_of(&[base[0], base[1], ("MINITORRENT_ENCRYPTION", "REQUIRE")]);
+        let st = load(&Flags::default(), &env).unwrap();
+        assert_eq!(st.encryption, Encryption::Require);
+        assert_eq!(
+            st.origin(Key::Encryption),
+            &Origin::Env("MINITORRENT_ENCRYPTION")
+        );
+        let flags = Flags {
+            encryption: Some(Encryption::Off),
+            ..Flags::default()
+        };
+        let st = load(&flags, &env).unwrap();
+        assert_eq!(st.encryption, Encryption::Off);
+        assert_eq!(st.origin(Key::Encryption), &Origin::Flag("--encryption"));
+        // Nothing set: accept.
+        let none = env_of(&[
+            ("MINITORRENT_SYSTEM_CONFIG", ""),
+            ("MINITORRENT_USER_CONFIG", ""),
+        ]);
+        assert_eq!(
+            load(&Flags::default(), &none).unwrap().encryption,
+            Encryption::Accept
+        );
+        std::fs::write(&f, "encryption = \"rc4\"\n").unwrap();
+        let e = format!("{:#}", load(&Flags::default(), &env_of(&base)).unwrap_err());
+        assert!(
+            e.contains("line 1: encryption: \"rc4\" is not accept, prefer, require or off"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ use std::sync::Arc;
 
 use crate::core::msg::{count, Notice, Summary};
 use crate::net::tracker::TrackerProtocol;
-use crate::session::{self, tracker_endpoint, Added, Config, Endpoint, Session};
+use crate::session::{self, tracker_endpoint, Added, Config, Encryption, Endpoint, Session};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use config::{Flags, Key, Settings};
@@ -188,6 +188,15 @@ struct PeerArgs {
     /// at least 32k [default: unlimited]
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     max_download_rate: Option<u64>,
+    /// MSE/PE encrypted connections: accept (incoming plain or encrypted, outgoing plain),
+    /// prefer (dial encrypted, plain if the peer refuses), require (encrypted RC4 only, both
+    /// ways), off (no encryption) [default: accept]
+    #[arg(long, value_parser = parse_encryption, value_name = "MODE")]
+    encryption: Option<Encryption>,
+}
+
+fn parse_encryption(s: &str) -> Result<Encryption, String> {
+    Encryption::parse(s).ok_or_else(|| format!("{s:?} is not {}", Encryption::NAMES))
 }
 
 /// `--stats`.
@@ -442,6 +451,7 @@ impl Onto for PeerArgs {
         f.max_peers = self.max_peers.or(f.max_peers);
         f.max_upload_rate = self.max_upload_rate.or(f.max_upload_rate);
         f.max_download_rate = self.max_download_rate.or(f.max_download_rate);
+        f.encryption = self.encryption.or(f.encryption);
     }
 }
 
@@ -623,6 +633,7 @@ fn config(cli: &Run, announce: Option<&str>) -> Config {
         max_upload_rate: st.max_upload_rate,
         max_download_rate: st.max_download_rate,
         trackers: Vec::new(),
+        encryption: st.encryption,
     }
 }
 

@@ -46,8 +46,8 @@ pub enum CloseReason {
     #[error("flooding peer exchange messages")]
     PexFlood,
     #[error(
-        "not a plain BitTorrent handshake (MSE/PE encryption is not supported; \
-         clients that allow plain retry without it)"
+        "an encrypted (MSE/PE) handshake, and this peer runs with --encryption off \
+         (clients that allow plain retry without it)"
     )]
     NotPlain,
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::mse::Encryption;
 
 use crate::net::conn;
 use crate::net::shared::TorrentHandle;
@@ -174,7 +175,11 @@ impl Drop for InboundSlot {
     }
 }
 
-pub fn listen_loop(listener: TcpListener, torrents: Arc<Mutex<HashMap<InfoHash, TorrentHandle>>>) {
+pub fn listen_loop(
+    listener: TcpListener,
+    torrents: Arc<Mutex<HashMap<InfoHash, TorrentHandle>>>,
+    encryption: Encryption,
+) {
     let limits = Arc::new(Mutex::new(InboundTable::new(
         MAX_INBOUND,
         MAX_INBOUND_PER_IP,
@@ -219,12 +224,21 @@ pub fn listen_loop(listener: TcpListener, torrents: Arc<Mutex<HashMap<InfoHash, 
             id,
         };
         let table = torrents.clone();
+        let served = torrents.clone();
         let conn = conn::next_conn_id();
         let spawned = std::thread::Builder::new()
             .name("peer in".into())
             .spawn(move || {
                 let slot = slot;
-                conn::run_inbound(stream, conn, |ih| {
+                // An encrypted handshake names its torrent only through
+                // SHA1("req2", info hash): it is tried against each we serve.
+                let served = || {
+                    served
+                        .lock()
+                        .map(|t| t.keys().copied().collect())
+                        .unwrap_or_default()
+                };
+                conn::run_inbound(stream, conn, encryption, served, |ih| {
                     slot.handshake_done();
                     table.lock().ok()?.get(ih).map(|h| h.shared.clone())
                 })

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::Sender;
 use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::mse::Encryption;
 
 use crate::core::msg::{Input, TorrentStatus};
 use crate::core::ratelimit::RateLimit;
@@ -44,6 +45,8 @@ pub struct TorrentShared {
     pub rate: Arc<RateLimit>,
     /// `--max-download-rate`, shared by the whole session.
     pub down_rate: Arc<RateLimit>,
+    /// `--encryption`: how connections are dialled (MSE/PE or plain).
+    pub encryption: Encryption,
     downloaded: AtomicU64,
     uploaded: AtomicU64,
     wasted: AtomicU64,
@@ -73,6 +76,7 @@ impl TorrentShared {
             events,
             rate,
             down_rate,
+            encryption: Encryption::default(),
             downloaded: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
@@ -80,6 +84,11 @@ impl TorrentShared {
             hide_pieces: AtomicBool::new(false),
             traffic: Mutex::default(),
         }
+    }
+    /// The same, dialling under `policy`.
+    pub fn with_encryption(mut self, policy: Encryption) -> TorrentShared {
+        self.encryption = policy;
+        self
     }
     pub fn add_downloaded(&self, n: u64) {
         self.downloaded.fetch_add(n, Ordering::Relaxed);

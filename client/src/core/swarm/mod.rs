@@ -938,7 +938,7 @@ pub fn failing_words(how: &FailKind, n: usize) -> String {
         ),
         FailKind::ClosedInHandshake => format!(
             "{every} closed the connection during the handshake: it may accept only \
-             encrypted connections (MSE)"
+             encrypted connections (MSE; --encryption prefer dials them)"
         ),
         FailKind::Handshake(why) => format!("{every} failed the handshake: {why}"),
         FailKind::Other => format!("{every} failed to connect"),

@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use minitorrent_common::mse::Ciphers;
 use minitorrent_common::wire::{self, ExtHandshake, Message, MetadataMsg, PexMsg, MAX_MESSAGE_LEN};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -79,6 +80,11 @@ pub(super) struct Wire {
     pub(super) wbuf: Vec<u8>,
     wpos: usize,
     pub(super) wend: usize,
+    /// With RC4 (MSE): the streams, and how far `wbuf` is encrypted
+    /// already (`wbuf[wpos..wenc]`). Bytes are encrypted in place just
+    /// before they are written, and decrypted in place as they are read.
+    ciphers: Option<Ciphers>,
+    wenc: usize,
     scratch: Vec<u8>,
     readable: bool,
     writable: bool,
@@ -97,7 +103,14 @@ pub(super) struct Wire {
 impl Wire {
     /// Makes the socket non-blocking and registers it; the waker wakes the
     /// poll from another thread.
-    pub(super) fn new(s: TcpStream, pieces: Option<usize>) -> Result<(Wire, Waker), ConnError> {
+    /// `ciphers`: the RC4 streams when MSE selected them; `pending`: stream
+    /// bytes the handshake read past its end (already decrypted).
+    pub(super) fn new(
+        s: TcpStream,
+        pieces: Option<usize>,
+        ciphers: Option<Ciphers>,
+        pending: Vec<u8>,
+    ) -> Result<(Wire, Waker), ConnError> {
         let max_frame = pieces.map_or(MAX_MESSAGE_LEN, wire::max_message_len);
         let local = s.local_addr()?;
         let remote = s.peer_addr()?;
@@ -108,19 +121,26 @@ impl Wire {
         poll.registry()
             .register(&mut stream, SOCK, Interest::READABLE | Interest::WRITABLE)?;
         let waker = Waker::new(poll.registry(), WAKE)?;
+        let mut rbuf = vec![0; RBUF_LEN + MAX_MESSAGE_LEN.max(max_frame) + 4];
+        if pending.len() > rbuf.len() {
+            rbuf.resize(pending.len(), 0);
+        }
+        rbuf[..pending.len()].copy_from_slice(&pending);
         let wire = Wire {
             stream,
             poll,
             events: Events::with_capacity(16),
             local,
             remote,
-            rbuf: vec![0; RBUF_LEN + MAX_MESSAGE_LEN.max(max_frame) + 4],
+            rbuf,
             rstart: 0,
-            rend: 0,
+            rend: pending.len(),
             max_frame,
             wbuf: vec![0; WBUF_TARGET + 64 * 1024],
             wpos: 0,
             wend: 0,
+            ciphers,
+            wenc: 0,
             scratch: Vec::with_capacity(1024),
             readable: true,
             writable: true,
@@ -191,6 +211,9 @@ impl Wire {
             return match self.stream.read(&mut self.rbuf[self.rend..end]) {
                 Ok(0) => Err(ConnError::Closed),
                 Ok(n) => {
+                    if let Some(c) = self.ciphers.as_mut() {
+                        c.decrypt.apply(&mut self.rbuf[self.rend..self.rend + n]);
+                    }
                     self.rend += n;
                     Ok(n)
                 }
@@ -239,6 +262,10 @@ impl Wire {
     /// Writes what the socket takes; true if anything went out.
     fn flush(&mut self) -> Result<bool, ConnError> {
         let mut sent = false;
+        if let Some(c) = self.ciphers.as_mut() {
+            c.encrypt.apply(&mut self.wbuf[self.wenc..self.wend]);
+            self.wenc = self.wend;
+        }
         while self.wpos < self.wend {
             match self.stream.write(&self.wbuf[self.wpos..self.wend]) {
                 Ok(0) => return Err(ConnError::Closed),
@@ -257,9 +284,11 @@ impl Wire {
         if self.wpos == self.wend {
             self.wpos = 0;
             self.wend = 0;
+            self.wenc = 0;
         } else if self.wpos >= WBUF_TARGET {
             self.wbuf.copy_within(self.wpos..self.wend, 0);
             self.wend -= self.wpos;
+            self.wenc = self.wenc.saturating_sub(self.wpos);
             self.wpos = 0;
         }
         Ok(sent)

@@ -16,17 +16,18 @@
 //! rules that out with one thread per connection.
 //!
 //! - `mod.rs`: the handshake, the thread's entry points, the start.
+//! - `crypt.rs`: the setup below the handshake: MSE/PE and its RC4 streams.
 //! - `io.rs`: the poll loop, the read and write buffers, frames, flush.
 //! - `messages.rs`: what arrives (messages, commands) and what the state decides.
 //! - `pieces.rs`: the piece buffers, the PIECE fast path, SHA-1 and write.
 //! - `serve.rs`: answering requests from disk, and `ut_metadata` requests.
 
+mod crypt;
 mod io;
 mod messages;
 mod pieces;
 mod serve;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use log::{debug, info, warn};
 use minitorrent_common::metainfo::InfoHash;
+use minitorrent_common::mse::{Encryption, Methods, Opening};
 use minitorrent_common::wire::{
     ExtHandshake, Handshake, Message, HANDSHAKE_LEN, UT_METADATA_ID, UT_PEX_ID,
 };
@@ -45,6 +47,7 @@ use crate::core::picker::ConnId;
 use crate::core::traffic::ConnTraffic;
 use crate::net::shared::{MetaCtx, TorrentShared};
 use crate::net::trace;
+use crypt::Link;
 use io::{ExtIds, Wire};
 use messages::EarlyNews;
 use pieces::PieceBufs;
@@ -68,71 +71,105 @@ impl SlotPool for TorrentShared {
     }
 }
 
-/// Reads the 68-byte handshake within [`HANDSHAKE_TIMEOUT`] in all: the
+/// Reads the peer's 68-byte BitTorrent handshake (through the RC4 stream
+/// when MSE selected it). The link's deadline bounds the whole setup: the
 /// socket's read timeout alone restarts with every byte, so a peer sending
 /// one byte every few seconds could hold the thread for minutes.
-fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, ConnError> {
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut buf = [0u8; HANDSHAKE_LEN];
-    let mut got = 0;
-    while got < HANDSHAKE_LEN {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ConnError::Handshake(format!(
-                "no complete handshake within {HANDSHAKE_TIMEOUT:?} ({got} of {HANDSHAKE_LEN} bytes)"
-            )));
-        }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut buf[got..]) {
-            Ok(0) => return Err(ConnError::HandshakeClosed),
-            Ok(n) => got += n,
-            // A timeout goes round the loop, which reports the deadline.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::Interrupted
-                        | std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(ConnError::Handshake(e.to_string())),
-        }
-        // aria2, qBittorrent and Transmission open with an encrypted (MSE/PE)
-        // handshake when they may, then retry in plain: not worth a warning.
-        if got > 0 && buf[0] != 19 {
-            return Err(ConnError::Closing(CloseReason::NotPlain));
-        }
+fn read_handshake(link: &mut Link, doing: &str) -> Result<Handshake, ConnError> {
+    let buf = link.read_exact(HANDSHAKE_LEN, doing)?;
+    // aria2, qBittorrent and Transmission open with an encrypted (MSE/PE)
+    // handshake when they may, then retry in plain: not worth a warning.
+    if buf[0] != 19 && link.mse.is_none() {
+        return Err(ConnError::Closing(CloseReason::NotPlain));
     }
-    Handshake::decode(&buf).map_err(|e| ConnError::Handshake(e.to_string()))
+    let mut hs = [0u8; HANDSHAKE_LEN];
+    hs.copy_from_slice(&buf);
+    Handshake::decode(&hs).map_err(|e| ConnError::Handshake(e.to_string()))
 }
 
-/// Connects to `addr` for `torrent`, shakes hands and runs the connection
-/// until it ends. Reports `Event::ConnectFailed` or `Event::Gone`.
-pub fn run_outbound(t: Arc<TorrentShared>, conn: ConnId, addr: SocketAddr) {
-    let setup = || -> Result<(TcpStream, Handshake), ConnError> {
-        let mut s =
-            TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(ConnError::Connect)?;
-        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        s.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        let ours = Handshake::new(t.info_hash, t.peer_id);
-        let local = s.local_addr()?;
-        trace::peer(local, addr, || ours.summary());
-        s.write_all(&ours.encode())?;
-        let theirs = read_handshake(&mut s)?;
-        trace::peer(addr, local, || theirs.summary());
-        if theirs.info_hash != t.info_hash {
-            return Err(ConnError::Handshake(format!(
-                "wrong info hash {} (wanted {})",
-                theirs.info_hash, t.info_hash
-            )));
+/// A dial that failed during the MSE handshake (`--encryption prefer`
+/// then tries plain) or after it.
+enum DialError {
+    Mse(ConnError),
+    Bt(ConnError),
+}
+
+/// Connects to `addr` and, when `offer` is given, runs MSE with our
+/// BitTorrent handshake as its initial payload; then reads the peer's.
+fn dial(
+    t: &TorrentShared,
+    addr: SocketAddr,
+    offer: Option<Methods>,
+) -> Result<(Link, Handshake), DialError> {
+    let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+        .map_err(|e| DialError::Mse(ConnError::Connect(e)))?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let bt = |e: std::io::Error| DialError::Bt(e.into());
+    s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(bt)?;
+    s.set_write_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(bt)?;
+    let ours = Handshake::new(t.info_hash, t.peer_id);
+    let local = s.local_addr().map_err(bt)?;
+    trace::peer(local, addr, || ours.summary());
+    let mut link = match offer {
+        None => {
+            let mut link = Link::plain(s, deadline, Vec::new());
+            link.write_all(&ours.encode()).map_err(DialError::Bt)?;
+            link
         }
-        if theirs.peer_id == t.peer_id {
-            return Err(ConnError::Handshake("connected to ourselves".into()));
+        Some(offer) => {
+            let link = crypt::initiate(s, deadline, t.info_hash, offer, &ours.encode())
+                .map_err(DialError::Mse)?;
+            let how = link.describe();
+            trace::note(local, || format!("MSE handshake with {addr} done: {how}"));
+            link
         }
-        Ok((s, theirs))
     };
-    match setup() {
-        Ok((s, hs)) => run(t, conn, s, hs, true),
-        Err(e) => {
+    // A peer that requires encryption closes a plain dial without a word
+    // (`HandshakeClosed`: the swarm says so when every peer does it).
+    let theirs = read_handshake(&mut link, "the handshake").map_err(DialError::Bt)?;
+    trace::peer(addr, local, || theirs.summary());
+    if theirs.info_hash != t.info_hash {
+        return Err(DialError::Bt(ConnError::Handshake(format!(
+            "wrong info hash {} (wanted {})",
+            theirs.info_hash, t.info_hash
+        ))));
+    }
+    if theirs.peer_id == t.peer_id {
+        return Err(DialError::Bt(ConnError::Handshake(
+            "connected to ourselves".into(),
+        )));
+    }
+    Ok((link, theirs))
+}
+
+/// Connects to `addr` for `torrent`, shakes hands (encrypted first under
+/// `--encryption prefer`, plain if the peer will not; encrypted only under
+/// `require`) and runs the connection until it ends. Reports
+/// `Event::ConnectFailed` or `Event::Gone`.
+pub fn run_outbound(t: Arc<TorrentShared>, conn: ConnId, addr: SocketAddr) {
+    let policy = t.encryption;
+    let result = match dial(&t, addr, policy.outbound_methods()) {
+        // A peer that cannot be reached is not tried again in plain.
+        Err(DialError::Mse(e))
+            if policy == Encryption::Prefer && !matches!(e, ConnError::Connect(_)) =>
+        {
+            debug!("peer {addr}: encrypted handshake failed ({e}); trying plain");
+            dial(&t, addr, None)
+        }
+        Err(DialError::Mse(e)) if policy == Encryption::Require => {
+            if !matches!(e, ConnError::Connect(_)) {
+                warn!(
+                    "peer {addr}: no encrypted connection ({e}); with --encryption require \
+                     only peers that speak MSE/PE with RC4 are used"
+                );
+            }
+            Err(DialError::Mse(e))
+        }
+        r => r,
+    };
+    match result {
+        Ok((link, hs)) => run(t, conn, link, hs, true),
+        Err(DialError::Mse(e) | DialError::Bt(e)) => {
             debug!("peer {addr}: {e}");
             let _ = t.events.send(
                 Event::ConnectFailed {
@@ -146,22 +183,45 @@ pub fn run_outbound(t: Arc<TorrentShared>, conn: ConnId, addr: SocketAddr) {
     }
 }
 
-/// Handles an accepted connection: reads the handshake, finds the torrent by
-/// info hash with `lookup`, answers and runs the connection.
+/// Handles an accepted connection: tells a plain handshake from an
+/// encrypted one by its first bytes, runs MSE when it is one (finding the
+/// torrent among `served`), reads the BitTorrent handshake, finds the
+/// torrent by info hash with `lookup`, answers and runs the connection.
 pub fn run_inbound(
     mut s: TcpStream,
     conn: ConnId,
+    policy: Encryption,
+    served: impl FnOnce() -> Vec<InfoHash>,
     lookup: impl FnOnce(&InfoHash) -> Option<Arc<TorrentShared>>,
 ) {
     let addr = match s.peer_addr() {
         Ok(a) => a,
         Err(_) => return,
     };
-    let setup = |s: &mut TcpStream| -> Result<(Arc<TorrentShared>, Handshake), ConnError> {
+    let setup = || -> Result<(Arc<TorrentShared>, Handshake, Link), ConnError> {
         s.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         s.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         let local = s.local_addr()?;
-        let theirs = read_handshake(s)?;
+        let (opening, first) = crypt::opening(&mut s, deadline)?;
+        let mut link = match (opening, policy.inbound_methods()) {
+            (Opening::Encrypted, None) => return Err(ConnError::Closing(CloseReason::NotPlain)),
+            (Opening::Encrypted, Some(accept)) => {
+                let link = crypt::respond(s, deadline, &first, &served(), accept)?;
+                let how = link.describe();
+                trace::note(local, || format!("MSE handshake with {addr} done: {how}"));
+                link
+            }
+            _ if !policy.allows_plain() => {
+                return Err(ConnError::Handshake(
+                    "a plain (unencrypted) BitTorrent handshake, refused: this peer runs with \
+                     --encryption require and accepts encrypted (MSE/PE, RC4) connections only"
+                        .into(),
+                ))
+            }
+            _ => Link::plain(s, deadline, first),
+        };
+        let theirs = read_handshake(&mut link, "the handshake")?;
         trace::peer(addr, local, || theirs.summary());
         let t = lookup(&theirs.info_hash).ok_or_else(|| {
             ConnError::Handshake(format!("unknown info hash {}", theirs.info_hash))
@@ -171,11 +231,11 @@ pub fn run_inbound(
         }
         let ours = Handshake::new(t.info_hash, t.peer_id);
         trace::peer(local, addr, || ours.summary());
-        s.write_all(&ours.encode())?;
-        Ok((t, theirs))
+        link.write_all(&ours.encode())?;
+        Ok((t, theirs, link))
     };
-    match setup(&mut s) {
-        Ok((t, hs)) => run(t, conn, s, hs, false),
+    match setup() {
+        Ok((t, hs, link)) => run(t, conn, link, hs, false),
         Err(e) => {
             if e.is_violation() {
                 warn!("peer {addr}: closing: {e}");
@@ -186,12 +246,12 @@ pub fn run_inbound(
     }
 }
 
-fn run(t: Arc<TorrentShared>, conn: ConnId, s: TcpStream, hs: Handshake, outbound: bool) {
-    let remote = match s.peer_addr() {
+fn run(t: Arc<TorrentShared>, conn: ConnId, link: Link, hs: Handshake, outbound: bool) {
+    let remote = match link.s.peer_addr() {
         Ok(a) => a,
         Err(_) => return,
     };
-    let result = Conn::start(t.clone(), conn, s, hs, outbound).and_then(|c| c.run());
+    let result = Conn::start(t.clone(), conn, link, hs, outbound).and_then(|c| c.run());
     let error = result.err().unwrap_or(ConnError::Closed);
     match &error {
         e if e.is_violation() => warn!("peer {remote}: closing: {e}"),
@@ -293,14 +353,14 @@ impl Conn {
     fn start(
         t: Arc<TorrentShared>,
         id: ConnId,
-        s: TcpStream,
+        link: Link,
         hs: Handshake,
         outbound: bool,
     ) -> Result<Conn, ConnError> {
         let meta = t.meta.get().cloned();
         let pieces = meta.as_ref().map(|m| m.geometry.num_pieces() as usize);
-        let rtt = tcp_rtt(&s);
-        let (wire, waker) = Wire::new(s, pieces)?;
+        let rtt = tcp_rtt(&link.s);
+        let (wire, waker) = Wire::new(link.s, pieces, link.ciphers, link.pending)?;
         let (local, remote) = (wire.local, wire.remote);
         let (cmd_tx, cmds) = crossbeam_channel::unbounded();
         let mut c = Conn {
