@@ -161,9 +161,10 @@ fn a_seeder_never_serves_bytes_that_changed_under_it() {
         ],
     );
     let ih = seeding_hash(&seeder, "f.bin");
-    // It said what it was hashing (stderr is a pipe here: quarter lines).
+    // It said what it was hashing (stderr is a pipe here: quarter lines;
+    // read by its own thread, which may lag behind stdout's).
+    seeder.err.wait_for("f.bin… 100 %", TIMEOUT);
     assert!(seeder.err.contains("f.bin… 0 %"), "{}", seeder.dump());
-    assert!(seeder.err.contains("f.bin… 100 %"), "{}", seeder.dump());
 
     let mut c = wire_leecher(seeder.port(), ih);
     let blk = 16 * 1024;

@@ -937,8 +937,10 @@ pub fn failing_words(how: &FailKind, n: usize) -> String {
              or a peer gone)"
         ),
         FailKind::ClosedInHandshake => format!(
-            "{every} closed the connection during the handshake: it may accept only \
-             encrypted connections (MSE; --encryption prefer dials them)"
+            "{every} closed the connection during the handshake: a peer that accepts \
+             only encrypted connections does that to a plain one (--encryption prefer \
+             dials encrypted first), one that speaks only plain does it to an encrypted \
+             one (--encryption require), and a full one to anyone"
         ),
         FailKind::Handshake(why) => format!("{every} failed the handshake: {why}"),
         FailKind::Other => format!("{every} failed to connect"),

@@ -29,6 +29,9 @@ pub(super) struct Link {
     pub deadline: Instant,
     /// The method MSE settled on; `None` for a plain connection.
     pub mse: Option<Method>,
+    /// The torrent MSE named (its SKEY); the BitTorrent handshake after it
+    /// must name the same.
+    pub skey: Option<InfoHash>,
 }
 
 /// What the peer's socket gave, within the deadline.
@@ -82,6 +85,7 @@ impl Link {
             ciphers: None,
             deadline,
             mse: None,
+            skey: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl Link {
             ciphers: e.ciphers,
             deadline,
             mse: Some(e.method),
+            skey: Some(e.info_hash),
         }
     }
 

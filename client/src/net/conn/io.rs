@@ -317,6 +317,11 @@ impl Wire {
 
 impl Conn {
     pub(super) fn run(mut self) -> Result<(), ConnError> {
+        // Messages that came with the end of an MSE handshake (a BITFIELD
+        // in the same segment): handled now, not at the peer's next word.
+        if self.wire.rend > self.wire.rstart {
+            self.process_frames(Instant::now())?;
+        }
         loop {
             self.drain_commands()?;
             if let Some(t) = self.wire.hold_until {

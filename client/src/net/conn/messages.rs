@@ -22,6 +22,10 @@ use crate::net::trace;
 /// send more HAVEs than there are pieces; the count is not known yet).
 const MAX_EARLY_HAVES: usize = 1 << 20;
 
+/// A peer's pieces may be restated (BITFIELD, HAVE ALL, HAVE NONE) this
+/// many times after the first; clients seen restate them once or twice.
+pub const MAX_PIECE_SET_REPLACEMENTS: u32 = 16;
+
 /// What the peer said it has before we knew how many pieces there are: kept,
 /// then checked and reported once we know.
 #[derive(Default)]
@@ -29,6 +33,10 @@ pub(super) struct EarlyNews {
     bitfield: Option<Vec<u8>>,
     haves: Vec<u32>,
     bitfield_seen: bool,
+    /// BITFIELD / HAVE ALL / HAVE NONE after the first: each costs the
+    /// coordinator a pass over every piece, so only
+    /// [`MAX_PIECE_SET_REPLACEMENTS`] are taken.
+    replacements: u32,
     /// HAVE ALL (true) or HAVE NONE (false) came before the metadata (the
     /// last of it and a BITFIELD wins).
     have_all: Option<bool>,
@@ -171,6 +179,7 @@ impl Conn {
     /// as a later BITFIELD does (aria2, for one, sends a HAVE ALL after
     /// other news of its pieces).
     fn on_have_all(&mut self, all: bool) -> Result<(), ConnError> {
+        self.count_replacement()?;
         if self.early.bitfield_seen {
             debug!(
                 "peer {}: a later {} replaces its pieces",
@@ -186,6 +195,22 @@ impl Conn {
         };
         let n = m.geometry.num_pieces() as usize;
         self.report_have_all(all, n)
+    }
+
+    /// One more set of the peer's pieces; past the bound, a violation (a
+    /// peer flipping between HAVE ALL and HAVE NONE would keep the
+    /// coordinator busy for every peer of the torrent).
+    fn count_replacement(&mut self) -> Result<(), ConnError> {
+        if self.early.bitfield_seen {
+            self.early.replacements += 1;
+            if self.early.replacements > MAX_PIECE_SET_REPLACEMENTS {
+                return Err(violation(format!(
+                    "more than {MAX_PIECE_SET_REPLACEMENTS} BITFIELD / HAVE ALL / HAVE NONE \
+                     messages after the first"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn report_have_all(&self, all: bool, n: usize) -> Result<(), ConnError> {
@@ -246,6 +271,7 @@ impl Conn {
     fn on_bitfield(&mut self, bytes: Vec<u8>) -> Result<(), ConnError> {
         // BEP 3 sends it once, right after the handshake; some clients send
         // it again later, which simply replaces the first.
+        self.count_replacement()?;
         if self.early.bitfield_seen {
             debug!(
                 "peer {}: another BITFIELD replaces the first",

@@ -223,6 +223,12 @@ pub fn run_inbound(
         };
         let theirs = read_handshake(&mut link, "the handshake")?;
         trace::peer(addr, local, || theirs.summary());
+        if let Some(skey) = link.skey.filter(|k| *k != theirs.info_hash) {
+            return Err(ConnError::Handshake(format!(
+                "the encrypted handshake named torrent {skey}, the BitTorrent handshake {}",
+                theirs.info_hash
+            )));
+        }
         let t = lookup(&theirs.info_hash).ok_or_else(|| {
             ConnError::Handshake(format!("unknown info hash {}", theirs.info_hash))
         })?;

@@ -297,6 +297,19 @@ impl TrackerClient {
         }
     }
 
+    /// The latest address token, to hand to another client of the same
+    /// tracker (a token is for the IP, not the socket).
+    pub fn token(&self) -> Option<Token> {
+        self.token
+    }
+
+    /// Starts with `token` (from the session's tracker thread), so that a
+    /// short-lived client pays no extra round trip for a large reply.
+    pub fn with_token(mut self, token: Option<Token>) -> TrackerClient {
+        self.token = token;
+        self
+    }
+
     fn next_tid(&mut self) -> u32 {
         self.tid = self.tid.wrapping_add(1).max(1);
         self.tid

@@ -270,7 +270,8 @@ pub fn run(
                 }
             }
             Ok(TrackerMsg::Lookup { info_hash, reply }) => {
-                lookup(link.addr, local, info_hash, &peer_id, reply)
+                let token = link.client.as_ref().and_then(TrackerClient::token);
+                lookup(link.addr, local, token, info_hash, &peer_id, reply)
             }
             Ok(TrackerMsg::Forget(info_hash)) => {
                 // Unless the session already took it up again (share
@@ -505,13 +506,21 @@ fn secs(n: u32) -> Duration {
 /// REQUESTs the peers of one torrent on a short-lived thread (a lost
 /// datagram costs seconds of retries; the heartbeats must not wait for it)
 /// and sends the answer to the torrent as `Event::Lookup`.
-fn lookup(addr: SocketAddr, local: IpAddr, info_hash: InfoHash, me: &str, reply: Sender<Input>) {
+fn lookup(
+    addr: SocketAddr,
+    local: IpAddr,
+    token: Option<minitorrent_common::tracker_proto::Token>,
+    info_hash: InfoHash,
+    me: &str,
+    reply: Sender<Input>,
+) {
     let me = me.to_string();
     let answer = reply.clone();
     let spawned = std::thread::Builder::new()
         .name("tracker lookup".into())
         .spawn(move || {
             let ev = match TrackerClient::from_ip(addr, local)
+                .map(|c| c.with_token(token))
                 .and_then(|mut c| c.request_peers(Some(&info_hash), None, Some(&me)))
             {
                 // Nobody but us: the seeder left (or changed the file).
