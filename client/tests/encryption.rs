@@ -13,7 +13,6 @@
 mod aria2;
 mod common;
 
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,22 +20,6 @@ use aria2::aria2c;
 use common::*;
 
 const PIECE: u32 = 64 * 1024;
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Our peer found nothing wrong in what the other side sent.
 fn no_violations(p: &Proc) {

@@ -16,7 +16,7 @@
 mod aria2;
 mod common;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,22 +26,6 @@ use minitorrent_common::metainfo::InfoHash;
 use minitorrent_common::udp_tracker::{Request, Response};
 
 const PIECE: u32 = 64 * 1024;
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// aria2c on `torrent`, files in `dir`. A seeder seeds for at most two
 /// minutes; a leecher exits when its download is complete.

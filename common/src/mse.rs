@@ -339,6 +339,28 @@ fn find(buf: &[u8], pat: &[u8], from: usize, limit: usize) -> Option<usize> {
         .map(|i| i + pat.len())
 }
 
+/// The bounded search for a sync pattern: where it ends in `buf`, `None`
+/// while more bytes may still bring it (`scanned` moves on so no byte is
+/// searched twice), or [`MseError::NoSync`] once `limit` bytes (of the
+/// `total` the standard allows) came without it.
+fn sync(
+    buf: &[u8],
+    pat: &[u8],
+    scanned: &mut usize,
+    limit: usize,
+    total: usize,
+    what: &'static str,
+) -> Result<Option<usize>, MseError> {
+    match find(buf, pat, *scanned, limit) {
+        Some(end) => Ok(Some(end)),
+        None if buf.len() >= limit => Err(MseError::NoSync { what, limit: total }),
+        None => {
+            *scanned = buf.len().saturating_sub(pat.len() - 1);
+            Ok(None)
+        }
+    }
+}
+
 fn u16_at(b: &[u8]) -> usize {
     u16::from_be_bytes([b[0], b[1]]) as usize
 }
@@ -461,22 +483,15 @@ impl Initiator {
                 }
                 AStage::SyncVc => {
                     let limit = INITIATOR_SYNC_LIMIT - self.consumed;
-                    match find(&self.buf, &self.vc, self.scanned, limit) {
-                        Some(end) => {
-                            self.take(end);
-                            self.stage = AStage::Select;
-                        }
-                        None if self.buf.len() >= limit => {
-                            return Err(MseError::NoSync {
-                                what: "encrypted verification constant",
-                                limit: INITIATOR_SYNC_LIMIT,
-                            })
-                        }
-                        None => {
-                            self.scanned = self.buf.len().saturating_sub(self.vc.len() - 1);
-                            return Ok(Status::Pending);
-                        }
-                    }
+                    let what = "encrypted verification constant";
+                    let total = INITIATOR_SYNC_LIMIT;
+                    let Some(end) =
+                        sync(&self.buf, &self.vc, &mut self.scanned, limit, total, what)?
+                    else {
+                        return Ok(Status::Pending);
+                    };
+                    self.take(end);
+                    self.stage = AStage::Select;
                 }
                 AStage::Select => {
                     if self.buf.len() < 6 {
@@ -659,22 +674,14 @@ impl Receiver {
                 }
                 BStage::SyncReq1 => {
                     let limit = RECEIVER_SYNC_LIMIT - self.consumed;
-                    match find(&self.buf, &self.req1, self.scanned, limit) {
-                        Some(end) => {
-                            self.take(end);
-                            self.stage = BStage::Skey;
-                        }
-                        None if self.buf.len() >= limit => {
-                            return Err(MseError::NoSync {
-                                what: "req1 hash",
-                                limit: RECEIVER_SYNC_LIMIT,
-                            })
-                        }
-                        None => {
-                            self.scanned = self.buf.len().saturating_sub(self.req1.len() - 1);
-                            return Ok(Status::Pending);
-                        }
-                    }
+                    let (total, what) = (RECEIVER_SYNC_LIMIT, "req1 hash");
+                    let Some(end) =
+                        sync(&self.buf, &self.req1, &mut self.scanned, limit, total, what)?
+                    else {
+                        return Ok(Status::Pending);
+                    };
+                    self.take(end);
+                    self.stage = BStage::Skey;
                 }
                 BStage::Skey => {
                     if self.buf.len() < 20 {

@@ -255,15 +255,20 @@ impl Tracker {
         let mut threads = Vec::new();
         let mut workers = self.workers.into_iter().enumerate();
         let first = workers.next();
-        for (i, w) in workers {
-            let mut handler = Handler::new(
+        // Each worker's handler, over the shared registry and keys.
+        let new_handler = || {
+            let mut h = Handler::new(
                 self.registry.clone(),
                 self.conn_ids.clone(),
                 self.tokens.clone(),
                 config,
             )
             .with_stats(self.stats.clone());
-            handler.set_recorder(self.catalogue.recorder());
+            h.set_recorder(self.catalogue.recorder());
+            h
+        };
+        for (i, w) in workers {
+            let handler = new_handler();
             let stop = self.stop.clone();
             let sweep_every = config.sweep_every();
             let counters = self.metrics.worker(i).unwrap_or_default();
@@ -275,14 +280,7 @@ impl Tracker {
         }
         let mut result = Ok(());
         if let Some((i, w)) = first {
-            let mut handler = Handler::new(
-                self.registry.clone(),
-                self.conn_ids.clone(),
-                self.tokens.clone(),
-                config,
-            )
-            .with_stats(self.stats.clone());
-            handler.set_recorder(self.catalogue.recorder());
+            let handler = new_handler();
             let counters = self.metrics.worker(i).unwrap_or_default();
             result = w.run(
                 handler,
