@@ -95,14 +95,8 @@ pub fn parse(t: &str) -> Result<Endpoint, TrackerError> {
 /// given); `None` if it cannot be.
 pub fn http_host(url: &str) -> Option<SocketAddr> {
     use std::net::ToSocketAddrs;
-    let rest = url.trim().strip_prefix("http://")?;
-    let hostport = rest.split(['/', '?', '#']).next()?;
-    let with_port = if hostport.ends_with(']') || !hostport.contains(':') {
-        format!("{hostport}:80")
-    } else {
-        hostport.to_string()
-    };
-    with_port.to_socket_addrs().ok()?.next()
+    let t = crate::net::tracker::http::target(url.trim())?;
+    (t.host.as_str(), t.port).to_socket_addrs().ok()?.next()
 }
 
 #[cfg(test)]

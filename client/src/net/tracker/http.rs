@@ -67,16 +67,16 @@ pub struct HttpClient {
 }
 
 /// The parts of an `http://` URL a request needs.
-struct Target {
+pub(super) struct Target {
     /// As written, for the `Host` header.
     host_header: String,
-    host: String,
-    port: u16,
+    pub(super) host: String,
+    pub(super) port: u16,
     /// Path and query, at least `/`.
     path: String,
 }
 
-fn target(url: &str) -> Option<Target> {
+pub(super) fn target(url: &str) -> Option<Target> {
     let rest = url.strip_prefix("http://")?;
     let (hostport, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
@@ -119,10 +119,6 @@ impl HttpClient {
             local,
             timeout: HTTP_TIMEOUT,
         }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     /// The announce URL with `a`'s query added (after the URL's own query,
